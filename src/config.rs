@@ -1,0 +1,945 @@
+//! One validated [`Config`], merged from built-in defaults, the TOML file, the
+//! environment and command-line flags (in rising precedence). Every problem names
+//! the key, the file and line, and the fix, and all of them are reported at once.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::net::SocketAddr;
+use std::num::NonZeroUsize;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::time::Duration;
+
+use serde::Deserialize;
+use toml::Spanned;
+use url::Url;
+
+/// Where certificates come from; also picks the default ports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    Local,
+    Staging,
+    Production,
+    Acme,
+    Manual,
+    Off,
+}
+
+impl Mode {
+    const NAMES: &'static str = "local, staging, production, acme, manual or off";
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Mode::Local => "local",
+            Mode::Staging => "staging",
+            Mode::Production => "production",
+            Mode::Acme => "acme",
+            Mode::Manual => "manual",
+            Mode::Off => "off",
+        }
+    }
+
+    /// Modes for a laptop or a proxy: loopback ports and `localhost` by default.
+    fn is_local(self) -> bool {
+        matches!(self, Mode::Local | Mode::Off)
+    }
+}
+
+impl FromStr for Mode {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        Ok(match s.trim().to_ascii_lowercase().as_str() {
+            "local" => Mode::Local,
+            "staging" => Mode::Staging,
+            "production" => Mode::Production,
+            "acme" => Mode::Acme,
+            "manual" => Mode::Manual,
+            "off" => Mode::Off,
+            _ => return Err(format!("unknown mode `{s}`; use one of {}", Mode::NAMES)),
+        })
+    }
+}
+
+impl fmt::Display for Mode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A DNS name the site answers to: lowercase, no trailing dot, valid labels.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Domain(String);
+
+impl Domain {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl FromStr for Domain {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let name = s.trim().trim_end_matches('.').to_ascii_lowercase();
+        let label_ok = |l: &str| {
+            !l.is_empty()
+                && l.len() <= 63
+                && !l.starts_with('-')
+                && !l.ends_with('-')
+                && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        };
+        let is_ip = name.parse::<std::net::IpAddr>().is_ok();
+        if name.is_empty() || name.len() > 253 || is_ip || !name.split('.').all(label_ok) {
+            return Err(format!(
+                "`{s}` is not a domain name; use a host name such as blog.example.com"
+            ));
+        }
+        Ok(Domain(name))
+    }
+}
+
+impl fmt::Display for Domain {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Challenge {
+    Http01,
+    TlsAlpn01,
+}
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub mode: Mode,
+    /// Show drafts (`serve --drafts`).
+    pub drafts: bool,
+    pub site: SiteConfig,
+    /// The first one is canonical; the others redirect to it.
+    pub domains: Vec<Domain>,
+    pub paths: Paths,
+    pub listen: Listen,
+    pub tls: TlsConfig,
+    pub stats: StatsConfig,
+    pub metrics: MetricsConfig,
+    /// The file this came from, if any.
+    pub source: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone)]
+pub struct SiteConfig {
+    pub title: String,
+    /// Absolute, ends with `/`; feeds and the sitemap are built on it.
+    pub base_url: Url,
+    pub author: String,
+    pub description: String,
+    pub language: String,
+    pub posts_per_page: NonZeroUsize,
+}
+
+#[derive(Debug, Clone)]
+pub struct Paths {
+    pub content: PathBuf,
+    pub templates: PathBuf,
+    pub static_dir: PathBuf,
+    pub data: PathBuf,
+}
+
+#[derive(Debug, Clone)]
+pub struct Listen {
+    pub http: SocketAddr,
+    pub https: SocketAddr,
+    pub metrics: SocketAddr,
+}
+
+#[derive(Debug, Clone)]
+pub struct TlsConfig {
+    pub directory_url: Option<Url>,
+    pub contacts: Vec<String>,
+    pub eab: Option<ExternalAccountBinding>,
+    pub cert_file: Option<PathBuf>,
+    pub key_file: Option<PathBuf>,
+    pub renew_before_days: u32,
+    pub check_every: Duration,
+    pub challenge: Challenge,
+}
+
+#[derive(Debug, Clone)]
+pub struct ExternalAccountBinding {
+    pub kid: String,
+    pub hmac: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct StatsConfig {
+    pub enabled: bool,
+    pub flush_every: Duration,
+    pub hourly_retention_days: u32,
+    pub daily_retention_days: u32,
+}
+
+#[derive(Debug, Clone)]
+pub struct MetricsConfig {
+    pub enabled: bool,
+    pub token: Option<String>,
+}
+
+/// What the command line says; `None` leaves the lower layers in charge.
+#[derive(Debug, Default, Clone)]
+pub struct Overrides {
+    pub config_file: Option<PathBuf>,
+    pub mode: Option<String>,
+    pub data_dir: Option<PathBuf>,
+    pub drafts: bool,
+}
+
+/// One thing wrong with the configuration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigProblem {
+    /// `file:line` or the name of the environment variable or flag.
+    pub origin: String,
+    pub key: String,
+    pub message: String,
+}
+
+impl ConfigProblem {
+    /// The line in the file, or 0 for problems that come from elsewhere.
+    fn line(&self) -> usize {
+        self.origin
+            .rsplit(':')
+            .next()
+            .and_then(|l| l.parse().ok())
+            .unwrap_or(0)
+    }
+}
+
+impl fmt::Display for ConfigProblem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}: {}", self.origin, self.key, self.message)
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error(
+        "cannot read config file {path}: {source}; check the path, or run without --config to use the built-in defaults"
+    )]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{}", problems_text(.0))]
+    Invalid(Vec<ConfigProblem>),
+}
+
+fn problems_text(problems: &[ConfigProblem]) -> String {
+    let lines: Vec<String> = problems.iter().map(ToString::to_string).collect();
+    format!(
+        "{} problem(s) in the configuration:\n{}",
+        problems.len(),
+        lines.join("\n")
+    )
+}
+
+// ---- the file as written -------------------------------------------------
+
+type Field<T> = Option<Spanned<T>>;
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawFile {
+    #[serde(default)]
+    site: RawSite,
+    #[serde(default)]
+    domains: RawDomains,
+    #[serde(default)]
+    paths: RawPaths,
+    #[serde(default)]
+    listen: RawListen,
+    #[serde(default)]
+    tls: RawTls,
+    #[serde(default)]
+    stats: RawStats,
+    #[serde(default)]
+    metrics: RawMetrics,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSite {
+    title: Field<String>,
+    base_url: Field<String>,
+    author: Field<String>,
+    description: Field<String>,
+    language: Field<String>,
+    posts_per_page: Field<i64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawDomains {
+    names: Field<Vec<String>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPaths {
+    content: Field<String>,
+    templates: Field<String>,
+    #[serde(rename = "static")]
+    static_dir: Field<String>,
+    data: Field<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawListen {
+    http: Field<String>,
+    https: Field<String>,
+    metrics: Field<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTls {
+    mode: Field<String>,
+    directory_url: Field<String>,
+    contacts: Field<Vec<String>>,
+    eab_kid: Field<String>,
+    eab_hmac: Field<String>,
+    cert_file: Field<String>,
+    key_file: Field<String>,
+    renew_before_days: Field<i64>,
+    check_every: Field<String>,
+    challenge: Field<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawStats {
+    enabled: Field<bool>,
+    flush_every: Field<String>,
+    hourly_retention_days: Field<i64>,
+    daily_retention_days: Field<i64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawMetrics {
+    enabled: Field<bool>,
+    token: Field<String>,
+}
+
+// ---- merging and validation ---------------------------------------------
+
+/// Collects problems while the config is validated, locating each in the file.
+struct Validator<'a> {
+    file_name: String,
+    text: &'a str,
+    problems: Vec<ConfigProblem>,
+}
+
+impl Validator<'_> {
+    fn origin_of<T>(&self, field: &Spanned<T>) -> String {
+        let line = line_of(self.text, field.span().start);
+        format!("{}:{line}", self.file_name)
+    }
+
+    fn report(&mut self, origin: String, key: &str, message: impl Into<String>) {
+        self.problems.push(ConfigProblem {
+            origin,
+            key: key.to_string(),
+            message: message.into(),
+        });
+    }
+
+    /// Parses a file value with `parse`, reporting failures at its line.
+    fn parse<T, U>(
+        &mut self,
+        key: &str,
+        field: &Field<T>,
+        parse: impl FnOnce(&T) -> Result<U, String>,
+    ) -> Option<U> {
+        let field = field.as_ref()?;
+        match parse(field.get_ref()) {
+            Ok(value) => Some(value),
+            Err(message) => {
+                let origin = self.origin_of(field);
+                self.report(origin, key, message);
+                None
+            }
+        }
+    }
+
+    fn string(&self, field: &Field<String>) -> Option<String> {
+        field.as_ref().map(|f| f.get_ref().clone())
+    }
+}
+
+fn line_of(text: &str, offset: usize) -> usize {
+    text[..offset.min(text.len())].matches('\n').count() + 1
+}
+
+fn positive_days(max: i64) -> impl Fn(&i64) -> Result<u32, String> {
+    move |&days| {
+        if (1..=max).contains(&days) {
+            Ok(days as u32)
+        } else {
+            Err(format!(
+                "{days} is out of range; use a number of days from 1 to {max}"
+            ))
+        }
+    }
+}
+
+fn duration(text: &String) -> Result<Duration, String> {
+    match humantime::parse_duration(text) {
+        Ok(d) if !d.is_zero() => Ok(d),
+        Ok(_) => Err("must be longer than zero; use a duration such as \"10s\" or \"8h\"".into()),
+        Err(e) => Err(format!(
+            "`{text}` is not a duration ({e}); use a duration such as \"10s\" or \"8h\""
+        )),
+    }
+}
+
+fn socket_addr(text: &String) -> Result<SocketAddr, String> {
+    text.parse().map_err(|_| {
+        format!(
+            "`{text}` is not an address with a port from 0 to 65535; use a value such as \"127.0.0.1:8080\" or \"[::]:443\""
+        )
+    })
+}
+
+fn base_url(text: &String) -> Result<Url, String> {
+    let url = Url::parse(text).map_err(|e| {
+        format!("`{text}` is not a URL ({e}); use a full URL such as \"https://blog.example.com/\"")
+    })?;
+    if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
+        return Err(format!(
+            "`{text}` must be an http or https URL with a host, such as \"https://blog.example.com/\""
+        ));
+    }
+    // Pages link to each other by root-relative paths, so the site must own the
+    // root of its host.
+    if url.path() != "/" || url.query().is_some() || url.fragment().is_some() {
+        return Err(format!(
+            "`{text}` has a path, query or fragment; quire serves a site at the root of its host, so use just the origin, such as \"https://blog.example.com/\""
+        ));
+    }
+    Ok(url)
+}
+
+impl Config {
+    /// Loads the configuration: the file from `--config` or `QUIRE_CONFIG` (if any),
+    /// then the environment (read through `env`), then the flags.
+    pub fn load(
+        overrides: &Overrides,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Config, ConfigError> {
+        let path = overrides
+            .config_file
+            .clone()
+            .or_else(|| env("QUIRE_CONFIG").map(PathBuf::from));
+        let text = match &path {
+            Some(path) => std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+                path: path.clone(),
+                source,
+            })?,
+            None => String::new(),
+        };
+        Config::from_parts(path.as_deref(), &text, overrides, env)
+    }
+
+    /// Merges the file text (may be empty) with the environment and flags.
+    pub fn from_parts(
+        path: Option<&Path>,
+        text: &str,
+        overrides: &Overrides,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Config, ConfigError> {
+        let file_name = path.map_or_else(|| "config".to_string(), |p| p.display().to_string());
+        let raw: RawFile = toml::from_str(text).map_err(|e| {
+            let line = e.span().map_or(1, |s| line_of(text, s.start));
+            ConfigError::Invalid(vec![ConfigProblem {
+                origin: format!("{file_name}:{line}"),
+                key: "toml".into(),
+                message: format!(
+                    "{}; fix the file (every key is documented in config.example.toml)",
+                    e.message()
+                ),
+            }])
+        })?;
+        // Relative paths in a file are relative to that file, so a service can be
+        // started from any working directory.
+        let base_dir = path
+            .and_then(Path::parent)
+            .map(Path::to_path_buf)
+            .unwrap_or_default();
+        let mut v = Validator {
+            file_name,
+            text,
+            problems: Vec::new(),
+        };
+
+        let mode = match overrides
+            .mode
+            .clone()
+            .map(|m| ("--mode", m))
+            .or_else(|| env("QUIRE_MODE").map(|m| ("QUIRE_MODE", m)))
+            .or_else(|| env("MODE").map(|m| ("MODE", m)))
+        {
+            Some((origin, text)) => text.parse().unwrap_or_else(|e| {
+                v.report(origin.into(), "mode", e);
+                Mode::Local
+            }),
+            None => v
+                .parse("tls.mode", &raw.tls.mode, |m| m.parse())
+                .unwrap_or(Mode::Local),
+        };
+
+        let domains = match &raw.domains.names {
+            Some(names) => {
+                let parsed: Vec<Domain> = names
+                    .get_ref()
+                    .iter()
+                    .filter_map(|n| match n.parse() {
+                        Ok(d) => Some(d),
+                        Err(e) => {
+                            let origin = v.origin_of(names);
+                            v.report(origin, "domains.names", e);
+                            None
+                        }
+                    })
+                    .collect();
+                if names.get_ref().is_empty() {
+                    let origin = v.origin_of(names);
+                    v.report(
+                        origin,
+                        "domains.names",
+                        "is empty; list at least one domain, the canonical one first",
+                    );
+                }
+                parsed
+            }
+            None if mode.is_local() => vec![Domain("localhost".into())],
+            None => {
+                v.report(
+                    "config".into(),
+                    "domains.names",
+                    format!(
+                        "is required in {mode} mode; add [domains] names = [\"blog.example.com\"]"
+                    ),
+                );
+                Vec::new()
+            }
+        };
+
+        let (http_default, https_default) = if mode.is_local() {
+            ("127.0.0.1:8080", "127.0.0.1:8443")
+        } else {
+            ("0.0.0.0:80", "0.0.0.0:443")
+        };
+        let listen_field = |v: &mut Validator, key: &str, field: &Field<String>, default: &str| {
+            v.parse(key, field, socket_addr)
+                .unwrap_or_else(|| default.parse().expect("default address"))
+        };
+        let listen = Listen {
+            http: listen_field(&mut v, "listen.http", &raw.listen.http, http_default),
+            https: listen_field(&mut v, "listen.https", &raw.listen.https, https_default),
+            metrics: listen_field(
+                &mut v,
+                "listen.metrics",
+                &raw.listen.metrics,
+                "127.0.0.1:9100",
+            ),
+        };
+
+        let canonical = domains.first().map_or("localhost", Domain::as_str);
+        let default_base = match mode {
+            Mode::Off => with_port("http", canonical, listen.http.port(), 80),
+            _ if mode.is_local() => with_port("https", canonical, listen.https.port(), 443),
+            _ => format!("https://{canonical}/"),
+        };
+        let base_url = v
+            .parse("site.base_url", &raw.site.base_url, base_url)
+            .unwrap_or_else(|| Url::parse(&default_base).expect("default base url"));
+
+        let posts_per_page = v
+            .parse("site.posts_per_page", &raw.site.posts_per_page, |&n| {
+                usize::try_from(n)
+                    .ok()
+                    .and_then(NonZeroUsize::new)
+                    .filter(|n| n.get() <= 1000)
+                    .ok_or_else(|| format!("{n} is out of range; use a number from 1 to 1000"))
+            })
+            .unwrap_or(NonZeroUsize::new(10).expect("nonzero"));
+        let language = v
+            .parse("site.language", &raw.site.language, |l| {
+                let ok = !l.is_empty()
+                    && l.len() <= 35
+                    && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-');
+                if ok {
+                    Ok(l.clone())
+                } else {
+                    Err(format!(
+                        "`{l}` is not a language tag; use a tag such as \"en\" or \"pt-BR\""
+                    ))
+                }
+            })
+            .unwrap_or_else(|| "en".into());
+        let site = SiteConfig {
+            title: v
+                .string(&raw.site.title)
+                .unwrap_or_else(|| "A quire blog".into()),
+            base_url,
+            author: v.string(&raw.site.author).unwrap_or_default(),
+            description: v.string(&raw.site.description).unwrap_or_default(),
+            language,
+            posts_per_page,
+        };
+
+        let resolve = |field: &Field<String>, default: &str| -> PathBuf {
+            let p = PathBuf::from(field.as_ref().map_or(default, |f| f.get_ref().as_str()));
+            if p.is_absolute() { p } else { base_dir.join(p) }
+        };
+        let data = match overrides
+            .data_dir
+            .clone()
+            .or_else(|| env("QUIRE_DATA_DIR").map(PathBuf::from))
+        {
+            Some(dir) => dir,
+            None => resolve(&raw.paths.data, "data"),
+        };
+        let paths = Paths {
+            content: resolve(&raw.paths.content, "content"),
+            templates: resolve(&raw.paths.templates, "templates"),
+            static_dir: resolve(&raw.paths.static_dir, "static"),
+            data,
+        };
+
+        let tls = validate_tls(&mut v, &raw.tls, mode, &resolve);
+
+        let stats = StatsConfig {
+            enabled: raw.stats.enabled.as_ref().is_none_or(|e| *e.get_ref()),
+            flush_every: v
+                .parse("stats.flush_every", &raw.stats.flush_every, duration)
+                .unwrap_or(Duration::from_secs(10)),
+            hourly_retention_days: v
+                .parse(
+                    "stats.hourly_retention_days",
+                    &raw.stats.hourly_retention_days,
+                    positive_days(3650),
+                )
+                .unwrap_or(14),
+            daily_retention_days: v
+                .parse(
+                    "stats.daily_retention_days",
+                    &raw.stats.daily_retention_days,
+                    positive_days(36500),
+                )
+                .unwrap_or(730),
+        };
+
+        let metrics = MetricsConfig {
+            enabled: raw.metrics.enabled.as_ref().is_none_or(|e| *e.get_ref()),
+            token: v.parse("metrics.token", &raw.metrics.token, |t| {
+                if t.len() >= 16 {
+                    Ok(t.clone())
+                } else {
+                    Err("is too short; use at least 16 random characters (e.g. `openssl rand -hex 24`)".into())
+                }
+            }),
+        };
+
+        if !v.problems.is_empty() {
+            v.problems.sort_by_key(|p| p.line());
+            return Err(ConfigError::Invalid(v.problems));
+        }
+        Ok(Config {
+            mode,
+            drafts: overrides.drafts,
+            site,
+            domains,
+            paths,
+            listen,
+            tls,
+            stats,
+            metrics,
+            source: path.map(Path::to_path_buf),
+        })
+    }
+
+    pub fn canonical_domain(&self) -> &Domain {
+        &self.domains[0]
+    }
+}
+
+fn with_port(scheme: &str, host: &str, port: u16, default_port: u16) -> String {
+    if port == default_port {
+        format!("{scheme}://{host}/")
+    } else {
+        format!("{scheme}://{host}:{port}/")
+    }
+}
+
+fn validate_tls(
+    v: &mut Validator,
+    raw: &RawTls,
+    mode: Mode,
+    resolve: &dyn Fn(&Field<String>, &str) -> PathBuf,
+) -> TlsConfig {
+    let directory_url = v.parse("tls.directory_url", &raw.directory_url, |u| {
+        Url::parse(u)
+            .ok()
+            .filter(|u| {
+                u.scheme() == "https"
+                    || u.host_str() == Some("127.0.0.1")
+                    || u.host_str() == Some("localhost")
+            })
+            .ok_or_else(|| format!("`{u}` is not an https URL; use the CA's ACME directory URL"))
+    });
+    if mode == Mode::Acme && raw.directory_url.is_none() {
+        v.report(
+            "config".into(),
+            "tls.directory_url",
+            "is required in acme mode; set it to your CA's ACME directory URL",
+        );
+    }
+    let contacts = v
+        .parse("tls.contacts", &raw.contacts, |list| {
+            list.iter()
+                .map(|c| {
+                    let c = if c.contains(':') {
+                        c.clone()
+                    } else {
+                        format!("mailto:{c}")
+                    };
+                    if c.starts_with("mailto:") && c.contains('@') {
+                        Ok(c)
+                    } else {
+                        Err(format!(
+                            "`{c}` is not an e-mail contact; use \"you@example.com\""
+                        ))
+                    }
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let eab = match (&raw.eab_kid, &raw.eab_hmac) {
+        (Some(kid), Some(hmac)) => Some(ExternalAccountBinding {
+            kid: kid.get_ref().clone(),
+            hmac: hmac.get_ref().clone(),
+        }),
+        (None, None) => None,
+        (Some(f), None) | (None, Some(f)) => {
+            let origin = v.origin_of(f);
+            v.report(
+                origin,
+                "tls.eab_kid/eab_hmac",
+                "set both or neither; your CA gives you the pair",
+            );
+            None
+        }
+    };
+    let cert_file = raw.cert_file.as_ref().map(|_| resolve(&raw.cert_file, ""));
+    let key_file = raw.key_file.as_ref().map(|_| resolve(&raw.key_file, ""));
+    if mode == Mode::Manual && (cert_file.is_none() || key_file.is_none()) {
+        v.report(
+            "config".into(),
+            "tls.cert_file/key_file",
+            "manual mode needs both; point them at your PEM certificate chain and private key",
+        );
+    }
+    let challenge = v
+        .parse("tls.challenge", &raw.challenge, |c| match c.as_str() {
+            "http-01" => Ok(Challenge::Http01),
+            "tls-alpn-01" => Ok(Challenge::TlsAlpn01),
+            other => Err(format!(
+                "`{other}` is not supported; use \"http-01\" or \"tls-alpn-01\""
+            )),
+        })
+        .unwrap_or(Challenge::Http01);
+    TlsConfig {
+        directory_url,
+        contacts,
+        eab,
+        cert_file,
+        key_file,
+        renew_before_days: v
+            .parse(
+                "tls.renew_before_days",
+                &raw.renew_before_days,
+                positive_days(365),
+            )
+            .unwrap_or(30),
+        check_every: v
+            .parse("tls.check_every", &raw.check_every, duration)
+            .unwrap_or(Duration::from_secs(8 * 3600)),
+        challenge,
+    }
+}
+
+/// The process environment, for [`Config::load`].
+pub fn process_env(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.is_empty())
+}
+
+/// Reads no environment at all; for tests.
+pub fn no_env(_: &str) -> Option<String> {
+    None
+}
+
+/// A fixed environment; for tests.
+pub fn env_from(map: HashMap<&'static str, &'static str>) -> impl Fn(&str) -> Option<String> {
+    move |name| map.get(name).map(|v| v.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Config, ConfigError> {
+        Config::from_parts(
+            Some(Path::new("/etc/quire/quire.toml")),
+            text,
+            &Overrides::default(),
+            &no_env,
+        )
+    }
+
+    fn problems(text: &str) -> Vec<ConfigProblem> {
+        match parse(text) {
+            Err(ConfigError::Invalid(p)) => p,
+            other => panic!("expected problems, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn defaults_serve_localhost_in_local_mode() {
+        let c = Config::from_parts(None, "", &Overrides::default(), &no_env).unwrap();
+        assert_eq!(c.mode, Mode::Local);
+        assert_eq!(c.domains[0].as_str(), "localhost");
+        assert_eq!(c.listen.http.to_string(), "127.0.0.1:8080");
+        assert_eq!(c.listen.https.to_string(), "127.0.0.1:8443");
+        assert_eq!(c.listen.metrics.to_string(), "127.0.0.1:9100");
+        assert_eq!(c.site.base_url.as_str(), "https://localhost:8443/");
+        assert_eq!(c.paths.content, PathBuf::from("content"));
+        assert_eq!(c.stats.hourly_retention_days, 14);
+        assert_eq!(c.tls.check_every, Duration::from_secs(8 * 3600));
+    }
+
+    #[test]
+    fn production_needs_domains_and_uses_public_ports() {
+        let p = problems("[tls]\nmode = \"production\"\n");
+        assert_eq!(p[0].key, "domains.names");
+        let c = parse("[tls]\nmode = \"production\"\n[domains]\nnames = [\"Blog.Example.com\", \"www.example.com\"]\n").unwrap();
+        assert_eq!(c.listen.https.port(), 443);
+        assert_eq!(c.canonical_domain().as_str(), "blog.example.com");
+        assert_eq!(c.site.base_url.as_str(), "https://blog.example.com/");
+    }
+
+    #[test]
+    fn paths_are_relative_to_the_config_file() {
+        let c = parse("[paths]\ncontent = \"posts\"\ndata = \"/var/lib/quire\"\n").unwrap();
+        assert_eq!(c.paths.content, PathBuf::from("/etc/quire/posts"));
+        assert_eq!(c.paths.data, PathBuf::from("/var/lib/quire"));
+        assert_eq!(c.paths.static_dir, PathBuf::from("/etc/quire/static"));
+    }
+
+    #[test]
+    fn unknown_key_names_the_line() {
+        let p = problems("[site]\ntitle = \"x\"\ntitel = \"y\"\n");
+        assert_eq!(p.len(), 1);
+        assert!(p[0].origin.ends_with("quire.toml:3"), "{:?}", p[0]);
+        assert!(p[0].message.contains("titel"), "{:?}", p[0]);
+    }
+
+    #[test]
+    fn wrong_type_names_the_line() {
+        let p = problems("[site]\n\nposts_per_page = \"ten\"\n");
+        assert!(p[0].origin.ends_with(":3"), "{:?}", p[0]);
+    }
+
+    #[test]
+    fn impossible_values_are_all_reported_with_lines() {
+        let p = problems(
+            "[site]\nbase_url = \"not a url\"\n[listen]\nhttp = \"127.0.0.1:70000\"\n[stats]\nhourly_retention_days = 0\nflush_every = \"soon\"\n",
+        );
+        let found: Vec<(&str, &str)> = p
+            .iter()
+            .map(|p| (p.key.as_str(), p.origin.rsplit(':').next().unwrap()))
+            .collect();
+        assert_eq!(
+            found,
+            vec![
+                ("site.base_url", "2"),
+                ("listen.http", "4"),
+                ("stats.hourly_retention_days", "6"),
+                ("stats.flush_every", "7"),
+            ]
+        );
+        assert!(
+            p.iter().all(|p| p.message.contains("use")),
+            "every problem says what to do: {p:?}"
+        );
+    }
+
+    #[test]
+    fn flags_beat_environment_beat_file() {
+        let env = env_from(HashMap::from([
+            ("MODE", "manual"),
+            ("QUIRE_DATA_DIR", "/srv/data"),
+        ]));
+        let file = "[tls]\nmode = \"local\"\n";
+        let c = Config::from_parts(None, file, &Overrides::default(), &env);
+        assert!(
+            matches!(c, Err(ConfigError::Invalid(ref p)) if p.iter().any(|p| p.key == "tls.cert_file/key_file"))
+        );
+        let flags = Overrides {
+            mode: Some("off".into()),
+            ..Default::default()
+        };
+        let c = Config::from_parts(None, file, &flags, &env).unwrap();
+        assert_eq!(c.mode, Mode::Off);
+        assert_eq!(c.paths.data, PathBuf::from("/srv/data"));
+        assert_eq!(c.site.base_url.as_str(), "http://localhost:8080/");
+        let env = env_from(HashMap::from([("QUIRE_MODE", "off"), ("MODE", "manual")]));
+        assert_eq!(
+            Config::from_parts(None, "", &Overrides::default(), &env)
+                .unwrap()
+                .mode,
+            Mode::Off
+        );
+    }
+
+    #[test]
+    fn bad_mode_from_flag_is_reported() {
+        let flags = Overrides {
+            mode: Some("prod".into()),
+            ..Default::default()
+        };
+        let err = Config::from_parts(None, "", &flags, &no_env)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("--mode: mode: unknown mode `prod`"), "{err}");
+    }
+
+    #[test]
+    fn domains_are_validated() {
+        assert!("exa mple.com".parse::<Domain>().is_err());
+        assert!("127.0.0.1".parse::<Domain>().is_err());
+        assert!("-x.com".parse::<Domain>().is_err());
+        assert_eq!(
+            "Example.COM.".parse::<Domain>().unwrap().as_str(),
+            "example.com"
+        );
+    }
+
+    #[test]
+    fn base_url_must_be_an_origin() {
+        let c = parse("[site]\nbase_url = \"https://example.com\"\n").unwrap();
+        assert_eq!(c.site.base_url.as_str(), "https://example.com/");
+        let p = problems("[site]\nbase_url = \"https://example.com/blog/\"\n");
+        assert_eq!(p[0].key, "site.base_url");
+    }
+}

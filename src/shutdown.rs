@@ -1,0 +1,84 @@
+//! One shutdown signal shared by every activity: triggered once (SIGINT, SIGTERM
+//! or a test), observed by anyone holding a clone.
+
+use tokio::sync::watch;
+
+#[derive(Clone)]
+pub struct Shutdown {
+    triggered: watch::Sender<bool>,
+}
+
+impl Default for Shutdown {
+    fn default() -> Self {
+        Shutdown {
+            triggered: watch::Sender::new(false),
+        }
+    }
+}
+
+impl Shutdown {
+    pub fn new() -> Shutdown {
+        Shutdown::default()
+    }
+
+    pub fn trigger(&self) {
+        self.triggered.send_replace(true);
+    }
+
+    pub fn is_triggered(&self) -> bool {
+        *self.triggered.borrow()
+    }
+
+    /// Resolves once [`Shutdown::trigger`] has been called.
+    pub fn wait(&self) -> impl Future<Output = ()> + Send + 'static {
+        let mut rx = self.triggered.subscribe();
+        async move {
+            // The sender lives in `self`'s clones; if all are gone nobody can
+            // trigger, which we treat as shutting down.
+            let _ = rx.wait_for(|t| *t).await;
+        }
+    }
+}
+
+/// Resolves on SIGINT (Ctrl-C) or SIGTERM.
+pub async fn os_signal() {
+    let ctrl_c = async {
+        if let Err(e) = tokio::signal::ctrl_c().await {
+            tracing::error!("cannot listen for Ctrl-C: {e}");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(e) => {
+                tracing::error!("cannot listen for SIGTERM: {e}");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {}
+        () = term => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn wait_resolves_after_trigger_even_if_subscribed_late() {
+        let s = Shutdown::new();
+        let early = s.wait();
+        s.trigger();
+        early.await;
+        s.wait().await;
+        assert!(s.is_triggered());
+    }
+}

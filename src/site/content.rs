@@ -1,0 +1,515 @@
+//! Loading content/: markdown files become posts (under posts/) and pages
+//! (anywhere else), every other file is an asset served at its path. Owns URLs,
+//! slugs, dates from file names, drafts and scheduling, tags and duplicates.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::time::SystemTime;
+
+use chrono::{DateTime, NaiveDate, Utc};
+use rayon::prelude::*;
+
+use super::Problem;
+use super::frontmatter::{self, FrontMatter};
+use super::markdown::{self, Links, Rendered, slugify};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PageKind {
+    Post,
+    Page,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Tag {
+    pub name: String,
+    pub slug: String,
+}
+
+impl Tag {
+    pub fn url(&self) -> String {
+        format!("/tags/{}/", self.slug)
+    }
+}
+
+/// A post or standalone page, ready for templates.
+#[derive(Debug)]
+pub struct Page {
+    pub kind: PageKind,
+    /// Path relative to content/, `/`-separated.
+    pub source: String,
+    pub url: String,
+    pub title: String,
+    /// Always set for posts.
+    pub date: Option<DateTime<Utc>>,
+    pub updated: Option<DateTime<Utc>>,
+    pub description: Option<String>,
+    pub tags: Vec<Tag>,
+    pub draft: bool,
+    pub show_toc: bool,
+    pub aliases: Vec<String>,
+    pub body: Rendered,
+}
+
+impl Page {
+    /// When the page last changed: `updated`, else `date`.
+    pub fn last_changed(&self) -> Option<DateTime<Utc>> {
+        self.updated.or(self.date)
+    }
+}
+
+/// A non-markdown file under content/ or static/.
+#[derive(Debug, Clone)]
+pub struct AssetFile {
+    pub url: String,
+    pub path: PathBuf,
+    pub modified: SystemTime,
+    pub len: u64,
+}
+
+/// Everything content/ holds that readers may see right now.
+#[derive(Debug, Default)]
+pub struct Library {
+    /// Newest first.
+    pub posts: Vec<Page>,
+    pub pages: Vec<Page>,
+    /// By tag slug; values index into `posts`, newest first.
+    pub tags: BTreeMap<String, (Tag, Vec<usize>)>,
+    pub assets: Vec<AssetFile>,
+    /// The earliest date at which a scheduled post becomes visible.
+    pub next_publish: Option<DateTime<Utc>>,
+    pub problems: Vec<Problem>,
+}
+
+/// What decides which pages are visible.
+pub struct Visibility {
+    pub now: DateTime<Utc>,
+    pub drafts: bool,
+}
+
+struct Source {
+    rel: String,
+    path: PathBuf,
+    text: String,
+}
+
+/// Files that editors and systems leave behind and nobody means to publish.
+fn is_ignored(name: &str) -> bool {
+    name.starts_with('.') || name.ends_with('~') || name.ends_with(".swp") || name.ends_with(".tmp")
+}
+
+/// Lists the files under `dir` (relative `/`-separated path, full path).
+pub fn walk(dir: &Path, problems: &mut Vec<Problem>) -> Vec<(String, PathBuf, std::fs::Metadata)> {
+    let mut files = Vec::new();
+    let walker = walkdir::WalkDir::new(dir)
+        .follow_links(true)
+        .sort_by_file_name()
+        .into_iter()
+        .filter_entry(|e| e.depth() == 0 || !is_ignored(&e.file_name().to_string_lossy()));
+    for entry in walker {
+        let entry = match entry {
+            Ok(entry) => entry,
+            Err(e) => {
+                let path = e.path().unwrap_or(dir).to_path_buf();
+                problems.push(Problem::new(
+                    path,
+                    0,
+                    format!("cannot read: {e}; check its permissions"),
+                ));
+                continue;
+            }
+        };
+        if !entry.file_type().is_file() {
+            continue;
+        }
+        let Ok(rel) = entry.path().strip_prefix(dir) else {
+            continue;
+        };
+        let Some(rel) = rel.to_str() else {
+            problems.push(Problem::new(
+                entry.path().to_path_buf(),
+                0,
+                "the file name is not UTF-8; rename it".into(),
+            ));
+            continue;
+        };
+        match entry.metadata() {
+            Ok(meta) => files.push((rel.replace('\\', "/"), entry.path().to_path_buf(), meta)),
+            Err(e) => problems.push(Problem::new(
+                entry.path().to_path_buf(),
+                0,
+                format!("cannot read: {e}"),
+            )),
+        }
+    }
+    files
+}
+
+/// Splits a `YYYY-MM-DD-slug` file stem into its date and the rest.
+fn date_prefix(stem: &str) -> Option<(NaiveDate, &str)> {
+    let date = NaiveDate::parse_from_str(stem.get(..10)?, "%Y-%m-%d").ok()?;
+    let rest = &stem[10..];
+    match rest.strip_prefix('-') {
+        Some(rest) => Some((date, rest)),
+        None if rest.is_empty() => Some((date, "")),
+        None => None,
+    }
+}
+
+struct Meta {
+    source: Source,
+    front: FrontMatter,
+    body_start: usize,
+    body_line: usize,
+    kind: PageKind,
+    url: String,
+    date: Option<DateTime<Utc>>,
+}
+
+/// Reads content/ into a [`Library`], reporting and skipping broken files.
+pub fn load(content_dir: &Path, visibility: &Visibility) -> Library {
+    let mut library = Library::default();
+    let mut sources = Vec::new();
+    for (rel, path, meta) in walk(content_dir, &mut library.problems) {
+        if rel.ends_with(".md") {
+            match std::fs::read_to_string(&path) {
+                Ok(text) => sources.push(Source { rel, path, text }),
+                Err(e) => library.problems.push(Problem::new(
+                    path,
+                    0,
+                    format!("cannot read: {e}; save it as UTF-8 text"),
+                )),
+            }
+        } else {
+            library.assets.push(AssetFile {
+                url: format!("/{rel}"),
+                path,
+                modified: meta.modified().unwrap_or(SystemTime::UNIX_EPOCH),
+                len: meta.len(),
+            });
+        }
+    }
+
+    let parsed: Vec<Result<Meta, Problem>> = sources.into_par_iter().map(read_meta).collect();
+    let mut metas = Vec::new();
+    for result in parsed {
+        match result {
+            Ok(meta) => metas.push(meta),
+            Err(problem) => library.problems.push(problem),
+        }
+    }
+
+    // Two files on one URL: the first by path keeps it, the others are reported.
+    let mut owners: HashMap<String, String> = HashMap::new();
+    metas.retain(|m| match owners.get(&m.url) {
+        Some(owner) => {
+            library.problems.push(Problem::new(
+                m.source.path.clone(),
+                1,
+                format!(
+                    "duplicate slug: {} is already the URL of content/{owner}; set a different `slug` in the front matter",
+                    m.url
+                ),
+            ));
+            false
+        }
+        None => {
+            owners.insert(m.url.clone(), m.source.rel.clone());
+            true
+        }
+    });
+    let page_urls: HashMap<String, String> = metas
+        .iter()
+        .map(|m| (m.source.rel.clone(), m.url.clone()))
+        .collect();
+
+    metas.retain(|m| {
+        if m.front.draft && !visibility.drafts {
+            return false;
+        }
+        match m.date {
+            Some(date) if date > visibility.now => {
+                library.next_publish = Some(library.next_publish.map_or(date, |n| n.min(date)));
+                false
+            }
+            _ => true,
+        }
+    });
+
+    let rendered: Vec<(Page, Vec<Problem>)> = metas
+        .into_par_iter()
+        .map(|m| render_page(m, &page_urls))
+        .collect();
+    for (page, problems) in rendered {
+        library.problems.extend(problems);
+        match page.kind {
+            PageKind::Post => library.posts.push(page),
+            PageKind::Page => library.pages.push(page),
+        }
+    }
+    library
+        .posts
+        .sort_by(|a, b| b.date.cmp(&a.date).then_with(|| a.source.cmp(&b.source)));
+    library.pages.sort_by(|a, b| a.url.cmp(&b.url));
+    for (index, post) in library.posts.iter().enumerate() {
+        for tag in &post.tags {
+            let entry = library
+                .tags
+                .entry(tag.slug.clone())
+                .or_insert_with(|| (tag.clone(), Vec::new()));
+            entry.1.push(index);
+        }
+    }
+    library
+}
+
+fn read_meta(source: Source) -> Result<Meta, Problem> {
+    let parsed = frontmatter::parse(&source.text)
+        .map_err(|e| Problem::new(source.path.clone(), e.line, e.message))?;
+    let body_start = source.text.len() - parsed.body.len();
+    let body_line = parsed.body_line;
+    let front = parsed.front;
+    let problem = |line, message: String| Problem::new(source.path.clone(), line, message);
+
+    let (folder, file) = source.rel.rsplit_once('/').unwrap_or(("", &source.rel));
+    let stem = file.strip_suffix(".md").unwrap_or(file);
+    let kind = if source.rel.starts_with("posts/") {
+        PageKind::Post
+    } else {
+        PageKind::Page
+    };
+    let (file_date, file_slug) = match (kind, date_prefix(stem)) {
+        (PageKind::Post, Some((date, rest))) => (Some(date), rest),
+        _ => (None, stem),
+    };
+    let slug = match &front.slug {
+        Some(slug) if slugify(slug) != *slug || slug.is_empty() => {
+            return Err(problem(
+                2,
+                format!(
+                    "slug `{slug}` must be lowercase words joined by `-`; use `{}`",
+                    slugify(slug)
+                ),
+            ));
+        }
+        Some(slug) => slug.clone(),
+        None => slugify(file_slug),
+    };
+    let url = match kind {
+        PageKind::Post if slug.is_empty() => {
+            return Err(problem(
+                1,
+                "the post has no slug; name the file YYYY-MM-DD-some-title.md or set `slug`".into(),
+            ));
+        }
+        PageKind::Post => format!("/posts/{slug}/"),
+        PageKind::Page => {
+            let mut parts: Vec<String> = folder
+                .split('/')
+                .filter(|p| !p.is_empty())
+                .map(slugify)
+                .collect();
+            if stem != "index" || front.slug.is_some() {
+                parts.push(slug);
+            }
+            if parts.is_empty() {
+                return Err(problem(1, "content/index.md would replace the home page; rename the file, e.g. to about.md".into()));
+            }
+            format!("/{}/", parts.join("/"))
+        }
+    };
+    let date = front
+        .date
+        .map(|d| d.0)
+        .or_else(|| file_date.map(|d| d.and_hms_opt(0, 0, 0).expect("midnight").and_utc()));
+    if kind == PageKind::Post && date.is_none() {
+        return Err(problem(
+            2,
+            "the post has no date; add `date = 2026-03-14` to the front matter or name the file 2026-03-14-title.md".into(),
+        ));
+    }
+    for alias in &front.aliases {
+        if !alias.starts_with('/') || alias.contains("..") || alias.contains(['?', '#']) {
+            return Err(problem(
+                2,
+                format!("alias `{alias}` must be an absolute path such as \"/old/hello/\""),
+            ));
+        }
+    }
+    Ok(Meta {
+        source,
+        front,
+        body_start,
+        body_line,
+        kind,
+        url,
+        date,
+    })
+}
+
+fn render_page(meta: Meta, page_urls: &HashMap<String, String>) -> (Page, Vec<Problem>) {
+    let source_dir = meta.source.rel.rsplit_once('/').map_or("", |(dir, _)| dir);
+    let body = markdown::render(
+        &meta.source.text[meta.body_start..],
+        meta.body_line,
+        &Links {
+            source_dir,
+            page_urls,
+        },
+    );
+    let problems = body
+        .problems
+        .iter()
+        .map(|(line, message)| Problem::new(meta.source.path.clone(), *line, message.clone()))
+        .collect();
+    let front = meta.front;
+    let mut tags: Vec<Tag> = Vec::new();
+    for name in front.tags {
+        let slug = slugify(&name);
+        if !slug.is_empty() && !tags.iter().any(|t| t.slug == slug) {
+            tags.push(Tag { name, slug });
+        }
+    }
+    let page = Page {
+        kind: meta.kind,
+        source: meta.source.rel,
+        url: meta.url,
+        title: front.title,
+        date: meta.date,
+        updated: front.updated.map(|u| u.0),
+        description: front.description.filter(|d| !d.trim().is_empty()),
+        tags,
+        draft: front.draft,
+        show_toc: front.toc,
+        aliases: front.aliases,
+        body,
+    };
+    (page, problems)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn write(dir: &Path, rel: &str, text: &str) {
+        let path = dir.join(rel);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, text).unwrap();
+    }
+
+    fn visibility(now: &str) -> Visibility {
+        Visibility {
+            now: now.parse().unwrap(),
+            drafts: false,
+        }
+    }
+
+    #[test]
+    fn posts_pages_assets_and_tags() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        write(
+            d,
+            "posts/2026-01-02-second.md",
+            "+++\ntitle = \"Second\"\ntags = [\"Rust\", \"meta\"]\n+++\nSee [first](2026-01-01-first.md).\n",
+        );
+        write(
+            d,
+            "posts/2026-01-01-first.md",
+            "---\ntitle: First\ntags: [rust]\n---\nHello\n",
+        );
+        write(d, "about.md", "+++\ntitle = \"About\"\n+++\nMe\n");
+        write(d, "docs/index.md", "+++\ntitle = \"Docs\"\n+++\n");
+        write(d, "images/cat.png", "png");
+        write(d, "posts/.hidden.md", "junk");
+        let lib = load(d, &visibility("2026-06-01T00:00:00Z"));
+        assert!(lib.problems.is_empty(), "{:?}", lib.problems);
+        let urls: Vec<_> = lib.posts.iter().map(|p| p.url.as_str()).collect();
+        assert_eq!(urls, ["/posts/second/", "/posts/first/"]);
+        assert!(lib.posts[0].body.html.contains("href=\"/posts/first/\""));
+        let pages: Vec<_> = lib.pages.iter().map(|p| p.url.as_str()).collect();
+        assert_eq!(pages, ["/about/", "/docs/"]);
+        assert_eq!(lib.assets[0].url, "/images/cat.png");
+        let (tag, posts) = &lib.tags["rust"];
+        assert_eq!(tag.name, "Rust");
+        assert_eq!(posts, &[0, 1]);
+    }
+
+    #[test]
+    fn drafts_and_scheduled_posts_are_hidden() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        write(
+            d,
+            "posts/2026-01-01-draft.md",
+            "+++\ntitle = \"D\"\ndraft = true\n+++\n",
+        );
+        write(d, "posts/2026-09-01-later.md", "+++\ntitle = \"L\"\n+++\n");
+        write(d, "posts/2026-08-01-soon.md", "+++\ntitle = \"S\"\n+++\n");
+        let lib = load(d, &visibility("2026-06-01T00:00:00Z"));
+        assert!(lib.posts.is_empty());
+        assert_eq!(
+            lib.next_publish.unwrap().to_rfc3339(),
+            "2026-08-01T00:00:00+00:00"
+        );
+        let lib = load(
+            d,
+            &Visibility {
+                now: "2026-08-01T00:00:00Z".parse().unwrap(),
+                drafts: true,
+            },
+        );
+        let titles: Vec<_> = lib.posts.iter().map(|p| p.title.as_str()).collect();
+        assert_eq!(titles, ["S", "D"]);
+    }
+
+    #[test]
+    fn broken_and_duplicate_files_are_reported_and_skipped() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        write(d, "posts/2026-01-01-a.md", "+++\ntitle = \"A\"\n+++\n");
+        write(
+            d,
+            "posts/2026-01-02-b.md",
+            "+++\ntitle = \"B\"\nslug = \"a\"\n+++\n",
+        );
+        write(
+            d,
+            "posts/2026-01-03-c.md",
+            "+++\ntitle = \"C\"\ndate = \"soon\"\n+++\n",
+        );
+        write(d, "posts/nodate.md", "+++\ntitle = \"N\"\n+++\n");
+        let lib = load(d, &visibility("2026-06-01T00:00:00Z"));
+        assert_eq!(lib.posts.len(), 1);
+        let mut found: Vec<String> = lib
+            .problems
+            .iter()
+            .map(|p| {
+                format!(
+                    "{}:{}",
+                    p.file.file_name().unwrap().to_string_lossy(),
+                    p.line
+                )
+            })
+            .collect();
+        found.sort();
+        assert_eq!(
+            found,
+            ["2026-01-02-b.md:1", "2026-01-03-c.md:3", "nodate.md:2"]
+        );
+        assert!(
+            lib.problems
+                .iter()
+                .any(|p| p.message.contains("duplicate slug"))
+        );
+    }
+
+    #[test]
+    fn date_prefix_parsing() {
+        assert_eq!(
+            date_prefix("2026-01-02-hello"),
+            Some((NaiveDate::from_ymd_opt(2026, 1, 2).unwrap(), "hello"))
+        );
+        assert_eq!(date_prefix("hello"), None);
+        assert_eq!(date_prefix("2026-13-02-x"), None);
+    }
+}

@@ -1,0 +1,246 @@
+//! The site: content/ and static/ in, a [`SiteSnapshot`] out. One stage per file:
+//! `frontmatter` and `markdown` read a file, `content` loads the library,
+//! `render` fills the templates, `assets` loads static files, `snapshot` packs
+//! everything for serving; `watcher` rebuilds on change and `new_post` writes
+//! drafts. [`build`] runs the stages in order.
+
+pub mod assets;
+pub mod content;
+pub mod frontmatter;
+pub mod highlight;
+pub mod markdown;
+pub mod new_post;
+pub mod render;
+pub mod snapshot;
+pub mod watcher;
+
+use std::collections::HashMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Instant;
+
+use bytes::Bytes;
+use chrono::{DateTime, Utc};
+use rayon::prelude::*;
+
+use crate::config::{Config, SiteConfig};
+use render::{DocKind, Renderer, Theme};
+use snapshot::{BuildSummary, CachePolicy};
+pub use snapshot::{LiveSite, Resource, ResourceKind, Route, SiteSnapshot};
+
+/// Something wrong in a content file, located as precisely as we can.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    pub file: PathBuf,
+    /// 1-based; 0 when the problem concerns the file as a whole.
+    pub line: usize,
+    /// What is wrong and what to do about it.
+    pub message: String,
+}
+
+impl Problem {
+    pub fn new(file: PathBuf, line: usize, message: String) -> Problem {
+        Problem {
+            file,
+            line,
+            message,
+        }
+    }
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.line == 0 {
+            write!(f, "{}: {}", self.file.display(), self.message)
+        } else {
+            write!(f, "{}:{}: {}", self.file.display(), self.line, self.message)
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    #[error(
+        "content folder {0} does not exist; create it (quire new \"My first post\" does) or set [paths] content in the config"
+    )]
+    MissingContent(PathBuf),
+}
+
+/// What a build reads, taken from the [`Config`].
+#[derive(Debug, Clone)]
+pub struct BuildInputs {
+    pub site: SiteConfig,
+    pub content: PathBuf,
+    pub static_dir: PathBuf,
+    pub drafts: bool,
+}
+
+impl BuildInputs {
+    pub fn from_config(config: &Config) -> BuildInputs {
+        BuildInputs {
+            site: config.site.clone(),
+            content: config.paths.content.clone(),
+            static_dir: config.paths.static_dir.clone(),
+            drafts: config.drafts,
+        }
+    }
+}
+
+/// Builds the whole site as of `now`. `previous` lets unchanged files and pages
+/// skip reading and compression. Broken files become problems, not failures.
+pub fn build(
+    inputs: &BuildInputs,
+    now: DateTime<Utc>,
+    previous: Option<&SiteSnapshot>,
+) -> Result<SiteSnapshot, BuildError> {
+    let started = Instant::now();
+    if !inputs.content.is_dir() {
+        return Err(BuildError::MissingContent(inputs.content.clone()));
+    }
+    let mut library = content::load(
+        &inputs.content,
+        &content::Visibility {
+            now,
+            drafts: inputs.drafts,
+        },
+    );
+    let mut problems = std::mem::take(&mut library.problems);
+    let reusable = previous.map(SiteSnapshot::reusable).unwrap_or_default();
+    let reuse = |digest: &str| reusable.get(digest).cloned();
+
+    let loaded = assets::load(
+        &inputs.static_dir,
+        &library.assets,
+        previous.map(|p| &p.files),
+        &reuse,
+        &mut problems,
+    );
+    let mut routes: HashMap<String, Route> = loaded.routes;
+    let theme = Theme {
+        style_url: loaded
+            .fingerprinted
+            .get("/style.css")
+            .cloned()
+            .unwrap_or_else(|| "/style.css".into()),
+        highlight_url: loaded
+            .fingerprinted
+            .get("/highlight.css")
+            .cloned()
+            .unwrap_or_else(|| "/highlight.css".into()),
+    };
+
+    let renderer = Renderer::new(&inputs.site, &theme, &library, now);
+    let documents = renderer.render_all();
+    let document_count = documents.len();
+    let packed: Vec<(String, Arc<Resource>)> = documents
+        .into_par_iter()
+        .map(|doc| {
+            let kind = match doc.kind {
+                DocKind::Page => ResourceKind::Page,
+                DocKind::Feed => ResourceKind::Feed,
+                DocKind::Sitemap | DocKind::Robots => ResourceKind::Meta,
+            };
+            let resource = Resource::new(
+                kind,
+                doc.kind.content_type().into(),
+                Bytes::from(doc.body),
+                None,
+                &reuse,
+            );
+            (doc.url, resource)
+        })
+        .collect();
+    for (url, resource) in packed {
+        if routes.contains_key(&url) {
+            problems.push(Problem::new(
+                inputs.static_dir.join(url.trim_start_matches('/')),
+                0,
+                format!("{url} is also a generated page, which wins; rename or remove the file"),
+            ));
+        }
+        routes.insert(
+            url,
+            Route::Resource {
+                resource,
+                cache: CachePolicy::Revalidate,
+            },
+        );
+    }
+
+    routes.insert("/page/1/".into(), Route::Redirect("/".into()));
+    for post in library.posts.iter().chain(&library.pages) {
+        for alias in &post.aliases {
+            if routes.contains_key(alias) {
+                problems.push(Problem::new(
+                    inputs.content.join(&post.source),
+                    0,
+                    format!("alias {alias} is already a page of the site; remove the alias"),
+                ));
+            } else {
+                routes.insert(alias.clone(), Route::Redirect(post.url.clone()));
+            }
+        }
+    }
+    check_references(&library, &inputs.content, &routes, &mut problems);
+
+    let not_found = Resource::new(
+        ResourceKind::NotFound,
+        DocKind::Page.content_type().into(),
+        Bytes::from(renderer.not_found()),
+        None,
+        &reuse,
+    );
+    problems.sort_by(|a, b| (&a.file, a.line).cmp(&(&b.file, b.line)));
+    let summary = BuildSummary {
+        posts: library.posts.len(),
+        pages: library.pages.len(),
+        documents: document_count,
+        assets: loaded.files.len(),
+        problems,
+        took: started.elapsed(),
+        next_publish: library.next_publish,
+    };
+    Ok(SiteSnapshot {
+        routes,
+        not_found,
+        summary,
+        files: loaded.files,
+    })
+}
+
+/// Internal links and images must land on something the site serves.
+fn check_references(
+    library: &content::Library,
+    content_dir: &Path,
+    routes: &HashMap<String, Route>,
+    problems: &mut Vec<Problem>,
+) {
+    let exists = |path: &str| {
+        routes.contains_key(path)
+            || (!path.ends_with('/') && routes.contains_key(&format!("{path}/")))
+    };
+    for page in library.posts.iter().chain(&library.pages) {
+        for reference in &page.body.references {
+            if exists(&reference.path) {
+                continue;
+            }
+            let message = if reference.is_image {
+                format!(
+                    "image {} does not exist; add the file under content/ or static/, or fix the path",
+                    reference.path
+                )
+            } else {
+                format!(
+                    "link to {} goes nowhere (no such page, or it is a draft); fix the link or publish the target",
+                    reference.path
+                )
+            };
+            problems.push(Problem::new(
+                content_dir.join(&page.source),
+                reference.line,
+                message,
+            ));
+        }
+    }
+}

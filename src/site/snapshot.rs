@@ -1,0 +1,316 @@
+//! The served form of the site: every URL mapped to a [`Resource`] rendered once,
+//! with a strong ETag and precompressed gzip and brotli variants, or to a
+//! redirect. A [`SiteSnapshot`] is immutable; [`LiveSite`] swaps whole snapshots
+//! atomically so a request never sees half a rebuild and never waits for one.
+
+use std::collections::HashMap;
+use std::io::Write;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use arc_swap::ArcSwap;
+use bytes::Bytes;
+use chrono::{DateTime, Utc};
+use sha2::{Digest, Sha256};
+use tokio::sync::watch;
+
+use super::Problem;
+
+/// What a resource is, so that responses and (later) statistics can tell pages
+/// from feeds and assets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ResourceKind {
+    Page,
+    Feed,
+    Meta,
+    Asset,
+    NotFound,
+}
+
+/// How long clients may keep a resource.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CachePolicy {
+    /// HTML and feeds: keep, but revalidate (cheap with ETags).
+    Revalidate,
+    /// Assets at their plain URL.
+    Short,
+    /// Assets at a fingerprinted URL: the bytes never change.
+    Immutable,
+}
+
+impl CachePolicy {
+    pub fn header(self) -> &'static str {
+        match self {
+            CachePolicy::Revalidate => "public, no-cache",
+            CachePolicy::Short => "public, max-age=600",
+            CachePolicy::Immutable => "public, max-age=31536000, immutable",
+        }
+    }
+}
+
+/// One representation of a URL, ready to send.
+#[derive(Debug)]
+pub struct Resource {
+    pub kind: ResourceKind,
+    pub content_type: String,
+    /// Hex digest of type and body; the ETags derive from it.
+    pub digest: String,
+    pub identity: Bytes,
+    pub gzip: Option<Bytes>,
+    pub brotli: Option<Bytes>,
+    pub last_modified: Option<SystemTime>,
+}
+
+/// A precompressed variant must save at least this share to be worth a `Vary`.
+const MIN_SAVING_PERCENT: usize = 10;
+const MIN_COMPRESS_LEN: usize = 256;
+const GZIP_LEVEL: u32 = 9;
+const BROTLI_QUALITY: u32 = 9;
+const BROTLI_WINDOW: u32 = 22;
+
+fn is_compressible(content_type: &str) -> bool {
+    let essence = content_type.split(';').next().unwrap_or("").trim();
+    essence.starts_with("text/")
+        || matches!(
+            essence,
+            "application/xml"
+                | "application/atom+xml"
+                | "application/rss+xml"
+                | "application/json"
+                | "application/manifest+json"
+                | "application/javascript"
+                | "image/svg+xml"
+                | "image/x-icon"
+                | "font/ttf"
+                | "font/otf"
+        )
+}
+
+fn worth_it(compressed: Vec<u8>, original: usize) -> Option<Bytes> {
+    (compressed.len() * 100 <= original * (100 - MIN_SAVING_PERCENT))
+        .then(|| Bytes::from(compressed))
+}
+
+fn gzip(body: &[u8]) -> Option<Bytes> {
+    let mut encoder =
+        flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::new(GZIP_LEVEL));
+    encoder.write_all(body).ok()?;
+    worth_it(encoder.finish().ok()?, body.len())
+}
+
+fn brotli(body: &[u8]) -> Option<Bytes> {
+    let mut out = Vec::new();
+    let params = brotli::enc::BrotliEncoderParams {
+        quality: BROTLI_QUALITY as i32,
+        lgwin: BROTLI_WINDOW as i32,
+        size_hint: body.len(),
+        ..Default::default()
+    };
+    brotli::BrotliCompress(&mut &body[..], &mut out, &params).ok()?;
+    worth_it(out, body.len())
+}
+
+pub fn digest_of(content_type: &str, body: &[u8]) -> String {
+    let mut hasher = Sha256::new();
+    hasher.update(content_type.as_bytes());
+    hasher.update([0]);
+    hasher.update(body);
+    let hash = hasher.finalize();
+    hash[..16].iter().map(|b| format!("{b:02x}")).collect()
+}
+
+impl Resource {
+    /// Builds a resource, compressing it unless `previous` already holds the same
+    /// bytes (then its variants are reused and nothing is compressed again).
+    pub fn new(
+        kind: ResourceKind,
+        content_type: String,
+        body: Bytes,
+        last_modified: Option<SystemTime>,
+        previous: &dyn Fn(&str) -> Option<Arc<Resource>>,
+    ) -> Arc<Resource> {
+        let digest = digest_of(&content_type, &body);
+        if let Some(old) = previous(&digest)
+            && old.kind == kind
+            && old.last_modified == last_modified
+        {
+            return old;
+        }
+        let compress = body.len() >= MIN_COMPRESS_LEN && is_compressible(&content_type);
+        let (gzip, brotli) = if compress {
+            rayon::join(|| gzip(&body), || brotli(&body))
+        } else {
+            (None, None)
+        };
+        Arc::new(Resource {
+            kind,
+            content_type,
+            digest,
+            identity: body,
+            gzip,
+            brotli,
+            last_modified,
+        })
+    }
+
+    /// Whether responses depend on `Accept-Encoding`.
+    pub fn varies_by_encoding(&self) -> bool {
+        self.gzip.is_some() || self.brotli.is_some()
+    }
+}
+
+#[derive(Debug, Clone)]
+pub enum Route {
+    Resource {
+        resource: Arc<Resource>,
+        cache: CachePolicy,
+    },
+    /// Permanent redirect to a path on this site.
+    Redirect(String),
+}
+
+/// Facts about a build, for logs, `quire check` and (later) metrics.
+#[derive(Debug, Clone, Default)]
+pub struct BuildSummary {
+    pub posts: usize,
+    pub pages: usize,
+    pub documents: usize,
+    pub assets: usize,
+    pub problems: Vec<Problem>,
+    pub took: Duration,
+    /// When a scheduled post becomes visible, which calls for a rebuild.
+    pub next_publish: Option<DateTime<Utc>>,
+}
+
+/// An asset file as last read, so an unchanged file is not read again.
+#[derive(Debug, Clone)]
+pub struct CachedFile {
+    pub modified: SystemTime,
+    pub len: u64,
+    pub resource: Arc<Resource>,
+}
+
+/// The whole site as served at one moment.
+#[derive(Debug)]
+pub struct SiteSnapshot {
+    pub routes: HashMap<String, Route>,
+    pub not_found: Arc<Resource>,
+    pub summary: BuildSummary,
+    pub files: HashMap<PathBuf, CachedFile>,
+}
+
+impl SiteSnapshot {
+    pub fn route(&self, path: &str) -> Option<&Route> {
+        self.routes.get(path)
+    }
+
+    /// Finds a resource of this snapshot by digest, for reuse in the next build.
+    pub fn reusable(&self) -> HashMap<&str, Arc<Resource>> {
+        self.routes
+            .values()
+            .filter_map(|r| match r {
+                Route::Resource { resource, .. } => {
+                    Some((resource.digest.as_str(), resource.clone()))
+                }
+                Route::Redirect(_) => None,
+            })
+            .chain([(self.not_found.digest.as_str(), self.not_found.clone())])
+            .collect()
+    }
+}
+
+/// The snapshot being served, replaced whole on each rebuild.
+#[derive(Clone)]
+pub struct LiveSite {
+    current: Arc<ArcSwap<SiteSnapshot>>,
+    generation: watch::Sender<u64>,
+}
+
+impl LiveSite {
+    pub fn new(first: SiteSnapshot) -> LiveSite {
+        LiveSite {
+            current: Arc::new(ArcSwap::from_pointee(first)),
+            generation: watch::Sender::new(0),
+        }
+    }
+
+    pub fn snapshot(&self) -> Arc<SiteSnapshot> {
+        self.current.load_full()
+    }
+
+    pub fn replace(&self, next: SiteSnapshot) {
+        self.current.store(Arc::new(next));
+        self.generation.send_modify(|g| *g += 1);
+    }
+
+    /// Changes each time a new snapshot goes live.
+    pub fn subscribe(&self) -> watch::Receiver<u64> {
+        self.generation.subscribe()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn none(_: &str) -> Option<Arc<Resource>> {
+        None
+    }
+
+    #[test]
+    fn compresses_text_and_skips_binaries_and_tiny_bodies() {
+        let html = Bytes::from("<p>hello world</p>\n".repeat(100));
+        let r = Resource::new(
+            ResourceKind::Page,
+            "text/html; charset=utf-8".into(),
+            html.clone(),
+            None,
+            &none,
+        );
+        let mut gunzipped = Vec::new();
+        std::io::Read::read_to_end(
+            &mut flate2::read::GzDecoder::new(&r.gzip.as_ref().unwrap()[..]),
+            &mut gunzipped,
+        )
+        .unwrap();
+        assert_eq!(gunzipped, html);
+        let mut unbrotlied = Vec::new();
+        brotli::BrotliDecompress(&mut &r.brotli.as_ref().unwrap()[..], &mut unbrotlied).unwrap();
+        assert_eq!(unbrotlied, html);
+        assert!(r.varies_by_encoding());
+
+        let png = Resource::new(
+            ResourceKind::Asset,
+            "image/png".into(),
+            Bytes::from(vec![7u8; 4096]),
+            None,
+            &none,
+        );
+        assert!(png.gzip.is_none() && png.brotli.is_none());
+        let tiny = Resource::new(
+            ResourceKind::Page,
+            "text/html".into(),
+            Bytes::from("<p>hi</p>"),
+            None,
+            &none,
+        );
+        assert!(!tiny.varies_by_encoding());
+    }
+
+    #[test]
+    fn digest_depends_on_type_and_body_and_unchanged_bodies_are_reused() {
+        assert_ne!(digest_of("text/html", b"x"), digest_of("text/plain", b"x"));
+        let body = Bytes::from("<p>x</p>".repeat(100));
+        let first = Resource::new(
+            ResourceKind::Page,
+            "text/html".into(),
+            body.clone(),
+            None,
+            &none,
+        );
+        let reuse = |d: &str| (d == first.digest).then(|| first.clone());
+        let second = Resource::new(ResourceKind::Page, "text/html".into(), body, None, &reuse);
+        assert!(Arc::ptr_eq(&first, &second));
+    }
+}

@@ -1,6 +1,7 @@
 //! The command line: parses arguments, loads the configuration, runs one
 //! command, and turns the outcome into an exit code with a readable error.
 
+use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -84,6 +85,7 @@ fn init_logging(serving: bool) {
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_target(false)
         .init();
 }

@@ -11,6 +11,7 @@ use tokio::task::JoinHandle;
 use crate::clock::SharedClock;
 use crate::config::{Config, Mode};
 use crate::shutdown::Shutdown;
+use crate::site::watcher::FileWatch;
 use crate::site::{self, BuildInputs, LiveSite};
 use crate::web;
 
@@ -60,6 +61,20 @@ pub async fn start(config: Config, clock: SharedClock) -> anyhow::Result<Running
         );
     }
     let inputs = Arc::new(BuildInputs::from_config(&config));
+    if !inputs.content.is_dir() {
+        return Err(site::BuildError::MissingContent(inputs.content.clone()).into());
+    }
+    // Watch before the first build, so an edit made meanwhile still triggers a rebuild.
+    let files = match FileWatch::start(&inputs, &config.paths.templates) {
+        Ok(files) => Some(files),
+        Err(e) => {
+            tracing::error!(
+                "cannot watch {} for changes ({e}); the site is served, but edits need a restart. On Linux, raising fs.inotify.max_user_watches usually helps",
+                config.paths.content.display()
+            );
+            None
+        }
+    };
     let first = {
         let inputs = inputs.clone();
         let now = clock.now();
@@ -89,20 +104,13 @@ pub async fn start(config: Config, clock: SharedClock) -> anyhow::Result<Running
         }
     }));
 
-    let watcher = site::watcher::run(
+    tasks.push(tokio::spawn(site::watcher::run(
         live.clone(),
         inputs.clone(),
-        config.paths.templates.clone(),
+        files,
         clock.clone(),
         shutdown.clone(),
-    );
-    tasks.push(tokio::spawn(async move {
-        if let Err(e) = watcher.await {
-            tracing::error!(
-                "cannot watch for content changes ({e}); the site keeps serving but edits need a restart. On Linux, raising fs.inotify.max_user_watches usually helps"
-            );
-        }
-    }));
+    )));
 
     tracing::info!("listening on http://{http_addr}");
     tracing::info!(

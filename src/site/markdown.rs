@@ -93,7 +93,7 @@ impl Links<'_> {
                     path: url.clone(),
                 },
                 None => Resolved::Broken(format!(
-                    "`{dest}` links to content/{joined}, which does not exist; fix the file name"
+                    "link to `{dest}` goes nowhere: content/{joined} does not exist; fix the file name"
                 )),
             };
         }

@@ -2,7 +2,7 @@
 //! content/ or static/ change, and when a scheduled post's date arrives (read
 //! from the injected clock). The old snapshot serves until the new one is ready.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -21,38 +21,58 @@ enum Change {
     Template(PathBuf),
 }
 
-/// Runs until shutdown. Returns an error only if the file watcher cannot start.
+/// File system notifications for content/, static/ and templates/, registered
+/// before the first build so that no edit falls between the build and the watch.
+pub struct FileWatch {
+    _watcher: notify::RecommendedWatcher,
+    changes: mpsc::Receiver<Change>,
+}
+
+impl FileWatch {
+    pub fn start(inputs: &BuildInputs, templates_dir: &Path) -> notify::Result<FileWatch> {
+        let (tx, changes) = mpsc::channel::<Change>(64);
+        let templates = templates_dir.to_path_buf();
+        let mut watcher =
+            notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
+                let Ok(event) = event else { return };
+                if matches!(event.kind, EventKind::Access(_)) {
+                    return;
+                }
+                let change = match event.paths.iter().find(|p| p.starts_with(&templates)) {
+                    Some(path) if event.paths.iter().all(|p| p.starts_with(&templates)) => {
+                        Change::Template(path.clone())
+                    }
+                    _ => Change::Content,
+                };
+                // A full queue already holds a pending rebuild; dropping is fine.
+                let _ = tx.try_send(change);
+            })?;
+        watcher.watch(&inputs.content, RecursiveMode::Recursive)?;
+        for dir in [&inputs.static_dir, templates_dir] {
+            if dir.is_dir() {
+                watcher.watch(dir, RecursiveMode::Recursive)?;
+            }
+        }
+        Ok(FileWatch {
+            _watcher: watcher,
+            changes,
+        })
+    }
+}
+
+/// Runs until shutdown. Without a [`FileWatch`] (it could not start) only
+/// scheduled posts trigger rebuilds.
 pub async fn run(
     live: LiveSite,
     inputs: Arc<BuildInputs>,
-    templates_dir: PathBuf,
+    files: Option<FileWatch>,
     clock: SharedClock,
     shutdown: Shutdown,
-) -> notify::Result<()> {
-    let (tx, mut changes) = mpsc::channel::<Change>(64);
-    let templates = templates_dir.clone();
-    let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
-        let Ok(event) = event else { return };
-        if matches!(event.kind, EventKind::Access(_)) {
-            return;
-        }
-        let change = match event.paths.iter().find(|p| p.starts_with(&templates)) {
-            Some(path) if event.paths.iter().all(|p| p.starts_with(&templates)) => {
-                Change::Template(path.clone())
-            }
-            _ => Change::Content,
-        };
-        // A full queue already holds a pending rebuild; dropping is fine.
-        let _ = tx.try_send(change);
-    })?;
-    watcher.watch(&inputs.content, RecursiveMode::Recursive)?;
-    for dir in [&inputs.static_dir, &templates_dir] {
-        if dir.is_dir() {
-            watcher.watch(dir, RecursiveMode::Recursive)?;
-        }
-    }
-    tracing::debug!(content = %inputs.content.display(), "watching for changes");
-
+) {
+    let (_watcher, mut changes) = match files {
+        Some(FileWatch { _watcher, changes }) => (Some(_watcher), changes),
+        None => (None, mpsc::channel(1).1),
+    };
     let stop = shutdown.wait();
     tokio::pin!(stop);
     loop {
@@ -64,7 +84,7 @@ pub async fn run(
             }
         };
         tokio::select! {
-            () = &mut stop => return Ok(()),
+            () = &mut stop => return,
             () = scheduled => rebuild(&live, &inputs, &clock, "a scheduled post is due").await,
             Some(change) = changes.recv() => {
                 let mut content_changed = note(change);

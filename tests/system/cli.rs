@@ -1,0 +1,175 @@
+//! The commands as a user runs them: check, new, and serve's start-up errors.
+
+use crate::helper::{Binary, SiteDir, post};
+
+#[test]
+fn check_passes_on_the_example_site() {
+    let site = SiteDir::example("");
+    let (code, stdout, stderr) = site.run(&["check", "--config", "quire.toml"]);
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    assert!(stderr.contains("checked 6 posts, 2 pages"), "{stderr}");
+}
+
+#[test]
+fn check_lists_every_problem_with_file_and_line() {
+    let site = SiteDir::empty("");
+    site.write(
+        "content/posts/2026-01-01-good.md",
+        &post(
+            "Good",
+            "2026-01-01",
+            "",
+            "Fine.\n\n[dangling](/no/such/page/)\n\n![gone](missing.png)",
+        ),
+    );
+    site.write(
+        "content/posts/2026-01-02-broken.md",
+        "+++\ntitle = \"Broken\"\ndate = \"last tuesday\"\n+++\n",
+    );
+    site.write(
+        "content/posts/2026-01-03-dup.md",
+        &post("Dup", "2026-01-03", "slug = \"good\"\n", "Same slug."),
+    );
+    site.write(
+        "content/posts/2026-01-04-link.md",
+        &post("Link", "2026-01-04", "", "See\n[this](2026-01-01-nope.md)."),
+    );
+    site.write(
+        "content/posts/2026-01-05-yaml.md",
+        "---\ntitle: Yaml\ntitel: typo\n---\n",
+    );
+    let (code, stdout, _) = site.run(&["check", "--config", "quire.toml"]);
+    assert_eq!(code, 1, "{stdout}");
+    let expect = [
+        ("2026-01-01-good.md:8:", "goes nowhere"),
+        (
+            "2026-01-01-good.md:10:",
+            "image /posts/missing.png does not exist",
+        ),
+        ("2026-01-02-broken.md:3:", "2026-03-14"),
+        ("2026-01-03-dup.md:1:", "duplicate slug"),
+        (
+            "2026-01-04-link.md:7:",
+            "content/posts/2026-01-01-nope.md does not exist",
+        ),
+        ("2026-01-05-yaml.md:3:", "titel"),
+    ];
+    for (location, what) in expect {
+        assert!(
+            stdout
+                .lines()
+                .any(|l| l.contains(location) && l.contains(what)),
+            "expected `{location} ... {what}` in:\n{stdout}"
+        );
+    }
+    assert_eq!(stdout.lines().count(), expect.len(), "{stdout}");
+}
+
+#[test]
+fn check_reports_config_problems_with_lines() {
+    let site = SiteDir::empty("");
+    std::fs::write(
+        site.config(),
+        "[site]\nbase_url = \"blog.example.com\"\nposts_per_page = 0\n[stats]\ndaily_retention_days = 0\n[listen]\nhttp = \"127.0.0.1:99999\"\n",
+    )
+    .unwrap();
+    let (code, stdout, _) = site.run(&["check", "--config", "quire.toml"]);
+    assert_eq!(code, 1);
+    for needle in [
+        "quire.toml:2: site.base_url",
+        "quire.toml:3: site.posts_per_page",
+        "quire.toml:5: stats.daily_retention_days",
+        "quire.toml:7: listen.http",
+    ] {
+        assert!(stdout.contains(needle), "{needle} in:\n{stdout}");
+    }
+    std::fs::write(site.config(), "[site]\ntitle = \"x\"\n[sight]\n").unwrap();
+    let (code, stdout, _) = site.run(&["check", "--config", "quire.toml"]);
+    assert_eq!(code, 1);
+    assert!(
+        stdout.contains("quire.toml:3:") && stdout.contains("sight"),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn new_writes_a_draft_that_check_accepts() {
+    let site = SiteDir::empty("");
+    let (code, stdout, stderr) = site.run(&["new", "My First Post!", "--config", "quire.toml"]);
+    assert_eq!(code, 0, "{stderr}");
+    let path = site.dir.path().join(stdout.trim());
+    let name = path.file_name().unwrap().to_str().unwrap();
+    assert!(
+        name.ends_with("-my-first-post.md") && name.len() == "2026-01-01-my-first-post.md".len(),
+        "{name}"
+    );
+    assert!(
+        std::fs::read_to_string(&path)
+            .unwrap()
+            .contains("draft = true")
+    );
+    let (code, _, stderr) = site.run(&["check", "--config", "quire.toml", "--drafts"]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stderr.contains("checked 1 posts"), "{stderr}");
+    let (code, _, stderr) = site.run(&["new", "My First Post!", "--config", "quire.toml"]);
+    assert_eq!(code, 1);
+    assert!(stderr.contains("already exists"), "{stderr}");
+}
+
+#[test]
+fn serve_explains_a_bad_config_and_a_taken_port() {
+    let site = SiteDir::empty("");
+    std::fs::write(
+        site.config(),
+        "[listen]\nhttp = \"nonsense\"\n[tls]\nmode = \"off\"\n",
+    )
+    .unwrap();
+    let (code, _, stderr) = site.run(&["serve", "--config", "quire.toml"]);
+    assert_eq!(code, 1);
+    assert!(stderr.contains("quire.toml:2: listen.http"), "{stderr}");
+
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port();
+    std::fs::write(
+        site.config(),
+        format!("[listen]\nhttp = \"127.0.0.1:{port}\"\n[tls]\nmode = \"off\"\n"),
+    )
+    .unwrap();
+    let (code, _, stderr) = site.run(&["serve", "--config", "quire.toml"]);
+    assert_eq!(code, 1);
+    assert!(
+        stderr.contains("another process already listens"),
+        "{stderr}"
+    );
+
+    let (code, _, stderr) = site.run(&["serve", "--config", "quire.toml", "--mode", "sideways"]);
+    assert_eq!(code, 1);
+    assert!(stderr.contains("unknown mode `sideways`"), "{stderr}");
+}
+
+#[test]
+fn serve_without_content_says_what_to_do() {
+    let site = SiteDir::empty("");
+    std::fs::remove_dir_all(site.path("content")).unwrap();
+    let (code, _, stderr) = site.run(&["serve", "--config", "quire.toml"]);
+    assert_eq!(code, 1);
+    assert!(stderr.contains("does not exist; create it"), "{stderr}");
+}
+
+#[test]
+fn environment_selects_the_mode() {
+    let site = SiteDir::empty("");
+    std::fs::write(site.config(), "[listen]\nhttp = \"127.0.0.1:0\"\n").unwrap();
+    // The file says nothing about the mode; QUIRE_MODE=off serves plain HTTP.
+    let output = std::process::Command::new(crate::helper::BIN)
+        .args(["check", "--config"])
+        .arg(site.config())
+        .env("QUIRE_MODE", "bogus")
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&output.stdout).contains("QUIRE_MODE: mode: unknown mode `bogus`")
+    );
+    drop(Binary::serve(&site, &["--mode", "off"]));
+}

@@ -1,0 +1,8 @@
+//! Whole-system tests: the real `quire` binary (or the real server stack in
+//! process, where the clock must move) on loopback, spoken to over HTTP.
+
+mod cli;
+mod helper;
+mod http;
+mod pages;
+mod reload;

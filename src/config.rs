@@ -925,6 +925,15 @@ mod tests {
     }
 
     #[test]
+    fn the_example_config_is_valid_and_matches_the_defaults() {
+        let text = include_str!("../config.example.toml");
+        let path = Path::new("/srv/quire/config.toml");
+        let example = Config::from_parts(Some(path), text, &Overrides::default(), &no_env).unwrap();
+        let defaults = Config::from_parts(Some(path), "", &Overrides::default(), &no_env).unwrap();
+        assert_eq!(format!("{example:?}"), format!("{defaults:?}"));
+    }
+
+    #[test]
     fn domains_are_validated() {
         assert!("exa mple.com".parse::<Domain>().is_err());
         assert!("127.0.0.1".parse::<Domain>().is_err());

@@ -98,6 +98,8 @@ pub fn build(
     if !inputs.content.is_dir() {
         return Err(BuildError::MissingContent(inputs.content.clone()));
     }
+    // Loading the syntax definitions takes a while; overlap it with reading files.
+    rayon::spawn(highlight::preload);
     let mut library = content::load(
         &inputs.content,
         &content::Visibility {
@@ -105,6 +107,7 @@ pub fn build(
             drafts: inputs.drafts,
         },
     );
+    let loaded_at = started.elapsed();
     let mut problems = std::mem::take(&mut library.problems);
     let reusable = previous.map(SiteSnapshot::reusable).unwrap_or_default();
     let reuse = |digest: &str| reusable.get(digest).cloned();
@@ -130,8 +133,10 @@ pub fn build(
             .unwrap_or_else(|| "/highlight.css".into()),
     };
 
+    let assets_at = started.elapsed();
     let renderer = Renderer::new(&inputs.site, &theme, &library, now);
     let documents = renderer.render_all();
+    let rendered_at = started.elapsed();
     let document_count = documents.len();
     let packed: Vec<(String, Arc<Resource>)> = documents
         .into_par_iter()
@@ -151,6 +156,13 @@ pub fn build(
             (doc.url, resource)
         })
         .collect();
+    tracing::debug!(
+        load_ms = loaded_at.as_millis() as u64,
+        assets_ms = (assets_at - loaded_at).as_millis() as u64,
+        render_ms = (rendered_at - assets_at).as_millis() as u64,
+        pack_ms = (started.elapsed() - rendered_at).as_millis() as u64,
+        "build stages"
+    );
     for (url, resource) in packed {
         if routes.contains_key(&url) {
             problems.push(Problem::new(

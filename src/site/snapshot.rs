@@ -66,8 +66,11 @@ pub struct Resource {
 const MIN_SAVING_PERCENT: usize = 10;
 const MIN_COMPRESS_LEN: usize = 256;
 const GZIP_LEVEL: u32 = 9;
-const BROTLI_QUALITY: u32 = 9;
-const BROTLI_WINDOW: u32 = 22;
+/// Measured on a 16 KB post: quality 5 takes 0.35 ms and gives 3127 bytes,
+/// quality 9 takes 5.9 ms for 3077, quality 11 takes 20 ms for 2712. A rebuild
+/// compresses every changed page, so the cheap setting wins.
+const BROTLI_QUALITY: i32 = 5;
+const BROTLI_WINDOW: i32 = 22;
 
 fn is_compressible(content_type: &str) -> bool {
     let essence = content_type.split(';').next().unwrap_or("").trim();
@@ -102,8 +105,8 @@ fn gzip(body: &[u8]) -> Option<Bytes> {
 fn brotli(body: &[u8]) -> Option<Bytes> {
     let mut out = Vec::new();
     let params = brotli::enc::BrotliEncoderParams {
-        quality: BROTLI_QUALITY as i32,
-        lgwin: BROTLI_WINDOW as i32,
+        quality: BROTLI_QUALITY,
+        lgwin: BROTLI_WINDOW,
         size_hint: body.len(),
         ..Default::default()
     };

@@ -24,16 +24,8 @@ NPORT=18081
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 REPO="$(cd "$HERE/.." && pwd)"
 
-need() { # need CMD PACKAGE
-    if ! command -v "$1" >/dev/null 2>&1; then
-        echo "installing $2 ..." >&2
-        if [ "$(id -u)" -ne 0 ]; then
-            echo "$1 missing and not root: apt-get install $2" >&2; exit 1
-        fi
-        apt-get update -qq >&2
-        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$2" >&2
-    fi
-}
+# shellcheck source=bench/lib.sh
+. "$HERE/lib.sh"
 need curl curl
 need wrk wrk
 # nginx lives in /usr/sbin, which a non-login PATH may lack.

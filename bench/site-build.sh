@@ -25,16 +25,8 @@ case "$ONLY" in ''|hugo|quire) ;; *) echo "ONLY must be hugo or quire" >&2; exit
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 REPO="$(cd "$HERE/.." && pwd)"
 
-need() { # need CMD PACKAGE
-    if ! command -v "$1" >/dev/null 2>&1; then
-        echo "installing $2 ..." >&2
-        if [ "$(id -u)" -ne 0 ]; then
-            echo "$1 missing and not root: apt-get install $2" >&2; exit 1
-        fi
-        apt-get update -qq >&2
-        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$2" >&2
-    fi
-}
+# shellcheck source=bench/lib.sh
+. "$HERE/lib.sh"
 need python3 python3
 need hyperfine hyperfine
 [ "$ONLY" = quire ] || need hugo hugo

@@ -122,6 +122,7 @@ pub struct Config {
     pub tls: TlsConfig,
     pub stats: StatsConfig,
     pub metrics: MetricsConfig,
+    pub limits: Limits,
     /// The file this came from, if any.
     pub source: Option<PathBuf>,
 }
@@ -150,6 +151,38 @@ pub struct Listen {
     pub http: SocketAddr,
     pub https: SocketAddr,
     pub metrics: SocketAddr,
+    /// Peers whose `X-Forwarded-For`/`Forwarded` headers name the client.
+    pub trusted_proxies: Vec<ipnet::IpNet>,
+}
+
+/// Protection against slow and abusive clients.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Limits {
+    pub handshake_timeout: Duration,
+    /// Time allowed to send a request head (slowloris), also the wait for the
+    /// next request on an HTTP/1.1 connection.
+    pub header_read_timeout: Duration,
+    /// A connection with no traffic for this long is closed.
+    pub idle_timeout: Duration,
+    pub max_header_bytes: usize,
+    pub max_connections: usize,
+    pub h2_max_concurrent_streams: u32,
+    /// How long in-flight requests may run on after SIGTERM.
+    pub shutdown_grace: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            handshake_timeout: Duration::from_secs(10),
+            header_read_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(60),
+            max_header_bytes: 16 * 1024,
+            max_connections: 4096,
+            h2_max_concurrent_streams: 100,
+            shutdown_grace: Duration::from_secs(10),
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -162,6 +195,9 @@ pub struct TlsConfig {
     pub renew_before_days: u32,
     pub check_every: Duration,
     pub challenge: Challenge,
+    /// Send Strict-Transport-Security (off by default in local mode, where a
+    /// browser would otherwise pin HTTPS for `localhost`).
+    pub hsts: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -262,6 +298,8 @@ struct RawFile {
     stats: RawStats,
     #[serde(default)]
     metrics: RawMetrics,
+    #[serde(default)]
+    limits: RawLimits,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -297,6 +335,19 @@ struct RawListen {
     http: Field<String>,
     https: Field<String>,
     metrics: Field<String>,
+    trusted_proxies: Field<Vec<String>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawLimits {
+    handshake_timeout: Field<String>,
+    header_read_timeout: Field<String>,
+    idle_timeout: Field<String>,
+    max_header_bytes: Field<i64>,
+    max_connections: Field<i64>,
+    h2_max_concurrent_streams: Field<i64>,
+    shutdown_grace: Field<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -312,6 +363,7 @@ struct RawTls {
     renew_before_days: Field<i64>,
     check_every: Field<String>,
     challenge: Field<String>,
+    hsts: Field<bool>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -552,6 +604,17 @@ impl Config {
                 &raw.listen.metrics,
                 "127.0.0.1:9100",
             ),
+            trusted_proxies: v
+                .parse("listen.trusted_proxies", &raw.listen.trusted_proxies, |list| {
+                    list.iter()
+                        .map(|p| {
+                            p.parse::<ipnet::IpNet>()
+                                .or_else(|_| p.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+                                .map_err(|_| format!("`{p}` is not an IP address or network; use a value such as \"127.0.0.1\" or \"10.0.0.0/8\""))
+                        })
+                        .collect()
+                })
+                .unwrap_or_default(),
         };
 
         let canonical = domains.first().map_or("localhost", Domain::as_str);
@@ -618,6 +681,7 @@ impl Config {
         };
 
         let tls = validate_tls(&mut v, &raw.tls, mode, &resolve);
+        let limits = validate_limits(&mut v, &raw.limits);
 
         let stats = StatsConfig {
             enabled: raw.stats.enabled.as_ref().is_none_or(|e| *e.get_ref()),
@@ -665,6 +729,7 @@ impl Config {
             tls,
             stats,
             metrics,
+            limits,
             source: path.map(Path::to_path_buf),
         })
     }
@@ -679,6 +744,62 @@ fn with_port(scheme: &str, host: &str, port: u16, default_port: u16) -> String {
         format!("{scheme}://{host}/")
     } else {
         format!("{scheme}://{host}:{port}/")
+    }
+}
+
+fn validate_limits(v: &mut Validator, raw: &RawLimits) -> Limits {
+    let d = Limits::default();
+    let count = |max: i64| {
+        move |&n: &i64| {
+            if (1..=max).contains(&n) {
+                Ok(n as usize)
+            } else {
+                Err(format!("{n} is out of range; use a number from 1 to {max}"))
+            }
+        }
+    };
+    Limits {
+        handshake_timeout: v
+            .parse("limits.handshake_timeout", &raw.handshake_timeout, duration)
+            .unwrap_or(d.handshake_timeout),
+        header_read_timeout: v
+            .parse(
+                "limits.header_read_timeout",
+                &raw.header_read_timeout,
+                duration,
+            )
+            .unwrap_or(d.header_read_timeout),
+        idle_timeout: v
+            .parse("limits.idle_timeout", &raw.idle_timeout, duration)
+            .unwrap_or(d.idle_timeout),
+        max_header_bytes: v
+            .parse("limits.max_header_bytes", &raw.max_header_bytes, |&n| {
+                if (8192..=1 << 20).contains(&n) {
+                    Ok(n as usize)
+                } else {
+                    Err(format!(
+                        "{n} is out of range; use a size from 8192 to 1048576 bytes"
+                    ))
+                }
+            })
+            .unwrap_or(d.max_header_bytes),
+        max_connections: v
+            .parse(
+                "limits.max_connections",
+                &raw.max_connections,
+                count(1_000_000),
+            )
+            .unwrap_or(d.max_connections),
+        h2_max_concurrent_streams: v
+            .parse(
+                "limits.h2_max_concurrent_streams",
+                &raw.h2_max_concurrent_streams,
+                count(10_000),
+            )
+            .map_or(d.h2_max_concurrent_streams, |n| n as u32),
+        shutdown_grace: v
+            .parse("limits.shutdown_grace", &raw.shutdown_grace, duration)
+            .unwrap_or(d.shutdown_grace),
     }
 }
 
@@ -776,6 +897,7 @@ fn validate_tls(
             .parse("tls.check_every", &raw.check_every, duration)
             .unwrap_or(Duration::from_secs(8 * 3600)),
         challenge,
+        hsts: raw.hsts.as_ref().map_or(!mode.is_local(), |h| *h.get_ref()),
     }
 }
 

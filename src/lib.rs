@@ -1,10 +1,14 @@
 //! quire: a blog server that runs its own operations. `cli` is the entry point;
-//! `system` starts the activities; each folder owns one activity.
+//! `system` starts the activities under the `supervisor`; each folder owns one
+//! activity: `site` (content to pages), `web` (routers), `tls` (listeners and
+//! certificates).
 
 pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod shutdown;
 pub mod site;
+pub mod supervisor;
 pub mod system;
+pub mod tls;
 pub mod web;

@@ -1,35 +1,45 @@
-//! Starts the activities of `quire serve` and stops them: the first site build,
-//! the content watcher and the HTTP listener, all sharing one [`Shutdown`].
+//! Starts the activities of `quire serve` and stops them: binds the listeners
+//! (failing fast with a fix when a port is taken), builds the site, loads the
+//! certificate, and runs the listeners, the content watcher and the certificate
+//! reloader under the [`Supervisor`], all sharing one [`Shutdown`].
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 
 use anyhow::{Context, bail};
 use tokio::net::TcpListener;
-use tokio::task::JoinHandle;
 
 use crate::clock::SharedClock;
 use crate::config::{Config, Mode};
 use crate::shutdown::Shutdown;
 use crate::site::watcher::FileWatch;
 use crate::site::{self, BuildInputs, LiveSite};
-use crate::web;
+use crate::supervisor::{Supervisor, TaskRegistry};
+use crate::tls::listener::{self, Listener};
+use crate::tls::manual::{self, ManualFiles};
+use crate::tls::{self, CertResolver};
+use crate::web::{self, ChallengeMap, SitePolicy};
 
 /// A started server; stop it with [`RunningServer::stop`].
 pub struct RunningServer {
     pub http_addr: SocketAddr,
+    pub https_addr: Option<SocketAddr>,
     pub site: LiveSite,
-    shutdown: Shutdown,
-    tasks: Vec<JoinHandle<()>>,
+    pub resolver: Option<Arc<CertResolver>>,
+    pub challenges: ChallengeMap,
+    pub tasks: TaskRegistry,
+    supervisor: Supervisor,
 }
 
 impl RunningServer {
-    /// Stops accepting, lets in-flight requests finish, and waits for every task.
+    /// Stops accepting, lets in-flight requests finish (up to the grace
+    /// period), and waits for every task.
     pub async fn stop(self) {
-        self.shutdown.trigger();
-        for task in self.tasks {
-            let _ = task.await;
-        }
+        self.supervisor.stop().await;
+    }
+
+    pub fn shutdown(&self) -> &Shutdown {
+        self.supervisor.shutdown()
     }
 }
 
@@ -52,18 +62,49 @@ pub async fn bind(addr: SocketAddr, key: &str) -> anyhow::Result<TcpListener> {
     })
 }
 
-/// Builds the site and starts serving it.
-pub async fn start(config: Config, clock: SharedClock) -> anyhow::Result<RunningServer> {
-    if config.mode != Mode::Off {
-        bail!(
-            "mode `{}` serves HTTPS, which this version of quire does not do yet; run with --mode off (plain HTTP, e.g. behind a TLS proxy)",
-            config.mode
-        );
+/// A derived base URL for port 0 (tests, ad-hoc runs) takes the bound port.
+fn fix_base_url_port(config: &mut Config, bound: SocketAddr) {
+    if config.site.base_url.port() == Some(0) {
+        let _ = config.site.base_url.set_port(Some(bound.port()));
     }
+}
+
+/// Binds, builds and starts serving.
+pub async fn start(mut config: Config, clock: SharedClock) -> anyhow::Result<RunningServer> {
+    let serves_tls = match config.mode {
+        Mode::Off => false,
+        Mode::Manual => true,
+        other => bail!(
+            "mode `{other}` obtains certificates by ACME, which this version of quire does not do yet; use --mode manual with [tls] cert_file and key_file, or --mode off behind a TLS proxy"
+        ),
+    };
+    if !config.paths.content.is_dir() {
+        return Err(site::BuildError::MissingContent(config.paths.content.clone()).into());
+    }
+    let manual_files = ManualFiles {
+        cert_file: config.tls.cert_file.clone().unwrap_or_default(),
+        key_file: config.tls.key_file.clone().unwrap_or_default(),
+        domains: config.domains.clone(),
+    };
+    let resolver = if serves_tls {
+        Some(CertResolver::new(manual_files.load(&clock)?))
+    } else {
+        None
+    };
+
+    // Bind before the (slower) build, so a taken port fails at once.
+    let http_socket = Arc::new(bind(config.listen.http, "http").await?);
+    let http_addr = http_socket
+        .local_addr()
+        .context("reading the bound address")?;
+    let https_socket = match serves_tls {
+        true => Some(Arc::new(bind(config.listen.https, "https").await?)),
+        false => None,
+    };
+    let https_addr = https_socket.as_ref().map(|s| s.local_addr()).transpose()?;
+    fix_base_url_port(&mut config, https_addr.unwrap_or(http_addr));
+
     let inputs = Arc::new(BuildInputs::from_config(&config));
-    if !inputs.content.is_dir() {
-        return Err(site::BuildError::MissingContent(inputs.content.clone()).into());
-    }
     // Watch before the first build, so an edit made meanwhile still triggers a rebuild.
     let files = match FileWatch::start(&inputs, &config.paths.templates) {
         Ok(files) => Some(files),
@@ -87,54 +128,139 @@ pub async fn start(config: Config, clock: SharedClock) -> anyhow::Result<Running
     }
     let summary = first.summary.clone();
     let live = LiveSite::new(first);
-    let shutdown = Shutdown::new();
+    let stop_deadline = config.limits.shutdown_grace + std::time::Duration::from_secs(5);
+    let mut supervisor = Supervisor::new(Shutdown::new(), stop_deadline);
+    let limits = Arc::new(config.limits.clone());
+    let policy = Arc::new(SitePolicy::from_config(&config, serves_tls));
+    let challenges = ChallengeMap::default();
+    let site_app = web::router(live.clone(), policy.clone());
 
-    let listener = bind(config.listen.http, "http").await?;
-    let http_addr = listener.local_addr().context("reading the bound address")?;
-    let mut tasks = Vec::new();
+    let http_app = match serves_tls {
+        true => web::redirect_router(challenges.clone(), policy.clone()),
+        false => site_app.clone(),
+    };
+    spawn_listener(
+        &mut supervisor,
+        "http listener",
+        http_socket,
+        None,
+        http_app,
+        &limits,
+    );
+    if let (Some(socket), Some(resolver)) = (https_socket, &resolver) {
+        let acceptor = tokio_rustls::TlsAcceptor::from(tls::server_config(resolver.clone())?);
+        spawn_listener(
+            &mut supervisor,
+            "https listener",
+            socket,
+            Some(acceptor),
+            site_app,
+            &limits,
+        );
+        let (resolver, clock, shutdown) = (
+            resolver.clone(),
+            clock.clone(),
+            supervisor.shutdown().clone(),
+        );
+        supervisor.spawn("certificate files", move || {
+            manual::watch(
+                manual_files.clone(),
+                resolver.clone(),
+                clock.clone(),
+                shutdown.clone(),
+            )
+        });
+    }
 
-    let app = web::router(live.clone());
-    let stop = shutdown.wait();
-    tasks.push(tokio::spawn(async move {
-        if let Err(e) = axum::serve(listener, app)
-            .with_graceful_shutdown(stop)
-            .await
-        {
-            tracing::error!("http listener stopped: {e}");
-        }
-    }));
-
-    tasks.push(tokio::spawn(site::watcher::run(
+    let watcher = site::watcher::run(
         live.clone(),
         inputs.clone(),
         files,
         clock.clone(),
-        shutdown.clone(),
-    )));
+        supervisor.shutdown().clone(),
+    );
+    let mut watcher = Some(watcher);
+    let (live_again, inputs_again, clock_again, shutdown) = (
+        live.clone(),
+        inputs.clone(),
+        clock.clone(),
+        supervisor.shutdown().clone(),
+    );
+    supervisor.spawn("content watcher", move || {
+        // After a restart the watch is gone; scheduled posts still rebuild.
+        let run = watcher.take();
+        let (live, inputs, clock, shutdown) = (
+            live_again.clone(),
+            inputs_again.clone(),
+            clock_again.clone(),
+            shutdown.clone(),
+        );
+        async move {
+            match run {
+                Some(run) => run.await,
+                None => site::watcher::run(live, inputs, None, clock, shutdown).await,
+            }
+            Ok(())
+        }
+    });
 
     tracing::info!("listening on http://{http_addr}");
+    if let Some(addr) = https_addr {
+        tracing::info!("listening on https://{addr}");
+    }
     tracing::info!(
         posts = summary.posts,
         pages = summary.pages,
         problems = summary.problems.len(),
         ms = summary.took.as_millis() as u64,
-        "serving {} at {} (open http://{http_addr}/)",
+        "serving {} at {} (open {})",
         config.paths.content.display(),
+        config.site.base_url,
         config.site.base_url,
     );
     Ok(RunningServer {
         http_addr,
+        https_addr,
         site: live,
-        shutdown,
-        tasks,
+        resolver,
+        challenges,
+        tasks: supervisor.registry.clone(),
+        supervisor,
     })
+}
+
+fn spawn_listener(
+    supervisor: &mut Supervisor,
+    name: &'static str,
+    socket: Arc<TcpListener>,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+    app: axum::Router,
+    limits: &Arc<crate::config::Limits>,
+) {
+    let shutdown = supervisor.shutdown().clone();
+    let limits = limits.clone();
+    supervisor.spawn(name, move || {
+        let listener = Listener {
+            name,
+            socket: socket.clone(),
+            tls: tls.clone(),
+            app: app.clone(),
+            limits: limits.clone(),
+        };
+        let shutdown = shutdown.clone();
+        async move {
+            listener::run(listener, shutdown).await;
+            Ok(())
+        }
+    });
 }
 
 /// `quire serve`: runs until SIGINT or SIGTERM.
 pub async fn serve(config: Config, clock: SharedClock) -> anyhow::Result<()> {
     let server = start(config, clock).await?;
     crate::shutdown::os_signal().await;
-    tracing::info!("shutting down");
+    tracing::info!("shutting down: no new connections, finishing requests in flight");
     server.stop().await;
+    tracing::info!("stopped");
     Ok(())
 }

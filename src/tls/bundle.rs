@@ -1,0 +1,196 @@
+//! A certificate chain with its private key, parsed from PEM and checked before
+//! it may serve: the key matches, the chain is in order, it is valid now, and it
+//! names every configured domain. Each failure says what to do.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use rustls::sign::CertifiedKey;
+use x509_parser::prelude::*;
+
+use crate::config::Domain;
+
+#[derive(Debug, thiserror::Error)]
+pub enum BundleError {
+    #[error("cannot read {path}: {source}; check the path and that quire may read it")]
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error(
+        "no certificate found; the file must hold PEM `BEGIN CERTIFICATE` blocks, the site's certificate first, then its issuers"
+    )]
+    NoCertificate,
+    #[error(
+        "no private key found; the key file must hold one PEM `PRIVATE KEY` block (PKCS#8, RSA or EC)"
+    )]
+    NoKey,
+    #[error("the private key is not usable ({0}); use an ECDSA P-256/P-384, Ed25519 or RSA key")]
+    UnsupportedKey(String),
+    #[error(
+        "the private key does not belong to the certificate; use the key file from the same issuance as the certificate"
+    )]
+    KeyMismatch,
+    #[error(
+        "certificate {0} of the chain cannot be parsed ({1}); the file must hold PEM certificates only"
+    )]
+    Parse(usize, String),
+    #[error(
+        "certificate {0} of the chain is not signed by certificate {1}; order the chain as: site certificate, then each issuer"
+    )]
+    ChainOrder(usize, usize),
+    #[error("the certificate expired on {0}; renew it")]
+    Expired(DateTime<Utc>),
+    #[error("the certificate is not valid before {0}; check the system clock, or wait")]
+    NotYetValid(DateTime<Utc>),
+    #[error(
+        "the certificate does not cover {missing}; it names {names}; get one that covers every domain in [domains] names"
+    )]
+    NamesMissing { missing: String, names: String },
+}
+
+/// A parsed chain and key, ready for the certificate resolver.
+#[derive(Clone)]
+pub struct CertBundle {
+    pub certified: Arc<CertifiedKey>,
+    /// DNS names of the site certificate (subject alternative names).
+    pub names: Vec<String>,
+    pub issuer: String,
+    pub not_before: DateTime<Utc>,
+    pub not_after: DateTime<Utc>,
+}
+
+impl std::fmt::Debug for CertBundle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CertBundle")
+            .field("names", &self.names)
+            .field("issuer", &self.issuer)
+            .field("not_after", &self.not_after)
+            .finish()
+    }
+}
+
+fn time(t: ASN1Time) -> DateTime<Utc> {
+    DateTime::from_timestamp(t.timestamp(), 0).unwrap_or_default()
+}
+
+impl CertBundle {
+    /// Reads a chain and a key from PEM files.
+    pub fn from_files(cert_file: &Path, key_file: &Path) -> Result<CertBundle, BundleError> {
+        let read = |path: &Path| {
+            std::fs::read(path).map_err(|source| BundleError::Read {
+                path: path.display().to_string(),
+                source,
+            })
+        };
+        CertBundle::from_pem(&read(cert_file)?, &read(key_file)?)
+    }
+
+    /// Parses PEM text and checks that the parts fit together (key matches the
+    /// certificate, chain in order). Dates and names are checked by [`CertBundle::check`].
+    pub fn from_pem(cert_pem: &[u8], key_pem: &[u8]) -> Result<CertBundle, BundleError> {
+        let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(cert_pem)
+            .collect::<Result<_, _>>()
+            .map_err(|e| BundleError::Parse(0, e.to_string()))?;
+        if chain.is_empty() {
+            return Err(BundleError::NoCertificate);
+        }
+        let key = PrivateKeyDer::from_pem_slice(key_pem).map_err(|_| BundleError::NoKey)?;
+        let signing = rustls::crypto::ring::sign::any_supported_type(&key)
+            .map_err(|e| BundleError::UnsupportedKey(e.to_string()))?;
+        let certified = CertifiedKey::new(chain.clone(), signing);
+        match certified.keys_match() {
+            Ok(()) => {}
+            Err(rustls::Error::InconsistentKeys(rustls::InconsistentKeys::KeyMismatch)) => {
+                return Err(BundleError::KeyMismatch);
+            }
+            // Unknown means rustls cannot tell for this key type; the handshake will.
+            Err(_) => {}
+        }
+
+        let parsed: Vec<X509Certificate> = chain
+            .iter()
+            .enumerate()
+            .map(|(i, der)| {
+                X509Certificate::from_der(der)
+                    .map(|(_, cert)| cert)
+                    .map_err(|e| BundleError::Parse(i + 1, e.to_string()))
+            })
+            .collect::<Result<_, _>>()?;
+        for (i, pair) in parsed.windows(2).enumerate() {
+            let (cert, issuer) = (&pair[0], &pair[1]);
+            if cert.issuer() != issuer.subject()
+                || cert.verify_signature(Some(issuer.public_key())).is_err()
+            {
+                return Err(BundleError::ChainOrder(i + 1, i + 2));
+            }
+        }
+        let leaf = &parsed[0];
+        let mut names: Vec<String> = leaf
+            .subject_alternative_name()
+            .ok()
+            .flatten()
+            .map(|san| {
+                san.value
+                    .general_names
+                    .iter()
+                    .filter_map(|n| match n {
+                        GeneralName::DNSName(name) => Some(name.to_ascii_lowercase()),
+                        _ => None,
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        if names.is_empty() {
+            // Old certificates carry the name only in the subject's common name.
+            names.extend(
+                leaf.subject()
+                    .iter_common_name()
+                    .filter_map(|cn| cn.as_str().ok())
+                    .map(str::to_ascii_lowercase),
+            );
+        }
+        Ok(CertBundle {
+            certified: Arc::new(certified),
+            names,
+            issuer: leaf.issuer().to_string(),
+            not_before: time(leaf.validity().not_before),
+            not_after: time(leaf.validity().not_after),
+        })
+    }
+
+    /// Whether the certificate names `domain` (directly or by a wildcard).
+    pub fn covers(&self, domain: &str) -> bool {
+        self.names.iter().any(|name| match name.strip_prefix("*.") {
+            Some(parent) => domain
+                .split_once('.')
+                .is_some_and(|(_, rest)| rest == parent),
+            None => name == domain,
+        })
+    }
+
+    /// Checks dates against `now` and that every domain is covered.
+    pub fn check(&self, domains: &[Domain], now: DateTime<Utc>) -> Result<(), BundleError> {
+        if now > self.not_after {
+            return Err(BundleError::Expired(self.not_after));
+        }
+        if now < self.not_before {
+            return Err(BundleError::NotYetValid(self.not_before));
+        }
+        let missing: Vec<&str> = domains
+            .iter()
+            .map(Domain::as_str)
+            .filter(|d| !self.covers(d))
+            .collect();
+        if !missing.is_empty() {
+            return Err(BundleError::NamesMissing {
+                missing: missing.join(", "),
+                names: self.names.join(", "),
+            });
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,280 @@
+//! The connection loop shared by the HTTP and HTTPS listeners: accept (never
+//! dying on a per-connection error, backing off when out of file descriptors),
+//! cap concurrent connections, finish the TLS handshake within a deadline, then
+//! let hyper serve HTTP/1.1 or HTTP/2 with the configured limits. On shutdown:
+//! stop accepting, let in-flight requests finish within the grace period.
+
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use axum::Router;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::service::TowerToHyperService;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::Semaphore;
+use tokio::time::Instant;
+use tokio_rustls::TlsAcceptor;
+use tower::ServiceExt;
+
+use crate::config::Limits;
+use crate::shutdown::Shutdown;
+
+/// The TCP peer of a request, added to every request's extensions.
+#[derive(Debug, Clone, Copy)]
+pub struct PeerAddr(pub SocketAddr);
+
+/// One listening socket and how to serve it.
+pub struct Listener {
+    pub name: &'static str,
+    pub socket: Arc<TcpListener>,
+    pub tls: Option<TlsAcceptor>,
+    pub app: Router,
+    pub limits: Arc<Limits>,
+}
+
+/// Accepts and serves connections until `shutdown`, then drains them.
+pub async fn run(listener: Listener, shutdown: Shutdown) {
+    let permits = Arc::new(Semaphore::new(listener.limits.max_connections));
+    let graceful = GracefulShutdown::new();
+    let stop = shutdown.wait();
+    tokio::pin!(stop);
+    loop {
+        // Waiting for a permit before accepting leaves excess clients in the
+        // kernel's backlog instead of holding sockets we cannot serve.
+        let permit = tokio::select! {
+            () = &mut stop => break,
+            permit = permits.clone().acquire_owned() => permit.expect("semaphore never closed"),
+        };
+        let (tcp, peer) = tokio::select! {
+            () = &mut stop => break,
+            accepted = listener.socket.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(e) => {
+                    if is_resource_exhaustion(&e) {
+                        tracing::warn!(listener = listener.name, "accept failed: {e}; pausing 100 ms");
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                    } else {
+                        tracing::debug!(listener = listener.name, "accept failed: {e}");
+                    }
+                    continue;
+                }
+            },
+        };
+        let _ = tcp.set_nodelay(true);
+        let connection = serve_connection(tcp, peer, &listener, &graceful);
+        tokio::spawn(async move {
+            connection.await;
+            drop(permit);
+        });
+    }
+    let grace = listener.limits.shutdown_grace;
+    if tokio::time::timeout(grace, graceful.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            listener = listener.name,
+            "connections still open after {grace:?}; closing them"
+        );
+    }
+}
+
+fn is_resource_exhaustion(e: &std::io::Error) -> bool {
+    matches!(
+        e.raw_os_error(),
+        Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM)
+    )
+}
+
+fn serve_connection(
+    tcp: TcpStream,
+    peer: SocketAddr,
+    listener: &Listener,
+    graceful: &GracefulShutdown,
+) -> impl Future<Output = ()> + Send + 'static {
+    let limits = listener.limits.clone();
+    let tls = listener.tls.clone();
+    let name = listener.name;
+    let app = listener.app.clone();
+    let watcher = graceful.watcher();
+    async move {
+        let activity = Arc::new(Activity::new());
+        let tcp = Tracked {
+            inner: tcp,
+            activity: activity.clone(),
+        };
+        let service = TowerToHyperService::new(app.map_request(
+            move |request: hyper::Request<hyper::body::Incoming>| {
+                let mut request = request.map(axum::body::Body::new);
+                request.extensions_mut().insert(PeerAddr(peer));
+                request
+            },
+        ));
+        let mut builder = auto::Builder::new(TokioExecutor::new());
+        builder
+            .http1()
+            .timer(TokioTimer::new())
+            .header_read_timeout(limits.header_read_timeout)
+            .max_buf_size(limits.max_header_bytes.max(8192))
+            .keep_alive(true);
+        builder
+            .http2()
+            .timer(TokioTimer::new())
+            .max_concurrent_streams(limits.h2_max_concurrent_streams)
+            // Rapid reset (CVE-2023-44487): few pending resets, then GOAWAY.
+            .max_pending_accept_reset_streams(Some(20))
+            .max_local_error_reset_streams(Some(256))
+            .max_header_list_size(limits.max_header_bytes as u32)
+            .keep_alive_interval(Some(Duration::from_secs(30)))
+            .keep_alive_timeout(Duration::from_secs(20));
+        let idle = limits.idle_timeout;
+        match tls {
+            Some(acceptor) => {
+                let stream = match tokio::time::timeout(
+                    limits.handshake_timeout,
+                    acceptor.accept(tcp),
+                )
+                .await
+                {
+                    Ok(Ok(stream)) => stream,
+                    Ok(Err(e)) => {
+                        tracing::debug!(listener = name, %peer, "TLS handshake failed: {e}");
+                        return;
+                    }
+                    Err(_) => {
+                        tracing::debug!(listener = name, %peer, "TLS handshake timed out");
+                        return;
+                    }
+                };
+                let connection = watcher.watch(
+                    builder
+                        .serve_connection(TokioIo::new(stream), service)
+                        .into_owned(),
+                );
+                tokio::select! {
+                    result = connection => log_end(name, peer, result),
+                    () = activity.idle_for(idle) => tracing::debug!(listener = name, %peer, "closed an idle connection"),
+                }
+            }
+            None => {
+                let connection = watcher.watch(
+                    builder
+                        .serve_connection(TokioIo::new(tcp), service)
+                        .into_owned(),
+                );
+                tokio::select! {
+                    result = connection => log_end(name, peer, result),
+                    () = activity.idle_for(idle) => tracing::debug!(listener = name, %peer, "closed an idle connection"),
+                }
+            }
+        }
+    }
+}
+
+fn log_end(
+    name: &str,
+    peer: SocketAddr,
+    result: Result<(), Box<dyn std::error::Error + Send + Sync>>,
+) {
+    if let Err(e) = result {
+        tracing::debug!(listener = name, %peer, "connection ended: {e}");
+    }
+}
+
+/// When a connection last moved a byte.
+struct Activity {
+    started: Instant,
+    last_ms: AtomicU64,
+}
+
+impl Activity {
+    fn new() -> Activity {
+        Activity {
+            started: Instant::now(),
+            last_ms: AtomicU64::new(0),
+        }
+    }
+
+    fn touch(&self) {
+        self.last_ms
+            .store(self.started.elapsed().as_millis() as u64, Ordering::Relaxed);
+    }
+
+    /// Resolves once nothing has moved for `limit`.
+    async fn idle_for(&self, limit: Duration) {
+        loop {
+            let last = self.started + Duration::from_millis(self.last_ms.load(Ordering::Relaxed));
+            let deadline = last + limit;
+            if Instant::now() >= deadline {
+                return;
+            }
+            tokio::time::sleep_until(deadline).await;
+        }
+    }
+}
+
+/// A stream that records activity on every read and write.
+struct Tracked<S> {
+    inner: S,
+    activity: Arc<Activity>,
+}
+
+impl<S: AsyncRead + Unpin> AsyncRead for Tracked<S> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        let before = buf.filled().len();
+        let result = Pin::new(&mut self.inner).poll_read(cx, buf);
+        if buf.filled().len() > before {
+            self.activity.touch();
+        }
+        result
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for Tracked<S> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        let result = Pin::new(&mut self.inner).poll_write(cx, buf);
+        if matches!(result, Poll::Ready(Ok(n)) if n > 0) {
+            self.activity.touch();
+        }
+        result
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        let result = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
+        if matches!(result, Poll::Ready(Ok(n)) if n > 0) {
+            self.activity.touch();
+        }
+        result
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+}

@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
+
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -96,7 +97,10 @@ fn copy_tree(from: &Path, to: &Path) {
 
 /// The real binary, serving a [`SiteDir`]. Stopped with SIGTERM on drop.
 pub struct Binary {
+    /// The plain HTTP listener.
     pub addr: SocketAddr,
+    /// The HTTPS listener, in modes that serve TLS.
+    pub https: Option<SocketAddr>,
     child: Child,
     log: Arc<Mutex<Vec<String>>>,
 }
@@ -118,18 +122,35 @@ impl Binary {
         let stderr = child.stderr.take().unwrap();
         let lines = log.clone();
         std::thread::spawn(move || {
+            let mut https = None;
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if let Some(addr) = line.split("listening on http://").nth(1) {
-                    let _ = found.send(addr.trim().parse::<SocketAddr>().expect("address in log"));
+                if let Some(addr) = line.split("listening on https://").nth(1) {
+                    https = Some(addr.trim().parse::<SocketAddr>().expect("address in log"));
+                }
+                // The startup summary comes after every listener is up.
+                if line.contains("serving ") && line.contains("(open ") {
+                    let _ = found.send(https);
                 }
                 lines.lock().unwrap().push(line);
             }
         });
-        match addr_rx.recv_timeout(DEADLINE) {
-            Ok(addr) => Binary { addr, child, log },
-            Err(_) => {
+        let started = addr_rx.recv_timeout(DEADLINE);
+        let log_text = log.lock().unwrap().join("\n");
+        let http = log_text
+            .split("listening on http://")
+            .nth(1)
+            .and_then(|rest| rest.split_whitespace().next())
+            .and_then(|addr| addr.parse().ok());
+        match (started, http) {
+            (Ok(https), Some(addr)) => Binary {
+                addr,
+                https,
+                child,
+                log,
+            },
+            _ => {
                 let _ = child.kill();
-                panic!("quire did not start:\n{}", log.lock().unwrap().join("\n"));
+                panic!("quire did not start:\n{log_text}");
             }
         }
     }
@@ -273,4 +294,228 @@ where
 /// A post with TOML front matter.
 pub fn post(title: &str, date: &str, extra: &str, body: &str) -> String {
     format!("+++\ntitle = \"{title}\"\ndate = {date}\n{extra}+++\n\n{body}\n")
+}
+
+/// A test certificate authority made at run time: root -> intermediate -> leaf.
+pub struct TestCa {
+    pub root_pem: String,
+    intermediate: rcgen::CertifiedIssuer<'static, rcgen::KeyPair>,
+}
+
+/// A leaf certificate with its chain and key, as PEM.
+pub struct Issued {
+    /// Leaf, then intermediate.
+    pub chain_pem: String,
+    pub key_pem: String,
+}
+
+impl TestCa {
+    pub fn new() -> TestCa {
+        let mut root_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        root_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        root_params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, "quire test root");
+        let root =
+            rcgen::CertifiedIssuer::self_signed(root_params, rcgen::KeyPair::generate().unwrap())
+                .unwrap();
+        let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Constrained(0));
+        params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, "quire test intermediate");
+        let intermediate =
+            rcgen::CertifiedIssuer::signed_by(params, rcgen::KeyPair::generate().unwrap(), &root)
+                .unwrap();
+        TestCa {
+            root_pem: root.pem(),
+            intermediate,
+        }
+    }
+
+    /// An ECDSA P-256 leaf for `names`.
+    pub fn issue(&self, names: &[&str]) -> Issued {
+        self.issue_with(names, rcgen::KeyPair::generate().unwrap(), None)
+    }
+
+    pub fn issue_with(
+        &self,
+        names: &[&str],
+        key: rcgen::KeyPair,
+        not_after: Option<(i32, u8, u8)>,
+    ) -> Issued {
+        let names: Vec<String> = names.iter().map(|n| n.to_string()).collect();
+        let mut params = rcgen::CertificateParams::new(names).unwrap();
+        params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, "quire test leaf");
+        params.not_before = rcgen::date_time_ymd(2020, 1, 1);
+        if let Some((y, m, d)) = not_after {
+            params.not_after = rcgen::date_time_ymd(y, m, d);
+        }
+        let leaf = params.signed_by(&key, &self.intermediate).unwrap();
+        Issued {
+            chain_pem: format!("{}{}", leaf.pem(), self.intermediate.pem()),
+            key_pem: key.serialize_pem(),
+        }
+    }
+}
+
+/// Writes a certificate pair where manual mode reads it (rename, as tools do).
+pub fn install_pair(site: &SiteDir, issued: &Issued) {
+    site.write("tls/privkey.pem", &issued.key_pem);
+    site.write("tls/fullchain.pem", &issued.chain_pem);
+}
+
+/// The example site in manual mode, serving a fresh certificate from `ca`
+/// for blog.test and www.blog.test. `extra` is appended to the config.
+pub fn manual_site(ca: &TestCa, extra: &str) -> SiteDir {
+    let site = SiteDir::example("");
+    let config = format!(
+        "[site]\ntitle = \"Test blog\"\nbase_url = \"https://blog.test/\"\n\n[domains]\nnames = [\"blog.test\", \"www.blog.test\"]\n\n[listen]\nhttp = \"127.0.0.1:0\"\nhttps = \"127.0.0.1:0\"\n\n[tls]\nmode = \"manual\"\ncert_file = \"tls/fullchain.pem\"\nkey_file = \"tls/privkey.pem\"\n{extra}"
+    );
+    std::fs::write(site.config(), config).unwrap();
+    install_pair(&site, &ca.issue(&["blog.test", "www.blog.test"]));
+    site
+}
+
+pub type TlsStream = tokio_rustls::client::TlsStream<TcpStream>;
+
+/// Connects with TLS, trusting only `root_pem`, offering `alpn`.
+pub async fn tls_connect(
+    addr: SocketAddr,
+    server_name: &str,
+    root_pem: &str,
+    alpn: &[&[u8]],
+) -> std::io::Result<TlsStream> {
+    use rustls::pki_types::pem::PemObject;
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in rustls::pki_types::CertificateDer::pem_slice_iter(root_pem.as_bytes()) {
+        roots.add(cert.unwrap()).unwrap();
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
+    let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
+    let tcp = TcpStream::connect(addr).await?;
+    let name = rustls::pki_types::ServerName::try_from(server_name.to_string()).unwrap();
+    tokio::time::timeout(DEADLINE, connector.connect(name, tcp))
+        .await
+        .expect("handshake in time")
+}
+
+/// The DNS names and serial of the certificate the server presented.
+pub fn peer_certificate(stream: &TlsStream) -> (Vec<String>, String, usize) {
+    let chain = stream
+        .get_ref()
+        .1
+        .peer_certificates()
+        .expect("server sent certificates");
+    let (_, leaf) = x509_parser::parse_x509_certificate(&chain[0]).unwrap();
+    let names = leaf
+        .subject_alternative_name()
+        .unwrap()
+        .map(|san| {
+            san.value
+                .general_names
+                .iter()
+                .filter_map(|n| match n {
+                    x509_parser::extensions::GeneralName::DNSName(d) => Some(d.to_string()),
+                    _ => None,
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    (names, leaf.raw_serial_as_string(), chain.len())
+}
+
+/// Sends GET requests over an established TLS stream, with HTTP/2 if ALPN chose it.
+pub struct TlsClient {
+    h1: Option<hyper::client::conn::http1::SendRequest<Empty<Bytes>>>,
+    h2: Option<hyper::client::conn::http2::SendRequest<Empty<Bytes>>>,
+    pub protocol: String,
+}
+
+impl TlsClient {
+    pub async fn new(stream: TlsStream) -> TlsClient {
+        let protocol = stream
+            .get_ref()
+            .1
+            .alpn_protocol()
+            .map(|p| String::from_utf8_lossy(p).into_owned())
+            .unwrap_or_default();
+        if protocol == "h2" {
+            let (sender, connection) = hyper::client::conn::http2::handshake(
+                hyper_util::rt::TokioExecutor::new(),
+                TokioIo::new(stream),
+            )
+            .await
+            .unwrap();
+            tokio::spawn(connection);
+            TlsClient {
+                h1: None,
+                h2: Some(sender),
+                protocol,
+            }
+        } else {
+            let (sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+                .await
+                .unwrap();
+            tokio::spawn(connection);
+            TlsClient {
+                h1: Some(sender),
+                h2: None,
+                protocol,
+            }
+        }
+    }
+
+    pub async fn get(&mut self, host: &str, path: &str) -> Reply {
+        let uri = format!("https://{host}{path}");
+        let request = hyper::Request::builder().uri(&uri).header("host", host);
+        let request = if self.h2.is_some() {
+            request
+        } else {
+            request.uri(path)
+        };
+        let request = request.body(Empty::<Bytes>::new()).unwrap();
+        let response = match (&mut self.h1, &mut self.h2) {
+            (Some(h1), _) => h1.send_request(request).await,
+            (_, Some(h2)) => h2.send_request(request).await,
+            _ => unreachable!(),
+        }
+        .expect("response");
+        let status = response.status();
+        let headers = response.headers().clone();
+        let body = response
+            .into_body()
+            .collect()
+            .await
+            .expect("body")
+            .to_bytes();
+        Reply {
+            status,
+            headers,
+            body,
+        }
+    }
+}
+
+/// Runs an interop peer, failing with the install command when it is missing.
+pub fn peer_command(program: &str, package: &str) -> Command {
+    let found = Command::new("sh")
+        .arg("-c")
+        .arg(format!("command -v {program}"))
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false);
+    assert!(
+        found,
+        "{program} is missing: install it with `apt-get install -y {package}` (bash .ci/test does this)"
+    );
+    Command::new(program)
 }

@@ -4,5 +4,6 @@
 mod cli;
 mod helper;
 mod http;
+mod https;
 mod pages;
 mod reload;

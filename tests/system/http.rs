@@ -150,6 +150,30 @@ async fn static_files_types_ranges_and_caching() {
 }
 
 #[tokio::test]
+async fn oversized_request_heads_are_refused() {
+    let site = SiteDir::example("");
+    let server = Binary::serve(&site, &[]);
+    let big = format!(
+        "GET / HTTP/1.1\r\nHost: x\r\nX-Big: {}\r\nConnection: close\r\n\r\n",
+        "a".repeat(64 * 1024)
+    );
+    let status = raw_status_line(server.addr, big.as_bytes()).await;
+    assert!(
+        status.is_empty() || status.starts_with("HTTP/1.1 431"),
+        "{status}"
+    );
+    let fine = format!(
+        "GET / HTTP/1.1\r\nHost: x\r\nX-Big: {}\r\nConnection: close\r\n\r\n",
+        "a".repeat(4 * 1024)
+    );
+    assert!(
+        raw_status_line(server.addr, fine.as_bytes())
+            .await
+            .starts_with("HTTP/1.1 200")
+    );
+}
+
+#[tokio::test]
 async fn only_get_and_head_are_allowed() {
     let site = SiteDir::example("");
     let server = Binary::serve(&site, &[]);

@@ -466,6 +466,33 @@ async fn curl_and_openssl_interoperate() {
             "leaf and intermediate: {output}"
         );
     }
+    // Session resumption: a ticket from the first connection resumes the second.
+    let session = site.path("session.pem");
+    let connect = format!("127.0.0.1:{}", https.port());
+    let mut resumed = String::new();
+    for flag in ["-sess_out", "-sess_in"] {
+        let out = peer_command("openssl", "openssl")
+            .args([
+                "s_client",
+                "-connect",
+                &connect,
+                "-servername",
+                "blog.test",
+                "-tls1_2",
+                flag,
+            ])
+            .arg(&session)
+            .arg("-CAfile")
+            .arg(site.path("root.pem"))
+            .stdin(std::process::Stdio::null())
+            .output()
+            .unwrap();
+        resumed = String::from_utf8_lossy(&out.stdout).into_owned();
+    }
+    assert!(
+        resumed.contains("Reused, TLSv1.2"),
+        "the session is resumed: {resumed}"
+    );
     let rejected = peer_command("openssl", "openssl")
         .args([
             "s_client",

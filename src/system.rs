@@ -172,34 +172,25 @@ pub async fn start(mut config: Config, clock: SharedClock) -> anyhow::Result<Run
         });
     }
 
-    let watcher = site::watcher::run(
-        live.clone(),
-        inputs.clone(),
-        files,
-        clock.clone(),
-        supervisor.shutdown().clone(),
-    );
-    let mut watcher = Some(watcher);
-    let (live_again, inputs_again, clock_again, shutdown) = (
-        live.clone(),
-        inputs.clone(),
-        clock.clone(),
-        supervisor.shutdown().clone(),
-    );
+    let mut first_watch = files;
+    let templates = config.paths.templates.clone();
+    let (site_for_watcher, shutdown) = (live.clone(), supervisor.shutdown().clone());
+    let (inputs, clock) = (inputs.clone(), clock.clone());
     supervisor.spawn("content watcher", move || {
-        // After a restart the watch is gone; scheduled posts still rebuild.
-        let run = watcher.take();
-        let (live, inputs, clock, shutdown) = (
-            live_again.clone(),
-            inputs_again.clone(),
-            clock_again.clone(),
+        // The first run uses the watch made before the first build; a restart
+        // makes a new one.
+        let files = first_watch
+            .take()
+            .or_else(|| FileWatch::start(&inputs, &templates).ok());
+        let run = site::watcher::run(
+            site_for_watcher.clone(),
+            inputs.clone(),
+            files,
+            clock.clone(),
             shutdown.clone(),
         );
         async move {
-            match run {
-                Some(run) => run.await,
-                None => site::watcher::run(live, inputs, None, clock, shutdown).await,
-            }
+            run.await;
             Ok(())
         }
     });

@@ -134,16 +134,11 @@ fn serve_connection(
             .max_header_list_size(limits.max_header_bytes as u32)
             .keep_alive_interval(Some(Duration::from_secs(30)))
             .keep_alive_timeout(Duration::from_secs(20));
-        let idle = limits.idle_timeout;
-        match tls {
+        let io: Box<dyn Io> = match tls {
+            None => Box::new(tcp),
             Some(acceptor) => {
-                let stream = match tokio::time::timeout(
-                    limits.handshake_timeout,
-                    acceptor.accept(tcp),
-                )
-                .await
-                {
-                    Ok(Ok(stream)) => stream,
+                match tokio::time::timeout(limits.handshake_timeout, acceptor.accept(tcp)).await {
+                    Ok(Ok(stream)) => Box::new(stream),
                     Ok(Err(e)) => {
                         tracing::debug!(listener = name, %peer, "TLS handshake failed: {e}");
                         return;
@@ -152,31 +147,24 @@ fn serve_connection(
                         tracing::debug!(listener = name, %peer, "TLS handshake timed out");
                         return;
                     }
-                };
-                let connection = watcher.watch(
-                    builder
-                        .serve_connection(TokioIo::new(stream), service)
-                        .into_owned(),
-                );
-                tokio::select! {
-                    result = connection => log_end(name, peer, result),
-                    () = activity.idle_for(idle) => tracing::debug!(listener = name, %peer, "closed an idle connection"),
                 }
             }
-            None => {
-                let connection = watcher.watch(
-                    builder
-                        .serve_connection(TokioIo::new(tcp), service)
-                        .into_owned(),
-                );
-                tokio::select! {
-                    result = connection => log_end(name, peer, result),
-                    () = activity.idle_for(idle) => tracing::debug!(listener = name, %peer, "closed an idle connection"),
-                }
-            }
+        };
+        let connection = watcher.watch(
+            builder
+                .serve_connection(TokioIo::new(io), service)
+                .into_owned(),
+        );
+        tokio::select! {
+            result = connection => log_end(name, peer, result),
+            () = activity.idle_for(limits.idle_timeout) => tracing::debug!(listener = name, %peer, "closed an idle connection"),
         }
     }
 }
+
+/// A plain or TLS stream, whichever the listener serves.
+trait Io: AsyncRead + AsyncWrite + Send + Unpin + 'static {}
+impl<T: AsyncRead + AsyncWrite + Send + Unpin + 'static> Io for T {}
 
 fn log_end(
     name: &str,

@@ -204,6 +204,22 @@ pub struct Reply {
 }
 
 impl Reply {
+    async fn read(response: hyper::Response<hyper::body::Incoming>) -> Reply {
+        let status = response.status();
+        let headers = response.headers().clone();
+        let body = response
+            .into_body()
+            .collect()
+            .await
+            .expect("body")
+            .to_bytes();
+        Reply {
+            status,
+            headers,
+            body,
+        }
+    }
+
     pub fn text(&self) -> String {
         String::from_utf8_lossy(&self.body).into_owned()
     }
@@ -239,19 +255,7 @@ pub async fn request(
     .await
     .expect("response in time")
     .expect("response");
-    let status = response.status();
-    let headers = response.headers().clone();
-    let body = response
-        .into_body()
-        .collect()
-        .await
-        .expect("body")
-        .to_bytes();
-    Reply {
-        status,
-        headers,
-        body,
-    }
+    Reply::read(response).await
 }
 
 pub async fn get(addr: SocketAddr, path: &str) -> Reply {
@@ -490,19 +494,7 @@ impl TlsClient {
             _ => unreachable!(),
         }
         .expect("response");
-        let status = response.status();
-        let headers = response.headers().clone();
-        let body = response
-            .into_body()
-            .collect()
-            .await
-            .expect("body")
-            .to_bytes();
-        Reply {
-            status,
-            headers,
-            body,
-        }
+        Reply::read(response).await
     }
 }
 

@@ -386,46 +386,28 @@ async fn curl_and_openssl_interoperate() {
     let resolve = format!("blog.test:{}:127.0.0.1", https.port());
     let url = format!("https://blog.test:{}/posts/hello-quire/", https.port());
 
-    let out = peer_command("curl", "curl")
-        .args(["--silent", "--show-error", "--http2", "--cacert"])
-        .arg(site.path("root.pem"))
-        .args([
-            "--resolve",
-            &resolve,
-            "--write-out",
-            "%{http_version} %{http_code}",
-            "--output",
-            "/dev/null",
-            &url,
-        ])
-        .output()
-        .unwrap();
-    assert_eq!(
-        String::from_utf8_lossy(&out.stdout),
-        "2 200",
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let out = peer_command("curl", "curl")
-        .args(["--silent", "--show-error", "--http1.1", "--cacert"])
-        .arg(site.path("root.pem"))
-        .args([
-            "--resolve",
-            &resolve,
-            "--write-out",
-            "%{http_version} %{http_code}",
-            "--output",
-            "/dev/null",
-            &url,
-        ])
-        .output()
-        .unwrap();
-    assert_eq!(
-        String::from_utf8_lossy(&out.stdout),
-        "1.1 200",
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    for (flag, version) in [("--http2", "2"), ("--http1.1", "1.1")] {
+        let out = peer_command("curl", "curl")
+            .args(["--silent", "--show-error", flag, "--cacert"])
+            .arg(site.path("root.pem"))
+            .args([
+                "--resolve",
+                &resolve,
+                "--write-out",
+                "%{http_version} %{http_code}",
+                "--output",
+                "/dev/null",
+                &url,
+            ])
+            .output()
+            .unwrap();
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout),
+            format!("{version} 200"),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
 
     for (version, alpn) in [("-tls1_3", "h2"), ("-tls1_2", "http/1.1")] {
         let mut child = peer_command("openssl", "openssl")

@@ -6,16 +6,21 @@
 #   bench/serve-tls.sh [PATH]    PATH like /posts/hello/
 #                                (default: /posts/markdown-tour/)
 #
-# Three measurements, each alternating quire, nginx, quire, nginx, ...:
+# Four measurements, each alternating quire, nginx, quire, nginx, ...:
 #   h1 keep-alive   wrk -t2 -c64 --latency (HTTP/1.1, connections reused)
 #   h2              h2load -c64 -m10 -t2 (HTTP/2, 10 streams per connection)
-#   handshakes      wrk with `Connection: close`: one request per connection,
-#                   so a full TLS handshake per request (wrk does not resume
-#                   TLS sessions)
+#   new connections wrk with `Connection: close`: one request per connection.
+#                   wrk keeps its TLS session across reconnects (SSL_shutdown
+#                   then SSL_clear), so these are TLS 1.3 resumptions (PSK with
+#                   ECDHE: no certificate, no signature), not full handshakes.
+#   full handshakes HS_CLIENTS parallel `openssl s_time -new -www PATH`: a new
+#                   session per connection (full handshake with the ECDSA
+#                   signature), HTTP/1.0 GET of the article, server closes.
 #
 # Environment:
 #   DURATION=10s ROUNDS=2               length and count of runs
 #   THREADS=2 CONNECTIONS=64 STREAMS=10 client settings (the same for both)
+#   HS_CLIENTS=16                       parallel s_time processes
 #   H2_REQUESTS=200000                  h2load -n, only if it lacks -D
 #   QUIRE_BIN=path    use this binary instead of running cargo build
 #   KEEP=1            keep the temp dir (logs, outputs) and print its path
@@ -32,6 +37,7 @@ CONNECTIONS="${CONNECTIONS:-64}"
 STREAMS="${STREAMS:-10}"
 ROUNDS="${ROUNDS:-2}"
 H2_REQUESTS="${H2_REQUESTS:-200000}"
+HS_CLIENTS="${HS_CLIENTS:-16}"
 HOST=blog.test
 QPORT=18443
 QHTTP=18080
@@ -63,6 +69,7 @@ done
 TMP="$(mktemp -d "${TMPDIR:-/tmp}/quire-bench-tls.XXXXXX")"
 QPID=""
 NPID=""
+CLIENT_PIDS=()
 stop() { # stop PID: TERM, wait up to 5 s, then KILL
     local pid="$1"
     kill -0 "$pid" 2>/dev/null || return 0
@@ -75,6 +82,8 @@ stop() { # stop PID: TERM, wait up to 5 s, then KILL
     wait "$pid" 2>/dev/null || true
 }
 cleanup() {
+    local pid
+    for pid in "${CLIENT_PIDS[@]}"; do stop "$pid"; done
     [ -z "$QPID" ] || stop "$QPID"
     [ -z "$NPID" ] || stop "$NPID"
     if [ "${KEEP:-0}" = 1 ]; then
@@ -236,6 +245,9 @@ http {
     access_log off;
     sendfile on;
     server_tokens off;
+    # The default (1000) ends each keep-alive connection after 1000 requests;
+    # quire has no such cap, and h2load does not reconnect after the GOAWAY.
+    keepalive_requests 1000000;
     client_body_temp_path $N/tmp/body;
     proxy_temp_path $N/tmp/proxy;
     fastcgi_temp_path $N/tmp/fastcgi;
@@ -288,6 +300,20 @@ tlsinfo() { # tlsinfo NAME -> "TLSv1.3 TLS_AES_256_GCM_SHA384, group X25519"
     g="$(sed -nE 's/^(Negotiated TLS1.3 group|Server Temp Key): *//p' "$f" | head -n1)"
     echo "${v:-?} ${c:-?}${g:+, key exchange $g}"
 }
+resumes() { # resumes PORT -> "yes" when a second connection resumes the session
+    local s="$TMP/sess-$1.pem" req='GET / HTTP/1.0\r\nHost: '"$HOST"'\r\n\r\n'
+    # A request, read until the server closes (-ign_eof), makes s_client read
+    # the TLS 1.3 session tickets.
+    printf '%b' "$req" | timeout 10 openssl s_client -ign_eof -connect "127.0.0.1:$1" \
+        -servername "$HOST" -CAfile "$CA" -sess_out "$s" >/dev/null 2>&1 || true
+    [ -s "$s" ] || { echo "no (no session)"; return; }
+    printf '%b' "$req" | timeout 10 openssl s_client -ign_eof -connect "127.0.0.1:$1" \
+        -servername "$HOST" -CAfile "$CA" -sess_in "$s" >"$TMP/resume-$1.txt" 2>&1 || true
+    if grep -q '^Reused,' "$TMP/resume-$1.txt"; then echo yes; else echo no; fi
+}
+QRESUME="$(resumes "$QPORT")"
+NRESUME="$(resumes "$NPORT")"
+echo "TLS session resumption (openssl s_client -sess_in): quire $QRESUME, nginx $NRESUME" >&2
 QLEN="$(hdr q content-length)"
 NLEN="$(hdr n content-length)"
 QSIZE="$(wc -c <"$TMP/q.body")"
@@ -324,6 +350,31 @@ if h2load --help 2>&1 | grep -q -- '--duration'; then
     H2_MODE=(-D "$DURATION")
 fi
 
+# s_time takes whole seconds.
+if [[ "$DURATION" =~ ^([0-9]+)s?$ ]]; then
+    SECS="${BASH_REMATCH[1]}"
+elif [[ "$DURATION" =~ ^([0-9]+)m$ ]]; then
+    SECS=$((BASH_REMATCH[1] * 60))
+else
+    SECS=0
+fi
+[ "$SECS" -gt 0 ] || { echo "DURATION must be like 10s, 10 or 2m: $DURATION" >&2; exit 1; }
+
+s_time_run() { # s_time_run PORT OUT: HS_CLIENTS parallel s_time -new, wall clock
+    local i start end
+    CLIENT_PIDS=()
+    start="$(date +%s.%N)"
+    for i in $(seq "$HS_CLIENTS"); do
+        openssl s_time -connect "127.0.0.1:$1" -new -time "$SECS" \
+            -www "$ARTICLE" >"$2.$i" 2>&1 &
+        CLIENT_PIDS+=("$!")
+    done
+    for i in "${CLIENT_PIDS[@]}"; do wait "$i" || true; done
+    CLIENT_PIDS=()
+    end="$(date +%s.%N)"
+    { echo "wall $start $end clients $HS_CLIENTS"; cat "$2".*; } >"$2"
+    rm -f "$2".*
+}
 check_out() { # check_out NAME OUT: fail on an unusable run, warn on errors
     if grep -qE 'Non-2xx|Socket errors|[1-9][0-9]* (failed|errored|timeout)|[1-9][0-9]* [345]xx' "$2"; then
         grep -E 'Non-2xx|Socket errors|^requests:|^status codes:' "$2" | sed "s/^/  $1: /" >&2
@@ -344,6 +395,8 @@ run() { # run KIND NAME ROUND
         h2)
             h2load "${H2_MODE[@]}" -c "$CONNECTIONS" -m "$STREAMS" -t "$THREADS" \
                 -H ":authority: $HOST" "$target" >"$out" 2>&1 ;;
+        full)
+            s_time_run "$(port_of "$name")" "$out" ;;
     esac || { cat "$out" >&2; echo "$kind run against $name failed" >&2; exit 1; }
     check_out "$name" "$out"
     if ! kill -0 "$QPID" 2>/dev/null || ! kill -0 "$NPID" 2>/dev/null; then
@@ -352,7 +405,7 @@ run() { # run KIND NAME ROUND
         exit 1
     fi
 }
-for kind in h1 h2 close; do
+for kind in h1 h2 close full; do
     for r in $(seq "$ROUNDS"); do
         run "$kind" quire "$r"
         run "$kind" nginx "$r"
@@ -366,10 +419,10 @@ WRK_VERSION="$({ wrk -v 2>&1 || true; } | head -n1 | cut -d' ' -f1-2)"
 python3 - "$TMP" "$ROUNDS" "$ARTICLE" "$QSIZE" "$NSIZE" "$(nproc)" \
     "$THREADS" "$CONNECTIONS" "$STREAMS" "$DURATION" "${H2_MODE[*]}" \
     "nginx $NGINX_VERSION" "$OPENSSL_VERSION" "$H2LOAD_VERSION" "$WRK_VERSION" \
-    "$(tlsinfo q)" "$(tlsinfo n)" <<'EOF'
+    "$(tlsinfo q)" "$(tlsinfo n)" "$QRESUME" "$NRESUME" "$HS_CLIENTS" <<'EOF'
 import os, re, sys
 (tmp, rounds, article, qsize, nsize, cpus, t, c, m, d, h2mode,
- nginx_v, openssl_v, h2load_v, wrk_v, qtls, ntls) = sys.argv[1:]
+ nginx_v, openssl_v, h2load_v, wrk_v, qtls, ntls, qres, nres, hs) = sys.argv[1:]
 rounds = int(rounds)
 UNIT = {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60000.0}
 NUM = r"([0-9.]+)(us|ms|s|m)"
@@ -404,10 +457,27 @@ def parse_h2load(path, text):
         sys.exit(f"h2load: no request succeeded ({path}):\n{text}")
     return {"rps": float(fin.group(1)), "lat": mean, "max": hi, "bad": bad}
 
+def parse_s_time(path, text):
+    wall = re.search(r"^wall ([0-9.]+) ([0-9.]+) clients (\d+)", text, re.M)
+    runs = re.findall(r"^(\d+) connections in \d+ real seconds, (\d+) bytes read per connection",
+                      text, re.M)
+    if not wall:
+        sys.exit(f"cannot parse s_time output {path}:\n{text}")
+    clients = int(wall.group(3))
+    conns = sum(int(n) for n, _ in runs)
+    if conns == 0:
+        sys.exit(f"s_time made no connection ({path}):\n{text}")
+    # A client that printed no result, or read less than the body per
+    # connection, counts as an error.
+    bad = clients - len(runs) + sum(1 for _, b in runs if int(b) < int(qsize))
+    secs = float(wall.group(2)) - float(wall.group(1))
+    return {"rps": conns / secs, "lat": None, "max": None, "bad": bad}
+
 KINDS = [
-    ("h1", "h1.1 keep-alive (wrk)", parse_wrk, "p99"),
-    ("h2", f"h2 -m{m} (h2load)", parse_h2load, "mean"),
-    ("close", "new handshake/req (wrk)", parse_wrk, "p99"),
+    ("h1", "HTTP/1.1 keep-alive (wrk)", parse_wrk, "p99"),
+    ("h2", f"HTTP/2 -m{m} (h2load)", parse_h2load, "mean(max)"),
+    ("close", "conn/req, resumed (wrk)", parse_wrk, "p99"),
+    ("full", "full handshake (s_time)", parse_s_time, "-"),
 ]
 res = {}
 for kind, _, parse, _ in KINDS:
@@ -417,6 +487,8 @@ for kind, _, parse, _ in KINDS:
             res[kind, n, r] = parse(path, open(path).read())
 
 def fmt_lat(x):
+    if x["lat"] is None:
+        return "-"
     s = f"{x['lat']:.2f}"
     if x["max"] is not None:
         s += f" ({x['max']:.1f})"
@@ -429,7 +501,9 @@ print(f"nproc {cpus}; {nginx_v}; {openssl_v} (nginx's and the clients' TLS); "
       f"{wrk_v}; {h2load_v}")
 print(f"TLS as an OpenSSL client sees it: quire {qtls}; nginx {ntls}")
 print()
-print("per run (latency ms: wrk p99; h2load mean (max)):")
+print(f"TLS session resumption offered (s_client -sess_in): quire {qres}, nginx {nres}")
+print()
+print("per run (latency ms: wrk p99; h2load mean (max); s_time none):")
 print(f"{'measurement':<26}{'server':<7}{'round':>6}{'req/s':>11}{'latency ms':>16}{'errors':>8}")
 for kind, label, _, _ in KINDS:
     for r in range(1, rounds + 1):
@@ -438,7 +512,7 @@ for kind, label, _, _ in KINDS:
             print(f"{label:<26}{n:<7}{r:>6}{x['rps']:>11.0f}{fmt_lat(x):>16}{x['bad']:>8}")
 print()
 hdr = (f"{'measurement':<26}{'quire req/s':>12}{'nginx req/s':>12}{'quire/nginx':>12}"
-       f"{'latency':>9}{'quire ms':>15}{'nginx ms':>15}")
+       f"{'latency':>11}{'quire ms':>15}{'nginx ms':>15}")
 print(hdr)
 print("-" * len(hdr))
 missed = []
@@ -447,24 +521,27 @@ for kind, label, _, lat in KINDS:
     for n in ("quire", "nginx"):
         xs = [res[kind, n, r] for r in range(1, rounds + 1)]
         avg[n] = {"rps": sum(x["rps"] for x in xs) / rounds,
-                  "lat": sum(x["lat"] for x in xs) / rounds,
+                  "lat": (sum(x["lat"] for x in xs) / rounds
+                          if xs[0]["lat"] is not None else None),
                   "max": max(x["max"] for x in xs) if xs[0]["max"] is not None else None,
                   "bad": sum(x["bad"] for x in xs)}
     ratio = avg["quire"]["rps"] / avg["nginx"]["rps"]
     if ratio < 1.0:
         missed.append(label)
-    lname = "p99" if lat == "p99" else "mean(max)"
     print(f"{label:<26}{avg['quire']['rps']:>12.0f}{avg['nginx']['rps']:>12.0f}{ratio:>12.2f}"
-          f"{lname:>9}{fmt_lat(avg['quire']):>15}{fmt_lat(avg['nginx']):>15}")
+          f"{lat:>11}{fmt_lat(avg['quire']):>15}{fmt_lat(avg['nginx']):>15}")
 print()
 print("req/s: mean over rounds; wrk latency: p99, mean over rounds; h2load prints no "
       "percentiles:\n  its 'time for request' mean (mean over rounds) and max (max over rounds).")
-print("Handshake runs: wrk does not resume TLS sessions, so each request is a full "
-      "handshake;\n  wrk's latency clock starts after the handshake, so that p99 leaves it out.")
+print("conn/req: wrk -H 'Connection: close', one request per connection; wrk keeps its TLS session\n"
+      "  across reconnects, so each is a TLS 1.3 resumption (PSK + ECDHE, no certificate or signature);\n"
+      "  wrk's latency clock starts after the handshake, so that p99 leaves the handshake out.")
+print(f"full handshake: {hs} parallel `openssl s_time -new -www {article}` (HTTP/1.0, a new session\n"
+      "  per connection: ECDHE + ECDSA P-256 signature), connections/s over the wall-clock time.")
 errors = {n: sum(x["bad"] for (k, s, r), x in res.items() if s == n) for n in ("quire", "nginx")}
 if any(errors.values()):
     print(f"errors (socket errors, non-2xx, failed streams): quire {errors['quire']}, "
           f"nginx {errors['nginx']}")
-print("target quire/nginx >= 1.00: " + ("ok on all three" if not missed
+print("target quire/nginx >= 1.00: " + (f"ok on all {len(KINDS)}" if not missed
       else "MISSED on " + ", ".join(missed)))
 EOF

@@ -67,23 +67,8 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 # ---------------------------------------------------------------- quire
-if [ -n "${QUIRE_BIN:-}" ]; then
-    QUIRE="$QUIRE_BIN"
-else
-    if ! command -v cargo >/dev/null 2>&1 && [ -f "$HOME/.cargo/env" ]; then
-        # shellcheck disable=SC1091
-        . "$HOME/.cargo/env"
-    fi
-    echo "building quire (cargo build --release) ..." >&2
-    (cd "$REPO" && cargo build --release --quiet)
-    QUIRE="$REPO/target/release/quire"
-fi
-[ -x "$QUIRE" ] || { echo "quire binary not found: $QUIRE" >&2; exit 1; }
+QUIRE="$(quire_binary "$REPO")"
 
-toml_str() { # a TOML basic string
-    local s="${1//\\/\\\\}"
-    printf '"%s"' "${s//\"/\\\"}"
-}
 mkdir -p "$TMP/data"
 CFG="$TMP/quire.toml"
 cat >"$CFG" <<EOF

@@ -45,18 +45,7 @@ trap 'exit 130' INT TERM
 # ---------------------------------------------------------------- quire binary
 QUIRE=""
 if [ "$ONLY" != hugo ]; then
-    if [ -n "${QUIRE_BIN:-}" ]; then
-        QUIRE="$QUIRE_BIN"
-    else
-        if ! command -v cargo >/dev/null 2>&1 && [ -f "$HOME/.cargo/env" ]; then
-            # shellcheck disable=SC1091
-            . "$HOME/.cargo/env"
-        fi
-        echo "building quire (cargo build --release) ..." >&2
-        (cd "$REPO" && cargo build --release --quiet)
-        QUIRE="$REPO/target/release/quire"
-    fi
-    [ -x "$QUIRE" ] || { echo "quire binary not found: $QUIRE" >&2; exit 1; }
+    QUIRE="$(quire_binary "$REPO")"
 fi
 
 # ---------------------------------------------------------------- content

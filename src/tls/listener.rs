@@ -128,12 +128,12 @@ fn serve_connection(
             .http2()
             .timer(TokioTimer::new())
             .max_concurrent_streams(limits.h2_max_concurrent_streams)
+            // No keep-alive pings: they would count as traffic and keep idle
+            // connections open forever; the idle timeout closes dead peers.
             // Rapid reset (CVE-2023-44487): few pending resets, then GOAWAY.
             .max_pending_accept_reset_streams(Some(20))
             .max_local_error_reset_streams(Some(256))
-            .max_header_list_size(limits.max_header_bytes as u32)
-            .keep_alive_interval(Some(Duration::from_secs(30)))
-            .keep_alive_timeout(Duration::from_secs(20));
+            .max_header_list_size(limits.max_header_bytes as u32);
         let io: Box<dyn Io> = match tls {
             None => Box::new(tcp),
             Some(acceptor) => {

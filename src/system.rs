@@ -81,15 +81,17 @@ pub async fn start(mut config: Config, clock: SharedClock) -> anyhow::Result<Run
     if !config.paths.content.is_dir() {
         return Err(site::BuildError::MissingContent(config.paths.content.clone()).into());
     }
-    let manual_files = ManualFiles {
-        cert_file: config.tls.cert_file.clone().unwrap_or_default(),
-        key_file: config.tls.key_file.clone().unwrap_or_default(),
-        domains: config.domains.clone(),
+    let manual_files = match (&config.tls.cert_file, &config.tls.key_file) {
+        (Some(cert_file), Some(key_file)) if serves_tls => Some(ManualFiles {
+            cert_file: cert_file.clone(),
+            key_file: key_file.clone(),
+            domains: config.domains.clone(),
+        }),
+        _ => None,
     };
-    let resolver = if serves_tls {
-        Some(CertResolver::new(manual_files.load(&clock)?))
-    } else {
-        None
+    let resolver = match &manual_files {
+        Some(files) => Some(CertResolver::new(files.load(&clock)?)),
+        None => None,
     };
 
     // Bind before the (slower) build, so a taken port fails at once.
@@ -147,7 +149,9 @@ pub async fn start(mut config: Config, clock: SharedClock) -> anyhow::Result<Run
         http_app,
         &limits,
     );
-    if let (Some(socket), Some(resolver)) = (https_socket, &resolver) {
+    if let (Some(socket), Some(resolver), Some(manual_files)) =
+        (https_socket, &resolver, manual_files)
+    {
         let acceptor = tokio_rustls::TlsAcceptor::from(tls::server_config(resolver.clone())?);
         spawn_listener(
             &mut supervisor,

@@ -10,6 +10,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use arc_swap::ArcSwap;
+use axum::http::HeaderValue;
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use sha2::{Digest, Sha256};
@@ -60,6 +61,36 @@ pub struct Resource {
     pub gzip: Option<Bytes>,
     pub brotli: Option<Bytes>,
     pub last_modified: Option<SystemTime>,
+    /// Header values formatted once here, so a response only copies them.
+    pub headers: PrecomputedHeaders,
+}
+
+/// The per-resource header values of every response for it.
+#[derive(Debug)]
+pub struct PrecomputedHeaders {
+    pub content_type: HeaderValue,
+    /// Strong ETags for the identity, gzip and brotli bodies.
+    pub etag_identity: HeaderValue,
+    pub etag_gzip: HeaderValue,
+    pub etag_brotli: HeaderValue,
+    pub last_modified: Option<HeaderValue>,
+}
+
+impl PrecomputedHeaders {
+    fn new(
+        content_type: &str,
+        digest: &str,
+        last_modified: Option<SystemTime>,
+    ) -> PrecomputedHeaders {
+        let value = |text: String| HeaderValue::from_str(&text).expect("ASCII header value");
+        PrecomputedHeaders {
+            content_type: value(content_type.to_string()),
+            etag_identity: value(format!("\"{digest}\"")),
+            etag_gzip: value(format!("\"{digest}-gz\"")),
+            etag_brotli: value(format!("\"{digest}-br\"")),
+            last_modified: last_modified.map(|t| value(httpdate::fmt_http_date(t))),
+        }
+    }
 }
 
 /// A precompressed variant must save at least this share to be worth a `Vary`.
@@ -152,9 +183,11 @@ impl Resource {
         } else {
             (None, None)
         };
+        let headers = PrecomputedHeaders::new(&content_type, &digest, last_modified);
         Arc::new(Resource {
             kind,
             content_type,
+            headers,
             digest,
             identity: body,
             gzip,

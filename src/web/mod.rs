@@ -200,6 +200,9 @@ async fn canonical_host(
     request: Request,
     next: Next,
 ) -> Response {
+    if policy.redirect_hosts.is_empty() {
+        return next.run(request).await;
+    }
     match request_host(&request) {
         Some(host) if policy.redirect_hosts.contains(&host) => {
             let target = format!("{}{}", policy.origin, request.uri().path());

@@ -64,13 +64,13 @@ fn negotiate(resource: &Resource, accept: Option<&HeaderValue>) -> Encoding {
     }
 }
 
-fn etag(resource: &Resource, encoding: Encoding) -> String {
-    let suffix = match encoding {
-        Encoding::Identity => "",
-        Encoding::Gzip => "-gz",
-        Encoding::Brotli => "-br",
-    };
-    format!("\"{}{suffix}\"", resource.digest)
+fn etag(resource: &Resource, encoding: Encoding) -> &HeaderValue {
+    let headers = &resource.headers;
+    match encoding {
+        Encoding::Identity => &headers.etag_identity,
+        Encoding::Gzip => &headers.etag_gzip,
+        Encoding::Brotli => &headers.etag_brotli,
+    }
 }
 
 /// `If-None-Match` uses the weak comparison (RFC 9110 13.1.2).
@@ -185,23 +185,21 @@ pub fn resource(
         negotiate(resource, request.get(header::ACCEPT_ENCODING))
     };
     let tag = etag(resource, encoding);
+    let tag_text = tag.to_str().expect("ASCII etag");
 
-    let mut headers = HeaderMap::new();
+    let mut headers = HeaderMap::with_capacity(10);
     headers.insert(
         header::CACHE_CONTROL,
         HeaderValue::from_static(cache.header()),
     );
     if status == StatusCode::OK {
-        headers.insert(header::ETAG, HeaderValue::from_str(&tag).expect("hex etag"));
+        headers.insert(header::ETAG, tag.clone());
     }
     if resource.varies_by_encoding() {
         headers.insert(header::VARY, HeaderValue::from_static("accept-encoding"));
     }
-    if let Some(modified) = resource.last_modified {
-        headers.insert(
-            header::LAST_MODIFIED,
-            HeaderValue::from_str(&httpdate::fmt_http_date(modified)).expect("http date"),
-        );
+    if let Some(modified) = &resource.headers.last_modified {
+        headers.insert(header::LAST_MODIFIED, modified.clone());
         headers.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
     }
 
@@ -210,7 +208,7 @@ pub fn resource(
             .get(header::IF_NONE_MATCH)
             .and_then(|v| v.to_str().ok())
         {
-            Some(inm) => none_match(inm, &tag),
+            Some(inm) => none_match(inm, tag_text),
             None => not_modified_since(request, resource.last_modified),
         };
         if fresh {
@@ -218,10 +216,7 @@ pub fn resource(
         }
     }
 
-    headers.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_str(&resource.content_type).expect("content type"),
-    );
+    headers.insert(header::CONTENT_TYPE, resource.headers.content_type.clone());
     let body = match encoding {
         Encoding::Identity => resource.identity.clone(),
         Encoding::Gzip => {
@@ -234,7 +229,7 @@ pub fn resource(
         }
     };
 
-    if wants_range && if_range_holds(request, &tag, resource.last_modified) {
+    if wants_range && if_range_holds(request, tag_text, resource.last_modified) {
         let len = body.len() as u64;
         let range = request
             .get(header::RANGE)

@@ -37,3 +37,49 @@ toml_str() {
     local s="${1//\\/\\\\}"
     printf '"%s"' "${s//\"/\\\"}"
 }
+
+# nginx_config DIR SERVER_BLOCK: writes DIR/nginx.conf for an nginx that keeps
+# every file in DIR (pid, logs, temp) and serves SERVER_BLOCK. Both benchmarks
+# use it, so nginx is tuned the same way in each.
+nginx_config() {
+    local dir="$1" server="$2" user_line=""
+    mkdir -p "$dir/logs" "$dir/tmp" "$dir/html"
+    # Workers drop to an unprivileged user when started as root; keep them as
+    # the current user so they can read the temp dir (mktemp makes it 0700).
+    if [ "$(id -u)" -eq 0 ]; then
+        user_line="user $(id -un) $(id -gn);"
+    fi
+    cat >"$dir/nginx.conf" <<EOF
+$user_line
+worker_processes auto;
+daemon off;
+pid $dir/nginx.pid;
+lock_file $dir/nginx.lock;
+error_log $dir/logs/error.log warn;
+
+events {
+    worker_connections 4096;
+}
+
+http {
+    types {
+        text/html html;
+    }
+    default_type text/html;
+    charset utf-8;
+    access_log off;
+    sendfile on;
+    server_tokens off;
+    # The default (1000) ends each keep-alive connection after 1000 requests;
+    # quire has no such cap, and h2load does not reconnect after the GOAWAY.
+    keepalive_requests 1000000;
+    client_body_temp_path $dir/tmp/body;
+    proxy_temp_path $dir/tmp/proxy;
+    fastcgi_temp_path $dir/tmp/fastcgi;
+    uwsgi_temp_path $dir/tmp/uwsgi;
+    scgi_temp_path $dir/tmp/scgi;
+
+$server
+}
+EOF
+}

@@ -129,39 +129,7 @@ N="$TMP/nginx"
 DOC="$N/html${ARTICLE%/}"
 mkdir -p "$N/logs" "$N/tmp" "$DOC"
 cp "$TMP/article.html" "$DOC/index.html"
-# nginx workers drop to an unprivileged user when started as root; keep them
-# as the current user so they can read the temp dir (mktemp makes it 0700).
-USER_LINE=""
-if [ "$(id -u)" -eq 0 ]; then
-    USER_LINE="user $(id -un) $(id -gn);"
-fi
-cat >"$N/nginx.conf" <<EOF
-$USER_LINE
-worker_processes auto;
-daemon off;
-pid $N/nginx.pid;
-lock_file $N/nginx.lock;
-error_log $N/logs/error.log warn;
-
-events {
-    worker_connections 4096;
-}
-
-http {
-    types {
-        text/html html;
-    }
-    default_type application/octet-stream;
-    charset utf-8;
-    access_log off;
-    sendfile on;
-    server_tokens off;
-    client_body_temp_path $N/tmp/body;
-    proxy_temp_path $N/tmp/proxy;
-    fastcgi_temp_path $N/tmp/fastcgi;
-    uwsgi_temp_path $N/tmp/uwsgi;
-    scgi_temp_path $N/tmp/scgi;
-
+SERVER_BLOCK=$(cat <<EOF
     server {
         listen 127.0.0.1:$NPORT;
         server_name localhost;
@@ -171,8 +139,9 @@ http {
             try_files \$uri \$uri/index.html =404;
         }
     }
-}
 EOF
+)
+nginx_config "$N" "$SERVER_BLOCK"
 nginx -t -q -p "$N" -e "$N/logs/error.log" -c "$N/nginx.conf"
 nginx -p "$N" -e "$N/logs/error.log" -c "$N/nginx.conf" &
 NPID=$!

@@ -203,42 +203,7 @@ if [ "$(printf '%s\n' "$NGINX_VERSION" 1.25.1 | sort -V | head -n1)" = 1.25.1 ];
 else
     LISTEN="listen 127.0.0.1:$NPORT ssl http2;"
 fi
-# nginx workers drop to an unprivileged user when started as root; keep them
-# as the current user so they can read the temp dir (mktemp makes it 0700).
-USER_LINE=""
-if [ "$(id -u)" -eq 0 ]; then
-    USER_LINE="user $(id -un) $(id -gn);"
-fi
-cat >"$N/nginx.conf" <<EOF
-$USER_LINE
-worker_processes auto;
-daemon off;
-pid $N/nginx.pid;
-lock_file $N/nginx.lock;
-error_log $N/logs/error.log warn;
-
-events {
-    worker_connections 4096;
-}
-
-http {
-    types {
-        text/html html;
-    }
-    default_type text/html;
-    charset utf-8;
-    access_log off;
-    sendfile on;
-    server_tokens off;
-    # The default (1000) ends each keep-alive connection after 1000 requests;
-    # quire has no such cap, and h2load does not reconnect after the GOAWAY.
-    keepalive_requests 1000000;
-    client_body_temp_path $N/tmp/body;
-    proxy_temp_path $N/tmp/proxy;
-    fastcgi_temp_path $N/tmp/fastcgi;
-    uwsgi_temp_path $N/tmp/uwsgi;
-    scgi_temp_path $N/tmp/scgi;
-
+SERVER_BLOCK=$(cat <<EOF
     server {
         $LISTEN
         server_name $HOST;
@@ -253,8 +218,9 @@ http {
             try_files \$uri \$uri/index.html =404;
         }
     }
-}
 EOF
+)
+nginx_config "$N" "$SERVER_BLOCK"
 nginx -t -q -p "$N" -e "$N/logs/error.log" -c "$N/nginx.conf"
 nginx -p "$N" -e "$N/logs/error.log" -c "$N/nginx.conf" &
 NPID=$!

@@ -3,6 +3,7 @@
 //! activity: `site` (content to pages), `web` (routers), `tls` (listeners and
 //! certificates).
 
+pub mod acme;
 pub mod cli;
 pub mod clock;
 pub mod config;

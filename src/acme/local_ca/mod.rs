@@ -1,1 +1,94 @@
-//! The in-process ACME server (RFC 8555) and its certificate authority.
+//! The in-process ACME server (RFC 8555) and its certificate authority: local
+//! mode points quire's ACME client at it, so the whole certificate lifecycle
+//! (order, validation, issuance, renewal, revocation) runs without the internet.
+//! `authority` owns the keys and certificates, `jws` request authentication,
+//! `state` the ACME objects, `handlers` the endpoints, `validate` the challenges.
+
+mod authority;
+mod handlers;
+mod jws;
+mod problem;
+mod state;
+mod validate;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+pub use authority::LocalCaError;
+
+use authority::Authority;
+use state::State;
+
+pub struct LocalCaSettings {
+    /// Holds root.pem and root.key (and the intermediate), kept across restarts.
+    pub dir: PathBuf,
+    /// Lifetime of issued certificates; short lifetimes exercise renewal.
+    pub leaf_lifetime: std::time::Duration,
+    pub validation: ValidationTarget,
+    pub clock: crate::clock::SharedClock,
+}
+
+/// Where validation connects: the local CA only certifies names served on this machine,
+/// so http-01 connects to `http` (sending `Host: <identifier>`) and tls-alpn-01 connects
+/// to `tls` (SNI = identifier, ALPN acme-tls/1), whatever the identifier resolves to.
+#[derive(Clone, Copy, Debug)]
+pub struct ValidationTarget {
+    pub http: SocketAddr,
+    pub tls: SocketAddr,
+}
+
+pub struct LocalCa {
+    settings: LocalCaSettings,
+    authority: Authority,
+    server_config: Arc<rustls::ServerConfig>,
+    state: Mutex<State>,
+}
+
+impl LocalCa {
+    /// Loads the root (and intermediate) from `dir`, or creates them: dir 0700, key files 0600,
+    /// written atomically. A root that is unreadable or corrupt is an error naming the file
+    /// and what to do; it is never silently replaced.
+    pub fn open(settings: LocalCaSettings) -> Result<Arc<LocalCa>, LocalCaError> {
+        let now = settings.clock.now();
+        let authority = Authority::open(&settings.dir, now)?;
+        let server_config = authority.server_config(now)?;
+        Ok(Arc::new(LocalCa {
+            settings,
+            authority,
+            server_config,
+            state: Mutex::new(State::default()),
+        }))
+    }
+
+    pub fn root_pem_path(&self) -> PathBuf {
+        self.settings.dir.join("root.pem")
+    }
+
+    pub fn root_pem(&self) -> &str {
+        self.authority.root_pem()
+    }
+
+    /// The CA endpoint's TLS configuration: a certificate for 127.0.0.1, ::1 and
+    /// localhost issued under the root, so clients trusting only root.pem can connect.
+    pub fn server_config(&self) -> Arc<rustls::ServerConfig> {
+        self.server_config.clone()
+    }
+
+    /// The ACME API, with `base` (e.g. `https://127.0.0.1:8444`) as the address
+    /// clients reach it at; the directory is at [`directory_url`].
+    pub fn router(self: &Arc<Self>, base: url::Url) -> axum::Router {
+        handlers::router(self.clone(), &base)
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().expect("local CA state poisoned")
+    }
+}
+
+pub fn directory_url(base: &url::Url) -> url::Url {
+    let mut url = base.clone();
+    let path = format!("{}/directory", base.path().trim_end_matches('/'));
+    url.set_path(&path);
+    url
+}

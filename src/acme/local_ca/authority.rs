@@ -1,0 +1,376 @@
+//! The certificate authority behind the local ACME server: the long-lived root
+//! and the intermediate it signs (kept on disk, created on first use), the
+//! leaves issued for finalized orders, and the CA endpoint's own certificate.
+
+use std::fs::{self, DirBuilder, File, OpenOptions};
+use std::io::{ErrorKind, Write};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use chrono::{DateTime, Duration, Utc};
+use rcgen::{
+    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
+    Issuer, KeyPair, KeyUsagePurpose, PublicKeyData, SerialNumber, SignatureAlgorithm,
+};
+use ring::rand::{SecureRandom, SystemRandom};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+use x509_parser::prelude::*;
+
+const ROOT_LIFETIME_DAYS: i64 = 3650;
+const INTERMEDIATE_LIFETIME_DAYS: i64 = 365;
+/// An intermediate this close to its end is replaced at startup, so that leaves
+/// issued from it never outlive it.
+const INTERMEDIATE_RENEW_DAYS: i64 = 30;
+
+#[derive(Debug, thiserror::Error)]
+pub enum LocalCaError {
+    #[error("cannot write {path}: {source}; check that quire may write to that folder")]
+    Write {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error(
+        "cannot read {path}: {source}; check that quire may read it, or delete root.pem and root.key to make a new local CA"
+    )]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error(
+        "{path} is not usable ({reason}); restore it from a backup, or delete root.pem and root.key in its folder to make a new local CA (clients must then trust the new root.pem)"
+    )]
+    Corrupt { path: PathBuf, reason: String },
+    #[error(
+        "{present} exists but {missing} does not; restore {missing}, or delete {present} to make a new local CA"
+    )]
+    Incomplete { present: PathBuf, missing: PathBuf },
+    #[error("cannot make a CA certificate: {0}")]
+    Generate(#[from] rcgen::Error),
+    #[error("cannot build the CA endpoint's TLS configuration: {0}")]
+    Tls(#[from] rustls::Error),
+}
+
+/// A CSR's public key, in the form rcgen signs certificates for.
+pub struct LeafKey {
+    pub raw: Vec<u8>,
+    pub alg: &'static SignatureAlgorithm,
+}
+
+impl PublicKeyData for LeafKey {
+    fn der_bytes(&self) -> &[u8] {
+        &self.raw
+    }
+
+    fn algorithm(&self) -> &'static SignatureAlgorithm {
+        self.alg
+    }
+}
+
+pub struct Authority {
+    root_pem: String,
+    intermediate_pem: String,
+    intermediate_der: CertificateDer<'static>,
+    intermediate: Issuer<'static, KeyPair>,
+    intermediate_not_after: DateTime<Utc>,
+}
+
+fn corrupt(path: &Path, reason: impl std::fmt::Display) -> LocalCaError {
+    LocalCaError::Corrupt {
+        path: path.to_owned(),
+        reason: reason.to_string(),
+    }
+}
+
+/// Reads a file, `None` when it does not exist.
+fn read_optional(path: &Path) -> Result<Option<String>, LocalCaError> {
+    match fs::read_to_string(path) {
+        Ok(text) => Ok(Some(text)),
+        Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
+        Err(source) => Err(LocalCaError::Read {
+            path: path.to_owned(),
+            source,
+        }),
+    }
+}
+
+/// Temp file, fsync, rename, fsync of the folder: a crash leaves the old file or the new one.
+fn write_atomic(path: &Path, contents: &str, mode: u32) -> Result<(), LocalCaError> {
+    let err = |source| LocalCaError::Write {
+        path: path.to_owned(),
+        source,
+    };
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("file");
+    let temp = dir.join(format!(".{name}.tmp"));
+    let mut file = OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(mode)
+        .open(&temp)
+        .map_err(err)?;
+    file.set_permissions(fs::Permissions::from_mode(mode))
+        .map_err(err)?;
+    file.write_all(contents.as_bytes()).map_err(err)?;
+    file.sync_all().map_err(err)?;
+    fs::rename(&temp, path).map_err(err)?;
+    File::open(dir).and_then(|d| d.sync_all()).map_err(err)
+}
+
+fn random_serial() -> SerialNumber {
+    let mut bytes = [0u8; 16];
+    // Filling a buffer from the OS only fails if the OS has no randomness at all.
+    SystemRandom::new()
+        .fill(&mut bytes)
+        .expect("operating system randomness unavailable");
+    // Positive, and minimal in DER, so the bytes are the serial's content octets.
+    bytes[0] &= 0x7f;
+    if bytes[0] == 0 {
+        bytes[0] = 1;
+    }
+    SerialNumber::from_slice(&bytes)
+}
+
+fn asn1_time(t: DateTime<Utc>) -> Result<ASN1Time, rcgen::Error> {
+    ASN1Time::from_timestamp(t.timestamp()).map_err(|_| rcgen::Error::Time)
+}
+
+fn set_validity(
+    params: &mut CertificateParams,
+    not_before: DateTime<Utc>,
+    not_after: DateTime<Utc>,
+) -> Result<(), rcgen::Error> {
+    params.not_before = asn1_time(not_before)?.to_datetime();
+    params.not_after = asn1_time(not_after)?.to_datetime();
+    Ok(())
+}
+
+fn ca_params(
+    name: String,
+    path_len: u8,
+    not_before: DateTime<Utc>,
+    not_after: DateTime<Utc>,
+) -> Result<CertificateParams, rcgen::Error> {
+    let mut params = CertificateParams::default();
+    params.distinguished_name = DistinguishedName::new();
+    params
+        .distinguished_name
+        .push(DnType::OrganizationName, "quire");
+    params.distinguished_name.push(DnType::CommonName, name);
+    params.is_ca = IsCa::Ca(BasicConstraints::Constrained(path_len));
+    params.key_usages = vec![
+        KeyUsagePurpose::KeyCertSign,
+        KeyUsagePurpose::CrlSign,
+        KeyUsagePurpose::DigitalSignature,
+    ];
+    params.serial_number = Some(random_serial());
+    set_validity(&mut params, not_before, not_after)?;
+    Ok(params)
+}
+
+fn time(t: ASN1Time) -> DateTime<Utc> {
+    DateTime::from_timestamp(t.timestamp(), 0).unwrap_or_default()
+}
+
+fn short_id() -> String {
+    let mut bytes = [0u8; 4];
+    SystemRandom::new()
+        .fill(&mut bytes)
+        .expect("operating system randomness unavailable");
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// A certificate and key pair read back from PEM, checked to belong together.
+struct Loaded {
+    der: CertificateDer<'static>,
+    key: KeyPair,
+}
+
+fn load_pair(
+    cert_path: &Path,
+    cert_pem: &str,
+    key_path: &Path,
+    key_pem: &str,
+) -> Result<Loaded, LocalCaError> {
+    use rustls::pki_types::pem::PemObject;
+    let der = CertificateDer::from_pem_slice(cert_pem.as_bytes())
+        .map_err(|e| corrupt(cert_path, format!("no PEM certificate: {e}")))?;
+    let key = KeyPair::from_pem(key_pem)
+        .map_err(|e| corrupt(key_path, format!("no usable PEM private key: {e}")))?;
+    let (_, cert) = X509Certificate::from_der(&der)
+        .map_err(|e| corrupt(cert_path, format!("cannot parse: {e}")))?;
+    if cert.public_key().subject_public_key.data.as_ref() != key.public_key_raw() {
+        return Err(corrupt(
+            key_path,
+            format!("the key does not belong to {}", cert_path.display()),
+        ));
+    }
+    Ok(Loaded { der, key })
+}
+
+impl Authority {
+    pub fn open(dir: &Path, now: DateTime<Utc>) -> Result<Authority, LocalCaError> {
+        let dir_err = |source| LocalCaError::Write {
+            path: dir.to_owned(),
+            source,
+        };
+        DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+            .map_err(dir_err)?;
+        fs::set_permissions(dir, fs::Permissions::from_mode(0o700)).map_err(dir_err)?;
+
+        let (root_cert, root_key) = (dir.join("root.pem"), dir.join("root.key"));
+        let (root_pem, root) = match (read_optional(&root_cert)?, read_optional(&root_key)?) {
+            (Some(cert_pem), Some(key_pem)) => {
+                let root = load_pair(&root_cert, &cert_pem, &root_key, &key_pem)?;
+                (cert_pem, root)
+            }
+            (None, None) => {
+                let key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256)?;
+                let params = ca_params(
+                    format!("quire local CA {}", short_id()),
+                    1,
+                    now - Duration::hours(1),
+                    now + Duration::days(ROOT_LIFETIME_DAYS),
+                )?;
+                let cert = params.self_signed(&key)?;
+                write_atomic(&root_key, &key.serialize_pem(), 0o600)?;
+                write_atomic(&root_cert, &cert.pem(), 0o644)?;
+                tracing::info!("made a new local CA root in {}", root_cert.display());
+                let der = cert.der().clone();
+                (cert.pem(), Loaded { der, key })
+            }
+            (Some(_), None) => {
+                return Err(LocalCaError::Incomplete {
+                    present: root_cert,
+                    missing: root_key,
+                });
+            }
+            (None, Some(_)) => {
+                return Err(LocalCaError::Incomplete {
+                    present: root_key,
+                    missing: root_cert,
+                });
+            }
+        };
+        let (_, root_x509) = X509Certificate::from_der(&root.der)
+            .map_err(|e| corrupt(&root_cert, format!("cannot parse: {e}")))?;
+        let root_not_after = time(root_x509.validity().not_after);
+        if root_not_after <= now {
+            return Err(corrupt(
+                &root_cert,
+                format!("it expired on {root_not_after}"),
+            ));
+        }
+
+        let (int_cert, int_key) = (dir.join("intermediate.pem"), dir.join("intermediate.key"));
+        let existing = match (read_optional(&int_cert), read_optional(&int_key)) {
+            (Ok(Some(cert_pem)), Ok(Some(key_pem))) => {
+                load_pair(&int_cert, &cert_pem, &int_key, &key_pem).and_then(|loaded| {
+                    let (_, x509) = X509Certificate::from_der(&loaded.der)
+                        .map_err(|e| corrupt(&int_cert, e))?;
+                    x509.verify_signature(Some(root_x509.public_key()))
+                        .map_err(|_| corrupt(&int_cert, "not signed by root.pem"))?;
+                    let not_after = time(x509.validity().not_after);
+                    if not_after - now < Duration::days(INTERMEDIATE_RENEW_DAYS) {
+                        return Err(corrupt(&int_cert, format!("it expires on {not_after}")));
+                    }
+                    Ok((cert_pem, loaded, not_after))
+                })
+            }
+            _ => Err(corrupt(&int_cert, "missing")),
+        };
+        let (intermediate_pem, intermediate, intermediate_not_after) = match existing {
+            Ok(found) => found,
+            Err(why) => {
+                tracing::info!("making a new local CA intermediate: {why}");
+                let root_issuer = Issuer::from_ca_cert_der(&root.der, root.key)
+                    .map_err(|e| corrupt(&root_cert, e))?;
+                let not_after =
+                    (now + Duration::days(INTERMEDIATE_LIFETIME_DAYS)).min(root_not_after);
+                let key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256)?;
+                let mut params = ca_params(
+                    format!("quire local CA intermediate {}", short_id()),
+                    0,
+                    now - Duration::hours(1),
+                    not_after,
+                )?;
+                params.use_authority_key_identifier_extension = true;
+                let cert = params.signed_by(&key, &root_issuer)?;
+                write_atomic(&int_key, &key.serialize_pem(), 0o600)?;
+                write_atomic(&int_cert, &cert.pem(), 0o644)?;
+                let der = cert.der().clone();
+                (cert.pem(), Loaded { der, key }, not_after)
+            }
+        };
+        let intermediate_der = intermediate.der;
+        let issuer = Issuer::from_ca_cert_der(&intermediate_der, intermediate.key)
+            .map_err(|e| corrupt(&int_cert, e))?;
+        Ok(Authority {
+            root_pem,
+            intermediate_pem,
+            intermediate_der,
+            intermediate: issuer,
+            intermediate_not_after,
+        })
+    }
+
+    pub fn root_pem(&self) -> &str {
+        &self.root_pem
+    }
+
+    pub fn intermediate_pem(&self) -> &str {
+        &self.intermediate_pem
+    }
+
+    /// A server-auth certificate for `names` and `key`, signed by the intermediate.
+    pub fn issue(
+        &self,
+        key: &impl PublicKeyData,
+        names: &[String],
+        not_before: DateTime<Utc>,
+        not_after: DateTime<Utc>,
+    ) -> Result<CertificateDer<'static>, rcgen::Error> {
+        let mut params = CertificateParams::new(names.to_vec())?;
+        params.distinguished_name = DistinguishedName::new();
+        if let Some(first) = names.first().filter(|n| n.len() <= 64) {
+            params
+                .distinguished_name
+                .push(DnType::CommonName, first.as_str());
+        }
+        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+        params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+        params.use_authority_key_identifier_extension = true;
+        params.serial_number = Some(random_serial());
+        set_validity(&mut params, not_before, not_after)?;
+        Ok(params.signed_by(key, &self.intermediate)?.der().clone())
+    }
+
+    /// The CA endpoint's TLS configuration: a fresh key and a certificate for the loopback names.
+    pub fn server_config(
+        &self,
+        now: DateTime<Utc>,
+    ) -> Result<Arc<rustls::ServerConfig>, LocalCaError> {
+        let key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256)?;
+        let names = ["127.0.0.1", "::1", "localhost"].map(String::from);
+        let leaf = self.issue(
+            &key,
+            &names,
+            now - Duration::hours(1),
+            self.intermediate_not_after,
+        )?;
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let mut config = rustls::ServerConfig::builder_with_provider(provider)
+            .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])?
+            .with_no_client_auth()
+            .with_single_cert(
+                vec![leaf, self.intermediate_der.clone()],
+                PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der())),
+            )?;
+        config.alpn_protocols = vec![b"http/1.1".to_vec()];
+        Ok(Arc::new(config))
+    }
+}

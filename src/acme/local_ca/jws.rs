@@ -25,6 +25,17 @@ pub enum Alg {
 }
 
 /// A public key in one of the forms the signature algorithms accept.
+impl Alg {
+    fn name(self) -> &'static str {
+        match self {
+            Alg::Es256 => "ES256",
+            Alg::Es384 => "ES384",
+            Alg::Rs256 => "RS256",
+            Alg::EdDsa => "EdDSA",
+        }
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Eq)]
 enum KeyMaterial {
     /// Uncompressed SEC1 points.
@@ -185,7 +196,7 @@ impl Jwk {
             _ => {
                 return Err(Problem::new(
                     ProblemType::BadSignatureAlgorithm,
-                    format!("alg {alg:?} does not fit the key type"),
+                    format!("alg {} does not fit the key type", alg.name()),
                 )
                 .with_algorithms(ALGORITHMS));
             }

@@ -154,6 +154,39 @@ fn dechunk(mut input: &[u8]) -> Option<Vec<u8>> {
 #[derive(Debug)]
 struct AnyCertificate(Arc<CryptoProvider>);
 
+impl AnyCertificate {
+    /// Verifies with the certificate's key directly: webpki would refuse the
+    /// certificate itself for its critical acmeIdentifier extension.
+    fn verify_handshake(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        let bad = || rustls::Error::InvalidCertificate(rustls::CertificateError::BadSignature);
+        let (_, parsed) = X509Certificate::from_der(cert).map_err(|_| {
+            rustls::Error::InvalidCertificate(rustls::CertificateError::BadEncoding)
+        })?;
+        let key = parsed.public_key().subject_public_key.data.as_ref();
+        let algorithms = self
+            .0
+            .signature_verification_algorithms
+            .mapping
+            .iter()
+            .find(|(scheme, _)| *scheme == dss.scheme)
+            .map(|(_, algorithms)| *algorithms)
+            .ok_or_else(bad)?;
+        if algorithms
+            .iter()
+            .any(|alg| alg.verify_signature(key, message, dss.signature()).is_ok())
+        {
+            Ok(HandshakeSignatureValid::assertion())
+        } else {
+            Err(bad())
+        }
+    }
+}
+
 impl ServerCertVerifier for AnyCertificate {
     fn verify_server_cert(
         &self,
@@ -172,12 +205,7 @@ impl ServerCertVerifier for AnyCertificate {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
+        self.verify_handshake(message, cert, dss)
     }
 
     fn verify_tls13_signature(
@@ -186,12 +214,7 @@ impl ServerCertVerifier for AnyCertificate {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
+        self.verify_handshake(message, cert, dss)
     }
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
@@ -252,7 +275,11 @@ async fn handshake(target: SocketAddr, identifier: &str) -> Result<Vec<u8>, Prob
 
 /// RFC 8737 §3: exactly the identifier as SAN, and a critical acmeIdentifier
 /// extension holding the OCTET STRING of SHA-256(key authorization).
-fn check_certificate(der: &[u8], identifier: &str, key_authorization: &str) -> Result<(), Problem> {
+pub(super) fn check_certificate(
+    der: &[u8],
+    identifier: &str,
+    key_authorization: &str,
+) -> Result<(), Problem> {
     let (_, cert) = X509Certificate::from_der(der)
         .map_err(|e| incorrect(format!("the tls-alpn-01 certificate cannot be parsed: {e}")))?;
     let names = match cert.subject_alternative_name() {

@@ -54,6 +54,28 @@ pub enum Command {
         #[arg(long)]
         drafts: bool,
     },
+    /// Certificates: status, renewal.
+    Cert {
+        #[command(subcommand)]
+        command: CertCommand,
+    },
+    /// Run only the local ACME CA, to try other ACME clients (certbot, lego) against it.
+    LocalCa {
+        /// Where its root lives (DIR/local-ca/root.pem).
+        #[arg(long, value_name = "DIR", default_value = "data")]
+        data_dir: PathBuf,
+        #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8444")]
+        listen: std::net::SocketAddr,
+        /// Where http-01 validation connects (on 127.0.0.1).
+        #[arg(long, value_name = "PORT", default_value_t = 80)]
+        http_port: u16,
+        /// Where tls-alpn-01 validation connects (on 127.0.0.1).
+        #[arg(long, value_name = "PORT", default_value_t = 443)]
+        tls_port: u16,
+        /// Lifetime of issued certificates.
+        #[arg(long, value_name = "DURATION", default_value = "90days", value_parser = humantime::parse_duration)]
+        lifetime: std::time::Duration,
+    },
     /// Write a new draft post and print its path.
     New {
         /// The post's title.
@@ -63,9 +85,38 @@ pub enum Command {
     },
 }
 
+#[derive(Subcommand, Debug)]
+pub enum CertCommand {
+    /// Domains, issuer, expiry, next renewal and last error, from the data dir.
+    Status {
+        #[command(flatten)]
+        config: ConfigArgs,
+        #[arg(long, value_name = "MODE")]
+        mode: Option<String>,
+        #[arg(long, value_name = "DIR")]
+        data_dir: Option<PathBuf>,
+    },
+    /// Renew now, through the running server if there is one.
+    Renew {
+        #[command(flatten)]
+        config: ConfigArgs,
+        #[arg(long, value_name = "MODE")]
+        mode: Option<String>,
+        #[arg(long, value_name = "DIR")]
+        data_dir: Option<PathBuf>,
+        /// Order from the staging CA (production mode) and keep the stored
+        /// certificate: tests a configuration safely.
+        #[arg(long)]
+        dry_run: bool,
+    },
+}
+
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging(matches!(cli.command, Command::Serve { .. }));
+    init_logging(matches!(
+        cli.command,
+        Command::Serve { .. } | Command::LocalCa { .. }
+    ));
     match run(cli, clock::system()) {
         Ok(code) => code,
         Err(e) => {
@@ -115,14 +166,31 @@ pub fn run(cli: Cli, clock: SharedClock) -> anyhow::Result<ExitCode> {
                     ..Default::default()
                 },
             )?;
-            let runtime = tokio::runtime::Builder::new_multi_thread()
-                .enable_all()
-                .build()
-                .context("starting the async runtime")?;
-            runtime.block_on(crate::system::serve(config, clock))?;
+            runtime()?.block_on(crate::system::serve(config, clock))?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Check { config, drafts } => check(&config, drafts, &clock),
+        Command::Cert { command } => cert(command, clock),
+        Command::LocalCa {
+            data_dir,
+            listen,
+            http_port,
+            tls_port,
+            lifetime,
+        } => {
+            let loopback = std::net::Ipv4Addr::LOCALHOST;
+            let settings = crate::acme::commands::StandaloneCa {
+                data: data_dir,
+                listen,
+                validation: crate::acme::local_ca::ValidationTarget {
+                    http: (loopback, http_port).into(),
+                    tls: (loopback, tls_port).into(),
+                },
+                lifetime,
+            };
+            runtime()?.block_on(crate::acme::commands::serve_local_ca(settings, clock))?;
+            Ok(ExitCode::SUCCESS)
+        }
         Command::New { title, config } => {
             let config = load_config(&config, Overrides::default())?;
             let path = site::new_post::create(&config.paths.content, &title, clock.now())?;
@@ -130,6 +198,48 @@ pub fn run(cli: Cli, clock: SharedClock) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")
+}
+
+fn cert(command: CertCommand, clock: SharedClock) -> anyhow::Result<ExitCode> {
+    let (config, mode, data_dir) = match &command {
+        CertCommand::Status {
+            config,
+            mode,
+            data_dir,
+        }
+        | CertCommand::Renew {
+            config,
+            mode,
+            data_dir,
+            ..
+        } => (config, mode, data_dir),
+    };
+    let config = load_config(
+        config,
+        Overrides {
+            mode: mode.clone(),
+            data_dir: data_dir.clone(),
+            ..Default::default()
+        },
+    )?;
+    match command {
+        CertCommand::Status { .. } => {
+            print!("{}", crate::acme::commands::status(&config, clock.now())?);
+        }
+        CertCommand::Renew { dry_run, .. } => {
+            let message =
+                runtime()?.block_on(crate::acme::commands::renew(&config, dry_run, clock))?;
+            println!("{message}");
+        }
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 /// `quire check`: every problem at once, `file:line: what, what to do`.

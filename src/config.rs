@@ -151,6 +151,8 @@ pub struct Listen {
     pub http: SocketAddr,
     pub https: SocketAddr,
     pub metrics: SocketAddr,
+    /// The in-process ACME CA of local mode.
+    pub local_ca: SocketAddr,
     /// Peers whose `X-Forwarded-For`/`Forwarded` headers name the client.
     pub trusted_proxies: Vec<ipnet::IpNet>,
 }
@@ -195,6 +197,11 @@ pub struct TlsConfig {
     pub renew_before_days: u32,
     pub check_every: Duration,
     pub challenge: Challenge,
+    /// A shell command run after each new certificate, with the file paths in
+    /// its environment.
+    pub post_issue_hook: Option<String>,
+    /// Lifetime of the certificates the local CA issues.
+    pub local_ca_lifetime: Duration,
     /// Send Strict-Transport-Security (off by default in local mode, where a
     /// browser would otherwise pin HTTPS for `localhost`).
     pub hsts: bool,
@@ -335,6 +342,7 @@ struct RawListen {
     http: Field<String>,
     https: Field<String>,
     metrics: Field<String>,
+    local_ca: Field<String>,
     trusted_proxies: Field<Vec<String>>,
 }
 
@@ -363,6 +371,8 @@ struct RawTls {
     renew_before_days: Field<i64>,
     check_every: Field<String>,
     challenge: Field<String>,
+    post_issue_hook: Field<String>,
+    local_ca_lifetime: Field<String>,
     hsts: Field<bool>,
 }
 
@@ -603,6 +613,12 @@ impl Config {
                 "listen.metrics",
                 &raw.listen.metrics,
                 "127.0.0.1:9100",
+            ),
+            local_ca: listen_field(
+                &mut v,
+                "listen.local_ca",
+                &raw.listen.local_ca,
+                "127.0.0.1:8444",
             ),
             trusted_proxies: v
                 .parse("listen.trusted_proxies", &raw.listen.trusted_proxies, |list| {
@@ -897,6 +913,22 @@ fn validate_tls(
             .parse("tls.check_every", &raw.check_every, duration)
             .unwrap_or(Duration::from_secs(8 * 3600)),
         challenge,
+        post_issue_hook: raw
+            .post_issue_hook
+            .as_ref()
+            .map(|h| h.get_ref().trim().to_string())
+            .filter(|h| !h.is_empty()),
+        local_ca_lifetime: v
+            .parse("tls.local_ca_lifetime", &raw.local_ca_lifetime, |text| {
+                duration(text).and_then(|d| {
+                    if d >= Duration::from_secs(60) {
+                        Ok(d)
+                    } else {
+                        Err("is too short; use at least \"1m\"".into())
+                    }
+                })
+            })
+            .unwrap_or(Duration::from_secs(90 * 86400)),
         hsts: raw.hsts.as_ref().map_or(!mode.is_local(), |h| *h.get_ref()),
     }
 }

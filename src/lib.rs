@@ -7,6 +7,7 @@ pub mod acme;
 pub mod cli;
 pub mod clock;
 pub mod config;
+pub mod control;
 pub mod shutdown;
 pub mod site;
 pub mod supervisor;

@@ -1,16 +1,20 @@
 //! Starts the activities of `quire serve` and stops them: binds the listeners
 //! (failing fast with a fix when a port is taken), builds the site, loads the
-//! certificate, and runs the listeners, the content watcher and the certificate
-//! reloader under the [`Supervisor`], all sharing one [`Shutdown`].
+//! certificate, and runs the listeners, the content watcher, the certificate
+//! manager (or manual mode's file reloader), the local CA and the control
+//! socket under the [`Supervisor`], all sharing one [`Shutdown`].
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use anyhow::{Context, bail};
+use anyhow::Context;
 use tokio::net::TcpListener;
 
+use crate::acme::service;
+use crate::acme::store::StoreLock;
 use crate::clock::SharedClock;
 use crate::config::{Config, Mode};
+use crate::control;
 use crate::shutdown::Shutdown;
 use crate::site::watcher::FileWatch;
 use crate::site::{self, BuildInputs, LiveSite};
@@ -28,7 +32,10 @@ pub struct RunningServer {
     pub resolver: Option<Arc<CertResolver>>,
     pub challenges: ChallengeMap,
     pub tasks: TaskRegistry,
+    /// The local CA's root certificate (local mode).
+    pub local_ca_root: Option<std::path::PathBuf>,
     supervisor: Supervisor,
+    _certificate_lock: Option<StoreLock>,
 }
 
 impl RunningServer {
@@ -71,13 +78,8 @@ fn fix_base_url_port(config: &mut Config, bound: SocketAddr) {
 
 /// Binds, builds and starts serving.
 pub async fn start(mut config: Config, clock: SharedClock) -> anyhow::Result<RunningServer> {
-    let serves_tls = match config.mode {
-        Mode::Off => false,
-        Mode::Manual => true,
-        other => bail!(
-            "mode `{other}` obtains certificates by ACME, which this version of quire does not do yet; use --mode manual with [tls] cert_file and key_file, or --mode off behind a TLS proxy"
-        ),
-    };
+    let serves_tls = config.mode != Mode::Off;
+    let uses_acme = serves_tls && config.mode != Mode::Manual;
     if !config.paths.content.is_dir() {
         return Err(site::BuildError::MissingContent(config.paths.content.clone()).into());
     }
@@ -89,7 +91,7 @@ pub async fn start(mut config: Config, clock: SharedClock) -> anyhow::Result<Run
         }),
         _ => None,
     };
-    let resolver = match &manual_files {
+    let mut resolver = match &manual_files {
         Some(files) => Some(CertResolver::new(files.load(&clock)?)),
         None => None,
     };
@@ -105,6 +107,23 @@ pub async fn start(mut config: Config, clock: SharedClock) -> anyhow::Result<Run
     };
     let https_addr = https_socket.as_ref().map(|s| s.local_addr()).transpose()?;
     fix_base_url_port(&mut config, https_addr.unwrap_or(http_addr));
+    let challenges = ChallengeMap::default();
+    let acme = match (uses_acme, https_addr) {
+        (true, Some(https_addr)) => {
+            let parts = service::prepare(
+                &config,
+                &clock,
+                challenges.clone(),
+                http_addr,
+                https_addr,
+                &crate::config::process_env,
+            )
+            .await?;
+            resolver = Some(parts.resolver.clone());
+            Some(parts)
+        }
+        _ => None,
+    };
 
     let inputs = Arc::new(BuildInputs::from_config(&config));
     // Watch before the first build, so an edit made meanwhile still triggers a rebuild.
@@ -134,7 +153,6 @@ pub async fn start(mut config: Config, clock: SharedClock) -> anyhow::Result<Run
     let mut supervisor = Supervisor::new(Shutdown::new(), stop_deadline);
     let limits = Arc::new(config.limits.clone());
     let policy = Arc::new(SitePolicy::from_config(&config, serves_tls));
-    let challenges = ChallengeMap::default();
     let site_app = web::router(live.clone(), policy.clone());
 
     let http_app = match serves_tls {
@@ -149,9 +167,7 @@ pub async fn start(mut config: Config, clock: SharedClock) -> anyhow::Result<Run
         http_app,
         &limits,
     );
-    if let (Some(socket), Some(resolver), Some(manual_files)) =
-        (https_socket, &resolver, manual_files)
-    {
+    if let (Some(socket), Some(resolver)) = (https_socket, &resolver) {
         let acceptor = tokio_rustls::TlsAcceptor::from(tls::server_config(resolver.clone())?);
         spawn_listener(
             &mut supervisor,
@@ -161,6 +177,8 @@ pub async fn start(mut config: Config, clock: SharedClock) -> anyhow::Result<Run
             site_app,
             &limits,
         );
+    }
+    if let (Some(resolver), Some(manual_files)) = (&resolver, manual_files) {
         let (resolver, clock, shutdown) = (
             resolver.clone(),
             clock.clone(),
@@ -174,6 +192,43 @@ pub async fn start(mut config: Config, clock: SharedClock) -> anyhow::Result<Run
                 shutdown.clone(),
             )
         });
+    }
+
+    let mut local_ca_root = None;
+    let mut certificate_lock = None;
+    if let Some(acme) = acme {
+        if let Some(ca) = acme.local_ca {
+            let acceptor = tokio_rustls::TlsAcceptor::from(ca.ca.server_config());
+            let root = ca.ca.root_pem_path();
+            tracing::info!(
+                "local CA at {}; its root is {} (trust it with: curl --cacert {} {})",
+                ca.directory,
+                root.display(),
+                root.display(),
+                config.site.base_url
+            );
+            spawn_listener(
+                &mut supervisor,
+                "local CA",
+                ca.socket,
+                Some(acceptor),
+                ca.app,
+                &limits,
+            );
+            local_ca_root = Some(root);
+        }
+        let (renew_tx, renew_rx) = tokio::sync::mpsc::channel(4);
+        let renew_rx = Arc::new(tokio::sync::Mutex::new(renew_rx));
+        let (manager, shutdown) = (acme.manager, supervisor.shutdown().clone());
+        supervisor.spawn("certificate manager", move || {
+            manager.clone().run(renew_rx.clone(), shutdown.clone())
+        });
+        let control = Arc::new(control::bind(&config.paths.data)?);
+        let shutdown = supervisor.shutdown().clone();
+        supervisor.spawn("control socket", move || {
+            control::serve(control.clone(), renew_tx.clone(), shutdown.clone())
+        });
+        certificate_lock = Some(acme.lock);
     }
 
     let mut first_watch = files;
@@ -220,7 +275,9 @@ pub async fn start(mut config: Config, clock: SharedClock) -> anyhow::Result<Run
         resolver,
         challenges,
         tasks: supervisor.registry.clone(),
+        local_ca_root,
         supervisor,
+        _certificate_lock: certificate_lock,
     })
 }
 

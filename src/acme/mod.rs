@@ -2,4 +2,13 @@
 //! the on-disk store and backups; `local_ca` is the in-process CA that local
 //! mode certifies itself against.
 
+pub mod backup;
+pub mod certs;
+pub mod client;
+pub mod commands;
+pub mod http;
 pub mod local_ca;
+pub mod manager;
+pub mod schedule;
+pub mod service;
+pub mod store;

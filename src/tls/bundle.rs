@@ -44,6 +44,10 @@ pub enum BundleError {
     ChainOrder(usize, usize),
     #[error("the certificate expired on {0}; renew it")]
     Expired(DateTime<Utc>),
+    #[error(
+        "an issuer certificate in the chain expired on {0}, so clients cannot verify it; renew, or put the CA's current intermediate in the chain"
+    )]
+    IssuerExpired(DateTime<Utc>),
     #[error("the certificate is not valid before {0}; check the system clock, or wait")]
     NotYetValid(DateTime<Utc>),
     #[error(
@@ -61,6 +65,13 @@ pub struct CertBundle {
     pub issuer: String,
     pub not_before: DateTime<Utc>,
     pub not_after: DateTime<Utc>,
+    /// The earliest expiry among the issuers in the chain (None for a bare leaf):
+    /// a chain whose intermediate expired no longer verifies for clients.
+    pub issuers_not_after: Option<DateTime<Utc>>,
+    /// Serial number and authority key identifier of the leaf, which name it
+    /// for ACME Renewal Information (RFC 9773).
+    pub serial: Vec<u8>,
+    pub authority_key_id: Option<Vec<u8>>,
 }
 
 impl std::fmt::Debug for CertBundle {
@@ -153,12 +164,27 @@ impl CertBundle {
                     .map(str::to_ascii_lowercase),
             );
         }
+        let authority_key_id =
+            leaf.extensions()
+                .iter()
+                .find_map(|ext| match ext.parsed_extension() {
+                    ParsedExtension::AuthorityKeyIdentifier(aki) => {
+                        aki.key_identifier.as_ref().map(|id| id.0.to_vec())
+                    }
+                    _ => None,
+                });
         Ok(CertBundle {
             certified: Arc::new(certified),
             names,
             issuer: leaf.issuer().to_string(),
             not_before: time(leaf.validity().not_before),
             not_after: time(leaf.validity().not_after),
+            issuers_not_after: parsed[1..]
+                .iter()
+                .map(|c| time(c.validity().not_after))
+                .min(),
+            serial: leaf.raw_serial().to_vec(),
+            authority_key_id,
         })
     }
 
@@ -177,6 +203,9 @@ impl CertBundle {
         if now > self.not_after {
             return Err(BundleError::Expired(self.not_after));
         }
+        if let Some(expired) = self.issuers_not_after.filter(|t| now > *t) {
+            return Err(BundleError::IssuerExpired(expired));
+        }
         if now < self.not_before {
             return Err(BundleError::NotYetValid(self.not_before));
         }
@@ -193,4 +222,29 @@ impl CertBundle {
         }
         Ok(())
     }
+}
+
+/// A self-signed certificate for `domains`, valid for a day from `now`, PEM
+/// (chain, key). It serves until the first real certificate arrives, so the
+/// HTTPS port is never closed; browsers warn, which is the truth.
+pub fn self_signed_pem(
+    domains: &[Domain],
+    now: DateTime<Utc>,
+) -> Result<(String, String), rcgen::Error> {
+    let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256)?;
+    let names: Vec<String> = domains.iter().map(Domain::to_string).collect();
+    let mut params = rcgen::CertificateParams::new(names)?;
+    params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, "quire temporary certificate");
+    let start = now - chrono::Duration::minutes(5);
+    params.not_before = to_offset(start);
+    params.not_after = to_offset(now + chrono::Duration::days(1));
+    let cert = params.self_signed(&key)?;
+    Ok((cert.pem(), key.serialize_pem()))
+}
+
+fn to_offset(t: DateTime<Utc>) -> ::time::OffsetDateTime {
+    ::time::OffsetDateTime::from_unix_timestamp(t.timestamp())
+        .unwrap_or(::time::OffsetDateTime::UNIX_EPOCH)
 }

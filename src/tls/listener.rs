@@ -138,7 +138,14 @@ fn serve_connection(
             None => Box::new(tcp),
             Some(acceptor) => {
                 match tokio::time::timeout(limits.handshake_timeout, acceptor.accept(tcp)).await {
-                    Ok(Ok(stream)) => Box::new(stream),
+                    Ok(Ok(mut stream)) => {
+                        // A tls-alpn-01 validator only looks at the certificate.
+                        if stream.get_ref().1.alpn_protocol() == Some(super::ACME_TLS_ALPN) {
+                            let _ = tokio::io::AsyncWriteExt::shutdown(&mut stream).await;
+                            return;
+                        }
+                        Box::new(stream)
+                    }
                     Ok(Err(e)) => {
                         tracing::debug!(listener = name, %peer, "TLS handshake failed: {e}");
                         return;

@@ -10,8 +10,8 @@ pub mod resolver;
 
 use std::sync::Arc;
 
-pub use bundle::{BundleError, CertBundle};
-pub use resolver::CertResolver;
+pub use bundle::{BundleError, CertBundle, self_signed_pem};
+pub use resolver::{ACME_TLS_ALPN, CertResolver};
 
 /// The rustls configuration of the HTTPS listener.
 pub fn server_config(
@@ -22,7 +22,13 @@ pub fn server_config(
         .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])?
         .with_no_client_auth()
         .with_cert_resolver(resolver);
-    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    // acme-tls/1 last: only a tls-alpn-01 validator offers it, and the listener
+    // closes such a connection right after the handshake.
+    config.alpn_protocols = vec![
+        b"h2".to_vec(),
+        b"http/1.1".to_vec(),
+        resolver::ACME_TLS_ALPN.to_vec(),
+    ];
     // Resumption: stateless tickets for TLS 1.3 and 1.2, plus a session cache.
     config.ticketer = rustls::crypto::ring::Ticketer::new()?;
     config.session_storage = rustls::server::ServerSessionMemoryCache::new(4096);

@@ -2,9 +2,13 @@
 //! pointer. A new set is swapped in whole; handshakes in progress keep the one
 //! they started with and no connection is dropped. SNI picks the certificate;
 //! an unknown or missing name gets the canonical one.
+//!
+//! It also answers ACME tls-alpn-01 (RFC 8737): a handshake offering only the
+//! `acme-tls/1` protocol gets the challenge certificate for its name, if one is
+//! set, and nothing else.
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 
 use arc_swap::ArcSwap;
 use rustls::server::{ClientHello, ResolvesServerCert};
@@ -56,7 +60,13 @@ impl CertSet {
 /// Shared by the TLS listener (reads) and whoever obtains certificates (writes).
 pub struct CertResolver {
     current: ArcSwap<CertSet>,
+    /// Counts installs, so that tests and health checks can wait for a swap.
+    installs: tokio::sync::watch::Sender<u64>,
+    alpn_challenges: RwLock<HashMap<String, Arc<CertifiedKey>>>,
 }
+
+/// The ALPN protocol of tls-alpn-01 validation.
+pub const ACME_TLS_ALPN: &[u8] = b"acme-tls/1";
 
 impl std::fmt::Debug for CertResolver {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -69,6 +79,8 @@ impl CertResolver {
     pub fn new(canonical: CertBundle) -> Arc<CertResolver> {
         Arc::new(CertResolver {
             current: ArcSwap::from_pointee(CertSet::new(&[canonical])),
+            installs: tokio::sync::watch::Sender::new(0),
+            alpn_challenges: RwLock::default(),
         })
     }
 
@@ -79,11 +91,61 @@ impl CertResolver {
             "a resolver needs at least one certificate"
         );
         self.current.store(Arc::new(CertSet::new(bundles)));
+        self.installs.send_modify(|n| *n += 1);
+    }
+
+    /// Changes with every [`CertResolver::install`].
+    pub fn subscribe(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.installs.subscribe()
+    }
+
+    /// The canonical certificate being served.
+    pub fn canonical(&self) -> Arc<CertifiedKey> {
+        self.current.load().canonical.clone()
+    }
+
+    /// Serves a tls-alpn-01 answer for `name`: a self-signed certificate
+    /// carrying the SHA-256 digest of the key authorization.
+    pub fn set_alpn_challenge(&self, name: &str, digest: &[u8]) -> anyhow::Result<()> {
+        let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256)?;
+        let mut params = rcgen::CertificateParams::new(vec![name.to_string()])?;
+        params.custom_extensions = vec![rcgen::CustomExtension::new_acme_identifier(digest)];
+        let cert = params.self_signed(&key)?;
+        let der = rustls::pki_types::PrivateKeyDer::Pkcs8(key.serialize_der().into());
+        let signing = rustls::crypto::ring::sign::any_supported_type(&der)
+            .map_err(|e| anyhow::anyhow!("tls-alpn-01 key: {e}"))?;
+        self.alpn_challenges
+            .write()
+            .expect("alpn challenges poisoned")
+            .insert(
+                name.to_ascii_lowercase(),
+                Arc::new(CertifiedKey::new(vec![cert.der().clone()], signing)),
+            );
+        Ok(())
+    }
+
+    pub fn clear_alpn_challenge(&self, name: &str) {
+        self.alpn_challenges
+            .write()
+            .expect("alpn challenges poisoned")
+            .remove(&name.to_ascii_lowercase());
     }
 }
 
 impl ResolvesServerCert for CertResolver {
     fn resolve(&self, hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        let acme = hello
+            .alpn()
+            .is_some_and(|mut protocols| protocols.any(|p| p == ACME_TLS_ALPN));
+        if acme {
+            let name = hello.server_name()?.to_ascii_lowercase();
+            return self
+                .alpn_challenges
+                .read()
+                .expect("alpn challenges poisoned")
+                .get(&name)
+                .cloned();
+        }
         Some(self.current.load().pick(hello.server_name()))
     }
 }

@@ -167,6 +167,13 @@ impl Binary {
         code
     }
 
+    /// Kills with SIGKILL, as a crash would, and reaps the process.
+    pub fn kill(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        std::mem::forget(self);
+    }
+
     fn signal_term(&self) {
         // SAFETY: kill(2) on our own child's PID has no memory effects.
         unsafe {

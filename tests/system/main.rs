@@ -1,6 +1,7 @@
 //! Whole-system tests: the real `quire` binary (or the real server stack in
 //! process, where the clock must move) on loopback, spoken to over HTTP.
 
+mod acme;
 mod cli;
 mod helper;
 mod http;

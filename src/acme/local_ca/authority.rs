@@ -286,7 +286,11 @@ impl Authority {
         let (intermediate_pem, intermediate, intermediate_not_after) = match existing {
             Ok(found) => found,
             Err(why) => {
-                tracing::info!("making a new local CA intermediate: {why}");
+                if int_cert.exists() {
+                    tracing::warn!("making a new local CA intermediate: {why}");
+                } else {
+                    tracing::info!("making the local CA intermediate");
+                }
                 let root_issuer = Issuer::from_ca_cert_der(&root.der, root.key)
                     .map_err(|e| corrupt(&root_cert, e))?;
                 let not_after =

@@ -1,0 +1,143 @@
+//! The HTTPS client that instant-acme talks through. Ours rather than the
+//! crate's default so that it can trust an extra root (the local CA, or a test
+//! CA such as Pebble), bound every request in time, and remember the CA's last
+//! `Retry-After`, which instant-acme reads but does not expose.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+
+use bytes::Bytes;
+use hyper_rustls::HttpsConnectorBuilder;
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+use instant_acme::{BodyWrapper, BytesResponse, HttpClient};
+use rustls::pki_types::CertificateDer;
+use rustls::pki_types::pem::PemObject;
+
+/// One ACME request may take this long, connection included.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Which certificates the client trusts for the CA's HTTPS endpoint.
+#[derive(Clone, Debug)]
+pub enum AcmeRoots {
+    /// The system's trust store (Let's Encrypt and other public CAs).
+    System,
+    /// Only these roots, PEM (the local CA; a test CA such as Pebble).
+    Pem(String),
+}
+
+impl AcmeRoots {
+    /// `QUIRE_ACME_ROOTS` names a PEM file of extra roots to trust instead of
+    /// the system's, for CAs on a private PKI (Pebble in tests).
+    pub fn from_env(env: &dyn Fn(&str) -> Option<String>) -> anyhow::Result<AcmeRoots> {
+        match env("QUIRE_ACME_ROOTS") {
+            Some(path) => Ok(AcmeRoots::Pem(std::fs::read_to_string(&path).map_err(|e| {
+                anyhow::anyhow!(
+                    "cannot read QUIRE_ACME_ROOTS={path}: {e}; point it at a PEM file of the CA's root, or unset it"
+                )
+            })?)),
+            None => Ok(AcmeRoots::System),
+        }
+    }
+}
+
+#[derive(Clone)]
+pub struct AcmeHttp {
+    client: Client<hyper_rustls::HttpsConnector<HttpConnector>, BodyWrapper<Bytes>>,
+    retry_after: Arc<Mutex<Option<SystemTime>>>,
+}
+
+impl AcmeHttp {
+    pub fn new(roots: &AcmeRoots) -> anyhow::Result<AcmeHttp> {
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let builder = match roots {
+            AcmeRoots::System => {
+                // The platform verifier builds on the process-wide provider.
+                let _ = rustls::crypto::ring::default_provider().install_default();
+                HttpsConnectorBuilder::new()
+                    .try_with_platform_verifier()
+                    .map_err(|e| anyhow::anyhow!("cannot load the system's trusted roots: {e}"))?
+            }
+            AcmeRoots::Pem(pem) => {
+                let mut store = rustls::RootCertStore::empty();
+                for cert in CertificateDer::pem_slice_iter(pem.as_bytes()) {
+                    store.add(cert?)?;
+                }
+                anyhow::ensure!(!store.is_empty(), "the ACME root file holds no certificate");
+                let config = rustls::ClientConfig::builder_with_provider(provider)
+                    .with_safe_default_protocol_versions()?
+                    .with_root_certificates(store)
+                    .with_no_client_auth();
+                HttpsConnectorBuilder::new().with_tls_config(config)
+            }
+        };
+        let connector = builder
+            .https_or_http()
+            .enable_http1()
+            .enable_http2()
+            .build();
+        Ok(AcmeHttp {
+            client: Client::builder(TokioExecutor::new()).build(connector),
+            retry_after: Arc::default(),
+        })
+    }
+
+    /// How long the CA asked us to wait, as of its last response that said so.
+    pub fn take_retry_after(&self) -> Option<Duration> {
+        let at = self
+            .retry_after
+            .lock()
+            .expect("retry-after poisoned")
+            .take()?;
+        Some(at.duration_since(SystemTime::now()).unwrap_or_default())
+    }
+}
+
+fn parse_retry_after(value: &str) -> Option<SystemTime> {
+    let value = value.trim();
+    match value.parse::<u64>() {
+        Ok(secs) => Some(SystemTime::now() + Duration::from_secs(secs)),
+        Err(_) => httpdate::parse_http_date(value).ok(),
+    }
+}
+
+impl HttpClient for AcmeHttp {
+    fn request(
+        &self,
+        req: http::Request<BodyWrapper<Bytes>>,
+    ) -> Pin<Box<dyn Future<Output = Result<BytesResponse, instant_acme::Error>> + Send>> {
+        let uri = req.uri().clone();
+        let response = self.client.request(req);
+        let retry_after = self.retry_after.clone();
+        Box::pin(async move {
+            let response = match tokio::time::timeout(REQUEST_TIMEOUT, response).await {
+                Ok(Ok(response)) => response,
+                Ok(Err(e)) => {
+                    let detail = std::error::Error::source(&e)
+                        .map(|s| format!("{e}: {s}"))
+                        .unwrap_or_else(|| e.to_string());
+                    return Err(instant_acme::Error::Other(
+                        format!("{uri}: {detail}").into(),
+                    ));
+                }
+                Err(_) => {
+                    return Err(instant_acme::Error::Other(
+                        format!("{uri}: no answer within {REQUEST_TIMEOUT:?}").into(),
+                    ));
+                }
+            };
+            if let Some(at) = response
+                .headers()
+                .get(http::header::RETRY_AFTER)
+                .and_then(|v| v.to_str().ok())
+                .and_then(parse_retry_after)
+            {
+                *retry_after.lock().expect("retry-after poisoned") = Some(at);
+            }
+            Ok(BytesResponse::from(response))
+        })
+    }
+}

@@ -1,0 +1,303 @@
+//! The certificate manager, a supervised task: it keeps a valid certificate in
+//! the resolver. At start it serves what the store has (or the temporary
+//! certificate); then, on the injected clock, it checks whether to order,
+//! orders, stores the result before anything else, swaps it in, writes a
+//! backup and runs the post-issue hook. Failures are retried with backoff and
+//! never touch the certificate being served; every attempt is recorded in the
+//! status that `quire cert status` shows.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use tokio::sync::{mpsc, oneshot};
+
+use super::backup;
+use super::certs::{CertStore, RenewalStatus};
+use super::client::Certifier;
+use super::schedule::{RenewalPolicy, random_unit};
+use crate::clock::SharedClock;
+use crate::config::Domain;
+use crate::shutdown::Shutdown;
+use crate::tls::{CertBundle, CertResolver};
+
+/// The longest a post-issue hook may run.
+const HOOK_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// A request to the running manager (from `quire cert renew`).
+pub struct RenewRequest {
+    pub dry_run: bool,
+    pub reply: oneshot::Sender<Result<String, String>>,
+}
+
+#[derive(Clone)]
+pub struct CertManager {
+    pub domains: Vec<Domain>,
+    pub store: CertStore,
+    pub certifier: Certifier,
+    /// The CA used by `--dry-run` (Let's Encrypt staging for production).
+    pub dry_run_certifier: Certifier,
+    pub resolver: Arc<CertResolver>,
+    pub clock: SharedClock,
+    pub policy: RenewalPolicy,
+    pub data_dir: PathBuf,
+    pub post_issue_hook: Option<String>,
+    /// The certificate being served, if it is a real one.
+    pub current: Option<CertBundle>,
+}
+
+impl CertManager {
+    /// Loads the stored certificate into the resolver, if there is a good one.
+    pub fn load_stored(&mut self) -> anyhow::Result<()> {
+        if let Some(stored) = self.store.load()? {
+            match stored.bundle.check(&self.domains, self.clock.now()) {
+                Ok(()) => self.resolver.install(std::slice::from_ref(&stored.bundle)),
+                Err(e) => {
+                    tracing::warn!("the stored certificate cannot serve ({e}); ordering a new one")
+                }
+            }
+            self.current = Some(stored.bundle);
+        }
+        Ok(())
+    }
+
+    fn save_status(&self, status: &RenewalStatus) {
+        if let Err(e) = self.store.save_status(status) {
+            tracing::warn!("cannot save the certificate status: {e}");
+        }
+    }
+
+    /// Runs until shutdown.
+    pub async fn run(
+        mut self,
+        requests: Arc<tokio::sync::Mutex<mpsc::Receiver<RenewRequest>>>,
+        shutdown: Shutdown,
+    ) -> anyhow::Result<()> {
+        let mut requests = requests.lock().await;
+        // After a restart by the supervisor, the store knows best what is current.
+        self.load_stored()?;
+        let mut status = self.store.status()?;
+        let now = self.clock.now();
+        let same_ca = status.directory.as_deref() == Some(self.certifier.directory().as_str());
+        // A restart does not reset the backoff of a CA that keeps failing.
+        let mut next = match status.next_check {
+            Some(at) if same_ca && status.consecutive_failures > 0 && at > now => at,
+            _ => now,
+        };
+        let stop = shutdown.wait();
+        tokio::pin!(stop);
+        loop {
+            if self.clock.now() >= next {
+                next = self.check(&mut status).await;
+                status.next_check = Some(next);
+                self.save_status(&status);
+            }
+            tokio::select! {
+                () = &mut stop => return Ok(()),
+                () = self.clock.sleep_until(next) => {}
+                Some(request) = requests.recv() => {
+                    let outcome = self.renew_now(&mut status, request.dry_run).await;
+                    self.save_status(&status);
+                    let _ = request.reply.send(outcome);
+                }
+            }
+        }
+    }
+
+    /// Looks at the certificate, orders one if needed, and says when to look next.
+    async fn check(&mut self, status: &mut RenewalStatus) -> DateTime<Utc> {
+        let now = self.clock.now();
+        let ca_window = match &self.current {
+            Some(bundle) if bundle.check(&self.domains, now).is_ok() => {
+                match self.certifier.renewal_window(bundle).await {
+                    Ok(window) => window.map(|(start, end)| start + (end - start) / 2),
+                    Err(e) => {
+                        tracing::debug!("no renewal information from the CA: {e:#}");
+                        None
+                    }
+                }
+            }
+            _ => None,
+        };
+        let regular = self.policy.next_check(now, random_unit());
+        let Some(reason) =
+            self.policy
+                .reason_to_order(self.current.as_ref(), &self.domains, now, ca_window)
+        else {
+            let renew_after = self.current.as_ref().map(|b| self.policy.renew_after(b));
+            status.renew_after = renew_after;
+            let next = [Some(regular), renew_after, ca_window]
+                .into_iter()
+                .flatten()
+                .filter(|t| *t > now)
+                .min()
+                .unwrap_or(regular);
+            tracing::info!(
+                "certificate for {} is good until {}; next check {}",
+                self.store.primary(),
+                self.current
+                    .as_ref()
+                    .map(|b| b.not_after.to_rfc3339())
+                    .unwrap_or_default(),
+                next.to_rfc3339()
+            );
+            return next;
+        };
+        if let Some(until) = self.policy.capped_until(&status.issued, now) {
+            let message = format!(
+                "{} certificates were issued for {} in the last 7 days, the weekly limit; next attempt {}",
+                self.policy.weekly_cap.unwrap_or_default(),
+                self.store.primary(),
+                until.to_rfc3339()
+            );
+            tracing::warn!("{message}");
+            status.last_error = Some(message);
+            return until;
+        }
+        tracing::info!(
+            "ordering a certificate for {}: {reason}",
+            self.store.primary()
+        );
+        match self.obtain(status, false).await {
+            Ok(_) => self.policy.next_check(self.clock.now(), random_unit()),
+            Err(_) => {
+                self.clock.now()
+                    + chrono::Duration::from_std(
+                        self.policy.retry_delay(status.consecutive_failures),
+                    )
+                    .unwrap_or_default()
+            }
+        }
+    }
+
+    /// `quire cert renew`: orders now, whatever the schedule says.
+    async fn renew_now(
+        &mut self,
+        status: &mut RenewalStatus,
+        dry_run: bool,
+    ) -> Result<String, String> {
+        self.obtain(status, dry_run)
+            .await
+            .map_err(|e| format!("{e:#}"))
+    }
+
+    /// One attempt; the outcome is recorded in `status`.
+    pub async fn obtain(
+        &mut self,
+        status: &mut RenewalStatus,
+        dry_run: bool,
+    ) -> anyhow::Result<String> {
+        let certifier = match dry_run {
+            true => &self.dry_run_certifier,
+            false => &self.certifier,
+        };
+        let started_at = self.clock.now();
+        let started = Instant::now();
+        let result = async {
+            let issued = certifier.certify(&self.domains).await?;
+            let bundle = issued.bundle()?;
+            bundle.check(&self.domains, self.clock.now())?;
+            anyhow::Ok((issued, bundle))
+        }
+        .await;
+        let took = started.elapsed();
+        if dry_run {
+            return match result {
+                Ok((_, bundle)) => Ok(format!(
+                    "dry run: {} issued a certificate for {} in {} ms; the stored certificate is unchanged",
+                    certifier.directory(),
+                    bundle.names.join(", "),
+                    took.as_millis()
+                )),
+                Err(e) => Err(e.context(format!("dry run against {}", certifier.directory()))),
+            };
+        }
+        status.directory = Some(certifier.directory().to_string());
+        status.last_attempt = Some(started_at);
+        let (issued, bundle) = match result {
+            Ok(done) => done,
+            Err(e) => {
+                status.consecutive_failures += 1;
+                status.last_error = Some(format!("{e:#}"));
+                let retry = self.policy.retry_delay(status.consecutive_failures);
+                tracing::error!(
+                    failures = status.consecutive_failures,
+                    "could not obtain a certificate for {} from {}: {e:#}; still serving the current certificate, retrying in {}",
+                    self.store.primary(),
+                    certifier.directory(),
+                    humantime::format_duration(retry)
+                );
+                return Err(e);
+            }
+        };
+        // Stored first: a crash after this point never causes a second order.
+        self.store.save(&issued, &bundle, started_at)?;
+        self.resolver.install(std::slice::from_ref(&bundle));
+        let now = self.clock.now();
+        status
+            .issued
+            .retain(|t| now - *t < chrono::Duration::days(7));
+        status.issued.push(now);
+        status.last_success = Some(now);
+        status.last_error = None;
+        status.consecutive_failures = 0;
+        status.last_took_ms = Some(took.as_millis() as u64);
+        status.renew_after = Some(self.policy.renew_after(&bundle));
+        let message = format!(
+            "obtained a certificate for {} from {} ({}) in {} ms (issuer {}, valid until {})",
+            bundle.names.join(", "),
+            certifier.name(),
+            certifier.directory(),
+            took.as_millis(),
+            bundle.issuer,
+            bundle.not_after.format("%Y-%m-%d %H:%M UTC")
+        );
+        tracing::info!("{message}");
+        self.current = Some(bundle.clone());
+        match backup::write(&self.data_dir, now) {
+            Ok(path) => tracing::debug!("wrote backup {}", path.display()),
+            Err(e) => tracing::warn!("could not write a backup: {e:#}"),
+        }
+        if let Some(hook) = &self.post_issue_hook {
+            self.run_hook(hook, &bundle);
+        }
+        Ok(message)
+    }
+
+    /// Runs the hook in the background; its outcome is logged.
+    fn run_hook(&self, hook: &str, bundle: &CertBundle) {
+        let dir = self
+            .data_dir
+            .join("certs")
+            .join(self.store.primary().as_str());
+        let mut command = tokio::process::Command::new("/bin/sh");
+        command
+            .arg("-c")
+            .arg(hook)
+            .env("QUIRE_CERT_FILE", dir.join("fullchain.pem"))
+            .env("QUIRE_KEY_FILE", dir.join("privkey.pem"))
+            .env("QUIRE_DOMAINS", bundle.names.join(" "))
+            .env("QUIRE_NOT_AFTER", bundle.not_after.to_rfc3339())
+            .stdin(std::process::Stdio::null())
+            .kill_on_drop(true);
+        let hook = hook.to_string();
+        tokio::spawn(async move {
+            match tokio::time::timeout(HOOK_TIMEOUT, command.output()).await {
+                Ok(Ok(out)) if out.status.success() => {
+                    tracing::info!("post-issue hook `{hook}` succeeded");
+                }
+                Ok(Ok(out)) => tracing::error!(
+                    "post-issue hook `{hook}` failed ({}): {}",
+                    out.status,
+                    String::from_utf8_lossy(&out.stderr).trim()
+                ),
+                Ok(Err(e)) => tracing::error!("cannot run the post-issue hook `{hook}`: {e}"),
+                Err(_) => tracing::error!(
+                    "post-issue hook `{hook}` did not finish within {}s and was stopped",
+                    HOOK_TIMEOUT.as_secs()
+                ),
+            }
+        });
+    }
+}

@@ -1,0 +1,193 @@
+//! Puts the certificate machinery together for a configuration: the store and
+//! its lock, the temporary certificate, the local CA (local mode), the ACME
+//! client for the mode's directory, and the manager. Used by `quire serve` and
+//! by `quire cert renew` when no server is running.
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::Context;
+use tokio::net::TcpListener;
+use url::Url;
+
+use super::backup;
+use super::certs::CertStore;
+use super::client::{Certifier, CertifierSettings};
+use super::http::AcmeRoots;
+use super::local_ca::{self, LocalCa, LocalCaSettings, ValidationTarget};
+use super::manager::CertManager;
+use super::schedule::RenewalPolicy;
+use super::store::{FileStore, Storage, StoreError, StoreLock, create_private_dir};
+use crate::clock::SharedClock;
+use crate::config::{Config, Mode};
+use crate::tls::{CertBundle, CertResolver, self_signed_pem};
+use crate::web::ChallengeMap;
+
+pub const LETS_ENCRYPT: &str = "https://acme-v02.api.letsencrypt.org/directory";
+pub const LETS_ENCRYPT_STAGING: &str = "https://acme-staging-v02.api.letsencrypt.org/directory";
+
+/// The local CA's HTTPS endpoint, ready for a listener.
+pub struct LocalCaEndpoint {
+    pub ca: Arc<LocalCa>,
+    pub socket: Arc<TcpListener>,
+    pub app: axum::Router,
+    pub directory: Url,
+}
+
+pub struct AcmeParts {
+    pub resolver: Arc<CertResolver>,
+    pub manager: CertManager,
+    pub local_ca: Option<LocalCaEndpoint>,
+    /// Held for the life of the process: one manager per data directory.
+    pub lock: StoreLock,
+}
+
+/// Where a listener bound to `addr` is reachable from this machine.
+fn reachable(addr: SocketAddr) -> SocketAddr {
+    match addr.ip() {
+        IpAddr::V4(ip) if ip.is_unspecified() => (Ipv4Addr::LOCALHOST, addr.port()).into(),
+        IpAddr::V6(ip) if ip.is_unspecified() => (Ipv6Addr::LOCALHOST, addr.port()).into(),
+        _ => addr,
+    }
+}
+
+/// The directory of a mode, and the one `--dry-run` uses.
+fn directories(config: &Config) -> Option<(Url, Url)> {
+    let parse = |s: &str| Url::parse(s).expect("built-in directory URL");
+    match config.mode {
+        Mode::Production => Some((parse(LETS_ENCRYPT), parse(LETS_ENCRYPT_STAGING))),
+        Mode::Staging => Some((parse(LETS_ENCRYPT_STAGING), parse(LETS_ENCRYPT_STAGING))),
+        Mode::Acme => {
+            let url = config.tls.directory_url.clone()?;
+            Some((url.clone(), url))
+        }
+        _ => None,
+    }
+}
+
+/// Prepares certificates for an ACME mode. `http` and `https` are the bound
+/// listener addresses, where the local CA validates.
+pub async fn prepare(
+    config: &Config,
+    clock: &SharedClock,
+    challenges: ChallengeMap,
+    http: SocketAddr,
+    https: SocketAddr,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> anyhow::Result<AcmeParts> {
+    let data = &config.paths.data;
+    create_private_dir(data).with_context(|| {
+        format!(
+            "cannot create the data directory {}; create it, or set [paths] data to a writable folder",
+            data.display()
+        )
+    })?;
+    if let Some(archive) = backup::restore_if_missing(data)? {
+        tracing::warn!(
+            "no certificate state in {}; restored it from the backup {}",
+            data.display(),
+            archive.display()
+        );
+    }
+    let storage: Arc<dyn Storage> = Arc::new(FileStore::new(data.clone()));
+    let lock = storage.lock("certificates").map_err(|e| match e {
+        StoreError::Locked(_) => anyhow::anyhow!(
+            "another quire process manages the certificates in {}; stop it, or give this one another [paths] data",
+            data.display()
+        ),
+        other => other.into(),
+    })?;
+
+    let primary = config.canonical_domain().clone();
+    let (chain, key) = self_signed_pem(&config.domains, clock.now())?;
+    let temporary = CertBundle::from_pem(chain.as_bytes(), key.as_bytes())?;
+    let resolver = CertResolver::new(temporary);
+
+    let (local_ca, directory, dry_run_directory, roots, name) = match config.mode {
+        Mode::Local => {
+            let socket = crate::system::bind(config.listen.local_ca, "local_ca").await?;
+            let bound = socket.local_addr()?;
+            let ca = LocalCa::open(LocalCaSettings {
+                dir: data.join("local-ca"),
+                leaf_lifetime: config.tls.local_ca_lifetime,
+                validation: ValidationTarget {
+                    http: reachable(http),
+                    tls: reachable(https),
+                },
+                clock: clock.clone(),
+            })?;
+            let base = Url::parse(&format!("https://{}", reachable(bound)))?;
+            let directory = local_ca::directory_url(&base);
+            let app = ca.router(base);
+            let roots = AcmeRoots::Pem(ca.root_pem().to_string());
+            let endpoint = LocalCaEndpoint {
+                ca,
+                socket: Arc::new(socket),
+                app,
+                directory: directory.clone(),
+            };
+            (
+                Some(endpoint),
+                directory.clone(),
+                directory,
+                roots,
+                "the local CA".to_string(),
+            )
+        }
+        _ => {
+            let (directory, dry_run) =
+                directories(config).context("this mode does not obtain certificates by ACME")?;
+            let name = directory.host_str().unwrap_or("the CA").to_string();
+            (None, directory, dry_run, AcmeRoots::from_env(env)?, name)
+        }
+    };
+    let settings = |directory: Url| CertifierSettings {
+        directory,
+        name: name.clone(),
+        roots: roots.clone(),
+        contacts: config.tls.contacts.clone(),
+        eab: config.tls.eab.clone(),
+        challenge: config.tls.challenge,
+    };
+    let certifier = Certifier::new(
+        settings(directory),
+        storage.clone(),
+        challenges.clone(),
+        resolver.clone(),
+    )?;
+    let dry_run_certifier = Certifier::new(
+        settings(dry_run_directory),
+        storage.clone(),
+        challenges,
+        resolver.clone(),
+    )?;
+    let policy = match config.mode {
+        Mode::Local => RenewalPolicy::local(config.tls.renew_before_days, config.tls.check_every),
+        _ => RenewalPolicy::public(config.tls.renew_before_days, config.tls.check_every),
+    };
+    let mut manager = CertManager {
+        domains: config.domains.clone(),
+        store: CertStore::new(storage, primary),
+        certifier,
+        dry_run_certifier,
+        resolver: resolver.clone(),
+        clock: clock.clone(),
+        policy,
+        data_dir: data.clone(),
+        post_issue_hook: config.tls.post_issue_hook.clone(),
+        current: None,
+    };
+    manager.load_stored()?;
+    Ok(AcmeParts {
+        resolver,
+        manager,
+        local_ca,
+        lock,
+    })
+}
+
+/// The local CA's root certificate file, where clients find it.
+pub fn local_ca_root(config: &Config) -> PathBuf {
+    config.paths.data.join("local-ca").join("root.pem")
+}

@@ -1,0 +1,287 @@
+//! Certificates by ACME: the site certifies itself against the in-process CA,
+//! renews when the clock says so, keeps serving through CA outages, survives a
+//! torn write, and reports it all in `quire cert status`.
+
+use std::os::unix::fs::PermissionsExt;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use quire::clock::{self, ManualClock};
+use quire::config::{Config, Overrides, no_env};
+
+use crate::helper::*;
+
+/// The example site in local mode on free ports, certified for `localhost`.
+fn local_site(extra: &str) -> SiteDir {
+    let site = SiteDir::example("");
+    let config = format!(
+        "[site]\ntitle = \"Test blog\"\n\n[listen]\nhttp = \"127.0.0.1:0\"\nhttps = \"127.0.0.1:0\"\nlocal_ca = \"127.0.0.1:0\"\n\n[tls]\nmode = \"local\"\n{extra}"
+    );
+    std::fs::write(site.config(), config).unwrap();
+    site
+}
+
+fn load(site: &SiteDir) -> Config {
+    let overrides = Overrides {
+        config_file: Some(site.config()),
+        ..Default::default()
+    };
+    Config::load(&overrides, &no_env).unwrap()
+}
+
+fn mode(path: &std::path::Path) -> u32 {
+    std::fs::metadata(path).unwrap().permissions().mode() & 0o777
+}
+
+/// Waits for the binary to log `needle`.
+fn wait_for_log(server: &Binary, needle: &str) {
+    let started = std::time::Instant::now();
+    while !server.log().contains(needle) {
+        assert!(
+            started.elapsed() < DEADLINE,
+            "no `{needle}` in the log:\n{}",
+            server.log()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[tokio::test]
+async fn a_fresh_site_certifies_itself_against_the_local_ca() {
+    let site = local_site("");
+    let server = Binary::serve(&site, &[]);
+    wait_for_log(
+        &server,
+        "obtained a certificate for localhost from the local CA",
+    );
+    assert!(server.log().contains("curl --cacert"), "{}", server.log());
+    let https = server.https.unwrap();
+
+    let root = std::fs::read_to_string(site.path("data/local-ca/root.pem")).unwrap();
+    let stream = tls_connect(https, "localhost", &root, &[b"h2"])
+        .await
+        .unwrap();
+    let (names, serial, chain_len) = peer_certificate(&stream);
+    assert_eq!(names, ["localhost"]);
+    assert_eq!(chain_len, 2, "leaf and intermediate");
+    let mut client = TlsClient::new(stream).await;
+    let reply = client.get("localhost", "/").await;
+    assert_eq!(reply.status, 200);
+    assert!(reply.text().contains("Test blog"));
+
+    // The data layout, with private modes.
+    assert_eq!(mode(&site.path("data")), 0o700);
+    assert_eq!(mode(&site.path("data/certs/localhost/privkey.pem")), 0o600);
+    assert_eq!(mode(&site.path("data/local-ca/root.key")), 0o600);
+    let accounts = std::fs::read_dir(site.path("data/acme")).unwrap().count();
+    assert_eq!(accounts, 1);
+    assert!(std::fs::read_dir(site.path("data/backup")).unwrap().count() >= 1);
+
+    let (code, out, err) = site.run(&["cert", "status", "--config", "quire.toml"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("days left"), "{out}");
+    assert!(
+        out.lines()
+            .any(|l| l.trim_start().starts_with("issued (7d)") && l.ends_with(" 1")),
+        "{out}"
+    );
+
+    // A forced renewal goes through the running server and swaps the certificate.
+    let (code, out, err) = site.run(&["cert", "renew", "--config", "quire.toml"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("done by the running server"), "{out}");
+    let stream = tls_connect(https, "localhost", &root, &[b"h2"])
+        .await
+        .unwrap();
+    assert_ne!(
+        peer_certificate(&stream).1,
+        serial,
+        "a new certificate is served"
+    );
+    assert_eq!(server.terminate(), 0);
+}
+
+#[tokio::test]
+async fn a_torn_pair_is_restored_from_the_archive_without_a_new_order() {
+    let site = local_site("");
+    let server = Binary::serve(&site, &[]);
+    wait_for_log(&server, "obtained a certificate");
+    let root = std::fs::read_to_string(site.path("data/local-ca/root.pem")).unwrap();
+    let stream = tls_connect(server.https.unwrap(), "localhost", &root, &[])
+        .await
+        .unwrap();
+    let serial = peer_certificate(&stream).1;
+    // Kill mid-write: the new key landed, the chain did not.
+    server.kill();
+    let stray = rcgen::KeyPair::generate().unwrap();
+    std::fs::write(
+        site.path("data/certs/localhost/privkey.pem"),
+        stray.serialize_pem(),
+    )
+    .unwrap();
+
+    let server = Binary::serve(&site, &[]);
+    wait_for_log(&server, "good until");
+    assert!(
+        server.log().contains("restored the certificate"),
+        "{}",
+        server.log()
+    );
+    assert!(
+        !server.log().contains("ordering a certificate"),
+        "{}",
+        server.log()
+    );
+    let stream = tls_connect(server.https.unwrap(), "localhost", &root, &[])
+        .await
+        .unwrap();
+    assert_eq!(peer_certificate(&stream).1, serial);
+}
+
+/// The served certificate's serial, trusting `root`.
+async fn served_serial(https: std::net::SocketAddr, name: &str, root: &str) -> String {
+    let stream = tls_connect(https, name, root, &[]).await.unwrap();
+    peer_certificate(&stream).1
+}
+
+#[tokio::test]
+async fn renewal_follows_the_clock_and_swaps_while_connections_continue() {
+    let site = local_site("local_ca_lifetime = \"1day\"\n");
+    // The clock starts 17 hours back, so that both certificates are also valid
+    // in real time, which the TLS client checks.
+    let start: DateTime<Utc> = Utc::now() - chrono::Duration::hours(17);
+    let clock = ManualClock::new(start);
+    let server = quire::system::start(load(&site), clock.clone())
+        .await
+        .unwrap();
+    let resolver = server.resolver.clone().unwrap();
+    let mut installs = resolver.subscribe();
+    tokio::time::timeout(DEADLINE, installs.changed())
+        .await
+        .expect("first certificate in time")
+        .unwrap();
+    let https = server.https_addr.unwrap();
+    let root = std::fs::read_to_string(server.local_ca_root.clone().unwrap()).unwrap();
+    let first = served_serial(https, "localhost", &root).await;
+    let stream = tls_connect(https, "localhost", &root, &[b"http/1.1"])
+        .await
+        .unwrap();
+    let mut open = TlsClient::new(stream).await;
+    assert_eq!(open.get("localhost", "/").await.status, 200);
+
+    // A one-day certificate is renewed in its last third: not at 15 hours...
+    clock.advance(chrono::Duration::hours(15));
+    tokio::task::yield_now().await;
+    assert!(!installs.has_changed().unwrap());
+    // ...but at 17.
+    clock.advance(chrono::Duration::hours(2));
+    tokio::time::timeout(DEADLINE, installs.changed())
+        .await
+        .expect("renewed in time")
+        .unwrap();
+    assert_ne!(served_serial(https, "localhost", &root).await, first);
+    assert_eq!(
+        open.get("localhost", "/").await.status,
+        200,
+        "old connection lives on"
+    );
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn an_unreachable_ca_backs_off_and_the_old_certificate_keeps_serving() {
+    let ca = TestCa::new();
+    let site = SiteDir::example("");
+    std::fs::write(
+        site.config(),
+        "[domains]\nnames = [\"blog.test\"]\n\n[listen]\nhttp = \"127.0.0.1:0\"\nhttps = \"127.0.0.1:0\"\n\n[tls]\nmode = \"acme\"\ndirectory_url = \"https://127.0.0.1:9/directory\"\n",
+    )
+    .unwrap();
+    // A stored certificate ten days before expiry: inside the renewal window.
+    let issued = ca.issue_with(
+        &["blog.test"],
+        rcgen::KeyPair::generate().unwrap(),
+        Some((2031, 1, 11)),
+    );
+    site.write("data/certs/blog.test/fullchain.pem", &issued.chain_pem);
+    site.write("data/certs/blog.test/privkey.pem", &issued.key_pem);
+    let start: DateTime<Utc> = "2031-01-01T00:00:00Z".parse().unwrap();
+    let clock = ManualClock::new(start);
+    let server = quire::system::start(load(&site), clock.clone())
+        .await
+        .unwrap();
+    let https = server.https_addr.unwrap();
+    let status_file = site.path("data/certs/blog.test/status.json");
+    let status = || -> serde_json::Value {
+        serde_json::from_slice(&std::fs::read(&status_file).unwrap_or_default())
+            .unwrap_or(serde_json::Value::Null)
+    };
+    eventually("the first failure recorded", || async {
+        status()["consecutive_failures"] == 1
+    })
+    .await;
+    let expected = ca.root_pem.clone();
+    let served = served_serial(https, "blog.test", &expected).await;
+    let (code, out, _) = site.run(&["cert", "status", "--config", "quire.toml"]);
+    assert_eq!(code, 0);
+    assert!(out.contains("127.0.0.1:9"), "{out}");
+    assert!(out.contains("1 in a row"), "{out}");
+    let first_retry = status()["next_check"].as_str().unwrap().to_string();
+    let first_retry: DateTime<Utc> = first_retry.parse().unwrap();
+    assert_eq!(
+        (first_retry - start).num_seconds(),
+        60,
+        "first retry after a minute"
+    );
+
+    // Nothing happens before the retry time; then the second attempt backs off further.
+    clock.advance(chrono::Duration::seconds(59));
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert_eq!(status()["consecutive_failures"], 1);
+    clock.advance(chrono::Duration::seconds(2));
+    eventually("the second failure recorded", || async {
+        status()["consecutive_failures"] == 2
+    })
+    .await;
+    let second: DateTime<Utc> = status()["next_check"].as_str().unwrap().parse().unwrap();
+    assert_eq!(
+        (second - (start + chrono::Duration::seconds(61))).num_seconds(),
+        120
+    );
+    assert_eq!(served_serial(https, "blog.test", &expected).await, served);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn the_https_port_serves_a_temporary_certificate_before_the_first_one() {
+    let site = SiteDir::example("");
+    std::fs::write(
+        site.config(),
+        "[domains]\nnames = [\"blog.test\"]\n\n[listen]\nhttp = \"127.0.0.1:0\"\nhttps = \"127.0.0.1:0\"\n\n[tls]\nmode = \"acme\"\ndirectory_url = \"https://127.0.0.1:9/directory\"\n",
+    )
+    .unwrap();
+    let server = quire::system::start(load(&site), clock::system())
+        .await
+        .unwrap();
+    let chain = server.resolver.as_ref().unwrap().canonical();
+    let (_, leaf) = x509_parser::parse_x509_certificate(&chain.cert[0]).unwrap();
+    assert!(
+        leaf.subject()
+            .to_string()
+            .contains("quire temporary certificate")
+    );
+    // The port answers a TLS handshake at once (an untrusted one, as it should be).
+    let refused = tls_connect(
+        server.https_addr.unwrap(),
+        "blog.test",
+        &TestCa::new().root_pem,
+        &[],
+    )
+    .await;
+    let Err(error) = refused else {
+        panic!("a self-signed certificate must not be trusted");
+    };
+    let error = error.to_string();
+    assert!(error.contains("certificate"), "{error}");
+    server.stop().await;
+}

@@ -107,7 +107,12 @@ pub struct Binary {
 
 impl Binary {
     pub fn serve(site: &SiteDir, extra_args: &[&str]) -> Binary {
+        Binary::serve_with_env(site, extra_args, &[])
+    }
+
+    pub fn serve_with_env(site: &SiteDir, extra_args: &[&str], env: &[(&str, &str)]) -> Binary {
         let mut child = Command::new(BIN)
+            .envs(env.iter().copied())
             .arg("serve")
             .arg("--config")
             .arg(site.config())

@@ -6,5 +6,6 @@ mod cli;
 mod helper;
 mod http;
 mod https;
+mod interop;
 mod pages;
 mod reload;

@@ -174,6 +174,36 @@ mod tests {
     }
 
     #[test]
+    fn an_expired_intermediate_means_a_new_order() {
+        let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        params.not_before = rcgen::date_time_ymd(2025, 1, 1);
+        params.not_after = rcgen::date_time_ymd(2026, 2, 1);
+        let intermediate =
+            rcgen::CertifiedIssuer::self_signed(params, rcgen::KeyPair::generate().unwrap())
+                .unwrap();
+        let key = rcgen::KeyPair::generate().unwrap();
+        let mut leaf = rcgen::CertificateParams::new(vec!["blog.test".to_string()]).unwrap();
+        leaf.not_before = rcgen::date_time_ymd(2026, 1, 1);
+        leaf.not_after = rcgen::date_time_ymd(2026, 12, 1);
+        let leaf = leaf.signed_by(&key, &intermediate).unwrap();
+        let chain = format!("{}{}", leaf.pem(), intermediate.pem());
+        let b = CertBundle::from_pem(chain.as_bytes(), key.serialize_pem().as_bytes()).unwrap();
+        let policy = RenewalPolicy::public(30, Duration::from_secs(3600));
+        let domains = ["blog.test".parse::<Domain>().unwrap()];
+        assert_eq!(
+            policy.reason_to_order(Some(&b), &domains, at("2026-01-15T00:00:00Z"), None),
+            None
+        );
+        let reason = policy.reason_to_order(Some(&b), &domains, at("2026-03-01T00:00:00Z"), None);
+        assert!(
+            reason
+                .unwrap()
+                .contains("issuer certificate in the chain expired")
+        );
+    }
+
+    #[test]
     fn failures_back_off_exponentially_to_a_cap() {
         let policy = RenewalPolicy::public(30, Duration::from_secs(3600));
         let delays: Vec<u64> = (1..=4).map(|n| policy.retry_delay(n).as_secs()).collect();

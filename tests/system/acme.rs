@@ -48,7 +48,12 @@ fn wait_for_log(server: &Binary, needle: &str) {
 
 #[tokio::test]
 async fn a_fresh_site_certifies_itself_against_the_local_ca() {
-    let site = local_site("");
+    let dir = tempfile::tempdir().unwrap();
+    let hook_out = dir.path().join("hook.out");
+    let site = local_site(&format!(
+        "post_issue_hook = \"echo $QUIRE_DOMAINS $QUIRE_CERT_FILE > '{}'\"\n",
+        hook_out.display()
+    ));
     let server = Binary::serve(&site, &[]);
     wait_for_log(
         &server,
@@ -76,6 +81,13 @@ async fn a_fresh_site_certifies_itself_against_the_local_ca() {
     let accounts = std::fs::read_dir(site.path("data/acme")).unwrap().count();
     assert_eq!(accounts, 1);
     assert!(std::fs::read_dir(site.path("data/backup")).unwrap().count() >= 1);
+    wait_for_log(&server, "post-issue hook");
+    let hook = std::fs::read_to_string(&hook_out).unwrap();
+    assert!(
+        hook.starts_with("localhost ")
+            && hook.trim_end().ends_with("certs/localhost/fullchain.pem"),
+        "{hook}"
+    );
 
     let (code, out, err) = site.run(&["cert", "status", "--config", "quire.toml"]);
     assert_eq!(code, 0, "{err}");
@@ -284,4 +296,22 @@ async fn the_https_port_serves_a_temporary_certificate_before_the_first_one() {
     let error = error.to_string();
     assert!(error.contains("certificate"), "{error}");
     server.stop().await;
+}
+
+#[tokio::test]
+async fn tls_alpn_01_validates_through_the_https_listener() {
+    let site = local_site("challenge = \"tls-alpn-01\"\n");
+    let server = Binary::serve(&site, &[]);
+    wait_for_log(
+        &server,
+        "obtained a certificate for localhost from the local CA",
+    );
+    let root = std::fs::read_to_string(site.path("data/local-ca/root.pem")).unwrap();
+    let stream = tls_connect(server.https.unwrap(), "localhost", &root, &[b"h2"])
+        .await
+        .unwrap();
+    assert_eq!(peer_certificate(&stream).0, ["localhost"]);
+    // An acme-tls/1 handshake without a pending challenge gets no certificate.
+    let refused = tls_connect(server.https.unwrap(), "localhost", &root, &[b"acme-tls/1"]).await;
+    assert!(refused.is_err());
 }

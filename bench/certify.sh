@@ -222,7 +222,7 @@ client_cmd() { # client_cmd DIR: sets CMD and ENVS (arrays) for one run of $CLIE
                  --http --http.port "127.0.0.1:$HTTP01_PORT" --path "$dir" run) ;;
         quire)
             quire_config "$1" acme
-            ENVS=(QUIRE_ACME_ROOTS="$HTTPS_CA")
+            ENVS=(QUIRE_ACME_ROOTS="$HTTPS_CA" RUST_LOG="${RUST_LOG:-warn}")
             CMD=("$QUIRE" cert renew --dry-run --config "$1/quire.toml") ;;
         quire-local)
             quire_config "$1" local

@@ -212,10 +212,13 @@ impl Certifier {
                 .await
                 .with_context(|| format!("asking the CA to validate {name}"))?;
         }
+        tracing::debug!("challenges answered; waiting for the CA");
         for token in &answers.tokens {
             self.http01.wait_fetched(token, FETCH_WAIT).await;
         }
+        tracing::debug!("the CA fetched the tokens");
         self.wait_for(&mut order, OrderStatus::Ready).await?;
+        tracing::debug!("order ready; finalizing");
         drop(answers);
 
         let names: Vec<String> = domains.iter().map(Domain::to_string).collect();
@@ -228,6 +231,7 @@ impl Certifier {
             .await
             .context("finalizing the order")?;
         self.wait_for(&mut order, OrderStatus::Valid).await?;
+        tracing::debug!("order valid; downloading");
         let chain_pem = order
             .certificate()
             .await
@@ -255,6 +259,7 @@ impl Certifier {
                 _ => {}
             }
             let wait = self.http.take_retry_after().unwrap_or(delay).min(MAX_POLL);
+            tracing::debug!(status = ?state.status, ?wait, "polled the order");
             if started.elapsed() + wait > ORDER_DEADLINE {
                 bail!(
                     "the CA did not finish the order within {}s (status {:?})",

@@ -76,6 +76,16 @@ pub enum Command {
         #[arg(long, value_name = "DURATION", default_value = "90days", value_parser = humantime::parse_duration)]
         lifetime: std::time::Duration,
     },
+    /// Reading statistics: daily views and visitors, top pages, referrers, 404s.
+    Stats {
+        #[command(flatten)]
+        config: ConfigArgs,
+        #[arg(long, value_name = "DIR")]
+        data_dir: Option<PathBuf>,
+        /// How many days back, today included.
+        #[arg(long, value_name = "N", default_value_t = 7)]
+        days: u32,
+    },
     /// Write a new draft post and print its path.
     New {
         /// The post's title.
@@ -189,6 +199,22 @@ pub fn run(cli: Cli, clock: SharedClock) -> anyhow::Result<ExitCode> {
                 lifetime,
             };
             runtime()?.block_on(crate::acme::commands::serve_local_ca(settings, clock))?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Stats {
+            config,
+            data_dir,
+            days,
+        } => {
+            let config = load_config(
+                &config,
+                Overrides {
+                    data_dir,
+                    ..Default::default()
+                },
+            )?;
+            let text = runtime()?.block_on(crate::stats::command::run(&config, days, clock))?;
+            println!("{text}");
             Ok(ExitCode::SUCCESS)
         }
         Command::New { title, config } => {

@@ -219,6 +219,9 @@ pub struct StatsConfig {
     pub flush_every: Duration,
     pub hourly_retention_days: u32,
     pub daily_retention_days: u32,
+    /// Readers who send `DNT: 1` or `Sec-GPC: 1` are counted as views only,
+    /// never as visitors.
+    pub respect_dnt: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -383,6 +386,7 @@ struct RawStats {
     flush_every: Field<String>,
     hourly_retention_days: Field<i64>,
     daily_retention_days: Field<i64>,
+    respect_dnt: Field<bool>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -718,6 +722,7 @@ impl Config {
                     positive_days(36500),
                 )
                 .unwrap_or(730),
+            respect_dnt: raw.stats.respect_dnt.as_ref().is_none_or(|e| *e.get_ref()),
         };
 
         let metrics = MetricsConfig {

@@ -1,18 +1,28 @@
-//! The control socket, `data/control.sock` (0600): how `quire cert renew`
-//! reaches a running server, whose challenge listener and certificate manager
-//! must do the work. One request line in, one reply line out (`ok: ...` or
-//! `error: ...`).
+//! The control socket, `data/control.sock` (0600): how commands reach a
+//! running server that owns the work (`quire cert renew` needs its challenge
+//! listener; `quire stats` needs its open store, which sled locks). One request
+//! line in; the reply runs to the end of the stream and starts with `ok:` or
+//! `error:`.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::Context;
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::acme::manager::RenewRequest;
 use crate::shutdown::Shutdown;
+use crate::stats::Stats;
+
+/// What the running server can be asked to do.
+#[derive(Clone, Default)]
+pub struct Handlers {
+    /// The certificate manager, in modes that obtain certificates.
+    pub renewals: Option<mpsc::Sender<RenewRequest>>,
+    pub stats: Option<Stats>,
+}
 
 /// A renewal may wait on a CA; give it time, but not forever.
 const REPLY_TIMEOUT: Duration = Duration::from_secs(300);
@@ -23,6 +33,8 @@ pub fn socket_path(data: &Path) -> PathBuf {
 
 /// Binds the socket, replacing a stale one left by a crash.
 pub fn bind(data: &Path) -> anyhow::Result<UnixListener> {
+    crate::acme::store::create_private_dir(data)
+        .with_context(|| format!("creating the data directory {}", data.display()))?;
     let path = socket_path(data);
     let _ = std::fs::remove_file(&path);
     let listener =
@@ -34,7 +46,7 @@ pub fn bind(data: &Path) -> anyhow::Result<UnixListener> {
 /// Answers requests until shutdown.
 pub async fn serve(
     listener: std::sync::Arc<UnixListener>,
-    renewals: mpsc::Sender<RenewRequest>,
+    handlers: Handlers,
     shutdown: Shutdown,
 ) -> anyhow::Result<()> {
     let stop = shutdown.wait();
@@ -44,16 +56,16 @@ pub async fn serve(
             () = &mut stop => return Ok(()),
             accepted = listener.accept() => accepted.context("accepting on the control socket")?,
         };
-        let renewals = renewals.clone();
+        let handlers = handlers.clone();
         tokio::spawn(async move {
-            if let Err(e) = answer(stream, renewals).await {
+            if let Err(e) = answer(stream, handlers).await {
                 tracing::debug!("control request failed: {e:#}");
             }
         });
     }
 }
 
-async fn answer(stream: UnixStream, renewals: mpsc::Sender<RenewRequest>) -> anyhow::Result<()> {
+async fn answer(stream: UnixStream, handlers: Handlers) -> anyhow::Result<()> {
     let (read, mut write) = stream.into_split();
     let mut line = String::new();
     tokio::time::timeout(
@@ -62,28 +74,55 @@ async fn answer(stream: UnixStream, renewals: mpsc::Sender<RenewRequest>) -> any
     )
     .await
     .context("no request")??;
-    let dry_run = match line.trim() {
-        "renew" => false,
-        "renew --dry-run" => true,
-        other => {
-            write
-                .write_all(format!("error: unknown request `{other}`\n").as_bytes())
-                .await?;
-            return Ok(());
-        }
+    let reply = match line.split_whitespace().collect::<Vec<_>>().as_slice() {
+        ["renew"] => renew(&handlers, false).await,
+        ["renew", "--dry-run"] => renew(&handlers, true).await,
+        ["stats", days] => match days.parse::<u32>() {
+            Ok(days) => stats(&handlers, days).await,
+            Err(_) => Err(format!("`{days}` is not a number of days")),
+        },
+        _ => Err(format!("unknown request `{}`", line.trim())),
+    };
+    let text = match reply {
+        Ok(message) => format!("ok: {message}\n"),
+        Err(message) => format!("error: {message}\n"),
+    };
+    write.write_all(text.as_bytes()).await?;
+    Ok(())
+}
+
+async fn renew(handlers: &Handlers, dry_run: bool) -> Result<String, String> {
+    let Some(renewals) = &handlers.renewals else {
+        return Err("this server's mode does not obtain certificates by ACME".into());
     };
     let (reply, outcome) = oneshot::channel();
     renewals
         .send(RenewRequest { dry_run, reply })
         .await
-        .context("the certificate manager is not running")?;
-    let text = match outcome.await {
-        Ok(Ok(message)) => format!("ok: {message}\n"),
-        Ok(Err(message)) => format!("error: {message}\n"),
-        Err(_) => "error: the certificate manager stopped before answering\n".into(),
+        .map_err(|_| "the certificate manager is not running".to_string())?;
+    outcome
+        .await
+        .unwrap_or_else(|_| Err("the certificate manager stopped before answering".into()))
+}
+
+/// Flushes what is in memory first, so the report includes the latest views.
+async fn stats(handlers: &Handlers, days: u32) -> Result<String, String> {
+    let Some(stats) = handlers.stats.clone() else {
+        return Err("statistics are disabled in this server's config ([stats] enabled)".into());
     };
-    write.write_all(text.as_bytes()).await?;
-    Ok(())
+    tokio::task::spawn_blocking(move || {
+        stats.flush_now().map_err(|e| e.to_string())?;
+        let report = stats
+            .report(days, crate::stats::command::TOP)
+            .map_err(|e| e.to_string())?;
+        Ok(format!(
+            "from {}\n{}",
+            stats.store().describe(),
+            report.render()
+        ))
+    })
+    .await
+    .map_err(|e| format!("the statistics query failed: {e}"))?
 }
 
 /// Sends `request` to the server using `data`, if one is running. `None` when
@@ -104,9 +143,10 @@ pub async fn request(data: &Path, request: &str) -> anyhow::Result<Option<String
     };
     let (read, mut write) = stream.into_split();
     write.write_all(format!("{request}\n").as_bytes()).await?;
-    let mut line = String::new();
-    tokio::time::timeout(REPLY_TIMEOUT, BufReader::new(read).read_line(&mut line))
+    let mut reply = String::new();
+    let mut read = read;
+    tokio::time::timeout(REPLY_TIMEOUT, read.read_to_string(&mut reply))
         .await
         .context("the server did not answer in time")??;
-    Ok(Some(line.trim_end().to_string()))
+    Ok(Some(reply.trim_end().to_string()))
 }

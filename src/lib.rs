@@ -1,7 +1,7 @@
 //! quire: a blog server that runs its own operations. `cli` is the entry point;
 //! `system` starts the activities under the `supervisor`; each folder owns one
 //! activity: `site` (content to pages), `web` (routers), `tls` (listeners and
-//! certificates).
+//! certificates), `acme` (obtaining them), `stats` (reading statistics).
 
 pub mod acme;
 pub mod cli;
@@ -10,6 +10,7 @@ pub mod config;
 pub mod control;
 pub mod shutdown;
 pub mod site;
+pub mod stats;
 pub mod supervisor;
 pub mod system;
 pub mod tls;

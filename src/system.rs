@@ -1,8 +1,9 @@
 //! Starts the activities of `quire serve` and stops them: binds the listeners
 //! (failing fast with a fix when a port is taken), builds the site, loads the
 //! certificate, and runs the listeners, the content watcher, the certificate
-//! manager (or manual mode's file reloader), the local CA and the control
-//! socket under the [`Supervisor`], all sharing one [`Shutdown`].
+//! manager (or manual mode's file reloader), the local CA, the statistics
+//! flusher and maintenance, and the control socket under the [`Supervisor`],
+//! all sharing one [`Shutdown`].
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -18,6 +19,7 @@ use crate::control;
 use crate::shutdown::Shutdown;
 use crate::site::watcher::FileWatch;
 use crate::site::{self, BuildInputs, LiveSite};
+use crate::stats::Stats;
 use crate::supervisor::{Supervisor, TaskRegistry};
 use crate::tls::listener::{self, Listener};
 use crate::tls::manual::{self, ManualFiles};
@@ -34,6 +36,8 @@ pub struct RunningServer {
     pub tasks: TaskRegistry,
     /// The local CA's root certificate (local mode).
     pub local_ca_root: Option<std::path::PathBuf>,
+    /// Reading statistics, unless disabled.
+    pub stats: Option<Stats>,
     supervisor: Supervisor,
     _certificate_lock: Option<StoreLock>,
 }
@@ -43,6 +47,14 @@ impl RunningServer {
     /// period), and waits for every task.
     pub async fn stop(self) {
         self.supervisor.stop().await;
+        // The listeners have drained: the last views are in memory now.
+        if let Some(stats) = self.stats {
+            match tokio::task::spawn_blocking(move || stats.flush_now()).await {
+                Ok(Ok(_)) => {}
+                Ok(Err(e)) => tracing::error!("the last statistics were not saved: {e}"),
+                Err(e) => tracing::error!("the last statistics flush panicked: {e}"),
+            }
+        }
     }
 
     pub fn shutdown(&self) -> &Shutdown {
@@ -153,7 +165,15 @@ pub async fn start(mut config: Config, clock: SharedClock) -> anyhow::Result<Run
     let mut supervisor = Supervisor::new(Shutdown::new(), stop_deadline);
     let limits = Arc::new(config.limits.clone());
     let policy = Arc::new(SitePolicy::from_config(&config, serves_tls));
-    let site_app = web::router(live.clone(), policy.clone());
+    let stats = config
+        .stats
+        .enabled
+        .then(|| Stats::open(&config, clock.clone()));
+    let site_app = web::router(
+        live.clone(),
+        policy.clone(),
+        stats.as_ref().map(|s| s.recorder().clone()),
+    );
 
     let http_app = match serves_tls {
         true => web::redirect_router(challenges.clone(), policy.clone()),
@@ -194,6 +214,21 @@ pub async fn start(mut config: Config, clock: SharedClock) -> anyhow::Result<Run
         });
     }
 
+    if let Some(stats) = &stats {
+        let (flusher, shutdown) = (stats.clone(), supervisor.shutdown().clone());
+        supervisor.spawn("stats flusher", move || {
+            flusher.clone().run_flusher(shutdown.clone())
+        });
+        let (maintenance, shutdown) = (stats.clone(), supervisor.shutdown().clone());
+        supervisor.spawn("stats maintenance", move || {
+            maintenance.clone().run_maintenance(shutdown.clone())
+        });
+    }
+
+    let mut handlers = control::Handlers {
+        renewals: None,
+        stats: stats.clone(),
+    };
     let mut local_ca_root = None;
     let mut certificate_lock = None;
     if let Some(acme) = acme {
@@ -223,13 +258,14 @@ pub async fn start(mut config: Config, clock: SharedClock) -> anyhow::Result<Run
         supervisor.spawn("certificate manager", move || {
             manager.clone().run(renew_rx.clone(), shutdown.clone())
         });
-        let control = Arc::new(control::bind(&config.paths.data)?);
-        let shutdown = supervisor.shutdown().clone();
-        supervisor.spawn("control socket", move || {
-            control::serve(control.clone(), renew_tx.clone(), shutdown.clone())
-        });
+        handlers.renewals = Some(renew_tx);
         certificate_lock = Some(acme.lock);
     }
+    let control = Arc::new(control::bind(&config.paths.data)?);
+    let shutdown = supervisor.shutdown().clone();
+    supervisor.spawn("control socket", move || {
+        control::serve(control.clone(), handlers.clone(), shutdown.clone())
+    });
 
     let mut first_watch = files;
     let templates = config.paths.templates.clone();
@@ -276,6 +312,7 @@ pub async fn start(mut config: Config, clock: SharedClock) -> anyhow::Result<Run
         challenges,
         tasks: supervisor.registry.clone(),
         local_ca_root,
+        stats,
         supervisor,
         _certificate_lock: certificate_lock,
     })

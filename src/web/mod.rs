@@ -8,6 +8,7 @@ pub mod challenge;
 pub mod client_ip;
 pub mod path;
 pub mod respond;
+pub mod visits;
 
 use std::collections::HashSet;
 use std::net::IpAddr;
@@ -25,6 +26,7 @@ use http_body::Body as _;
 use crate::config::Config;
 use crate::site::snapshot::CachePolicy;
 use crate::site::{LiveSite, Route};
+use crate::stats::Recorder;
 use crate::tls::listener::PeerAddr;
 pub use challenge::ChallengeMap;
 
@@ -65,11 +67,13 @@ impl SitePolicy {
 #[derive(Debug, Clone, Copy)]
 pub struct ClientIp(pub IpAddr);
 
-/// The site's router.
-pub fn router(site: LiveSite, policy: Arc<SitePolicy>) -> Router {
-    Router::new()
-        .fallback(serve_site)
-        .with_state(site)
+/// The site's router; with a recorder, page views are counted.
+pub fn router(site: LiveSite, policy: Arc<SitePolicy>, recorder: Option<Recorder>) -> Router {
+    let mut router = Router::new().fallback(serve_site).with_state(site);
+    if let Some(recorder) = recorder {
+        router = router.layer(middleware::from_fn_with_state(recorder, visits::record));
+    }
+    router
         .layer(middleware::from_fn_with_state(
             policy.clone(),
             canonical_host,

@@ -168,6 +168,13 @@ fn if_range_holds(headers: &HeaderMap, etag: &str, last_modified: Option<SystemT
     }
 }
 
+/// Marks a 304: what the client's cached copy is (the response itself carries
+/// no Content-Type), so that statistics can count feed revalidations.
+#[derive(Debug, Clone)]
+pub struct Revalidated {
+    pub content_type: HeaderValue,
+}
+
 /// Builds the response for `resource`. `status` is 200 for found resources and
 /// 404 for the not-found page (which never answers 304 or ranges).
 pub fn resource(
@@ -212,7 +219,11 @@ pub fn resource(
             None => not_modified_since(request, resource.last_modified),
         };
         if fresh {
-            return finish(StatusCode::NOT_MODIFIED, headers, Bytes::new());
+            let mut response = finish(StatusCode::NOT_MODIFIED, headers, Bytes::new());
+            response.extensions_mut().insert(Revalidated {
+                content_type: resource.headers.content_type.clone(),
+            });
+            return response;
         }
     }
 

@@ -1,0 +1,253 @@
+//! Reading statistics without cookies or personal data. The stages, one file
+//! each: `recorder` (the request path, memory only), `privacy` (visitor keys,
+//! salts, bots, referrers), `flush` (memory to store), `maintain` (roll-up,
+//! forgetting, pruning), `report` (queries and tables), over `schema` (the
+//! layout) and `store` (the engine: sled, or memory when sled is unusable).
+//!
+//! [`Stats`] ties them together for a running server: it owns the store, runs
+//! the flusher and maintenance tasks on the injected clock, and never lets a
+//! statistics failure reach the site.
+
+pub mod command;
+pub mod flush;
+pub mod maintain;
+pub mod privacy;
+pub mod recorder;
+pub mod report;
+pub mod schema;
+pub mod store;
+
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use crate::clock::SharedClock;
+use crate::config::Config;
+use crate::shutdown::Shutdown;
+pub use flush::Flushed;
+pub use maintain::{Maintained, Retention};
+pub use recorder::{Hit, HitKind, Recorder, RecorderSettings};
+pub use report::Report;
+use schema::{Day, Hour};
+pub use store::{MemoryStore, SledStore, StatsStore, StoreError};
+
+/// Views held in memory between flushes, at most (about 100 bytes each).
+const BUFFER_CAPACITY: usize = 200_000;
+
+/// The statistics of a running server. Cheap to clone.
+#[derive(Clone)]
+pub struct Stats {
+    shared: Arc<Shared>,
+}
+
+struct Shared {
+    recorder: Recorder,
+    store: Box<dyn StatsStore>,
+    /// Serialises writers (flusher, maintenance), and keeps the views a
+    /// failed flush could not write, to try again.
+    unwritten: Mutex<Unwritten>,
+    clock: SharedClock,
+    retention: Retention,
+    flush_every: Duration,
+}
+
+#[derive(Default)]
+struct Unwritten {
+    views: Vec<recorder::View>,
+    dropped: u64,
+}
+
+/// Settings for [`Stats::new`], taken from the config by [`Stats::open`].
+#[derive(Debug, Clone)]
+pub struct StatsSettings {
+    pub recorder: RecorderSettings,
+    pub flush_every: Duration,
+    pub retention: Retention,
+}
+
+impl StatsSettings {
+    pub fn from_config(config: &Config) -> StatsSettings {
+        let site = config.canonical_domain().as_str().to_string();
+        let flush_every = config.stats.flush_every;
+        StatsSettings {
+            recorder: RecorderSettings {
+                own_hosts: config
+                    .domains
+                    .iter()
+                    .map(|d| d.as_str().to_string())
+                    .collect(),
+                site,
+                respect_opt_out: config.stats.respect_dnt,
+                capacity: BUFFER_CAPACITY,
+            },
+            flush_every,
+            retention: Retention {
+                hourly_days: config.stats.hourly_retention_days,
+                daily_days: config.stats.daily_retention_days,
+                settle: flush_every * 2 + Duration::from_secs(60),
+            },
+        }
+    }
+}
+
+/// Opens the sled store under `data/stats`.
+pub fn open_disk_store(data: &Path) -> Result<SledStore, StoreError> {
+    SledStore::open(&data.join("stats"))
+}
+
+impl Stats {
+    /// The server's statistics: on disk, or, when the disk store cannot be
+    /// used, in memory with the reason logged. Never fails.
+    pub fn open(config: &Config, clock: SharedClock) -> Stats {
+        let settings = StatsSettings::from_config(config);
+        let opened = open_disk_store(&config.paths.data)
+            .and_then(|store| Stats::new(Box::new(store), settings.clone(), clock.clone()));
+        match opened {
+            Ok(stats) => stats,
+            Err(e) => {
+                tracing::error!("{e}");
+                Stats::new(Box::new(MemoryStore::default()), settings, clock)
+                    .expect("a new memory store needs no migration")
+            }
+        }
+    }
+
+    /// Statistics over `store`, brought to the current schema first.
+    pub fn new(
+        store: Box<dyn StatsStore>,
+        settings: StatsSettings,
+        clock: SharedClock,
+    ) -> Result<Stats, StoreError> {
+        for step in schema::migrate(store.as_ref(), schema::MIGRATIONS, schema::SCHEMA_VERSION)? {
+            tracing::info!("statistics store migrated: {step}");
+        }
+        let salts = privacy::Salts::from_stored(flush::stored_salts(store.as_ref())?);
+        let recorder = Recorder::new(settings.recorder, Arc::new(salts), clock.clone());
+        Ok(Stats {
+            shared: Arc::new(Shared {
+                recorder,
+                store,
+                unwritten: Mutex::new(Unwritten::default()),
+                clock,
+                retention: settings.retention,
+                flush_every: settings.flush_every,
+            }),
+        })
+    }
+
+    pub fn recorder(&self) -> &Recorder {
+        &self.shared.recorder
+    }
+
+    pub fn store(&self) -> &dyn StatsStore {
+        self.shared.store.as_ref()
+    }
+
+    fn writer(&self) -> std::sync::MutexGuard<'_, Unwritten> {
+        self.shared
+            .unwritten
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Writes what the recorder holds. Blocking: call it off the runtime.
+    /// When the store fails, the views are kept (up to the buffer size) and
+    /// written by a later flush.
+    pub fn flush_now(&self) -> Result<Flushed, StoreError> {
+        let shared = &*self.shared;
+        let mut unwritten = self.writer();
+        let (views, dropped) = shared.recorder.drain();
+        unwritten.views.extend(views);
+        unwritten.dropped += dropped;
+        let excess = unwritten.views.len().saturating_sub(BUFFER_CAPACITY);
+        if excess > 0 {
+            unwritten.views.drain(..excess);
+            unwritten.dropped += excess as u64;
+        }
+        if unwritten.views.is_empty() && unwritten.dropped == 0 {
+            return Ok(Flushed::default());
+        }
+        let flushed = flush::flush(
+            shared.store.as_ref(),
+            &unwritten.views,
+            unwritten.dropped,
+            &shared.recorder.salts().current(),
+            shared.clock.now(),
+        )?;
+        *unwritten = Unwritten::default();
+        Ok(flushed)
+    }
+
+    /// Rolls up, forgets and prunes as of now. Blocking.
+    pub fn maintain_now(&self) -> Result<Maintained, StoreError> {
+        let shared = &*self.shared;
+        let _writer = self.writer();
+        let now = shared.clock.now();
+        let done = maintain::maintain(shared.store.as_ref(), now, &shared.retention)?;
+        let settle = chrono::Duration::from_std(shared.retention.settle).unwrap_or_default();
+        shared.recorder.salts().forget_before(Day::of(now - settle));
+        Ok(done)
+    }
+
+    /// The last `days` days, today included. Blocking.
+    pub fn report(&self, days: u32, top: usize) -> Result<Report, StoreError> {
+        let today = Day::of(self.shared.clock.now());
+        report::report(
+            self.shared.store.as_ref(),
+            today.minus(days.max(1) - 1),
+            today,
+            top,
+        )
+    }
+
+    /// Flushes every `flush_every` until shutdown; the last flush is the
+    /// caller's, once the listeners have drained.
+    pub async fn run_flusher(self, shutdown: Shutdown) -> anyhow::Result<()> {
+        let mut failing = false;
+        loop {
+            let next = self.shared.clock.now()
+                + chrono::Duration::from_std(self.shared.flush_every).unwrap_or_default();
+            tokio::select! {
+                () = self.shared.clock.sleep_until(next) => {}
+                () = shutdown.wait() => return Ok(()),
+            }
+            let stats = self.clone();
+            match tokio::task::spawn_blocking(move || stats.flush_now()).await? {
+                Ok(_) if failing => {
+                    tracing::info!("statistics are being written again");
+                    failing = false;
+                }
+                Ok(_) => {}
+                Err(e) if !failing => {
+                    tracing::error!(
+                        "{e}; views are kept in memory and written when it works again"
+                    );
+                    failing = true;
+                }
+                Err(_) => {}
+            }
+        }
+    }
+
+    /// Runs maintenance now, then once an hour, just after each hour settles.
+    pub async fn run_maintenance(self, shutdown: Shutdown) -> anyhow::Result<()> {
+        loop {
+            let stats = self.clone();
+            match tokio::task::spawn_blocking(move || stats.maintain_now()).await? {
+                Ok(done) if done != Maintained::default() => {
+                    tracing::debug!(?done, "statistics maintenance")
+                }
+                Ok(_) => {}
+                Err(e) => tracing::error!("statistics maintenance failed: {e}; retrying next hour"),
+            }
+            let settle =
+                chrono::Duration::from_std(self.shared.retention.settle).unwrap_or_default();
+            let settled_hour = Hour::of(self.shared.clock.now() - settle);
+            let next = Hour(settled_hour.0 + 1).start() + settle;
+            tokio::select! {
+                () = self.shared.clock.sleep_until(next) => {}
+                () = shutdown.wait() => return Ok(()),
+            }
+        }
+    }
+}

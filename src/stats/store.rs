@@ -1,0 +1,283 @@
+//! The one interface statistics keep to their storage engine: an ordered
+//! key-value store with atomic, durable batches ([`StatsStore`]). Two engines
+//! implement it: sled on disk ([`SledStore`]), and memory ([`MemoryStore`]),
+//! which keeps counting when the disk store cannot be opened. Everything above
+//! this file is engine-agnostic.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+/// What went wrong in the statistics store; each message says what to do.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error(
+        "cannot open the statistics store at {path}: {reason}; {hint}. The site is served anyway, and statistics are counted in memory until the next restart"
+    )]
+    Open {
+        path: PathBuf,
+        reason: String,
+        hint: String,
+    },
+    #[error(
+        "the statistics store failed: {0}; check the disk (space, permissions) under data/stats"
+    )]
+    Engine(String),
+    #[error(
+        "the statistics store holds a bad record ({0}); move data/stats aside and restart to start a new store"
+    )]
+    Corrupt(String),
+    #[error(
+        "the statistics store was written by a newer quire (schema {found}, this binary knows {supported}); run the newer quire, or move data/stats aside to start over"
+    )]
+    NewerSchema { found: u32, supported: u32 },
+    #[error("no migration from statistics schema {from}; this quire cannot read that store")]
+    NoMigration { from: u32 },
+}
+
+/// Key-value pairs, in key order.
+pub type Entries = Vec<(Vec<u8>, Vec<u8>)>;
+
+/// Writes applied together or not at all. Later writes to a key replace
+/// earlier ones, and [`Batch::pending`] reads them back before they land.
+#[derive(Debug, Default)]
+pub struct Batch {
+    writes: BTreeMap<Vec<u8>, Option<Vec<u8>>>,
+}
+
+impl Batch {
+    pub fn put(&mut self, key: Vec<u8>, value: Vec<u8>) {
+        self.writes.insert(key, Some(value));
+    }
+
+    pub fn delete(&mut self, key: Vec<u8>) {
+        self.writes.insert(key, None);
+    }
+
+    /// `Some(write)` when the batch already writes `key`.
+    pub fn pending(&self, key: &[u8]) -> Option<Option<&[u8]>> {
+        self.writes.get(key).map(|v| v.as_deref())
+    }
+
+    pub fn len(&self) -> usize {
+        self.writes.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.writes.is_empty()
+    }
+}
+
+/// An ordered key-value store with atomic, durable batches.
+pub trait StatsStore: Send + Sync + 'static {
+    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError>;
+    /// Up to `limit` entries with `start <= key < end`, in key order.
+    fn range(&self, start: &[u8], end: &[u8], limit: usize) -> Result<Entries, StoreError>;
+    /// Applies every write of `batch` atomically; when it returns, they are
+    /// on disk (for engines that have one).
+    fn apply(&self, batch: Batch) -> Result<(), StoreError>;
+    /// Where the data lives, for messages.
+    fn describe(&self) -> String;
+}
+
+/// Reads `key` as the batch would leave it.
+pub fn read_through(
+    store: &dyn StatsStore,
+    batch: &Batch,
+    key: &[u8],
+) -> Result<Option<Vec<u8>>, StoreError> {
+    match batch.pending(key) {
+        Some(write) => Ok(write.map(<[u8]>::to_vec)),
+        None => store.get(key),
+    }
+}
+
+/// Statistics on disk, in sled.
+pub struct SledStore {
+    db: sled::Db,
+    path: PathBuf,
+}
+
+impl SledStore {
+    /// Opens (or creates) the store in `dir`, a private directory.
+    pub fn open(dir: &Path) -> Result<SledStore, StoreError> {
+        let open_error = |reason: String, hint: &str| StoreError::Open {
+            path: dir.to_path_buf(),
+            reason,
+            hint: hint.to_string(),
+        };
+        crate::acme::store::create_private_dir(dir).map_err(|e| {
+            open_error(
+                e.to_string(),
+                "check that the data directory exists and belongs to the user running quire",
+            )
+        })?;
+        let db = sled::Config::new()
+            .path(dir)
+            // A blog's statistics are small; sled's default cache is 1 GiB.
+            .cache_capacity(64 * 1024 * 1024)
+            .open()
+            .map_err(|e| {
+                let reason = e.to_string();
+                let hint = match &e {
+                    sled::Error::Io(io) if io.raw_os_error() == Some(libc::ENOSPC) => {
+                        "the disk is full; free some space and restart"
+                    }
+                    sled::Error::Io(io) if io.kind() == std::io::ErrorKind::WouldBlock || reason.contains("lock") => {
+                        "another process (probably another quire) has it open; stop that process, or give this one its own [paths] data"
+                    }
+                    sled::Error::Io(io) if io.kind() == std::io::ErrorKind::PermissionDenied => {
+                        "the directory is not writable by this user; fix its owner or permissions"
+                    }
+                    _ => {
+                        "the store looks damaged; move it aside (e.g. `mv data/stats data/stats.broken`) and restart to begin a new one"
+                    }
+                };
+                open_error(reason, hint)
+            })?;
+        Ok(SledStore {
+            db,
+            path: dir.to_path_buf(),
+        })
+    }
+}
+
+fn engine(e: sled::Error) -> StoreError {
+    StoreError::Engine(e.to_string())
+}
+
+impl StatsStore for SledStore {
+    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self.db.get(key).map_err(engine)?.map(|v| v.to_vec()))
+    }
+
+    fn range(&self, start: &[u8], end: &[u8], limit: usize) -> Result<Entries, StoreError> {
+        self.db
+            .range(start..end)
+            .take(limit)
+            .map(|entry| entry.map(|(k, v)| (k.to_vec(), v.to_vec())).map_err(engine))
+            .collect()
+    }
+
+    fn apply(&self, batch: Batch) -> Result<(), StoreError> {
+        let mut sled_batch = sled::Batch::default();
+        for (key, value) in batch.writes {
+            match value {
+                Some(value) => sled_batch.insert(key, value),
+                None => sled_batch.remove(key),
+            }
+        }
+        self.db.apply_batch(sled_batch).map_err(engine)?;
+        // sled only syncs on its own timer; a flushed batch must survive a crash.
+        self.db.flush().map_err(engine)?;
+        Ok(())
+    }
+
+    fn describe(&self) -> String {
+        format!("sled at {}", self.path.display())
+    }
+}
+
+/// Statistics in memory: lost at exit, used when the disk store is unusable
+/// (and by tests).
+#[derive(Default)]
+pub struct MemoryStore {
+    entries: Mutex<BTreeMap<Vec<u8>, Vec<u8>>>,
+}
+
+impl MemoryStore {
+    fn entries(&self) -> std::sync::MutexGuard<'_, BTreeMap<Vec<u8>, Vec<u8>>> {
+        self.entries.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+impl StatsStore for MemoryStore {
+    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self.entries().get(key).cloned())
+    }
+
+    fn range(&self, start: &[u8], end: &[u8], limit: usize) -> Result<Entries, StoreError> {
+        Ok(self
+            .entries()
+            .range(start.to_vec()..end.to_vec())
+            .take(limit)
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect())
+    }
+
+    fn apply(&self, batch: Batch) -> Result<(), StoreError> {
+        let mut entries = self.entries();
+        for (key, value) in batch.writes {
+            match value {
+                Some(value) => entries.insert(key, value),
+                None => entries.remove(&key),
+            };
+        }
+        Ok(())
+    }
+
+    fn describe(&self) -> String {
+        "memory (not saved; see the error logged at start)".into()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn exercise(store: &dyn StatsStore) {
+        let mut batch = Batch::default();
+        batch.put(b"a1".to_vec(), b"x".to_vec());
+        batch.put(b"a2".to_vec(), b"y".to_vec());
+        batch.put(b"b1".to_vec(), b"z".to_vec());
+        assert_eq!(
+            read_through(store, &batch, b"a2").unwrap(),
+            Some(b"y".to_vec())
+        );
+        store.apply(batch).unwrap();
+        let mut batch = Batch::default();
+        batch.delete(b"a1".to_vec());
+        assert_eq!(read_through(store, &batch, b"a1").unwrap(), None);
+        store.apply(batch).unwrap();
+        let keys: Vec<Vec<u8>> = store
+            .range(b"a", b"b", 10)
+            .unwrap()
+            .into_iter()
+            .map(|(k, _)| k)
+            .collect();
+        assert_eq!(keys, vec![b"a2".to_vec()]);
+        assert_eq!(store.range(b"a", b"c", 1).unwrap().len(), 1);
+    }
+
+    #[test]
+    fn both_engines_behave_alike() {
+        exercise(&MemoryStore::default());
+        let dir = tempfile::tempdir().unwrap();
+        exercise(&SledStore::open(&dir.path().join("stats")).unwrap());
+    }
+
+    #[test]
+    fn a_store_in_use_is_refused_with_a_reason() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("stats");
+        let _first = SledStore::open(&path).unwrap();
+        let error = SledStore::open(&path).err().expect("locked").to_string();
+        assert!(error.contains("another process"), "{error}");
+        assert!(error.contains("counted in memory"), "{error}");
+    }
+
+    #[test]
+    fn a_damaged_store_is_refused_with_a_fix() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("stats");
+        std::fs::create_dir(&path).unwrap();
+        std::fs::write(path.join("conf"), b"\xff\xfe garbage").unwrap();
+        std::fs::write(path.join("db"), vec![0xA5u8; 4096]).unwrap();
+        let error = SledStore::open(&path).err().expect("damaged").to_string();
+        assert!(error.contains(&path.display().to_string()), "{error}");
+        assert!(
+            error.contains("move it aside") || error.contains("mv "),
+            "{error}"
+        );
+    }
+}

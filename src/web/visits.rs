@@ -1,0 +1,80 @@
+//! Tells the statistics recorder what a response was: a page view (a full
+//! HTML page), a feed fetch, or a 404. Assets, redirects, revalidated pages
+//! (304), HEAD requests and browser prefetches are not views. Runs after the
+//! response is built, and only pushes into memory.
+
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, Method, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::Response;
+
+use super::ClientIp;
+use super::respond::Revalidated;
+use crate::stats::{Hit, HitKind, Recorder};
+
+pub async fn record(State(recorder): State<Recorder>, request: Request, next: Next) -> Response {
+    if request.method() != Method::GET || is_prefetch(request.headers()) {
+        return next.run(request).await;
+    }
+    let Some(ClientIp(client)) = request.extensions().get::<ClientIp>().copied() else {
+        return next.run(request).await;
+    };
+    // Header values share the request's buffer: keeping them is a reference count.
+    let headers = request.headers();
+    let user_agent = headers.get(header::USER_AGENT).cloned();
+    let referer = headers.get(header::REFERER).cloned();
+    let opted_out = ["dnt", "sec-gpc"]
+        .iter()
+        .any(|name| headers.get(*name).is_some_and(|v| v.as_bytes() == b"1"));
+    let path = request.uri().path().to_string();
+    let response = next.run(request).await;
+    if let Some(kind) = classify(&response) {
+        recorder.record(&Hit {
+            kind,
+            path: &path,
+            client,
+            user_agent: user_agent.as_ref().map_or(&[][..], |v| v.as_bytes()),
+            referer: referer.as_ref().and_then(|v| v.to_str().ok()),
+            opted_out,
+        });
+    }
+    response
+}
+
+fn is_prefetch(headers: &HeaderMap) -> bool {
+    ["sec-purpose", "purpose", "x-moz"].iter().any(|name| {
+        headers
+            .get(*name)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.contains("prefetch") || v.contains("prerender"))
+    })
+}
+
+fn classify(response: &Response) -> Option<HitKind> {
+    let content_type = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    match response.status() {
+        StatusCode::OK if content_type.starts_with("text/html") => Some(HitKind::Page),
+        StatusCode::OK if is_feed(content_type) => Some(HitKind::Feed),
+        StatusCode::NOT_MODIFIED
+            if response
+                .extensions()
+                .get::<Revalidated>()
+                .and_then(|r| r.content_type.to_str().ok())
+                .is_some_and(is_feed) =>
+        {
+            Some(HitKind::Feed)
+        }
+        StatusCode::NOT_FOUND => Some(HitKind::NotFound),
+        _ => None,
+    }
+}
+
+fn is_feed(content_type: &str) -> bool {
+    content_type.starts_with("application/atom+xml")
+        || content_type.starts_with("application/rss+xml")
+        || content_type.starts_with("application/feed+json")
+}

@@ -155,3 +155,322 @@ fn delete_range(
         store.apply(batch)?;
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use chrono::TimeZone;
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::stats::flush::flush;
+    use crate::stats::recorder::{View, ViewKind};
+    use crate::stats::report::report;
+    use crate::stats::store::{Entries, MemoryStore};
+
+    const RETENTION: Retention = Retention {
+        hourly_days: 14,
+        daily_days: 730,
+        settle: Duration::from_secs(80),
+    };
+
+    fn at(day: u32, hour: u32, minute: u32) -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2026, 3, 1, 0, 0, 0).unwrap()
+            + chrono::Duration::days(i64::from(day))
+            + chrono::Duration::hours(i64::from(hour))
+            + chrono::Duration::minutes(i64::from(minute))
+    }
+
+    fn page(time: DateTime<Utc>, path: &str, visitor: u64) -> View {
+        View {
+            hour: Hour::of(time),
+            kind: ViewKind::Page,
+            path: path.into(),
+            referrer: Some("news.example".into()),
+            visitor: Some(visitor),
+        }
+    }
+
+    fn other(time: DateTime<Utc>, kind: ViewKind) -> View {
+        View {
+            hour: Hour::of(time),
+            kind,
+            path: if kind == ViewKind::Bot { "" } else { "/x" }.into(),
+            referrer: None,
+            visitor: (kind == ViewKind::Feed).then_some(99),
+        }
+    }
+
+    fn write(store: &dyn StatsStore, views: &[View], now: DateTime<Utc>) {
+        let salts = [(Day::of(now), [1u8; 16])];
+        flush(store, views, 0, &salts, now).unwrap();
+    }
+
+    fn count(store: &dyn StatsStore, prefix: u8) -> usize {
+        store
+            .range(&[prefix], &[prefix + 1], usize::MAX)
+            .unwrap()
+            .len()
+    }
+
+    fn week(store: &dyn StatsStore) -> crate::stats::Report {
+        report(store, Day::of(at(0, 0, 0)), Day::of(at(6, 0, 0)), 10).unwrap()
+    }
+
+    /// A day of traffic: visitor 1 reads two pages in two hours, visitor 2
+    /// one page, plus a feed fetch, a bot and a 404.
+    fn a_day(store: &dyn StatsStore) {
+        write(
+            store,
+            &[
+                page(at(0, 9, 5), "/a/", 1),
+                page(at(0, 9, 6), "/a/", 1),
+                page(at(0, 11, 0), "/b/", 1),
+                page(at(0, 23, 59), "/a/", 2),
+                other(at(0, 12, 0), ViewKind::Feed),
+                other(at(0, 12, 0), ViewKind::Bot),
+                other(at(0, 13, 0), ViewKind::NotFound),
+            ],
+            at(0, 23, 59),
+        );
+    }
+
+    #[test]
+    fn visitors_are_counted_once_a_day_in_the_hour_first_seen() {
+        let store = MemoryStore::default();
+        a_day(&store);
+        write(&store, &[page(at(1, 8, 0), "/a/", 1)], at(1, 8, 0));
+        let r = week(&store);
+        let (day0, day1) = (r.days[0].1, r.days[1].1);
+        assert_eq!((day0.views, day0.visitors), (4, 2));
+        assert_eq!((day0.feed_fetches, day0.feed_readers), (1, 1));
+        assert_eq!((day0.bot_views, day0.not_found), (1, 1));
+        assert_eq!(
+            (day1.views, day1.visitors),
+            (1, 1),
+            "a new day, a new count"
+        );
+        assert_eq!(r.total.visitors, 3, "the sum of daily uniques");
+        assert_eq!(r.pages[0].name, "/a/");
+        assert_eq!((r.pages[0].views, r.pages[0].visitors), (4, 3));
+        assert_eq!((r.referrers[0].views, r.referrers[0].visitors), (5, 3));
+        assert_eq!(r.not_found[0].name, "/x");
+    }
+
+    #[test]
+    fn finished_hours_roll_up_and_totals_do_not_move() {
+        let store = MemoryStore::default();
+        a_day(&store);
+        let before = week(&store);
+        let done = maintain(&store, at(0, 23, 59), &RETENTION).unwrap();
+        assert_eq!(done.hours_rolled_up, 14, "09:00 up to the settled 22:00");
+        assert_eq!(week(&store), before);
+        // 80 s into the next day the last hour has settled.
+        maintain(&store, at(1, 0, 1), &RETENTION).unwrap();
+        assert_eq!(week(&store), before);
+        maintain(&store, at(1, 0, 2), &RETENTION).unwrap();
+        assert_eq!(
+            Meta::AggregatedUntil.read(&store).unwrap(),
+            Some(at(1, 0, 0).timestamp() as u32 / 3600)
+        );
+        assert_eq!(week(&store), before);
+        let daily_site = store
+            .get(&schema::daily_key(Day::of(at(0, 0, 0)), &Series::site()))
+            .unwrap()
+            .and_then(|v| Counts::decode(&v))
+            .unwrap();
+        assert_eq!(
+            daily_site, before.days[0].1,
+            "the daily bucket alone has it all"
+        );
+    }
+
+    #[test]
+    fn a_late_flush_into_a_rolled_up_hour_still_counts() {
+        let store = MemoryStore::default();
+        a_day(&store);
+        maintain(&store, at(1, 3, 0), &RETENTION).unwrap();
+        write(&store, &[page(at(0, 23, 59), "/c/", 3)], at(1, 3, 0));
+        let r = week(&store);
+        assert_eq!(
+            (r.days[0].1.views, r.days[0].1.visitors),
+            (5, 2),
+            "views count, the visitor cannot"
+        );
+    }
+
+    #[test]
+    fn salts_and_seen_visitors_are_forgotten_after_the_day() {
+        let store = MemoryStore::default();
+        a_day(&store);
+        assert!(count(&store, schema::SALT) == 1 && count(&store, schema::SEEN) > 0);
+        maintain(&store, at(0, 23, 59), &RETENTION).unwrap();
+        assert_eq!(count(&store, schema::SALT), 1, "still today");
+        let done = maintain(&store, at(1, 0, 2), &RETENTION).unwrap();
+        assert_eq!(done.days_forgotten, 1);
+        assert_eq!(
+            (count(&store, schema::SALT), count(&store, schema::SEEN)),
+            (0, 0)
+        );
+        let yesterdays = [(Day::of(at(0, 0, 0)), [1u8; 16])];
+        flush(
+            &store,
+            &[page(at(0, 23, 59), "/a/", 1)],
+            0,
+            &yesterdays,
+            at(1, 0, 3),
+        )
+        .unwrap();
+        assert_eq!(
+            count(&store, schema::SALT),
+            0,
+            "a forgotten salt is not written back"
+        );
+    }
+
+    #[test]
+    fn hours_are_pruned_before_days_and_days_after_retention() {
+        let store = MemoryStore::default();
+        a_day(&store);
+        let before = week(&store);
+        maintain(&store, at(14, 23, 0), &RETENTION).unwrap();
+        assert!(count(&store, HOURLY) > 0, "14 days of hours are kept");
+        maintain(&store, at(15, 0, 0), &RETENTION).unwrap();
+        assert_eq!(count(&store, HOURLY), 0);
+        assert_eq!(week(&store), before, "the days still say the same");
+        maintain(&store, at(730, 0, 0), &RETENTION).unwrap();
+        assert!(count(&store, DAILY) > 0);
+        maintain(&store, at(731, 0, 0), &RETENTION).unwrap();
+        assert_eq!(count(&store, DAILY), 0);
+        assert_eq!(week(&store).total, Counts::default());
+    }
+
+    /// A store whose writes start failing after a set number succeed: a crash
+    /// at every point of a maintenance run.
+    struct Crashing {
+        inner: MemoryStore,
+        writes_left: AtomicUsize,
+    }
+
+    impl StatsStore for Crashing {
+        fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+            self.inner.get(key)
+        }
+        fn range(&self, start: &[u8], end: &[u8], limit: usize) -> Result<Entries, StoreError> {
+            self.inner.range(start, end, limit)
+        }
+        fn apply(&self, batch: Batch) -> Result<(), StoreError> {
+            let left = self.writes_left.load(Ordering::SeqCst);
+            if left == 0 {
+                return Err(StoreError::Engine("simulated crash".into()));
+            }
+            self.writes_left.store(left - 1, Ordering::SeqCst);
+            self.inner.apply(batch)
+        }
+        fn describe(&self) -> String {
+            "crashing".into()
+        }
+    }
+
+    #[test]
+    fn an_interrupted_run_neither_loses_nor_double_counts() {
+        let reference = MemoryStore::default();
+        for day in 0..3 {
+            write(
+                &reference,
+                &[page(at(day, 5, 0), "/a/", 1), page(at(day, 6, 0), "/b/", 2)],
+                at(day, 6, 0),
+            );
+        }
+        let expected = week(&reference);
+        for crash_after in 0..12 {
+            let store = Crashing {
+                inner: MemoryStore::default(),
+                writes_left: AtomicUsize::new(usize::MAX),
+            };
+            for day in 0..3 {
+                write(
+                    &store,
+                    &[page(at(day, 5, 0), "/a/", 1), page(at(day, 6, 0), "/b/", 2)],
+                    at(day, 6, 0),
+                );
+            }
+            store.writes_left.store(crash_after, Ordering::SeqCst);
+            let _ = maintain(&store, at(20, 0, 0), &RETENTION);
+            store.writes_left.store(usize::MAX, Ordering::SeqCst);
+            maintain(&store, at(20, 0, 0), &RETENTION).unwrap();
+            assert_eq!(week(&store), expected, "crash after {crash_after} writes");
+            assert_eq!(count(&store.inner, HOURLY), 0, "pruned in the end");
+        }
+    }
+
+    fn sum_buckets(
+        store: &dyn StatsStore,
+        prefix: u8,
+    ) -> std::collections::BTreeMap<(u32, Series), Counts> {
+        let mut sums = std::collections::BTreeMap::new();
+        for (key, value) in store.range(&[prefix], &[prefix + 1], usize::MAX).unwrap() {
+            let (period, series) = schema::parse_bucket_key(&key).unwrap();
+            let day = if prefix == HOURLY {
+                Hour(period).day().0
+            } else {
+                period
+            };
+            let counts: &mut Counts = sums.entry((day, series)).or_default();
+            counts.add(&Counts::decode(&value).unwrap());
+        }
+        sums
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+
+        /// Whatever the traffic and however flushes and maintenance
+        /// interleave, the daily buckets hold exactly what the hourly ones
+        /// added up to, and the report never changes.
+        #[test]
+        fn rolled_up_days_equal_their_hours(
+            views in proptest::collection::vec((0u32..72, 0u8..4, 0u8..6, 0u64..8), 1..200),
+            chunks in proptest::collection::vec(1usize..50, 1..10),
+            maintain_at in proptest::collection::vec(0u32..72, 0..5),
+        ) {
+            let store = MemoryStore::default();
+            let mut views: Vec<View> = views
+                .into_iter()
+                .map(|(hour, kind, page_no, visitor)| {
+                    let time = at(0, hour, 0);
+                    match kind {
+                        0 | 1 => page(time, &format!("/p{page_no}/"), visitor),
+                        2 => other(time, ViewKind::NotFound),
+                        _ => other(time, ViewKind::Bot),
+                    }
+                })
+                .collect();
+            views.sort_by_key(|v| v.hour);
+            let mut maintain_at = maintain_at;
+            maintain_at.sort();
+            let mut rest = views.as_slice();
+            let mut chunk_sizes = chunks.iter().cycle();
+            while !rest.is_empty() {
+                let (chunk, tail) = rest.split_at((*chunk_sizes.next().unwrap()).min(rest.len()));
+                let now = chunk.last().unwrap().hour.start() + chrono::Duration::minutes(30);
+                write(&store, chunk, now);
+                if let Some(&hour) = maintain_at.first()
+                    && at(0, hour, 0) <= now
+                {
+                    maintain(&store, now, &Retention { hourly_days: 3650, ..RETENTION }).unwrap();
+                    maintain_at.remove(0);
+                }
+                rest = tail;
+            }
+            let hourly_sums = sum_buckets(&store, HOURLY);
+            let before = week(&store);
+            maintain(&store, at(4, 0, 0), &Retention { hourly_days: 3650, ..RETENTION }).unwrap();
+            prop_assert_eq!(sum_buckets(&store, DAILY), hourly_sums);
+            prop_assert_eq!(week(&store), before);
+            let total_views = views.iter().filter(|v| v.kind == ViewKind::Page).count() as u64;
+            prop_assert_eq!(week(&store).total.views, total_views);
+        }
+    }
+}

@@ -9,3 +9,4 @@ mod https;
 mod interop;
 mod pages;
 mod reload;
+mod stats;

@@ -19,19 +19,20 @@ pub async fn record(State(recorder): State<Recorder>, request: Request, next: Ne
     let Some(ClientIp(client)) = request.extensions().get::<ClientIp>().copied() else {
         return next.run(request).await;
     };
-    // Header values share the request's buffer: keeping them is a reference count.
+    // Header values and the URI share the request's buffer: keeping them is
+    // a reference count, not a copy.
     let headers = request.headers();
     let user_agent = headers.get(header::USER_AGENT).cloned();
     let referer = headers.get(header::REFERER).cloned();
     let opted_out = ["dnt", "sec-gpc"]
         .iter()
         .any(|name| headers.get(*name).is_some_and(|v| v.as_bytes() == b"1"));
-    let path = request.uri().path().to_string();
+    let uri = request.uri().clone();
     let response = next.run(request).await;
     if let Some(kind) = classify(&response) {
         recorder.record(&Hit {
             kind,
-            path: &path,
+            path: uri.path(),
             client,
             user_agent: user_agent.as_ref().map_or(&[][..], |v| v.as_bytes()),
             referer: referer.as_ref().and_then(|v| v.to_str().ok()),

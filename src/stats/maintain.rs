@@ -158,8 +158,6 @@ fn delete_range(
 
 #[cfg(test)]
 mod tests {
-    use std::sync::atomic::{AtomicUsize, Ordering};
-
     use chrono::TimeZone;
     use proptest::prelude::*;
 
@@ -167,7 +165,8 @@ mod tests {
     use crate::stats::flush::flush;
     use crate::stats::recorder::{View, ViewKind};
     use crate::stats::report::report;
-    use crate::stats::store::{Entries, MemoryStore};
+    use crate::stats::store::MemoryStore;
+    use crate::stats::store::testing::Crashing;
 
     const RETENTION: Retention = Retention {
         hourly_days: 14,
@@ -346,33 +345,6 @@ mod tests {
         assert_eq!(week(&store).total, Counts::default());
     }
 
-    /// A store whose writes start failing after a set number succeed: a crash
-    /// at every point of a maintenance run.
-    struct Crashing {
-        inner: MemoryStore,
-        writes_left: AtomicUsize,
-    }
-
-    impl StatsStore for Crashing {
-        fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
-            self.inner.get(key)
-        }
-        fn range(&self, start: &[u8], end: &[u8], limit: usize) -> Result<Entries, StoreError> {
-            self.inner.range(start, end, limit)
-        }
-        fn apply(&self, batch: Batch) -> Result<(), StoreError> {
-            let left = self.writes_left.load(Ordering::SeqCst);
-            if left == 0 {
-                return Err(StoreError::Engine("simulated crash".into()));
-            }
-            self.writes_left.store(left - 1, Ordering::SeqCst);
-            self.inner.apply(batch)
-        }
-        fn describe(&self) -> String {
-            "crashing".into()
-        }
-    }
-
     #[test]
     fn an_interrupted_run_neither_loses_nor_double_counts() {
         let reference = MemoryStore::default();
@@ -385,10 +357,7 @@ mod tests {
         }
         let expected = week(&reference);
         for crash_after in 0..12 {
-            let store = Crashing {
-                inner: MemoryStore::default(),
-                writes_left: AtomicUsize::new(usize::MAX),
-            };
+            let store = Crashing::default();
             for day in 0..3 {
                 write(
                     &store,
@@ -396,9 +365,9 @@ mod tests {
                     at(day, 6, 0),
                 );
             }
-            store.writes_left.store(crash_after, Ordering::SeqCst);
+            store.fail_after(crash_after);
             let _ = maintain(&store, at(20, 0, 0), &RETENTION);
-            store.writes_left.store(usize::MAX, Ordering::SeqCst);
+            store.recover();
             maintain(&store, at(20, 0, 0), &RETENTION).unwrap();
             assert_eq!(week(&store), expected, "crash after {crash_after} writes");
             assert_eq!(count(&store.inner, HOURLY), 0, "pruned in the end");

@@ -251,3 +251,52 @@ impl Stats {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::net::IpAddr;
+
+    use super::store::testing::Crashing;
+    use super::*;
+
+    #[test]
+    fn views_a_failed_flush_could_not_write_are_written_later() {
+        let store = Arc::new(Crashing::default());
+        let settings = StatsSettings {
+            recorder: RecorderSettings {
+                site: "example.org".into(),
+                own_hosts: vec![],
+                respect_opt_out: true,
+                capacity: 1000,
+            },
+            flush_every: Duration::from_secs(10),
+            retention: Retention {
+                hourly_days: 14,
+                daily_days: 730,
+                settle: Duration::from_secs(80),
+            },
+        };
+        let stats = Stats::new(Box::new(store.clone()), settings, crate::clock::system()).unwrap();
+        let record = |client: &str| {
+            stats.recorder().record(&Hit {
+                kind: HitKind::Page,
+                path: "/",
+                client: client.parse::<IpAddr>().unwrap(),
+                user_agent:
+                    b"Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0",
+                referer: None,
+                opted_out: false,
+            })
+        };
+        record("192.0.2.1");
+        store.fail_after(0);
+        assert!(stats.flush_now().is_err(), "the disk is full");
+        record("192.0.2.2");
+        assert!(stats.flush_now().is_err());
+        store.recover();
+        assert_eq!(stats.flush_now().unwrap().views, 2);
+        let total = stats.report(1, 10).unwrap().total;
+        assert_eq!((total.views, total.visitors), (2, 2));
+        assert_eq!(stats.flush_now().unwrap().views, 0, "written once");
+    }
+}

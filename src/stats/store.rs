@@ -80,6 +80,26 @@ pub trait StatsStore: Send + Sync + 'static {
     fn describe(&self) -> String;
 }
 
+/// A shared store is a store: the server and a test (or a bench) can hold
+/// the same one.
+impl<S: StatsStore + ?Sized> StatsStore for std::sync::Arc<S> {
+    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        (**self).get(key)
+    }
+
+    fn range(&self, start: &[u8], end: &[u8], limit: usize) -> Result<Entries, StoreError> {
+        (**self).range(start, end, limit)
+    }
+
+    fn apply(&self, batch: Batch) -> Result<(), StoreError> {
+        (**self).apply(batch)
+    }
+
+    fn describe(&self) -> String {
+        (**self).describe()
+    }
+}
+
 /// Reads `key` as the batch would leave it.
 pub fn read_through(
     store: &dyn StatsStore,
@@ -218,6 +238,63 @@ impl StatsStore for MemoryStore {
 
     fn describe(&self) -> String {
         "memory (not saved; see the error logged at start)".into()
+    }
+}
+
+#[cfg(test)]
+pub mod testing {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use super::*;
+
+    /// A memory store whose writes start failing after a set number
+    /// succeed: a crash, or a full disk, at any chosen point.
+    pub struct Crashing {
+        pub inner: MemoryStore,
+        writes_left: AtomicUsize,
+    }
+
+    impl Default for Crashing {
+        fn default() -> Crashing {
+            Crashing {
+                inner: MemoryStore::default(),
+                writes_left: AtomicUsize::new(usize::MAX),
+            }
+        }
+    }
+
+    impl Crashing {
+        pub fn fail_after(&self, writes: usize) {
+            self.writes_left.store(writes, Ordering::SeqCst);
+        }
+
+        pub fn recover(&self) {
+            self.fail_after(usize::MAX);
+        }
+    }
+
+    impl StatsStore for Crashing {
+        fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+            self.inner.get(key)
+        }
+
+        fn range(&self, start: &[u8], end: &[u8], limit: usize) -> Result<Entries, StoreError> {
+            self.inner.range(start, end, limit)
+        }
+
+        fn apply(&self, batch: Batch) -> Result<(), StoreError> {
+            let left = self.writes_left.load(Ordering::SeqCst);
+            if left == 0 {
+                return Err(StoreError::Engine("simulated failure".into()));
+            }
+            self.writes_left
+                .store(left.saturating_sub(1), Ordering::SeqCst);
+            self.inner.apply(batch)
+        }
+
+        fn describe(&self) -> String {
+            "crashing".into()
+        }
     }
 }
 

@@ -736,6 +736,21 @@ impl Config {
             }),
         };
 
+        if metrics.enabled && !listen.metrics.ip().is_loopback() && metrics.token.is_none() {
+            let origin = match &raw.listen.metrics {
+                Some(field) => v.origin_of(field),
+                None => v.file_name.clone(),
+            };
+            v.report(
+                origin,
+                "listen.metrics",
+                format!(
+                    "{} is reachable from other machines, so the metrics endpoint needs [metrics] token (a bearer token of 16+ random characters, e.g. `openssl rand -hex 24`); or bind it to 127.0.0.1",
+                    listen.metrics
+                ),
+            );
+        }
+
         if !v.problems.is_empty() {
             v.problems.sort_by_key(|p| p.line());
             return Err(ConfigError::Invalid(v.problems));

@@ -1,13 +1,15 @@
 //! quire: a blog server that runs its own operations. `cli` is the entry point;
 //! `system` starts the activities under the `supervisor`; each folder owns one
 //! activity: `site` (content to pages), `web` (routers), `tls` (listeners and
-//! certificates), `acme` (obtaining them), `stats` (reading statistics).
+//! certificates), `acme` (obtaining them), `stats` (reading statistics),
+//! `metrics` (the operator's view).
 
 pub mod acme;
 pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod control;
+pub mod metrics;
 pub mod shutdown;
 pub mod site;
 pub mod stats;

@@ -9,6 +9,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use anyhow::Context;
+use axum::middleware;
 use tokio::net::TcpListener;
 
 use crate::acme::service;
@@ -16,6 +17,7 @@ use crate::acme::store::StoreLock;
 use crate::clock::SharedClock;
 use crate::config::{Config, Mode};
 use crate::control;
+use crate::metrics::{self, Metrics};
 use crate::shutdown::Shutdown;
 use crate::site::watcher::FileWatch;
 use crate::site::{self, BuildInputs, LiveSite};
@@ -30,6 +32,8 @@ use crate::web::{self, ChallengeMap, SitePolicy};
 pub struct RunningServer {
     pub http_addr: SocketAddr,
     pub https_addr: Option<SocketAddr>,
+    /// The internal metrics listener, unless disabled.
+    pub metrics_addr: Option<SocketAddr>,
     pub site: LiveSite,
     pub resolver: Option<Arc<CertResolver>>,
     pub challenges: ChallengeMap,
@@ -118,6 +122,15 @@ pub async fn start(mut config: Config, clock: SharedClock) -> anyhow::Result<Run
         false => None,
     };
     let https_addr = https_socket.as_ref().map(|s| s.local_addr()).transpose()?;
+    let metrics_socket = match config.metrics.enabled {
+        true => Some(Arc::new(bind(config.listen.metrics, "metrics").await?)),
+        false => None,
+    };
+    let metrics_addr = metrics_socket
+        .as_ref()
+        .map(|s| s.local_addr())
+        .transpose()?;
+    let metrics = Metrics::new();
     fix_base_url_port(&mut config, https_addr.unwrap_or(http_addr));
     let challenges = ChallengeMap::default();
     let acme = match (uses_acme, https_addr) {
@@ -131,6 +144,8 @@ pub async fn start(mut config: Config, clock: SharedClock) -> anyhow::Result<Run
                 &crate::config::process_env,
             )
             .await?;
+            let mut parts = parts;
+            parts.manager.metrics = metrics.clone();
             resolver = Some(parts.resolver.clone());
             Some(parts)
         }
@@ -173,10 +188,16 @@ pub async fn start(mut config: Config, clock: SharedClock) -> anyhow::Result<Run
         live.clone(),
         policy.clone(),
         stats.as_ref().map(|s| s.recorder().clone()),
-    );
+    )
+    .layer(middleware::from_fn_with_state(
+        metrics.clone(),
+        web::measure::measure,
+    ));
 
     let http_app = match serves_tls {
-        true => web::redirect_router(challenges.clone(), policy.clone()),
+        true => web::redirect_router(challenges.clone(), policy.clone()).layer(
+            middleware::from_fn_with_state(metrics.clone(), web::measure::measure),
+        ),
         false => site_app.clone(),
     };
     spawn_listener(
@@ -186,6 +207,7 @@ pub async fn start(mut config: Config, clock: SharedClock) -> anyhow::Result<Run
         None,
         http_app,
         &limits,
+        &metrics,
     );
     if let (Some(socket), Some(resolver)) = (https_socket, &resolver) {
         let acceptor = tokio_rustls::TlsAcceptor::from(tls::server_config(resolver.clone())?);
@@ -196,6 +218,7 @@ pub async fn start(mut config: Config, clock: SharedClock) -> anyhow::Result<Run
             Some(acceptor),
             site_app,
             &limits,
+            &metrics,
         );
     }
     if let (Some(resolver), Some(manual_files)) = (&resolver, manual_files) {
@@ -231,6 +254,7 @@ pub async fn start(mut config: Config, clock: SharedClock) -> anyhow::Result<Run
     };
     let mut local_ca_root = None;
     let mut certificate_lock = None;
+    let certificates = acme.as_ref().map(|a| a.manager.store.clone());
     if let Some(acme) = acme {
         if let Some(ca) = acme.local_ca {
             let acceptor = tokio_rustls::TlsAcceptor::from(ca.ca.server_config());
@@ -249,6 +273,7 @@ pub async fn start(mut config: Config, clock: SharedClock) -> anyhow::Result<Run
                 Some(acceptor),
                 ca.app,
                 &limits,
+                &metrics,
             );
             local_ca_root = Some(root);
         }
@@ -270,7 +295,7 @@ pub async fn start(mut config: Config, clock: SharedClock) -> anyhow::Result<Run
     let mut first_watch = files;
     let templates = config.paths.templates.clone();
     let (site_for_watcher, shutdown) = (live.clone(), supervisor.shutdown().clone());
-    let (inputs, clock) = (inputs.clone(), clock.clone());
+    let (inputs, watcher_clock) = (inputs.clone(), clock.clone());
     supervisor.spawn("content watcher", move || {
         // The first run uses the watch made before the first build; a restart
         // makes a new one.
@@ -281,7 +306,7 @@ pub async fn start(mut config: Config, clock: SharedClock) -> anyhow::Result<Run
             site_for_watcher.clone(),
             inputs.clone(),
             files,
-            clock.clone(),
+            watcher_clock.clone(),
             shutdown.clone(),
         );
         async move {
@@ -290,9 +315,37 @@ pub async fn start(mut config: Config, clock: SharedClock) -> anyhow::Result<Run
         }
     });
 
+    if let Some(socket) = metrics_socket {
+        let sources = metrics::server::Sources {
+            metrics: metrics.clone(),
+            site: live.clone(),
+            resolver: resolver.clone(),
+            stats: stats.clone(),
+            tasks: supervisor.registry.clone(),
+            certificates,
+            clock: clock.clone(),
+            mode: config.mode,
+            title: config.site.title.clone(),
+            started: clock.now(),
+        };
+        let app = metrics::server::router(sources, config.metrics.token.clone());
+        spawn_listener(
+            &mut supervisor,
+            "metrics listener",
+            socket,
+            None,
+            app,
+            &limits,
+            &metrics,
+        );
+    }
+
     tracing::info!("listening on http://{http_addr}");
     if let Some(addr) = https_addr {
         tracing::info!("listening on https://{addr}");
+    }
+    if let Some(addr) = metrics_addr {
+        tracing::info!("metrics and dashboard on http://{addr}/");
     }
     tracing::info!(
         posts = summary.posts,
@@ -307,6 +360,7 @@ pub async fn start(mut config: Config, clock: SharedClock) -> anyhow::Result<Run
     Ok(RunningServer {
         http_addr,
         https_addr,
+        metrics_addr,
         site: live,
         resolver,
         challenges,
@@ -325,9 +379,11 @@ fn spawn_listener(
     tls: Option<tokio_rustls::TlsAcceptor>,
     app: axum::Router,
     limits: &Arc<crate::config::Limits>,
+    metrics: &Metrics,
 ) {
     let shutdown = supervisor.shutdown().clone();
     let limits = limits.clone();
+    let metrics = metrics.clone();
     supervisor.spawn(name, move || {
         let listener = Listener {
             name,
@@ -335,6 +391,7 @@ fn spawn_listener(
             tls: tls.clone(),
             app: app.clone(),
             limits: limits.clone(),
+            metrics: metrics.clone(),
         };
         let shutdown = shutdown.clone();
         async move {

@@ -141,6 +141,8 @@ async fn renew_directly(
     .await?;
     let shutdown = Shutdown::new();
     let limits = Arc::new(config.limits.clone());
+    // A one-off run: its figures are not exported.
+    let metrics = crate::metrics::Metrics::new();
     let policy = Arc::new(SitePolicy::from_config(config, true));
     let mut listeners = vec![
         Listener {
@@ -149,6 +151,7 @@ async fn renew_directly(
             tls: None,
             app: web::redirect_router(challenges, policy),
             limits: limits.clone(),
+            metrics: metrics.clone(),
         },
         Listener {
             name: "https listener",
@@ -156,6 +159,7 @@ async fn renew_directly(
             tls: Some(crate::tls::server_config(parts.resolver.clone())?.into()),
             app: axum::Router::new(),
             limits: limits.clone(),
+            metrics: metrics.clone(),
         },
     ];
     if let Some(ca) = parts.local_ca {
@@ -165,6 +169,7 @@ async fn renew_directly(
             tls: Some(ca.ca.server_config().into()),
             app: ca.app,
             limits,
+            metrics,
         });
     }
     let running: Vec<_> = listeners
@@ -221,6 +226,7 @@ pub async fn serve_local_ca(settings: StandaloneCa, clock: SharedClock) -> anyho
         tls: Some(ca.server_config().into()),
         app: ca.router(base),
         limits: Arc::new(crate::config::Limits::default()),
+        metrics: crate::metrics::Metrics::new(),
     };
     let running = tokio::spawn(listener::run(listener, shutdown.clone()));
     crate::shutdown::os_signal().await;

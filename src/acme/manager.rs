@@ -45,6 +45,7 @@ pub struct CertManager {
     pub post_issue_hook: Option<String>,
     /// The certificate being served, if it is a real one.
     pub current: Option<CertBundle>,
+    pub metrics: crate::metrics::Metrics,
 }
 
 impl CertManager {
@@ -215,6 +216,7 @@ impl CertManager {
         }
         status.directory = Some(certifier.directory().to_string());
         status.last_attempt = Some(started_at);
+        self.metrics.certificate_order(result.is_ok());
         let (issued, bundle) = match result {
             Ok(done) => done,
             Err(e) => {

@@ -177,6 +177,7 @@ pub async fn prepare(
         data_dir: data.clone(),
         post_issue_hook: config.tls.post_issue_hook.clone(),
         current: None,
+        metrics: crate::metrics::Metrics::new(),
     };
     manager.load_stored()?;
     Ok(AcmeParts {

@@ -18,6 +18,7 @@ pub mod schema;
 pub mod store;
 
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -49,6 +50,11 @@ struct Shared {
     clock: SharedClock,
     retention: Retention,
     flush_every: Duration,
+    /// False when the disk store was unusable and counting is in memory.
+    persistent: bool,
+    /// Why the last flush failed; cleared by one that works.
+    last_flush_error: Mutex<Option<String>>,
+    flushed: AtomicU64,
 }
 
 #[derive(Default)]
@@ -106,8 +112,12 @@ impl Stats {
             Ok(stats) => stats,
             Err(e) => {
                 tracing::error!("{e}");
-                Stats::new(Box::new(MemoryStore::default()), settings, clock)
-                    .expect("a new memory store needs no migration")
+                let mut stats = Stats::new(Box::new(MemoryStore::default()), settings, clock)
+                    .expect("a new memory store needs no migration");
+                Arc::get_mut(&mut stats.shared)
+                    .expect("not shared yet")
+                    .persistent = false;
+                stats
             }
         }
     }
@@ -131,6 +141,9 @@ impl Stats {
                 clock,
                 retention: settings.retention,
                 flush_every: settings.flush_every,
+                persistent: true,
+                last_flush_error: Mutex::new(None),
+                flushed: AtomicU64::new(0),
             }),
         })
     }
@@ -167,15 +180,55 @@ impl Stats {
         if unwritten.views.is_empty() && unwritten.dropped == 0 {
             return Ok(Flushed::default());
         }
-        let flushed = flush::flush(
+        let outcome = flush::flush(
             shared.store.as_ref(),
             &unwritten.views,
             unwritten.dropped,
             &shared.recorder.salts().current(),
             shared.clock.now(),
-        )?;
-        *unwritten = Unwritten::default();
-        Ok(flushed)
+        );
+        let mut last_error = shared
+            .last_flush_error
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        match outcome {
+            Ok(flushed) => {
+                *last_error = None;
+                shared
+                    .flushed
+                    .fetch_add(flushed.views as u64, Ordering::Relaxed);
+                *unwritten = Unwritten::default();
+                Ok(flushed)
+            }
+            Err(e) => {
+                *last_error = Some(e.to_string());
+                Err(e)
+            }
+        }
+    }
+
+    /// Whether views reach a durable store; the reason when they do not.
+    pub fn writable(&self) -> Result<(), String> {
+        if !self.shared.persistent {
+            return Err(
+                "statistics are counted in memory: the disk store could not be opened (the log at start says why)"
+                    .into(),
+            );
+        }
+        match &*self
+            .shared
+            .last_flush_error
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+        {
+            Some(e) => Err(format!("the last flush failed: {e}")),
+            None => Ok(()),
+        }
+    }
+
+    /// Views written to the store since start.
+    pub fn flushed(&self) -> u64 {
+        self.shared.flushed.load(Ordering::Relaxed)
     }
 
     /// Rolls up, forgets and prunes as of now. Blocking.

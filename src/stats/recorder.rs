@@ -88,14 +88,23 @@ struct Inner {
     salts: Arc<Salts>,
     bots: BotRules,
     clock: SharedClock,
+    /// Dropped since the last drain.
     dropped: AtomicU64,
+    dropped_total: AtomicU64,
 }
 
 /// One buffer, on its own cache lines so that threads do not contend.
 #[repr(align(128))]
 #[derive(Default)]
 struct Shard {
-    views: Mutex<Vec<View>>,
+    buffer: Mutex<Buffer>,
+}
+
+#[derive(Default)]
+struct Buffer {
+    views: Vec<View>,
+    /// Views ever pushed here, for metrics.
+    recorded: u64,
 }
 
 impl Recorder {
@@ -112,6 +121,7 @@ impl Recorder {
                 bots: BotRules::default(),
                 clock,
                 dropped: AtomicU64::new(0),
+                dropped_total: AtomicU64::new(0),
             }),
         }
     }
@@ -156,12 +166,14 @@ impl Recorder {
             }
         };
         let shard = &inner.shards[shard_index() & (inner.shards.len() - 1)];
-        let mut views = shard.views.lock().unwrap_or_else(|e| e.into_inner());
-        if views.len() < inner.shard_capacity {
-            views.push(view);
+        let mut buffer = shard.buffer.lock().unwrap_or_else(|e| e.into_inner());
+        if buffer.views.len() < inner.shard_capacity {
+            buffer.views.push(view);
+            buffer.recorded += 1;
         } else {
-            drop(views);
+            drop(buffer);
             inner.dropped.fetch_add(1, Ordering::Relaxed);
+            inner.dropped_total.fetch_add(1, Ordering::Relaxed);
         }
     }
 
@@ -170,11 +182,11 @@ impl Recorder {
     pub fn drain(&self) -> (Vec<View>, u64) {
         let mut all = Vec::new();
         for shard in self.inner.shards.iter() {
-            let mut views = shard.views.lock().unwrap_or_else(|e| e.into_inner());
+            let mut buffer = shard.buffer.lock().unwrap_or_else(|e| e.into_inner());
             if all.is_empty() {
-                all = std::mem::take(&mut *views);
+                all = std::mem::take(&mut buffer.views);
             } else {
-                all.append(&mut views);
+                all.append(&mut buffer.views);
             }
         }
         (all, self.inner.dropped.swap(0, Ordering::Relaxed))
@@ -183,6 +195,17 @@ impl Recorder {
     /// Views dropped since the last drain.
     pub fn dropped(&self) -> u64 {
         self.inner.dropped.load(Ordering::Relaxed)
+    }
+
+    /// Views recorded and dropped since start.
+    pub fn totals(&self) -> (u64, u64) {
+        let recorded = self
+            .inner
+            .shards
+            .iter()
+            .map(|s| s.buffer.lock().unwrap_or_else(|e| e.into_inner()).recorded)
+            .sum();
+        (recorded, self.inner.dropped_total.load(Ordering::Relaxed))
     }
 
     pub fn salts(&self) -> &Arc<Salts> {

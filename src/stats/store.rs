@@ -78,6 +78,10 @@ pub trait StatsStore: Send + Sync + 'static {
     fn apply(&self, batch: Batch) -> Result<(), StoreError>;
     /// Where the data lives, for messages.
     fn describe(&self) -> String;
+    /// Bytes on disk, for engines that have a disk.
+    fn size_on_disk(&self) -> Option<u64> {
+        None
+    }
 }
 
 /// A shared store is a store: the server and a test (or a bench) can hold
@@ -97,6 +101,10 @@ impl<S: StatsStore + ?Sized> StatsStore for std::sync::Arc<S> {
 
     fn describe(&self) -> String {
         (**self).describe()
+    }
+
+    fn size_on_disk(&self) -> Option<u64> {
+        (**self).size_on_disk()
     }
 }
 
@@ -195,6 +203,10 @@ impl StatsStore for SledStore {
 
     fn describe(&self) -> String {
         format!("sled at {}", self.path.display())
+    }
+
+    fn size_on_disk(&self) -> Option<u64> {
+        self.db.size_on_disk().ok()
     }
 }
 

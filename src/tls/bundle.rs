@@ -224,6 +224,9 @@ impl CertBundle {
     }
 }
 
+/// The common name of the temporary certificate, which tells it apart.
+pub const TEMPORARY_CERT_NAME: &str = "quire temporary certificate";
+
 /// A self-signed certificate for `domains`, valid for a day from `now`, PEM
 /// (chain, key). It serves until the first real certificate arrives, so the
 /// HTTPS port is never closed; browsers warn, which is the truth.
@@ -236,7 +239,7 @@ pub fn self_signed_pem(
     let mut params = rcgen::CertificateParams::new(names)?;
     params
         .distinguished_name
-        .push(rcgen::DnType::CommonName, "quire temporary certificate");
+        .push(rcgen::DnType::CommonName, TEMPORARY_CERT_NAME);
     let start = now - chrono::Duration::minutes(5);
     params.not_before = to_offset(start);
     params.not_after = to_offset(now + chrono::Duration::days(1));

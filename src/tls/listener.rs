@@ -24,6 +24,7 @@ use tokio_rustls::TlsAcceptor;
 use tower::ServiceExt;
 
 use crate::config::Limits;
+use crate::metrics::{HandshakeFailure, Metrics};
 use crate::shutdown::Shutdown;
 
 /// The TCP peer of a request, added to every request's extensions.
@@ -37,6 +38,7 @@ pub struct Listener {
     pub tls: Option<TlsAcceptor>,
     pub app: Router,
     pub limits: Arc<Limits>,
+    pub metrics: Metrics,
 }
 
 /// Accepts and serves connections until `shutdown`, then drains them.
@@ -104,7 +106,10 @@ fn serve_connection(
     let name = listener.name;
     let app = listener.app.clone();
     let watcher = graceful.watcher();
+    let metrics = listener.metrics.clone();
     async move {
+        metrics.connection_opened(name);
+        let _open = OpenConnection(&metrics, name);
         let activity = Arc::new(Activity::new());
         let tcp = Tracked {
             inner: tcp,
@@ -139,6 +144,7 @@ fn serve_connection(
             Some(acceptor) => {
                 match tokio::time::timeout(limits.handshake_timeout, acceptor.accept(tcp)).await {
                     Ok(Ok(mut stream)) => {
+                        metrics.handshake(Ok(()));
                         // A tls-alpn-01 validator only looks at the certificate.
                         if stream.get_ref().1.alpn_protocol() == Some(super::ACME_TLS_ALPN) {
                             let _ = tokio::io::AsyncWriteExt::shutdown(&mut stream).await;
@@ -147,10 +153,12 @@ fn serve_connection(
                         Box::new(stream)
                     }
                     Ok(Err(e)) => {
+                        metrics.handshake(Err(HandshakeFailure::of(&e)));
                         tracing::debug!(listener = name, %peer, "TLS handshake failed: {e}");
                         return;
                     }
                     Err(_) => {
+                        metrics.handshake(Err(HandshakeFailure::Timeout));
                         tracing::debug!(listener = name, %peer, "TLS handshake timed out");
                         return;
                     }
@@ -166,6 +174,15 @@ fn serve_connection(
             result = connection => log_end(name, peer, result),
             () = activity.idle_for(limits.idle_timeout) => tracing::debug!(listener = name, %peer, "closed an idle connection"),
         }
+    }
+}
+
+/// Counts the connection as closed however its task ends.
+struct OpenConnection<'a>(&'a Metrics, &'static str);
+
+impl Drop for OpenConnection<'_> {
+    fn drop(&mut self) {
+        self.0.connection_closed(self.1);
     }
 }
 

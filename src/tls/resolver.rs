@@ -20,6 +20,17 @@ struct CertSet {
     exact: HashMap<String, Arc<CertifiedKey>>,
     wildcard: HashMap<String, Arc<CertifiedKey>>,
     canonical: Arc<CertifiedKey>,
+    served: Vec<ServedCert>,
+}
+
+/// What a served certificate is, for health checks and metrics.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServedCert {
+    pub names: Vec<String>,
+    pub issuer: String,
+    pub not_after: chrono::DateTime<chrono::Utc>,
+    /// The self-signed stand-in served until the first real certificate.
+    pub temporary: bool,
 }
 
 impl CertSet {
@@ -39,6 +50,15 @@ impl CertSet {
             exact,
             wildcard,
             canonical: bundles[0].certified.clone(),
+            served: bundles
+                .iter()
+                .map(|b| ServedCert {
+                    names: b.names.clone(),
+                    issuer: b.issuer.clone(),
+                    not_after: b.not_after,
+                    temporary: b.issuer.contains(super::bundle::TEMPORARY_CERT_NAME),
+                })
+                .collect(),
         }
     }
 
@@ -102,6 +122,11 @@ impl CertResolver {
     /// The canonical certificate being served.
     pub fn canonical(&self) -> Arc<CertifiedKey> {
         self.current.load().canonical.clone()
+    }
+
+    /// The certificates being served, canonical first.
+    pub fn served(&self) -> Vec<ServedCert> {
+        self.current.load().served.clone()
     }
 
     /// Serves a tls-alpn-01 answer for `name`: a self-signed certificate

@@ -6,6 +6,7 @@
 
 pub mod challenge;
 pub mod client_ip;
+pub mod measure;
 pub mod path;
 pub mod respond;
 pub mod visits;

@@ -74,7 +74,7 @@ fn classify(response: &Response) -> Option<HitKind> {
     }
 }
 
-fn is_feed(content_type: &str) -> bool {
+pub fn is_feed(content_type: &str) -> bool {
     content_type.starts_with("application/atom+xml")
         || content_type.starts_with("application/rss+xml")
         || content_type.starts_with("application/feed+json")

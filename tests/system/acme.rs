@@ -15,7 +15,7 @@ use crate::helper::*;
 fn local_site(extra: &str) -> SiteDir {
     let site = SiteDir::example("");
     let config = format!(
-        "[site]\ntitle = \"Test blog\"\n\n[listen]\nhttp = \"127.0.0.1:0\"\nhttps = \"127.0.0.1:0\"\nlocal_ca = \"127.0.0.1:0\"\n\n[tls]\nmode = \"local\"\n{extra}"
+        "[site]\ntitle = \"Test blog\"\n\n[listen]\nhttp = \"127.0.0.1:0\"\nmetrics = \"127.0.0.1:0\"\nhttps = \"127.0.0.1:0\"\nlocal_ca = \"127.0.0.1:0\"\n\n[tls]\nmode = \"local\"\n{extra}"
     );
     std::fs::write(site.config(), config).unwrap();
     site
@@ -206,7 +206,7 @@ async fn an_unreachable_ca_backs_off_and_the_old_certificate_keeps_serving() {
     let site = SiteDir::example("");
     std::fs::write(
         site.config(),
-        "[domains]\nnames = [\"blog.test\"]\n\n[listen]\nhttp = \"127.0.0.1:0\"\nhttps = \"127.0.0.1:0\"\n\n[tls]\nmode = \"acme\"\ndirectory_url = \"https://127.0.0.1:9/directory\"\n",
+        "[domains]\nnames = [\"blog.test\"]\n\n[listen]\nhttp = \"127.0.0.1:0\"\nmetrics = \"127.0.0.1:0\"\nhttps = \"127.0.0.1:0\"\n\n[tls]\nmode = \"acme\"\ndirectory_url = \"https://127.0.0.1:9/directory\"\n",
     )
     .unwrap();
     // A stored certificate ten days before expiry: inside the renewal window.
@@ -269,7 +269,7 @@ async fn the_https_port_serves_a_temporary_certificate_before_the_first_one() {
     let site = SiteDir::example("");
     std::fs::write(
         site.config(),
-        "[domains]\nnames = [\"blog.test\"]\n\n[listen]\nhttp = \"127.0.0.1:0\"\nhttps = \"127.0.0.1:0\"\n\n[tls]\nmode = \"acme\"\ndirectory_url = \"https://127.0.0.1:9/directory\"\n",
+        "[domains]\nnames = [\"blog.test\"]\n\n[listen]\nhttp = \"127.0.0.1:0\"\nmetrics = \"127.0.0.1:0\"\nhttps = \"127.0.0.1:0\"\n\n[tls]\nmode = \"acme\"\ndirectory_url = \"https://127.0.0.1:9/directory\"\n",
     )
     .unwrap();
     let server = quire::system::start(load(&site), clock::system())

@@ -132,7 +132,7 @@ fn serve_explains_a_bad_config_and_a_taken_port() {
     let port = taken.local_addr().unwrap().port();
     std::fs::write(
         site.config(),
-        format!("[listen]\nhttp = \"127.0.0.1:{port}\"\n[tls]\nmode = \"off\"\n"),
+        format!("[listen]\nhttp = \"127.0.0.1:{port}\"\nmetrics = \"127.0.0.1:0\"\n[tls]\nmode = \"off\"\n"),
     )
     .unwrap();
     let (code, _, stderr) = site.run(&["serve", "--config", "quire.toml"]);
@@ -159,7 +159,11 @@ fn serve_without_content_says_what_to_do() {
 #[test]
 fn environment_selects_the_mode() {
     let site = SiteDir::empty("");
-    std::fs::write(site.config(), "[listen]\nhttp = \"127.0.0.1:0\"\n").unwrap();
+    std::fs::write(
+        site.config(),
+        "[listen]\nhttp = \"127.0.0.1:0\"\nmetrics = \"127.0.0.1:0\"\n",
+    )
+    .unwrap();
     // The file says nothing about the mode; QUIRE_MODE=off serves plain HTTP.
     let output = std::process::Command::new(crate::helper::BIN)
         .args(["check", "--config"])

@@ -35,7 +35,7 @@ impl SiteDir {
         std::fs::create_dir_all(dir.path().join("content/posts")).unwrap();
         std::fs::create_dir_all(dir.path().join("static")).unwrap();
         let config = format!(
-            "[site]\ntitle = \"Test blog\"\nbase_url = \"https://blog.test/\"\nauthor = \"Tess Ter\"\n\n[listen]\nhttp = \"127.0.0.1:0\"\n\n[tls]\nmode = \"off\"\n{extra_config}"
+            "[site]\ntitle = \"Test blog\"\nbase_url = \"https://blog.test/\"\nauthor = \"Tess Ter\"\n\n[listen]\nhttp = \"127.0.0.1:0\"\nmetrics = \"127.0.0.1:0\"\n\n[tls]\nmode = \"off\"\n{extra_config}"
         );
         std::fs::write(dir.path().join("quire.toml"), config).unwrap();
         SiteDir { dir }
@@ -389,7 +389,7 @@ pub fn install_pair(site: &SiteDir, issued: &Issued) {
 pub fn manual_site(ca: &TestCa, extra: &str) -> SiteDir {
     let site = SiteDir::example("");
     let config = format!(
-        "[site]\ntitle = \"Test blog\"\nbase_url = \"https://blog.test/\"\n\n[domains]\nnames = [\"blog.test\", \"www.blog.test\"]\n\n[listen]\nhttp = \"127.0.0.1:0\"\nhttps = \"127.0.0.1:0\"\n\n[tls]\nmode = \"manual\"\ncert_file = \"tls/fullchain.pem\"\nkey_file = \"tls/privkey.pem\"\n{extra}"
+        "[site]\ntitle = \"Test blog\"\nbase_url = \"https://blog.test/\"\n\n[domains]\nnames = [\"blog.test\", \"www.blog.test\"]\n\n[listen]\nhttp = \"127.0.0.1:0\"\nmetrics = \"127.0.0.1:0\"\nhttps = \"127.0.0.1:0\"\n\n[tls]\nmode = \"manual\"\ncert_file = \"tls/fullchain.pem\"\nkey_file = \"tls/privkey.pem\"\n{extra}"
     );
     std::fs::write(site.config(), config).unwrap();
     install_pair(&site, &ca.issue(&["blog.test", "www.blog.test"]));

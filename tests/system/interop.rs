@@ -92,7 +92,7 @@ async fn quire_obtains_a_certificate_from_pebble() {
     std::fs::write(
         site.config(),
         format!(
-            "[domains]\nnames = [\"localhost\"]\n\n[listen]\nhttp = \"127.0.0.1:{http}\"\nhttps = \"127.0.0.1:0\"\n\n[tls]\nmode = \"acme\"\ndirectory_url = \"https://127.0.0.1:{acme}/dir\"\ncontacts = [\"admin@example.com\"]\n"
+            "[domains]\nnames = [\"localhost\"]\n\n[listen]\nhttp = \"127.0.0.1:{http}\"\nmetrics = \"127.0.0.1:0\"\nhttps = \"127.0.0.1:0\"\n\n[tls]\nmode = \"acme\"\ndirectory_url = \"https://127.0.0.1:{acme}/dir\"\ncontacts = [\"admin@example.com\"]\n"
         ),
     )
     .unwrap();

@@ -21,7 +21,7 @@ fn proxied_site() -> SiteDir {
     site.write(
         "quire.toml",
         "[site]\ntitle = \"Test blog\"\nbase_url = \"https://blog.test/\"\n\n\
-         [listen]\nhttp = \"127.0.0.1:0\"\ntrusted_proxies = [\"127.0.0.1/32\"]\n\n\
+         [listen]\nhttp = \"127.0.0.1:0\"\nmetrics = \"127.0.0.1:0\"\ntrusted_proxies = [\"127.0.0.1/32\"]\n\n\
          [tls]\nmode = \"off\"\n\n[stats]\nflush_every = \"1h\"\n",
     );
     site

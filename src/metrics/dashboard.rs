@@ -1,0 +1,380 @@
+//! The dashboard: one server-rendered HTML page, readable without JavaScript
+//! and with no external assets. Charts are inline SVG drawn here; styles are
+//! inline. Sections: readiness, readers (30 and 365 days, top pages and
+//! referrers, 404s), certificate, traffic, tasks, recent problems.
+
+use std::fmt::Write as _;
+
+use chrono::{DateTime, Utc};
+
+use super::health;
+use super::recent;
+use super::server::Sources;
+use crate::stats::Report;
+use crate::stats::schema::Counts;
+
+/// Escapes text for HTML content and attribute values.
+fn esc(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+const STYLE: &str = "
+:root{color-scheme:light dark;--fg:#1d2433;--muted:#5b6478;--bg:#f6f7fb;--card:#fff;--line:#dfe3ec;--views:#3b6fd8;--visitors:#e0873a;--ok:#1f8a4c;--bad:#c23b3b}
+@media (prefers-color-scheme:dark){:root{--fg:#e6e9f0;--muted:#9aa3b5;--bg:#12151c;--card:#1b1f29;--line:#2c3240}}
+*{box-sizing:border-box}body{margin:0;font:15px/1.45 system-ui,-apple-system,Segoe UI,Roboto,sans-serif;color:var(--fg);background:var(--bg)}
+header{padding:20px 24px 8px}h1{margin:0;font-size:22px}header p{margin:4px 0 0;color:var(--muted)}
+main{display:grid;grid-template-columns:repeat(auto-fit,minmax(340px,1fr));gap:16px;padding:16px 24px 32px}
+section{background:var(--card);border:1px solid var(--line);border-radius:10px;padding:16px 18px;min-width:0}
+section.wide{grid-column:1/-1}h2{margin:0 0 10px;font-size:16px}
+table{width:100%;border-collapse:collapse;font-variant-numeric:tabular-nums}td,th{padding:4px 6px;border-bottom:1px solid var(--line);text-align:left;vertical-align:top}
+td.n,th.n{text-align:right}td.path{word-break:break-all}
+.ok{color:var(--ok);font-weight:600}.bad{color:var(--bad);font-weight:600}.muted{color:var(--muted)}
+.legend span{display:inline-block;width:10px;height:10px;border-radius:2px;margin:0 4px 0 12px}
+svg{width:100%;height:auto;display:block}svg text{fill:var(--muted);font-size:11px}
+.big{font-size:26px;font-weight:650}.figures{display:flex;gap:28px;flex-wrap:wrap;margin-bottom:8px}
+";
+
+/// Bars for views, a line for visitors, one slot per day.
+fn day_chart(days: &[(String, Counts)]) -> String {
+    let (width, height, left, bottom) = (720.0, 200.0, 44.0, 22.0);
+    let plot_w = width - left - 8.0;
+    let plot_h = height - bottom - 10.0;
+    let max = days
+        .iter()
+        .map(|(_, c)| c.views.max(c.visitors))
+        .max()
+        .unwrap_or(0)
+        .max(1) as f64;
+    let slot = plot_w / days.len().max(1) as f64;
+    let y = |v: u64| 10.0 + plot_h - (v as f64 / max) * plot_h;
+    let mut svg = format!(
+        "<svg viewBox=\"0 0 {width} {height}\" role=\"img\" aria-label=\"views and visitors per day\">"
+    );
+    for step in 0..=4 {
+        let value = (max * f64::from(step) / 4.0).round() as u64;
+        let _ = write!(
+            svg,
+            "<line x1=\"{left}\" x2=\"{}\" y1=\"{y0:.1}\" y2=\"{y0:.1}\" stroke=\"currentColor\" stroke-opacity=\"0.12\"/><text x=\"{}\" y=\"{:.1}\" text-anchor=\"end\">{value}</text>",
+            width - 8.0,
+            left - 6.0,
+            y(value) + 4.0,
+            y0 = y(value),
+        );
+    }
+    let mut line = String::new();
+    for (i, (label, counts)) in days.iter().enumerate() {
+        let x = left + slot * i as f64;
+        let top = y(counts.views);
+        let _ = write!(
+            svg,
+            "<rect x=\"{:.1}\" y=\"{top:.1}\" width=\"{:.1}\" height=\"{:.1}\" fill=\"var(--views)\" rx=\"1\"><title>{}: {} views, {} visitors</title></rect>",
+            x + slot * 0.12,
+            (slot * 0.76).max(0.6),
+            10.0 + plot_h - top,
+            esc(label),
+            counts.views,
+            counts.visitors
+        );
+        let _ = write!(line, "{:.1},{:.1} ", x + slot / 2.0, y(counts.visitors));
+    }
+    let _ = write!(
+        svg,
+        "<polyline points=\"{}\" fill=\"none\" stroke=\"var(--visitors)\" stroke-width=\"2\" stroke-linejoin=\"round\"/>",
+        line.trim_end()
+    );
+    if let (Some((first, _)), Some((last, _))) = (days.first(), days.last()) {
+        let _ = write!(
+            svg,
+            "<text x=\"{left}\" y=\"{}\">{}</text><text x=\"{}\" y=\"{}\" text-anchor=\"end\">{}</text>",
+            height - 5.0,
+            esc(first),
+            width - 8.0,
+            height - 5.0,
+            esc(last)
+        );
+    }
+    svg.push_str("</svg>");
+    svg
+}
+
+/// Folds a long range into weeks so that a year stays readable.
+fn weekly(report: &Report) -> Vec<(String, Counts)> {
+    report
+        .days
+        .chunks(7)
+        .map(|week| {
+            let mut sum = Counts::default();
+            for (_, counts) in week {
+                sum.add(counts);
+            }
+            (format!("week of {}", week[0].0.date()), sum)
+        })
+        .collect()
+}
+
+fn ranking(out: &mut String, title: &str, first: &str, rows: &[crate::stats::report::Ranked]) {
+    let _ = write!(out, "<section><h2>{title}</h2>");
+    if rows.is_empty() {
+        out.push_str("<p class=\"muted\">Nothing yet.</p></section>");
+        return;
+    }
+    let _ = write!(
+        out,
+        "<table><tr><th>{first}</th><th class=\"n\">views</th><th class=\"n\">visitors</th></tr>"
+    );
+    for row in rows {
+        let _ = write!(
+            out,
+            "<tr><td class=\"path\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td></tr>",
+            esc(&row.name),
+            row.views,
+            row.visitors
+        );
+    }
+    out.push_str("</table></section>");
+}
+
+fn readers(out: &mut String, sources: &Sources) {
+    let Some(stats) = &sources.stats else {
+        out.push_str("<section class=\"wide\"><h2>Readers</h2><p class=\"muted\">Statistics are disabled ([stats] enabled = false).</p></section>");
+        return;
+    };
+    let (month, year) = match (stats.report(30, 10), stats.report(365, 0)) {
+        (Ok(month), Ok(year)) => (month, year),
+        (Err(e), _) | (_, Err(e)) => {
+            let _ = write!(
+                out,
+                "<section class=\"wide\"><h2>Readers</h2><p class=\"bad\">{}</p></section>",
+                esc(&e.to_string())
+            );
+            return;
+        }
+    };
+    let days: Vec<(String, Counts)> = month
+        .days
+        .iter()
+        .map(|(day, counts)| (day.date().to_string(), *counts))
+        .collect();
+    let t = &month.total;
+    let _ = write!(
+        out,
+        "<section class=\"wide\"><h2>Readers, last 30 days</h2><div class=\"figures\">\
+         <div><div class=\"big\">{}</div><div class=\"muted\">page views</div></div>\
+         <div><div class=\"big\">{}</div><div class=\"muted\">visitors (sum of daily uniques)</div></div>\
+         <div><div class=\"big\">{}</div><div class=\"muted\">feed fetches</div></div>\
+         <div><div class=\"big\">{}</div><div class=\"muted\">bot requests</div></div>\
+         <div><div class=\"big\">{}</div><div class=\"muted\">404s</div></div></div>\
+         <p class=\"legend\"><span style=\"background:var(--views)\"></span>views<span style=\"background:var(--visitors)\"></span>daily unique visitors</p>{}",
+        t.views,
+        t.visitors,
+        t.feed_fetches,
+        t.bot_views,
+        t.not_found,
+        day_chart(&days)
+    );
+    if t.dropped > 0 {
+        let _ = write!(
+            out,
+            "<p class=\"bad\">{} views were dropped under overload.</p>",
+            t.dropped
+        );
+    }
+    let _ = write!(
+        out,
+        "<h2 style=\"margin-top:14px\">Last 365 days, by week</h2>{}<p class=\"muted\">From {}.</p></section>",
+        day_chart(&weekly(&year)),
+        esc(&stats.store().describe())
+    );
+    ranking(out, "Top pages (30 days)", "page", &month.pages);
+    ranking(out, "Top referrers (30 days)", "referrer", &month.referrers);
+    ranking(out, "Missing pages (30 days)", "path", &month.not_found);
+}
+
+fn certificate(out: &mut String, sources: &Sources, now: DateTime<Utc>) {
+    out.push_str("<section><h2>Certificate</h2>");
+    let Some(resolver) = &sources.resolver else {
+        out.push_str(
+            "<p class=\"muted\">Plain HTTP (mode off): TLS is the proxy's job.</p></section>",
+        );
+        return;
+    };
+    out.push_str("<table>");
+    for cert in resolver.served() {
+        let days = (cert.not_after - now).num_days();
+        let class = if cert.temporary || days < 7 {
+            "bad"
+        } else {
+            "ok"
+        };
+        let _ = write!(
+            out,
+            "<tr><th>domains</th><td>{}</td></tr><tr><th>issuer</th><td>{}</td></tr>\
+             <tr><th>expires</th><td>{} (<span class=\"{class}\">{days} days left</span>)</td></tr>",
+            esc(&cert.names.join(", ")),
+            esc(&cert.issuer),
+            cert.not_after.format("%Y-%m-%d %H:%M UTC")
+        );
+    }
+    if let Some(status) = sources.certificates.as_ref().and_then(|c| c.status().ok()) {
+        let when = |t: Option<DateTime<Utc>>| {
+            t.map_or("-".to_string(), |t| {
+                t.format("%Y-%m-%d %H:%M UTC").to_string()
+            })
+        };
+        let _ = write!(
+            out,
+            "<tr><th>renews after</th><td>{}</td></tr><tr><th>next check</th><td>{}</td></tr><tr><th>last success</th><td>{}</td></tr>",
+            when(status.renew_after),
+            when(status.next_check),
+            when(status.last_success)
+        );
+        if let Some(error) = &status.last_error {
+            let _ = write!(
+                out,
+                "<tr><th>last error</th><td class=\"bad\">{} ({} in a row)</td></tr>",
+                esc(error),
+                status.consecutive_failures
+            );
+        }
+    }
+    out.push_str("</table></section>");
+}
+
+fn traffic(out: &mut String, sources: &Sources, now: DateTime<Utc>) {
+    let (kinds, total) = sources.metrics.request_totals();
+    let (count, mean) = sources.metrics.latency_summary();
+    let uptime = (now - sources.started).num_seconds().max(1);
+    let _ = write!(
+        out,
+        "<section><h2>Traffic since start</h2><div class=\"figures\">\
+         <div><div class=\"big\">{:.2}</div><div class=\"muted\">requests/s (average)</div></div>\
+         <div><div class=\"big\">{:.2} ms</div><div class=\"muted\">mean time to respond ({count} requests)</div></div></div><table>",
+        total as f64 / uptime as f64,
+        mean * 1000.0
+    );
+    for (kind, n) in kinds.iter().filter(|(_, n)| *n > 0) {
+        let _ = write!(out, "<tr><td>{kind}</td><td class=\"n\">{n}</td></tr>");
+    }
+    out.push_str("</table></section>");
+}
+
+fn tasks(out: &mut String, sources: &Sources) {
+    out.push_str(
+        "<section><h2>Tasks</h2><table><tr><th>task</th><th class=\"n\">restarts</th></tr>",
+    );
+    for (task, restarts) in sources.tasks.restarts() {
+        let class = if restarts == 0 { "ok" } else { "bad" };
+        let _ = write!(
+            out,
+            "<tr><td>{}</td><td class=\"n {class}\">{restarts}</td></tr>",
+            esc(task)
+        );
+    }
+    out.push_str("</table></section>");
+}
+
+fn problems(out: &mut String) {
+    out.push_str("<section class=\"wide\"><h2>Recent problems</h2>");
+    let problems = recent::problems();
+    if problems.is_empty() {
+        out.push_str("<p class=\"ok\">None logged since start.</p></section>");
+        return;
+    }
+    out.push_str("<table>");
+    for p in problems {
+        let class = if p.level == "error" { "bad" } else { "muted" };
+        let _ = write!(
+            out,
+            "<tr><td class=\"muted\">{}</td><td class=\"{class}\">{}</td><td>{}</td></tr>",
+            p.at.format("%Y-%m-%d %H:%M:%S"),
+            p.level,
+            esc(&p.message)
+        );
+    }
+    out.push_str("</table></section>");
+}
+
+pub fn render(sources: &Sources) -> String {
+    let now = sources.clock.now();
+    let readiness = health::readiness(sources, now);
+    let mut out = format!(
+        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width,initial-scale=1\">\
+         <title>{} · quire dashboard</title><style>{STYLE}</style></head><body><header><h1>{}</h1>\
+         <p>quire {} · mode {} · up since {} · <span class=\"{}\">{}</span></p></header><main>",
+        esc(&sources.title),
+        esc(&sources.title),
+        env!("CARGO_PKG_VERSION"),
+        sources.mode,
+        sources.started.format("%Y-%m-%d %H:%M UTC"),
+        if readiness.ready { "ok" } else { "bad" },
+        if readiness.ready {
+            "ready"
+        } else {
+            "not ready"
+        },
+    );
+    out.push_str("<section><h2>Readiness</h2><table>");
+    for (name, check) in &readiness.checks {
+        let _ = write!(
+            out,
+            "<tr><th>{name}</th><td class=\"{}\">{}</td><td>{}</td></tr>",
+            if check.ok { "ok" } else { "bad" },
+            if check.ok { "ok" } else { "failing" },
+            esc(&check.detail)
+        );
+    }
+    out.push_str("</table></section>");
+    certificate(&mut out, sources, now);
+    readers(&mut out, sources);
+    traffic(&mut out, sources, now);
+    tasks(&mut out, sources);
+    problems(&mut out);
+    out.push_str("</main></body></html>\n");
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn text_is_escaped() {
+        assert_eq!(
+            esc("<a href=\"x\">&'"),
+            "&lt;a href=&quot;x&quot;&gt;&amp;&#39;"
+        );
+    }
+
+    #[test]
+    fn the_chart_has_a_bar_per_day_and_a_visitor_line() {
+        let days: Vec<(String, Counts)> = (0..30)
+            .map(|d| {
+                (
+                    format!("day {d}"),
+                    Counts {
+                        views: d,
+                        visitors: d / 2,
+                        ..Counts::default()
+                    },
+                )
+            })
+            .collect();
+        let svg = day_chart(&days);
+        assert_eq!(svg.matches("<rect").count(), 30);
+        assert_eq!(svg.matches("<polyline").count(), 1);
+        assert!(svg.contains("day 29: 29 views, 14 visitors"));
+        let empty = day_chart(&[]);
+        assert!(empty.starts_with("<svg") && empty.ends_with("</svg>"));
+    }
+}

@@ -1,0 +1,87 @@
+//! `/health` and `/ready`. Health says the process answers. Readiness says it
+//! can do its job: the site is built, a real certificate that has not expired
+//! is being served (when the mode serves HTTPS), and the statistics store is
+//! writable (when statistics are on). Each check explains itself in JSON.
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+use super::server::Sources;
+use crate::config::Mode;
+
+#[derive(Debug, Serialize, PartialEq, Eq)]
+pub struct Check {
+    pub ok: bool,
+    pub detail: String,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Readiness {
+    pub ready: bool,
+    pub checks: std::collections::BTreeMap<&'static str, Check>,
+}
+
+fn check(ok: bool, detail: impl Into<String>) -> Check {
+    Check {
+        ok,
+        detail: detail.into(),
+    }
+}
+
+pub fn readiness(sources: &Sources, now: DateTime<Utc>) -> Readiness {
+    let mut checks = std::collections::BTreeMap::new();
+    let snapshot = sources.site.snapshot();
+    let summary = &snapshot.summary;
+    checks.insert(
+        "site",
+        check(
+            !snapshot.routes.is_empty(),
+            format!(
+                "{} posts, {} pages, {} problems in the last build",
+                summary.posts,
+                summary.pages,
+                summary.problems.len()
+            ),
+        ),
+    );
+    let certificate = match (&sources.resolver, sources.mode) {
+        (_, Mode::Off) => check(true, "plain HTTP (mode off); TLS is the proxy's"),
+        (None, _) => check(false, "no certificate resolver"),
+        (Some(resolver), _) => match resolver.served().first() {
+            None => check(false, "no certificate"),
+            Some(cert) if cert.temporary => check(
+                false,
+                "serving the temporary self-signed certificate; the first real one has not arrived (see `quire cert status`)",
+            ),
+            Some(cert) if cert.not_after <= now => check(
+                false,
+                format!(
+                    "the certificate expired at {}; see `quire cert status`",
+                    cert.not_after
+                ),
+            ),
+            Some(cert) => check(
+                true,
+                format!(
+                    "{} from {}, {} days left",
+                    cert.names.join(", "),
+                    cert.issuer,
+                    (cert.not_after - now).num_days()
+                ),
+            ),
+        },
+    };
+    checks.insert("certificate", certificate);
+    let stats = match &sources.stats {
+        None => check(true, "statistics are disabled"),
+        Some(stats) => match stats.writable() {
+            Ok(()) => check(true, format!("writing to {}", stats.store().describe())),
+            Err(why) => check(false, why),
+        },
+    };
+    checks.insert("stats", stats);
+    Readiness {
+        ready: checks.values().all(|c| c.ok),
+        checks,
+    }
+}

@@ -1,0 +1,188 @@
+//! The internal listener (127.0.0.1:9100 by default): `/metrics`, `/health`,
+//! `/ready` and the dashboard at `/`, served by its own task, apart from the
+//! public router. When a token is configured every request must carry it as
+//! `Authorization: Bearer <token>` (config validation insists on one when the
+//! listener is reachable from other machines).
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::{Request, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use chrono::{DateTime, Utc};
+use sha2::Digest as _;
+
+use super::{Metrics, Snapshot, dashboard, health};
+use crate::acme::certs::CertStore;
+use crate::clock::SharedClock;
+use crate::config::Mode;
+use crate::site::LiveSite;
+use crate::stats::Stats;
+use crate::supervisor::TaskRegistry;
+use crate::tls::CertResolver;
+
+/// Everything the operator's view reads; all of it read-only.
+#[derive(Clone)]
+pub struct Sources {
+    pub metrics: Metrics,
+    pub site: LiveSite,
+    pub resolver: Option<Arc<CertResolver>>,
+    pub stats: Option<Stats>,
+    pub tasks: TaskRegistry,
+    pub certificates: Option<CertStore>,
+    pub clock: SharedClock,
+    pub mode: Mode,
+    pub title: String,
+    pub started: DateTime<Utc>,
+}
+
+impl Sources {
+    /// The figures the exposition reads at scrape time.
+    pub fn snapshot(&self) -> Snapshot {
+        let (stats_recorded, stats_dropped) = self
+            .stats
+            .as_ref()
+            .map_or((0, 0), |s| s.recorder().totals());
+        Snapshot {
+            site_builds: *self.site.subscribe().borrow(),
+            site_problems: self.site.snapshot().summary.problems.len(),
+            certificates: self
+                .resolver
+                .iter()
+                .flat_map(|r| r.served())
+                .filter(|c| !c.temporary)
+                .flat_map(|c| c.names.into_iter().map(move |n| (n, c.not_after)))
+                .collect(),
+            task_restarts: self.tasks.restarts(),
+            stats_recorded,
+            stats_dropped,
+            stats_flushed: self.stats.as_ref().map_or(0, Stats::flushed),
+            stats_store_bytes: self.stats.as_ref().and_then(|s| s.store().size_on_disk()),
+        }
+    }
+}
+
+pub fn router(sources: Sources, token: Option<String>) -> Router {
+    Router::new()
+        .route("/", get(dashboard_page))
+        .route("/metrics", get(metrics))
+        .route("/health", get(health_check))
+        .route("/ready", get(ready))
+        .with_state(sources)
+        .layer(middleware::from_fn_with_state(
+            Arc::new(token),
+            require_token,
+        ))
+}
+
+async fn require_token(
+    State(token): State<Arc<Option<String>>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let Some(expected) = token.as_deref() else {
+        return next.run(request).await;
+    };
+    let presented = request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "));
+    // Comparing digests keeps the time taken independent of the token.
+    let digest = |t: &str| sha2::Sha256::digest(t.as_bytes());
+    let matches = presented.is_some_and(|p| digest(p) == digest(expected));
+    if matches {
+        return next.run(request).await;
+    }
+    let mut response = (
+        StatusCode::UNAUTHORIZED,
+        "This endpoint needs `Authorization: Bearer <[metrics] token>`.\n",
+    )
+        .into_response();
+    response.headers_mut().insert(
+        header::WWW_AUTHENTICATE,
+        HeaderValue::from_static("Bearer realm=\"quire metrics\""),
+    );
+    response
+}
+
+async fn metrics(State(sources): State<Sources>) -> Response {
+    let text = sources
+        .metrics
+        .render(&sources.snapshot(), sources.clock.now());
+    (
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        text,
+    )
+        .into_response()
+}
+
+async fn health_check(State(sources): State<Sources>) -> Response {
+    let now = sources.clock.now();
+    let body = serde_json::json!({
+        "status": "ok",
+        "version": env!("CARGO_PKG_VERSION"),
+        "uptime_seconds": (now - sources.started).num_seconds(),
+    });
+    json(StatusCode::OK, &body)
+}
+
+async fn ready(State(sources): State<Sources>) -> Response {
+    let readiness = tokio::task::spawn_blocking(move || {
+        let now = sources.clock.now();
+        health::readiness(&sources, now)
+    })
+    .await;
+    match readiness {
+        Ok(readiness) => {
+            let status = if readiness.ready {
+                StatusCode::OK
+            } else {
+                StatusCode::SERVICE_UNAVAILABLE
+            };
+            json(status, &readiness)
+        }
+        Err(e) => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("readiness check failed: {e}\n"),
+        )
+            .into_response(),
+    }
+}
+
+fn json(status: StatusCode, body: &impl serde::Serialize) -> Response {
+    let text =
+        serde_json::to_string_pretty(body).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"));
+    (
+        status,
+        [(header::CONTENT_TYPE, "application/json")],
+        text + "\n",
+    )
+        .into_response()
+}
+
+/// Reads the statistics store and certificate status (disk), off the runtime.
+async fn dashboard_page(State(sources): State<Sources>) -> Response {
+    match tokio::task::spawn_blocking(move || dashboard::render(&sources)).await {
+        Ok(html) => (
+            [
+                (header::CONTENT_TYPE, "text/html; charset=utf-8"),
+                (header::CACHE_CONTROL, "no-store"),
+                (
+                    header::CONTENT_SECURITY_POLICY,
+                    "default-src 'none'; style-src 'unsafe-inline'; img-src data:; frame-ancestors 'none'",
+                ),
+            ],
+            html,
+        )
+            .into_response(),
+        Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, format!("the dashboard failed: {e}\n"))
+            .into_response(),
+    }
+}

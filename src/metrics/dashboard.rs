@@ -47,7 +47,7 @@ svg{width:100%;height:auto;display:block}svg text{fill:var(--muted);font-size:11
 
 /// Bars for views, a line for visitors, one slot per day.
 fn day_chart(days: &[(String, Counts)]) -> String {
-    let (width, height, left, bottom) = (720.0, 200.0, 44.0, 22.0);
+    let (width, height, left, bottom) = (900.0, 180.0, 44.0, 22.0);
     let plot_w = width - left - 8.0;
     let plot_h = height - bottom - 10.0;
     let max = days
@@ -123,7 +123,13 @@ fn weekly(report: &Report) -> Vec<(String, Counts)> {
         .collect()
 }
 
-fn ranking(out: &mut String, title: &str, first: &str, rows: &[crate::stats::report::Ranked]) {
+fn ranking(
+    out: &mut String,
+    title: &str,
+    first: &str,
+    rows: &[crate::stats::report::Ranked],
+    visitors: bool,
+) {
     let _ = write!(out, "<section><h2>{title}</h2>");
     if rows.is_empty() {
         out.push_str("<p class=\"muted\">Nothing yet.</p></section>");
@@ -131,16 +137,25 @@ fn ranking(out: &mut String, title: &str, first: &str, rows: &[crate::stats::rep
     }
     let _ = write!(
         out,
-        "<table><tr><th>{first}</th><th class=\"n\">views</th><th class=\"n\">visitors</th></tr>"
+        "<table><tr><th>{first}</th><th class=\"n\">{}</th>{}</tr>",
+        if visitors { "views" } else { "requests" },
+        if visitors {
+            "<th class=\"n\">visitors</th>"
+        } else {
+            ""
+        }
     );
     for row in rows {
         let _ = write!(
             out,
-            "<tr><td class=\"path\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td></tr>",
+            "<tr><td class=\"path\">{}</td><td class=\"n\">{}</td>",
             esc(&row.name),
-            row.views,
-            row.visitors
+            row.views
         );
+        if visitors {
+            let _ = write!(out, "<td class=\"n\">{}</td>", row.visitors);
+        }
+        out.push_str("</tr>");
     }
     out.push_str("</table></section>");
 }
@@ -150,6 +165,14 @@ fn readers(out: &mut String, sources: &Sources) {
         out.push_str("<section class=\"wide\"><h2>Readers</h2><p class=\"muted\">Statistics are disabled ([stats] enabled = false).</p></section>");
         return;
     };
+    // Up to the second: what the recorder holds goes to the store first.
+    if let Err(e) = stats.flush_now() {
+        let _ = write!(
+            out,
+            "<section class=\"wide\"><p class=\"bad\">{}</p></section>",
+            esc(&e.to_string())
+        );
+    }
     let (month, year) = match (stats.report(30, 10), stats.report(365, 0)) {
         (Ok(month), Ok(year)) => (month, year),
         (Err(e), _) | (_, Err(e)) => {
@@ -196,9 +219,21 @@ fn readers(out: &mut String, sources: &Sources) {
         day_chart(&weekly(&year)),
         esc(&stats.store().describe())
     );
-    ranking(out, "Top pages (30 days)", "page", &month.pages);
-    ranking(out, "Top referrers (30 days)", "referrer", &month.referrers);
-    ranking(out, "Missing pages (30 days)", "path", &month.not_found);
+    ranking(out, "Top pages (30 days)", "page", &month.pages, true);
+    ranking(
+        out,
+        "Top referrers (30 days)",
+        "referrer",
+        &month.referrers,
+        true,
+    );
+    ranking(
+        out,
+        "Missing pages (30 days)",
+        "path",
+        &month.not_found,
+        false,
+    );
 }
 
 fn certificate(out: &mut String, sources: &Sources, now: DateTime<Utc>) {

@@ -47,7 +47,8 @@ impl Sources {
             .as_ref()
             .map_or((0, 0), |s| s.recorder().totals());
         Snapshot {
-            site_builds: *self.site.subscribe().borrow(),
+            // The generation counts rebuilds; the first build is generation 0.
+            site_builds: *self.site.subscribe().borrow() + 1,
             site_problems: self.site.snapshot().summary.problems.len(),
             certificates: self
                 .resolver

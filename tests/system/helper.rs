@@ -101,6 +101,8 @@ pub struct Binary {
     pub addr: SocketAddr,
     /// The HTTPS listener, in modes that serve TLS.
     pub https: Option<SocketAddr>,
+    /// The metrics listener, unless disabled.
+    pub metrics: Option<SocketAddr>,
     child: Child,
     log: Arc<Mutex<Vec<String>>>,
 }
@@ -146,10 +148,16 @@ impl Binary {
             .nth(1)
             .and_then(|rest| rest.split_whitespace().next())
             .and_then(|addr| addr.parse().ok());
+        let metrics = log_text
+            .split("metrics and dashboard on http://")
+            .nth(1)
+            .and_then(|rest| rest.split('/').next())
+            .and_then(|addr| addr.parse().ok());
         match (started, http) {
             (Ok(https), Some(addr)) => Binary {
                 addr,
                 https,
+                metrics,
                 child,
                 log,
             },

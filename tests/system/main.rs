@@ -7,6 +7,7 @@ mod helper;
 mod http;
 mod https;
 mod interop;
+mod metrics;
 mod pages;
 mod reload;
 mod stats;

@@ -1,0 +1,324 @@
+//! The operator's view through the whole system: /metrics read by a real
+//! parser of the exposition format after real traffic, /health and /ready,
+//! the token rule, and the dashboard, rendered empty and with data, and
+//! looked at by a real browser (headless Chromium) whose screenshot is kept.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+
+use quire::clock;
+use quire::config::{Config, Overrides, no_env};
+use quire::tls::CertBundle;
+
+use crate::helper::{Binary, DEADLINE, SiteDir, TestCa, peer_command, request};
+
+const FIREFOX: &str = "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0";
+
+async fn internal(addr: SocketAddr, path: &str, headers: &[(&str, &str)]) -> crate::helper::Reply {
+    request(addr, "GET", path, headers).await
+}
+
+fn scrape(text: &str) -> prometheus_parse::Scrape {
+    prometheus_parse::Scrape::parse(text.lines().map(|l| Ok(l.to_string())))
+        .expect("the exposition parses")
+}
+
+/// The value of `name` with exactly these labels.
+fn value(scrape: &prometheus_parse::Scrape, name: &str, labels: &[(&str, &str)]) -> f64 {
+    let sample = scrape
+        .samples
+        .iter()
+        .find(|s| s.metric == name && labels.iter().all(|(k, v)| s.labels.get(k) == Some(*v)))
+        .unwrap_or_else(|| panic!("no sample {name} {labels:?}"));
+    match sample.value {
+        prometheus_parse::Value::Counter(v)
+        | prometheus_parse::Value::Gauge(v)
+        | prometheus_parse::Value::Untyped(v) => v,
+        ref other => panic!("{name} is not a plain value: {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn metrics_count_real_traffic_and_parse() {
+    let site = SiteDir::example("");
+    let server = Binary::serve(&site, &[]);
+    let metrics = server.metrics.expect("metrics listener");
+    let browser = [("user-agent", FIREFOX)];
+    for _ in 0..5 {
+        assert_eq!(request(server.addr, "GET", "/", &browser).await.status, 200);
+    }
+    for _ in 0..2 {
+        assert_eq!(
+            request(server.addr, "GET", "/nope/", &browser).await.status,
+            404
+        );
+    }
+    assert_eq!(
+        request(server.addr, "GET", "/style.css", &browser)
+            .await
+            .status,
+        200
+    );
+    assert_eq!(
+        request(server.addr, "GET", "/atom.xml", &browser)
+            .await
+            .status,
+        200
+    );
+
+    let reply = internal(metrics, "/metrics", &[]).await;
+    assert_eq!(reply.status, 200);
+    assert!(
+        reply
+            .header("content-type")
+            .starts_with("application/openmetrics-text")
+    );
+    let text = reply.text();
+    assert!(text.ends_with("# EOF\n"), "OpenMetrics ends with EOF");
+    let parsed = scrape(&text);
+    let requests = "quire_http_requests_total";
+    assert_eq!(
+        value(&parsed, requests, &[("route", "page"), ("status", "2xx")]),
+        5.0
+    );
+    assert_eq!(
+        value(
+            &parsed,
+            requests,
+            &[("route", "not_found"), ("status", "4xx")]
+        ),
+        2.0
+    );
+    assert_eq!(
+        value(&parsed, requests, &[("route", "asset"), ("status", "2xx")]),
+        1.0
+    );
+    assert_eq!(
+        value(&parsed, requests, &[("route", "feed"), ("status", "2xx")]),
+        1.0
+    );
+    assert_eq!(
+        value(&parsed, "quire_stats_views_recorded", &[]),
+        8.0,
+        "5 pages, 2 404s, a feed"
+    );
+    assert!(value(&parsed, "quire_http_response_body_bytes_total", &[]) > 1000.0);
+    assert_eq!(
+        value(
+            &parsed,
+            "quire_connections_total",
+            &[("listener", "http listener")]
+        ),
+        9.0
+    );
+    assert!(value(&parsed, "quire_process_resident_memory_bytes", &[]) > 1e6);
+    assert!(value(&parsed, "quire_process_open_fds", &[]) >= 5.0);
+    assert_eq!(
+        value(
+            &parsed,
+            "quire_task_restarts",
+            &[("task", "content watcher")]
+        ),
+        0.0
+    );
+    assert_eq!(value(&parsed, "quire_site_builds", &[]), 1.0);
+    let latency = parsed
+        .samples
+        .iter()
+        .find(|s| s.metric == "quire_http_request_duration_seconds")
+        .expect("latency histogram");
+    match &latency.value {
+        prometheus_parse::Value::Histogram(buckets) => {
+            assert_eq!(buckets.last().unwrap().count, 9.0, "every request timed");
+        }
+        other => panic!("not a histogram: {other:?}"),
+    }
+
+    let health = internal(metrics, "/health", &[]).await;
+    assert_eq!(health.status, 200);
+    assert!(
+        health.text().contains("\"status\": \"ok\""),
+        "{}",
+        health.text()
+    );
+    let ready = internal(metrics, "/ready", &[]).await;
+    assert_eq!(ready.status, 200, "{}", ready.text());
+    let ready: serde_json::Value = serde_json::from_slice(&ready.body).unwrap();
+    assert_eq!(
+        ready["checks"]["certificate"]["ok"], true,
+        "mode off: {ready}"
+    );
+    assert_eq!(ready["checks"]["stats"]["ok"], true, "{ready}");
+}
+
+#[tokio::test]
+async fn the_token_is_enforced_and_required_off_loopback() {
+    let site = SiteDir::example("\n[metrics]\ntoken = \"0123456789abcdef-secret\"\n");
+    let server = Binary::serve(&site, &[]);
+    let metrics = server.metrics.unwrap();
+    let refused = internal(metrics, "/metrics", &[]).await;
+    assert_eq!(refused.status, 401);
+    assert!(refused.header("www-authenticate").starts_with("Bearer"));
+    let wrong = internal(
+        metrics,
+        "/",
+        &[("authorization", "Bearer 0123456789abcdef-guess")],
+    )
+    .await;
+    assert_eq!(wrong.status, 401);
+    let right = [("authorization", "Bearer 0123456789abcdef-secret")];
+    assert_eq!(internal(metrics, "/metrics", &right).await.status, 200);
+    assert_eq!(internal(metrics, "/", &right).await.status, 200);
+    drop(server);
+
+    let open = SiteDir::example("");
+    std::fs::write(
+        open.config(),
+        "[listen]\nhttp = \"127.0.0.1:0\"\nmetrics = \"0.0.0.0:9100\"\n[tls]\nmode = \"off\"\n",
+    )
+    .unwrap();
+    let (code, out, err) = open.run(&["check", "--config", "quire.toml"]);
+    assert_eq!(code, 1);
+    let said = out + &err;
+    assert!(
+        said.contains("quire.toml:3") && said.contains("[metrics] token"),
+        "{said}"
+    );
+    let (code, _, err) = open.run(&["serve", "--config", "quire.toml"]);
+    assert_eq!(code, 1, "refused at start: {err}");
+    assert!(err.contains("[metrics] token"), "{err}");
+}
+
+#[tokio::test]
+async fn ready_follows_the_certificate() {
+    let site = SiteDir::example("");
+    std::fs::write(
+        site.config(),
+        "[site]\ntitle = \"Test blog\"\n[domains]\nnames = [\"blog.test\"]\n\n[listen]\nhttp = \"127.0.0.1:0\"\nhttps = \"127.0.0.1:0\"\nmetrics = \"127.0.0.1:0\"\n\n[tls]\nmode = \"acme\"\ndirectory_url = \"https://127.0.0.1:9/directory\"\n",
+    )
+    .unwrap();
+    let overrides = Overrides {
+        config_file: Some(site.config()),
+        ..Default::default()
+    };
+    let config = Config::load(&overrides, &no_env).unwrap();
+    let server = quire::system::start(config, clock::system()).await.unwrap();
+    let metrics = server.metrics_addr.unwrap();
+    let ready = internal(metrics, "/ready", &[]).await;
+    assert_eq!(ready.status, 503, "the CA is unreachable: {}", ready.text());
+    assert!(
+        ready.text().contains("temporary self-signed"),
+        "{}",
+        ready.text()
+    );
+
+    let issued = TestCa::new().issue(&["blog.test"]);
+    let bundle =
+        CertBundle::from_pem(issued.chain_pem.as_bytes(), issued.key_pem.as_bytes()).unwrap();
+    server.resolver.as_ref().unwrap().install(&[bundle]);
+    let ready = internal(metrics, "/ready", &[]).await;
+    assert_eq!(ready.status, 200, "{}", ready.text());
+    assert!(ready.text().contains("days left"), "{}", ready.text());
+    server.stop().await;
+}
+
+/// Where screenshots are kept for people to look at after a run.
+fn artifacts() -> PathBuf {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/test-artifacts");
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// Headless Chromium takes a screenshot of `url` at `width`x`height`.
+pub fn screenshot(url: &str, width: u32, height: u32, file: &Path) -> String {
+    let profile = tempfile::tempdir().unwrap();
+    let mut chromium = peer_command("chromium", "chromium");
+    chromium
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--hide-scrollbars",
+            "--enable-logging=stderr",
+            "--v=0",
+        ])
+        .arg(format!("--user-data-dir={}", profile.path().display()))
+        .arg(format!("--window-size={width},{height}"))
+        .arg(format!("--screenshot={}", file.display()))
+        .arg(url)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    let child = chromium.spawn().expect("start chromium");
+    let pid = child.id();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(child.wait_with_output());
+    });
+    let output = match rx.recv_timeout(DEADLINE * 2) {
+        Ok(output) => output.expect("chromium ran"),
+        Err(_) => {
+            // SAFETY: kill(2) on our own child's PID.
+            unsafe { libc::kill(pid as libc::pid_t, libc::SIGKILL) };
+            panic!("chromium did not finish");
+        }
+    };
+    let log = String::from_utf8_lossy(&output.stderr).into_owned();
+    assert!(file.exists(), "no screenshot; chromium said:\n{log}");
+    log
+}
+
+/// How many distinct colours a PNG has: a blank page has one or two.
+fn distinct_colours(file: &Path) -> usize {
+    let decoder = png::Decoder::new(std::io::BufReader::new(std::fs::File::open(file).unwrap()));
+    let mut reader = decoder.read_info().unwrap();
+    let mut pixels = vec![0; reader.output_buffer_size().unwrap()];
+    let info = reader.next_frame(&mut pixels).unwrap();
+    let channels = info.color_type.samples();
+    let mut colours: std::collections::HashSet<&[u8]> = std::collections::HashSet::new();
+    for pixel in pixels[..info.buffer_size()].chunks(channels) {
+        colours.insert(pixel);
+        if colours.len() > 500 {
+            break;
+        }
+    }
+    colours.len()
+}
+
+#[tokio::test]
+async fn the_dashboard_renders_empty_and_with_data_in_a_browser() {
+    let site = SiteDir::example("");
+    let server = Binary::serve(&site, &[]);
+    let metrics = server.metrics.unwrap();
+    let empty = internal(metrics, "/", &[]).await;
+    assert_eq!(empty.status, 200);
+    let html = empty.text();
+    assert!(html.contains("Readers, last 30 days") && html.matches("<svg").count() == 2);
+    assert!(html.contains("Nothing yet."), "no pages read yet");
+
+    for client in ["198.51.100.1", "198.51.100.2"] {
+        let headers = [("user-agent", FIREFOX), ("x-forwarded-for", client)];
+        request(server.addr, "GET", "/about/", &headers).await;
+    }
+    let full = internal(metrics, "/", &[]).await.text();
+    assert!(full.contains("<td class=\"path\">/about/</td>"), "{full}");
+    assert!(full.contains("<rect"), "bars for the views");
+    assert!(full.contains("content watcher"), "tasks are listed");
+
+    let file = artifacts().join("dashboard.png");
+    let _ = std::fs::remove_file(&file);
+    let log = screenshot(&format!("http://{metrics}/"), 1280, 1400, &file);
+    assert!(!log.contains("Refused to"), "CSP violations:\n{log}");
+    let colours = distinct_colours(&file);
+    assert!(
+        colours > 20,
+        "the screenshot looks blank ({colours} colours): {}",
+        file.display()
+    );
+    println!("dashboard screenshot: {}", file.display());
+}

@@ -86,6 +86,22 @@ pub enum Command {
         #[arg(long, value_name = "N", default_value_t = 7)]
         days: u32,
     },
+    /// Archive the data directory (certificates, accounts, statistics) into FILE.
+    Backup {
+        file: PathBuf,
+        #[command(flatten)]
+        config: ConfigArgs,
+        #[arg(long, value_name = "DIR")]
+        data_dir: Option<PathBuf>,
+    },
+    /// Restore a `quire backup` archive into an empty data directory (server stopped).
+    Restore {
+        file: PathBuf,
+        #[command(flatten)]
+        config: ConfigArgs,
+        #[arg(long, value_name = "DIR")]
+        data_dir: Option<PathBuf>,
+    },
     /// Write a new draft post and print its path.
     New {
         /// The post's title.
@@ -220,6 +236,42 @@ pub fn run(cli: Cli, clock: SharedClock) -> anyhow::Result<ExitCode> {
             )?;
             let text = runtime()?.block_on(crate::stats::command::run(&config, days, clock))?;
             println!("{text}");
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Backup {
+            file,
+            config,
+            data_dir,
+        } => {
+            let config = load_config(
+                &config,
+                Overrides {
+                    data_dir,
+                    ..Default::default()
+                },
+            )?;
+            println!(
+                "{}",
+                runtime()?.block_on(crate::backup::backup(&config, &file))?
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Restore {
+            file,
+            config,
+            data_dir,
+        } => {
+            let config = load_config(
+                &config,
+                Overrides {
+                    data_dir,
+                    ..Default::default()
+                },
+            )?;
+            println!(
+                "{}",
+                runtime()?.block_on(crate::backup::restore(&config, &file))?
+            );
             Ok(ExitCode::SUCCESS)
         }
         Command::New { title, config } => {

@@ -17,11 +17,13 @@ use crate::shutdown::Shutdown;
 use crate::stats::Stats;
 
 /// What the running server can be asked to do.
-#[derive(Clone, Default)]
+#[derive(Clone)]
 pub struct Handlers {
     /// The certificate manager, in modes that obtain certificates.
     pub renewals: Option<mpsc::Sender<RenewRequest>>,
     pub stats: Option<Stats>,
+    /// The data directory, for backups.
+    pub data: PathBuf,
 }
 
 /// A renewal may wait on a CA; give it time, but not forever.
@@ -81,6 +83,8 @@ async fn answer(stream: UnixStream, handlers: Handlers) -> anyhow::Result<()> {
             Ok(days) => stats(&handlers, days).await,
             Err(_) => Err(format!("`{days}` is not a number of days")),
         },
+        ["ping"] => Ok("running".into()),
+        ["backup", ..] => backup(&handlers, line.trim().trim_start_matches("backup").trim()).await,
         _ => Err(format!("unknown request `{}`", line.trim())),
     };
     let text = match reply {
@@ -103,6 +107,24 @@ async fn renew(handlers: &Handlers, dry_run: bool) -> Result<String, String> {
     outcome
         .await
         .unwrap_or_else(|_| Err("the certificate manager stopped before answering".into()))
+}
+
+/// Flushes statistics first, so the archive holds the latest views.
+async fn backup(handlers: &Handlers, file: &str) -> Result<String, String> {
+    let (data, stats, file) = (
+        handlers.data.clone(),
+        handlers.stats.clone(),
+        PathBuf::from(file),
+    );
+    tokio::task::spawn_blocking(move || {
+        if let Some(stats) = &stats {
+            stats.flush_now().map_err(|e| e.to_string())?;
+        }
+        crate::backup::write_archive(&data, stats.as_ref().map(|s| s.store()), &file)
+            .map_err(|e| format!("{e:#}"))
+    })
+    .await
+    .map_err(|e| format!("the backup failed: {e}"))?
 }
 
 /// Flushes what is in memory first, so the report includes the latest views.

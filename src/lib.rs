@@ -5,6 +5,7 @@
 //! `metrics` (the operator's view).
 
 pub mod acme;
+pub mod backup;
 pub mod cli;
 pub mod clock;
 pub mod config;

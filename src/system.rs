@@ -251,6 +251,7 @@ pub async fn start(mut config: Config, clock: SharedClock) -> anyhow::Result<Run
     let mut handlers = control::Handlers {
         renewals: None,
         stats: stats.clone(),
+        data: config.paths.data.clone(),
     };
     let mut local_ca_root = None;
     let mut certificate_lock = None;

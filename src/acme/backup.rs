@@ -19,10 +19,9 @@ fn backup_dir(data: &Path) -> PathBuf {
     data.join("backup")
 }
 
-/// Writes `data/backup/quire-<time>.tar` and keeps the newest few.
-pub fn write(data: &Path, now: DateTime<Utc>) -> anyhow::Result<PathBuf> {
-    let dir = backup_dir(data);
-    create_private_dir(&dir).with_context(|| format!("creating {}", dir.display()))?;
+/// A tar of `data` (what a backup keeps, see [`SKIPPED`]) with `extra`
+/// files (name, contents) added at its root.
+pub fn archive(data: &Path, extra: &[(&str, &[u8])]) -> anyhow::Result<Vec<u8>> {
     let mut archive = tar::Builder::new(Vec::new());
     archive.mode(tar::HeaderMode::Complete);
     for entry in walkdir::WalkDir::new(data).min_depth(1).sort_by_file_name() {
@@ -43,9 +42,28 @@ pub fn write(data: &Path, now: DateTime<Utc>) -> anyhow::Result<PathBuf> {
                 .with_context(|| format!("archiving {}", entry.path().display()))?;
         }
     }
-    let bytes = archive
-        .into_inner()
-        .context("finishing the backup archive")?;
+    for (name, contents) in extra {
+        let mut header = tar::Header::new_gnu();
+        header.set_size(contents.len() as u64);
+        header.set_mode(0o600);
+        header.set_mtime(
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs()),
+        );
+        header.set_cksum();
+        archive
+            .append_data(&mut header, name, *contents)
+            .with_context(|| format!("archiving {name}"))?;
+    }
+    archive.into_inner().context("finishing the backup archive")
+}
+
+/// Writes `data/backup/quire-<time>.tar` and keeps the newest few.
+pub fn write(data: &Path, now: DateTime<Utc>) -> anyhow::Result<PathBuf> {
+    let dir = backup_dir(data);
+    create_private_dir(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    let bytes = archive(data, &[])?;
     let path = dir.join(format!("quire-{}.tar", now.format("%Y%m%dT%H%M%SZ")));
     write_private_file(&path, &bytes).with_context(|| format!("writing {}", path.display()))?;
     let mut existing = archives(data)?;

@@ -9,6 +9,7 @@
 //! statistics failure reach the site.
 
 pub mod command;
+pub mod dump;
 pub mod flush;
 pub mod maintain;
 pub mod privacy;

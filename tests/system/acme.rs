@@ -11,16 +11,6 @@ use quire::config::{Config, Overrides, no_env};
 
 use crate::helper::*;
 
-/// The example site in local mode on free ports, certified for `localhost`.
-fn local_site(extra: &str) -> SiteDir {
-    let site = SiteDir::example("");
-    let config = format!(
-        "[site]\ntitle = \"Test blog\"\n\n[listen]\nhttp = \"127.0.0.1:0\"\nmetrics = \"127.0.0.1:0\"\nhttps = \"127.0.0.1:0\"\nlocal_ca = \"127.0.0.1:0\"\n\n[tls]\nmode = \"local\"\n{extra}"
-    );
-    std::fs::write(site.config(), config).unwrap();
-    site
-}
-
 fn load(site: &SiteDir) -> Config {
     let overrides = Overrides {
         config_file: Some(site.config()),
@@ -31,19 +21,6 @@ fn load(site: &SiteDir) -> Config {
 
 fn mode(path: &std::path::Path) -> u32 {
     std::fs::metadata(path).unwrap().permissions().mode() & 0o777
-}
-
-/// Waits for the binary to log `needle`.
-fn wait_for_log(server: &Binary, needle: &str) {
-    let started = std::time::Instant::now();
-    while !server.log().contains(needle) {
-        assert!(
-            started.elapsed() < DEADLINE,
-            "no `{needle}` in the log:\n{}",
-            server.log()
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
 }
 
 #[tokio::test]

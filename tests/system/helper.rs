@@ -95,6 +95,29 @@ fn copy_tree(from: &Path, to: &Path) {
     }
 }
 
+/// The example site in local mode on free ports, certified for `localhost`.
+pub fn local_site(extra: &str) -> SiteDir {
+    let site = SiteDir::example("");
+    let config = format!(
+        "[site]\ntitle = \"Test blog\"\n\n[listen]\nhttp = \"127.0.0.1:0\"\nmetrics = \"127.0.0.1:0\"\nhttps = \"127.0.0.1:0\"\nlocal_ca = \"127.0.0.1:0\"\n\n[tls]\nmode = \"local\"\n{extra}"
+    );
+    std::fs::write(site.config(), config).unwrap();
+    site
+}
+
+/// Waits for the binary to log `needle`.
+pub fn wait_for_log(server: &Binary, needle: &str) {
+    let started = Instant::now();
+    while !server.log().contains(needle) {
+        assert!(
+            started.elapsed() < DEADLINE,
+            "quire never logged `{needle}`:\n{}",
+            server.log()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 /// The real binary, serving a [`SiteDir`]. Stopped with SIGTERM on drop.
 pub struct Binary {
     /// The plain HTTP listener.
@@ -463,6 +486,7 @@ pub struct TlsClient {
     h1: Option<hyper::client::conn::http1::SendRequest<Empty<Bytes>>>,
     h2: Option<hyper::client::conn::http2::SendRequest<Empty<Bytes>>>,
     pub protocol: String,
+    connection: tokio::task::JoinHandle<()>,
 }
 
 impl TlsClient {
@@ -480,23 +504,37 @@ impl TlsClient {
             )
             .await
             .unwrap();
-            tokio::spawn(connection);
             TlsClient {
                 h1: None,
                 h2: Some(sender),
                 protocol,
+                connection: tokio::spawn(async move {
+                    let _ = connection.await;
+                }),
             }
         } else {
             let (sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
                 .await
                 .unwrap();
-            tokio::spawn(connection);
             TlsClient {
                 h1: Some(sender),
                 h2: None,
                 protocol,
+                connection: tokio::spawn(async move {
+                    let _ = connection.await;
+                }),
             }
         }
+    }
+
+    /// Closes the connection and waits until it is closed, so that a server
+    /// stopped next has nothing to drain.
+    pub async fn close(self) {
+        drop((self.h1, self.h2));
+        tokio::time::timeout(DEADLINE, self.connection)
+            .await
+            .expect("the connection closes")
+            .expect("the connection task");
     }
 
     pub async fn get(&mut self, host: &str, path: &str) -> Reply {

@@ -2,6 +2,7 @@
 //! process, where the clock must move) on loopback, spoken to over HTTP.
 
 mod acme;
+mod backup;
 mod cli;
 mod helper;
 mod http;

@@ -15,6 +15,11 @@ pub type SleepFuture = Pin<Box<dyn Future<Output = ()> + Send + 'static>>;
 /// A source of wall-clock time that can also wait for a moment to arrive.
 pub trait Clock: Send + Sync + 'static {
     fn now(&self) -> DateTime<Utc>;
+    /// `now()` to within a few milliseconds, cheaper where the platform
+    /// allows: for bucketing on the request path.
+    fn now_coarse(&self) -> DateTime<Utc> {
+        self.now()
+    }
     /// Resolves once `now() >= deadline`.
     fn sleep_until(&self, deadline: DateTime<Utc>) -> SleepFuture;
 }
@@ -32,6 +37,21 @@ const WALL_CLOCK_RECHECK: Duration = Duration::from_secs(60);
 impl Clock for SystemClock {
     fn now(&self) -> DateTime<Utc> {
         Utc::now()
+    }
+
+    fn now_coarse(&self) -> DateTime<Utc> {
+        let mut time = libc::timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        };
+        // SAFETY: clock_gettime writes into the timespec we own.
+        let read = unsafe { libc::clock_gettime(libc::CLOCK_REALTIME_COARSE, &mut time) };
+        match read {
+            0 => {
+                DateTime::from_timestamp(time.tv_sec, time.tv_nsec as u32).unwrap_or_else(Utc::now)
+            }
+            _ => Utc::now(),
+        }
     }
 
     fn sleep_until(&self, deadline: DateTime<Utc>) -> SleepFuture {

@@ -129,8 +129,9 @@ impl Recorder {
     /// Records one request. Never blocks on anything but a short push.
     pub fn record(&self, hit: &Hit<'_>) {
         let inner = &*self.inner;
-        let hour = Hour::of(inner.clock.now());
-        let view = if inner.bots.is_bot(hit.user_agent) {
+        let hour = Hour::of(inner.clock.now_coarse());
+        let agent = privacy::user_agent_digest(hit.user_agent);
+        let view = if inner.bots.is_bot_cached(hit.user_agent, agent) {
             View {
                 hour,
                 kind: ViewKind::Bot,
@@ -148,7 +149,7 @@ impl Recorder {
                 kind != ViewKind::NotFound && !(hit.opted_out && inner.settings.respect_opt_out);
             let visitor = identifiable.then(|| {
                 let salt = inner.salts.for_day(hour.day());
-                privacy::visitor_key(&salt, &inner.settings.site, hit.client, hit.user_agent)
+                privacy::visitor_key(&salt, &inner.settings.site, hit.client, agent)
             });
             let referrer = match kind {
                 ViewKind::Page => hit

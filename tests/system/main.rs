@@ -3,6 +3,7 @@
 
 mod acme;
 mod backup;
+mod browser;
 mod cli;
 mod helper;
 mod http;

@@ -102,6 +102,13 @@ pub enum Command {
         #[arg(long, value_name = "DIR")]
         data_dir: Option<PathBuf>,
     },
+    /// Make the running server read its config file again (as SIGHUP does).
+    Reload {
+        #[command(flatten)]
+        config: ConfigArgs,
+        #[arg(long, value_name = "DIR")]
+        data_dir: Option<PathBuf>,
+    },
     /// Write a new draft post and print its path.
     New {
         /// The post's title.
@@ -272,6 +279,29 @@ pub fn run(cli: Cli, clock: SharedClock) -> anyhow::Result<ExitCode> {
                 "{}",
                 runtime()?.block_on(crate::backup::restore(&config, &file))?
             );
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Reload { config, data_dir } => {
+            let config = load_config(
+                &config,
+                Overrides {
+                    data_dir,
+                    ..Default::default()
+                },
+            )
+            .context("not reloading: the running server keeps its configuration")?;
+            let reply =
+                runtime()?.block_on(crate::control::request(&config.paths.data, "reload"))?;
+            match reply {
+                None => anyhow::bail!(
+                    "no server is running on {} (nothing to reload); start it with `quire serve`",
+                    config.paths.data.display()
+                ),
+                Some(reply) => match reply.strip_prefix("ok: ") {
+                    Some(message) => println!("{message}"),
+                    None => anyhow::bail!("{}", reply.strip_prefix("error: ").unwrap_or(&reply)),
+                },
+            }
             Ok(ExitCode::SUCCESS)
         }
         Command::New { title, config } => {

@@ -125,6 +125,9 @@ pub struct Config {
     pub limits: Limits,
     /// The file this came from, if any.
     pub source: Option<PathBuf>,
+    /// The command-line layer it was loaded with, so that a reload reads the
+    /// same file and keeps the same flags.
+    pub overrides: Overrides,
 }
 
 #[derive(Debug, Clone)]
@@ -767,6 +770,7 @@ impl Config {
             metrics,
             limits,
             source: path.map(Path::to_path_buf),
+            overrides: overrides.clone(),
         })
     }
 

@@ -24,6 +24,7 @@ pub struct Handlers {
     pub stats: Option<Stats>,
     /// The data directory, for backups.
     pub data: PathBuf,
+    pub reloader: Option<std::sync::Arc<crate::reload::Reloader>>,
 }
 
 /// A renewal may wait on a CA; give it time, but not forever.
@@ -84,6 +85,7 @@ async fn answer(stream: UnixStream, handlers: Handlers) -> anyhow::Result<()> {
             Err(_) => Err(format!("`{days}` is not a number of days")),
         },
         ["ping"] => Ok("running".into()),
+        ["reload"] => reload(&handlers).await,
         ["backup", ..] => backup(&handlers, line.trim().trim_start_matches("backup").trim()).await,
         _ => Err(format!("unknown request `{}`", line.trim())),
     };
@@ -107,6 +109,15 @@ async fn renew(handlers: &Handlers, dry_run: bool) -> Result<String, String> {
     outcome
         .await
         .unwrap_or_else(|_| Err("the certificate manager stopped before answering".into()))
+}
+
+async fn reload(handlers: &Handlers) -> Result<String, String> {
+    let Some(reloader) = handlers.reloader.clone() else {
+        return Err("this server cannot reload".into());
+    };
+    tokio::task::spawn_blocking(move || reloader.reload(&crate::config::process_env))
+        .await
+        .map_err(|e| format!("the reload failed: {e}"))?
 }
 
 /// Flushes statistics first, so the archive holds the latest views.

@@ -11,6 +11,7 @@ pub mod clock;
 pub mod config;
 pub mod control;
 pub mod metrics;
+pub mod reload;
 pub mod shutdown;
 pub mod site;
 pub mod stats;

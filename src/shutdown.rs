@@ -68,6 +68,24 @@ pub async fn os_signal() {
     }
 }
 
+/// One message per SIGHUP. When the signal cannot be watched, the channel
+/// stays empty and the reason is logged.
+pub fn hangups() -> tokio::sync::mpsc::Receiver<()> {
+    let (tx, rx) = tokio::sync::mpsc::channel(1);
+    match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
+        Ok(mut hangup) => {
+            tokio::spawn(async move {
+                while hangup.recv().await.is_some() {
+                    // A reload already queued covers this one too.
+                    let _ = tx.try_send(());
+                }
+            });
+        }
+        Err(e) => tracing::error!("cannot listen for SIGHUP (config reload): {e}"),
+    }
+    rx
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

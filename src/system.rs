@@ -18,12 +18,13 @@ use crate::clock::SharedClock;
 use crate::config::{Config, Mode};
 use crate::control;
 use crate::metrics::{self, Metrics};
+use crate::reload::Reloader;
 use crate::shutdown::Shutdown;
 use crate::site::watcher::FileWatch;
 use crate::site::{self, BuildInputs, LiveSite};
 use crate::stats::Stats;
 use crate::supervisor::{Supervisor, TaskRegistry};
-use crate::tls::listener::{self, Listener};
+use crate::tls::listener::{self, Listener, LiveLimits, live_limits};
 use crate::tls::manual::{self, ManualFiles};
 use crate::tls::{self, CertResolver};
 use crate::web::{self, ChallengeMap, SitePolicy};
@@ -42,6 +43,8 @@ pub struct RunningServer {
     pub local_ca_root: Option<std::path::PathBuf>,
     /// Reading statistics, unless disabled.
     pub stats: Option<Stats>,
+    /// Applies a changed configuration file (SIGHUP, `quire reload`).
+    pub reloader: Arc<Reloader>,
     supervisor: Supervisor,
     _certificate_lock: Option<StoreLock>,
 }
@@ -178,8 +181,8 @@ pub async fn start(mut config: Config, clock: SharedClock) -> anyhow::Result<Run
     let live = LiveSite::new(first);
     let stop_deadline = config.limits.shutdown_grace + std::time::Duration::from_secs(5);
     let mut supervisor = Supervisor::new(Shutdown::new(), stop_deadline);
-    let limits = Arc::new(config.limits.clone());
-    let policy = Arc::new(SitePolicy::from_config(&config, serves_tls));
+    let limits = live_limits(config.limits.clone());
+    let policy = web::live_policy(SitePolicy::from_config(&config, serves_tls));
     let stats = config
         .stats
         .enabled
@@ -252,10 +255,19 @@ pub async fn start(mut config: Config, clock: SharedClock) -> anyhow::Result<Run
         renewals: None,
         stats: stats.clone(),
         data: config.paths.data.clone(),
+        reloader: None,
     };
     let mut local_ca_root = None;
     let mut certificate_lock = None;
     let certificates = acme.as_ref().map(|a| a.manager.store.clone());
+    let reloader = Arc::new(Reloader::new(
+        config.overrides.clone(),
+        config.clone(),
+        limits.clone(),
+        policy.clone(),
+        acme.as_ref().map(|a| a.domains.clone()),
+    ));
+    handlers.reloader = Some(reloader.clone());
     if let Some(acme) = acme {
         if let Some(ca) = acme.local_ca {
             let acceptor = tokio_rustls::TlsAcceptor::from(ca.ca.server_config());
@@ -368,6 +380,7 @@ pub async fn start(mut config: Config, clock: SharedClock) -> anyhow::Result<Run
         tasks: supervisor.registry.clone(),
         local_ca_root,
         stats,
+        reloader,
         supervisor,
         _certificate_lock: certificate_lock,
     })
@@ -379,7 +392,7 @@ fn spawn_listener(
     socket: Arc<TcpListener>,
     tls: Option<tokio_rustls::TlsAcceptor>,
     app: axum::Router,
-    limits: &Arc<crate::config::Limits>,
+    limits: &LiveLimits,
     metrics: &Metrics,
 ) {
     let shutdown = supervisor.shutdown().clone();
@@ -402,10 +415,25 @@ fn spawn_listener(
     });
 }
 
-/// `quire serve`: runs until SIGINT or SIGTERM.
+/// `quire serve`: runs until SIGINT or SIGTERM; SIGHUP reloads the config.
 pub async fn serve(config: Config, clock: SharedClock) -> anyhow::Result<()> {
     let server = start(config, clock).await?;
-    crate::shutdown::os_signal().await;
+    let stop = crate::shutdown::os_signal();
+    tokio::pin!(stop);
+    let mut hangups = crate::shutdown::hangups();
+    loop {
+        tokio::select! {
+            () = &mut stop => break,
+            Some(()) = hangups.recv() => {
+                let reloader = server.reloader.clone();
+                match tokio::task::spawn_blocking(move || reloader.reload(&crate::config::process_env)).await {
+                    Ok(Ok(message)) => tracing::info!("SIGHUP: {message}"),
+                    Ok(Err(message)) => tracing::error!("SIGHUP: the configuration was not reloaded: {message}"),
+                    Err(e) => tracing::error!("SIGHUP: the reload failed: {e}"),
+                }
+            }
+        }
+    }
     tracing::info!("shutting down: no new connections, finishing requests in flight");
     server.stop().await;
     tracing::info!("stopped");

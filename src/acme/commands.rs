@@ -140,10 +140,10 @@ async fn renew_directly(
     )
     .await?;
     let shutdown = Shutdown::new();
-    let limits = Arc::new(config.limits.clone());
+    let limits = crate::tls::listener::live_limits(config.limits.clone());
     // A one-off run: its figures are not exported.
     let metrics = crate::metrics::Metrics::new();
-    let policy = Arc::new(SitePolicy::from_config(config, true));
+    let policy = web::live_policy(SitePolicy::from_config(config, true));
     let mut listeners = vec![
         Listener {
             name: "http listener",
@@ -225,7 +225,7 @@ pub async fn serve_local_ca(settings: StandaloneCa, clock: SharedClock) -> anyho
         socket,
         tls: Some(ca.server_config().into()),
         app: ca.router(base),
-        limits: Arc::new(crate::config::Limits::default()),
+        limits: crate::tls::listener::live_limits(crate::config::Limits::default()),
         metrics: crate::metrics::Metrics::new(),
     };
     let running = tokio::spawn(listener::run(listener, shutdown.clone()));

@@ -46,6 +46,8 @@ pub struct CertManager {
     /// The certificate being served, if it is a real one.
     pub current: Option<CertBundle>,
     pub metrics: crate::metrics::Metrics,
+    /// The domain list after a configuration reload.
+    pub domain_updates: tokio::sync::watch::Receiver<Vec<Domain>>,
 }
 
 impl CertManager {
@@ -76,6 +78,7 @@ impl CertManager {
         shutdown: Shutdown,
     ) -> anyhow::Result<()> {
         let mut requests = requests.lock().await;
+        self.domains = self.domain_updates.borrow_and_update().clone();
         // After a restart by the supervisor, the store knows best what is current.
         self.load_stored()?;
         let mut status = self.store.status()?;
@@ -101,6 +104,14 @@ impl CertManager {
                     let outcome = self.renew_now(&mut status, request.dry_run).await;
                     self.save_status(&status);
                     let _ = request.reply.send(outcome);
+                }
+                Ok(()) = self.domain_updates.changed() => {
+                    self.domains = self.domain_updates.borrow_and_update().clone();
+                    tracing::info!(
+                        "the domain list is now {}; checking the certificate",
+                        self.domains.iter().map(Domain::as_str).collect::<Vec<_>>().join(", ")
+                    );
+                    next = self.clock.now();
                 }
             }
         }

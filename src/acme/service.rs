@@ -41,6 +41,8 @@ pub struct AcmeParts {
     pub local_ca: Option<LocalCaEndpoint>,
     /// Held for the life of the process: one manager per data directory.
     pub lock: StoreLock,
+    /// Tells the manager about a new domain list (configuration reload).
+    pub domains: tokio::sync::watch::Sender<Vec<crate::config::Domain>>,
 }
 
 /// Where a listener bound to `addr` is reachable from this machine.
@@ -166,6 +168,7 @@ pub async fn prepare(
         Mode::Local => RenewalPolicy::local(config.tls.renew_before_days, config.tls.check_every),
         _ => RenewalPolicy::public(config.tls.renew_before_days, config.tls.check_every),
     };
+    let domains = tokio::sync::watch::Sender::new(config.domains.clone());
     let mut manager = CertManager {
         domains: config.domains.clone(),
         store: CertStore::new(storage, primary),
@@ -178,6 +181,7 @@ pub async fn prepare(
         post_issue_hook: config.tls.post_issue_hook.clone(),
         current: None,
         metrics: crate::metrics::Metrics::new(),
+        domain_updates: domains.subscribe(),
     };
     manager.load_stored()?;
     Ok(AcmeParts {
@@ -185,6 +189,7 @@ pub async fn prepare(
         manager,
         local_ca,
         lock,
+        domains,
     })
 }
 

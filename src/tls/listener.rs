@@ -31,23 +31,39 @@ use crate::shutdown::Shutdown;
 #[derive(Debug, Clone, Copy)]
 pub struct PeerAddr(pub SocketAddr);
 
+/// The limits in force; a reload swaps them, and new connections use them.
+pub type LiveLimits = Arc<arc_swap::ArcSwap<Limits>>;
+
+pub fn live_limits(limits: Limits) -> LiveLimits {
+    Arc::new(arc_swap::ArcSwap::from_pointee(limits))
+}
+
 /// One listening socket and how to serve it.
 pub struct Listener {
     pub name: &'static str,
     pub socket: Arc<TcpListener>,
     pub tls: Option<TlsAcceptor>,
     pub app: Router,
-    pub limits: Arc<Limits>,
+    pub limits: LiveLimits,
     pub metrics: Metrics,
 }
 
 /// Accepts and serves connections until `shutdown`, then drains them.
 pub async fn run(listener: Listener, shutdown: Shutdown) {
-    let permits = Arc::new(Semaphore::new(listener.limits.max_connections));
+    let mut allowed = listener.limits.load().max_connections;
+    let permits = Arc::new(Semaphore::new(allowed));
     let graceful = GracefulShutdown::new();
     let stop = shutdown.wait();
     tokio::pin!(stop);
     loop {
+        // A reload may have changed the connection cap.
+        let wanted = listener.limits.load().max_connections;
+        if wanted > allowed {
+            permits.add_permits(wanted - allowed);
+            allowed = wanted;
+        } else if wanted < allowed {
+            allowed -= permits.forget_permits(allowed - wanted);
+        }
         // Waiting for a permit before accepting leaves excess clients in the
         // kernel's backlog instead of holding sockets we cannot serve.
         let permit = tokio::select! {
@@ -76,7 +92,7 @@ pub async fn run(listener: Listener, shutdown: Shutdown) {
             drop(permit);
         });
     }
-    let grace = listener.limits.shutdown_grace;
+    let grace = listener.limits.load().shutdown_grace;
     if tokio::time::timeout(grace, graceful.shutdown())
         .await
         .is_err()
@@ -101,7 +117,7 @@ fn serve_connection(
     listener: &Listener,
     graceful: &GracefulShutdown,
 ) -> impl Future<Output = ()> + Send + 'static {
-    let limits = listener.limits.clone();
+    let limits = listener.limits.load_full();
     let tls = listener.tls.clone();
     let name = listener.name;
     let app = listener.app.clone();

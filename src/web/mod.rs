@@ -64,12 +64,19 @@ impl SitePolicy {
     }
 }
 
+/// The policy in force; swapped whole when the configuration is reloaded.
+pub type LivePolicy = Arc<arc_swap::ArcSwap<SitePolicy>>;
+
+pub fn live_policy(policy: SitePolicy) -> LivePolicy {
+    Arc::new(arc_swap::ArcSwap::from_pointee(policy))
+}
+
 /// The client address as resolved from the peer and trusted proxy headers.
 #[derive(Debug, Clone, Copy)]
 pub struct ClientIp(pub IpAddr);
 
 /// The site's router; with a recorder, page views are counted.
-pub fn router(site: LiveSite, policy: Arc<SitePolicy>, recorder: Option<Recorder>) -> Router {
+pub fn router(site: LiveSite, policy: LivePolicy, recorder: Option<Recorder>) -> Router {
     let mut router = Router::new().fallback(serve_site).with_state(site);
     if let Some(recorder) = recorder {
         router = router.layer(middleware::from_fn_with_state(recorder, visits::record));
@@ -88,15 +95,15 @@ pub fn router(site: LiveSite, policy: Arc<SitePolicy>, recorder: Option<Recorder
 }
 
 /// The plain HTTP router when the site itself is on HTTPS.
-pub fn redirect_router(challenges: ChallengeMap, policy: Arc<SitePolicy>) -> Router {
+pub fn redirect_router(challenges: ChallengeMap, policy: LivePolicy) -> Router {
     Router::new()
         .fallback(move |request: Request| {
             let challenges = challenges.clone();
-            let policy = policy.clone();
+            let policy = policy.load_full();
             async move { http_side(request, &challenges, &policy) }
         })
         .layer(middleware::from_fn_with_state(
-            Arc::new(SitePolicy {
+            live_policy(SitePolicy {
                 origin: String::new(),
                 redirect_hosts: HashSet::new(),
                 hsts: false,
@@ -201,10 +208,11 @@ fn request_host(request: &Request) -> Option<String> {
 
 /// Other configured names answer with a 301 to the canonical origin.
 async fn canonical_host(
-    State(policy): State<Arc<SitePolicy>>,
+    State(policy): State<LivePolicy>,
     request: Request,
     next: Next,
 ) -> Response {
+    let policy = policy.load();
     if policy.redirect_hosts.is_empty() {
         return next.run(request).await;
     }
@@ -246,10 +254,11 @@ const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; img-src 'self' https:
 const HSTS: &str = "max-age=31536000; includeSubDomains";
 
 async fn security_headers(
-    State(policy): State<Arc<SitePolicy>>,
+    State(policy): State<LivePolicy>,
     request: Request,
     next: Next,
 ) -> Response {
+    let hsts = policy.load().hsts;
     let mut response = next.run(request).await;
     let headers = response.headers_mut();
     headers.insert(
@@ -264,7 +273,7 @@ async fn security_headers(
         header::CONTENT_SECURITY_POLICY,
         HeaderValue::from_static(CONTENT_SECURITY_POLICY),
     );
-    if policy.hsts {
+    if hsts {
         headers.insert(
             header::STRICT_TRANSPORT_SECURITY,
             HeaderValue::from_static(HSTS),
@@ -275,12 +284,13 @@ async fn security_headers(
 
 /// One debug line per request; costs nothing when debug logging is off.
 async fn log_request(
-    State(policy): State<Arc<SitePolicy>>,
+    State(policy): State<LivePolicy>,
     mut request: Request,
     next: Next,
 ) -> Response {
     if let Some(PeerAddr(peer)) = request.extensions().get::<PeerAddr>().copied() {
-        let ip = client_ip::client_ip(peer.ip(), request.headers(), &policy.trusted_proxies);
+        let trusted = &policy.load().trusted_proxies;
+        let ip = client_ip::client_ip(peer.ip(), request.headers(), trusted);
         request.extensions_mut().insert(ClientIp(ip));
     }
     if !tracing::enabled!(target: "quire::request", tracing::Level::DEBUG) {

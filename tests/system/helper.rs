@@ -210,6 +210,14 @@ impl Binary {
         std::mem::forget(self);
     }
 
+    /// Sends SIGHUP: reload the configuration.
+    pub fn hangup(&self) {
+        // SAFETY: kill(2) on our own child's PID has no memory effects.
+        unsafe {
+            libc::kill(self.child.id() as libc::pid_t, libc::SIGHUP);
+        }
+    }
+
     fn signal_term(&self) {
         // SAFETY: kill(2) on our own child's PID has no memory effects.
         unsafe {
@@ -538,21 +546,31 @@ impl TlsClient {
     }
 
     pub async fn get(&mut self, host: &str, path: &str) -> Reply {
+        self.get_with(host, path, &[]).await.expect("response")
+    }
+
+    /// A GET with extra headers; the error when the server closes instead.
+    pub async fn get_with(
+        &mut self,
+        host: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+    ) -> Result<Reply, hyper::Error> {
         let uri = format!("https://{host}{path}");
-        let request = hyper::Request::builder().uri(&uri).header("host", host);
-        let request = if self.h2.is_some() {
-            request
-        } else {
-            request.uri(path)
-        };
+        let mut request = hyper::Request::builder().uri(&uri).header("host", host);
+        if self.h2.is_none() {
+            request = request.uri(path);
+        }
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
         let request = request.body(Empty::<Bytes>::new()).unwrap();
         let response = match (&mut self.h1, &mut self.h2) {
             (Some(h1), _) => h1.send_request(request).await,
             (_, Some(h2)) => h2.send_request(request).await,
             _ => unreachable!(),
-        }
-        .expect("response");
-        Reply::read(response).await
+        }?;
+        Ok(Reply::read(response).await)
     }
 }
 

@@ -5,6 +5,7 @@ mod acme;
 mod backup;
 mod browser;
 mod cli;
+mod config_reload;
 mod helper;
 mod http;
 mod https;

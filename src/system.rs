@@ -145,10 +145,9 @@ pub async fn start(mut config: Config, clock: SharedClock) -> anyhow::Result<Run
                 http_addr,
                 https_addr,
                 &crate::config::process_env,
+                &metrics,
             )
             .await?;
-            let mut parts = parts;
-            parts.manager.metrics = metrics.clone();
             resolver = Some(parts.resolver.clone());
             Some(parts)
         }

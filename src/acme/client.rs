@@ -43,6 +43,8 @@ pub struct CertifierSettings {
     pub contacts: Vec<String>,
     pub eab: Option<ExternalAccountBinding>,
     pub challenge: Challenge,
+    /// Times each request to the CA.
+    pub metrics: crate::metrics::Metrics,
 }
 
 /// Obtains certificates from one ACME CA.
@@ -63,7 +65,7 @@ impl Certifier {
         resolver: Arc<CertResolver>,
     ) -> anyhow::Result<Certifier> {
         Ok(Certifier {
-            http: AcmeHttp::new(&settings.roots)?,
+            http: AcmeHttp::new(&settings.roots, settings.metrics.clone())?,
             settings,
             storage,
             http01,

@@ -130,6 +130,8 @@ async fn renew_directly(
     let http = Arc::new(crate::system::bind(config.listen.http, "http").await?);
     let https = Arc::new(crate::system::bind(config.listen.https, "https").await?);
     let challenges = ChallengeMap::default();
+    // A one-off run: its figures are not exported.
+    let metrics = crate::metrics::Metrics::new();
     let parts = service::prepare(
         config,
         &clock,
@@ -137,12 +139,11 @@ async fn renew_directly(
         http.local_addr()?,
         https.local_addr()?,
         &crate::config::process_env,
+        &metrics,
     )
     .await?;
     let shutdown = Shutdown::new();
     let limits = crate::tls::listener::live_limits(config.limits.clone());
-    // A one-off run: its figures are not exported.
-    let metrics = crate::metrics::Metrics::new();
     let policy = web::live_policy(SitePolicy::from_config(config, true));
     let mut listeners = vec![
         Listener {

@@ -48,10 +48,11 @@ impl AcmeRoots {
 pub struct AcmeHttp {
     client: Client<hyper_rustls::HttpsConnector<HttpConnector>, BodyWrapper<Bytes>>,
     retry_after: Arc<Mutex<Option<SystemTime>>>,
+    metrics: crate::metrics::Metrics,
 }
 
 impl AcmeHttp {
-    pub fn new(roots: &AcmeRoots) -> anyhow::Result<AcmeHttp> {
+    pub fn new(roots: &AcmeRoots, metrics: crate::metrics::Metrics) -> anyhow::Result<AcmeHttp> {
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let builder = match roots {
             AcmeRoots::System => {
@@ -82,6 +83,7 @@ impl AcmeHttp {
         Ok(AcmeHttp {
             client: Client::builder(TokioExecutor::new()).build(connector),
             retry_after: Arc::default(),
+            metrics,
         })
     }
 
@@ -112,8 +114,12 @@ impl HttpClient for AcmeHttp {
         let uri = req.uri().clone();
         let response = self.client.request(req);
         let retry_after = self.retry_after.clone();
+        let metrics = self.metrics.clone();
         Box::pin(async move {
-            let response = match tokio::time::timeout(REQUEST_TIMEOUT, response).await {
+            let started = std::time::Instant::now();
+            let answered = tokio::time::timeout(REQUEST_TIMEOUT, response).await;
+            metrics.acme_request(started.elapsed());
+            let response = match answered {
                 Ok(Ok(response)) => response,
                 Ok(Err(e)) => {
                     let detail = std::error::Error::source(&e)

@@ -77,6 +77,7 @@ pub async fn prepare(
     http: SocketAddr,
     https: SocketAddr,
     env: &dyn Fn(&str) -> Option<String>,
+    metrics: &crate::metrics::Metrics,
 ) -> anyhow::Result<AcmeParts> {
     let data = &config.paths.data;
     create_private_dir(data).with_context(|| {
@@ -151,6 +152,7 @@ pub async fn prepare(
         contacts: config.tls.contacts.clone(),
         eab: config.tls.eab.clone(),
         challenge: config.tls.challenge,
+        metrics: metrics.clone(),
     };
     let certifier = Certifier::new(
         settings(directory),
@@ -180,7 +182,7 @@ pub async fn prepare(
         data_dir: data.clone(),
         post_issue_hook: config.tls.post_issue_hook.clone(),
         current: None,
-        metrics: crate::metrics::Metrics::new(),
+        metrics: metrics.clone(),
         domain_updates: domains.subscribe(),
     };
     manager.load_stored()?;

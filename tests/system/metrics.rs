@@ -253,3 +253,49 @@ async fn the_dashboard_renders_empty_and_with_data_in_a_browser() {
     );
     println!("dashboard screenshot: {}", file.display());
 }
+
+#[tokio::test]
+async fn certificate_and_acme_figures_are_exported() {
+    let site = crate::helper::local_site("");
+    let server = Binary::serve(&site, &[]);
+    crate::helper::wait_for_log(&server, "obtained a certificate");
+    let root = std::fs::read_to_string(site.path("data/local-ca/root.pem")).unwrap();
+    let stream = crate::helper::tls_connect(server.https.unwrap(), "localhost", &root, &[b"h2"])
+        .await
+        .unwrap();
+    let mut client = crate::helper::TlsClient::new(stream).await;
+    assert_eq!(client.get("localhost", "/").await.status, 200);
+    client.close().await;
+
+    let parsed = scrape(
+        &internal(server.metrics.unwrap(), "/metrics", &[])
+            .await
+            .text(),
+    );
+    assert_eq!(value(&parsed, "quire_certificate_orders_total", &[]), 1.0);
+    assert_eq!(
+        value(&parsed, "quire_certificate_order_failures_total", &[]),
+        0.0
+    );
+    let days = value(
+        &parsed,
+        "quire_certificate_days_left",
+        &[("domain", "localhost")],
+    );
+    assert!((89.0..=90.0).contains(&days), "{days}");
+    assert!(value(&parsed, "quire_tls_handshakes_total", &[]) >= 1.0);
+    let acme = parsed
+        .samples
+        .iter()
+        .find(|s| s.metric == "quire_acme_request_duration_seconds")
+        .expect("ACME latency histogram");
+    match &acme.value {
+        prometheus_parse::Value::Histogram(buckets) => {
+            assert!(
+                buckets.last().unwrap().count >= 5.0,
+                "directory, nonce, account, order, ..."
+            );
+        }
+        other => panic!("not a histogram: {other:?}"),
+    }
+}

@@ -312,6 +312,12 @@ impl Meta {
     pub fn write(self, batch: &mut Batch, value: u32) {
         batch.put(self.key(), value.to_be_bytes().to_vec());
     }
+
+    /// Removes the value, as if it had never been written. Used by the
+    /// benchmarks to undo a roll-up; the server itself never clears one.
+    pub fn clear(self, batch: &mut Batch) {
+        batch.delete(self.key());
+    }
 }
 
 /// One step from schema version `from` to `from + 1`. It adds its changes to

@@ -48,7 +48,16 @@ pub fn flush(
         Ok(new)
     };
 
+    // Identical views (same hour, kind, path, referrer and visitor) are
+    // counted together: a busy reader costs one pass, not one per view.
+    let mut groups: HashMap<&View, u64> = HashMap::new();
     for view in views {
+        *groups.entry(view).or_default() += 1;
+    }
+    // Oldest first, so a visitor is counted in the hour first seen.
+    let mut groups: Vec<(&View, u64)> = groups.into_iter().collect();
+    groups.sort_by_key(|(view, _)| view.hour);
+    for (view, n) in groups {
         let day = view.hour.day();
         // Once a day's seen-set is forgotten, its visitors can no longer be
         // told apart; late views still count, as views.
@@ -58,9 +67,9 @@ pub fn flush(
         let mut site = Counts::default();
         match view.kind {
             ViewKind::Page => {
-                site.views = 1;
+                site.views = n;
                 let mut page = Counts {
-                    views: 1,
+                    views: n,
                     ..Counts::default()
                 };
                 let page_series = Series::new(Metric::Page, &view.path);
@@ -68,7 +77,7 @@ pub fn flush(
                     (
                         Series::new(Metric::Referrer, host),
                         Counts {
-                            views: 1,
+                            views: n,
                             ..Counts::default()
                         },
                     )
@@ -95,7 +104,7 @@ pub fn flush(
                 }
             }
             ViewKind::Feed => {
-                site.feed_fetches = 1;
+                site.feed_fetches = n;
                 if let Some(visitor) = visitor {
                     let readers = Series::new(Metric::FeedReader, "");
                     if first_sighting(day, visitor, &readers, &mut batch)? {
@@ -104,9 +113,9 @@ pub fn flush(
                 }
             }
             ViewKind::NotFound => {
-                site.not_found = 1;
+                site.not_found = n;
                 let missing = Counts {
-                    views: 1,
+                    views: n,
                     ..Counts::default()
                 };
                 deltas
@@ -114,7 +123,7 @@ pub fn flush(
                     .or_default()
                     .add(&missing);
             }
-            ViewKind::Bot => site.bot_views = 1,
+            ViewKind::Bot => site.bot_views = n,
         }
         deltas
             .entry((view.hour, Series::site()))

@@ -254,8 +254,9 @@ impl Stats {
         )
     }
 
-    /// Flushes every `flush_every` until shutdown; the last flush is the
-    /// caller's, once the listeners have drained.
+    /// Flushes every `flush_every`, or sooner when a buffer is half full,
+    /// until shutdown; the last flush is the caller's, once the listeners
+    /// have drained.
     pub async fn run_flusher(self, shutdown: Shutdown) -> anyhow::Result<()> {
         let mut failing = false;
         loop {
@@ -263,6 +264,7 @@ impl Stats {
                 + chrono::Duration::from_std(self.shared.flush_every).unwrap_or_default();
             tokio::select! {
                 () = self.shared.clock.sleep_until(next) => {}
+                () = self.shared.recorder.filling() => {}
                 () = shutdown.wait() => return Ok(()),
             }
             let stats = self.clone();

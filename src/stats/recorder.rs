@@ -47,7 +47,7 @@ pub enum ViewKind {
 }
 
 /// One recorded request, waiting in memory for the flusher.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct View {
     pub hour: Hour,
     pub kind: ViewKind,
@@ -91,6 +91,8 @@ struct Inner {
     /// Dropped since the last drain.
     dropped: AtomicU64,
     dropped_total: AtomicU64,
+    /// Wakes the flusher early when a buffer is half full.
+    filling: tokio::sync::Notify,
 }
 
 /// One buffer, on its own cache lines so that threads do not contend.
@@ -122,6 +124,7 @@ impl Recorder {
                 clock,
                 dropped: AtomicU64::new(0),
                 dropped_total: AtomicU64::new(0),
+                filling: tokio::sync::Notify::new(),
             }),
         }
     }
@@ -171,6 +174,11 @@ impl Recorder {
         if buffer.views.len() < inner.shard_capacity {
             buffer.views.push(view);
             buffer.recorded += 1;
+            let half_full = buffer.views.len() == inner.shard_capacity / 2;
+            drop(buffer);
+            if half_full {
+                inner.filling.notify_one();
+            }
         } else {
             drop(buffer);
             inner.dropped.fetch_add(1, Ordering::Relaxed);
@@ -191,6 +199,12 @@ impl Recorder {
             }
         }
         (all, self.inner.dropped.swap(0, Ordering::Relaxed))
+    }
+
+    /// Resolves when a buffer is half full: time to flush before the
+    /// interval is up.
+    pub async fn filling(&self) {
+        self.inner.filling.notified().await
     }
 
     /// Views dropped since the last drain.

@@ -80,29 +80,12 @@ if ! grep -Eq '^[[:space:]]*127\.0\.0\.1[[:space:]]+(.*[[:space:]])?localhost([[
     exit 1
 fi
 
-port_busy() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
-for p in "$PEBBLE_PORT" "$PEBBLE_MGMT" "$HTTP01_PORT" "$TLSALPN_PORT" "$LOCAL_CA_PORT"; do
-    if port_busy "$p"; then
-        echo "127.0.0.1:$p is already in use; stop whatever listens there" >&2
-        exit 1
-    fi
-done
+require_free_ports "$PEBBLE_PORT" "$PEBBLE_MGMT" "$HTTP01_PORT" "$TLSALPN_PORT" "$LOCAL_CA_PORT"
 
 TMP="$(mktemp -d "${TMPDIR:-/tmp}/quire-bench-certify.XXXXXX")"
 PPID_PEBBLE=""
-stop() { # stop PID: TERM, wait up to 5 s, then KILL
-    local pid="$1"
-    kill -0 "$pid" 2>/dev/null || return 0
-    kill -TERM "$pid" 2>/dev/null || true
-    for _ in $(seq 50); do
-        kill -0 "$pid" 2>/dev/null || break
-        sleep 0.1
-    done
-    kill -KILL "$pid" 2>/dev/null || true
-    wait "$pid" 2>/dev/null || true
-}
 cleanup() {
-    [ -z "$PPID_PEBBLE" ] || stop "$PPID_PEBBLE"
+    [ -z "$PPID_PEBBLE" ] || stop_pid "$PPID_PEBBLE"
     if [ "${KEEP:-0}" = 1 ]; then
         echo "kept: $TMP" >&2
     else

@@ -83,3 +83,27 @@ $server
 }
 EOF
 }
+
+# require_free_ports PORT...: exits with a message if 127.0.0.1:PORT is taken.
+require_free_ports() {
+    local p
+    for p in "$@"; do
+        if (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
+            echo "127.0.0.1:$p is already in use; stop whatever listens there" >&2
+            exit 1
+        fi
+    done
+}
+
+# stop_pid PID: TERM, wait up to 5 s, then KILL; reaps it.
+stop_pid() {
+    local pid="$1"
+    kill -0 "$pid" 2>/dev/null || return 0
+    kill -TERM "$pid" 2>/dev/null || true
+    for _ in $(seq 50); do
+        kill -0 "$pid" 2>/dev/null || break
+        sleep 0.1
+    done
+    kill -KILL "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+}

@@ -58,34 +58,17 @@ need python3 python3
 export PATH="$PATH:/usr/sbin:/sbin"
 need nginx nginx
 
-port_busy() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
-for p in "$QPORT" "$QHTTP" "$QMETRICS" "$NPORT"; do
-    if port_busy "$p"; then
-        echo "127.0.0.1:$p is already in use; stop whatever listens there" >&2
-        exit 1
-    fi
-done
+require_free_ports "$QPORT" "$QHTTP" "$QMETRICS" "$NPORT"
 
 TMP="$(mktemp -d "${TMPDIR:-/tmp}/quire-bench-tls.XXXXXX")"
 QPID=""
 NPID=""
 CLIENT_PIDS=()
-stop() { # stop PID: TERM, wait up to 5 s, then KILL
-    local pid="$1"
-    kill -0 "$pid" 2>/dev/null || return 0
-    kill -TERM "$pid" 2>/dev/null || true
-    for _ in $(seq 50); do
-        kill -0 "$pid" 2>/dev/null || break
-        sleep 0.1
-    done
-    kill -KILL "$pid" 2>/dev/null || true
-    wait "$pid" 2>/dev/null || true
-}
 cleanup() {
     local pid
-    for pid in "${CLIENT_PIDS[@]}"; do stop "$pid"; done
-    [ -z "$QPID" ] || stop "$QPID"
-    [ -z "$NPID" ] || stop "$NPID"
+    for pid in "${CLIENT_PIDS[@]}"; do stop_pid "$pid"; done
+    [ -z "$QPID" ] || stop_pid "$QPID"
+    [ -z "$NPID" ] || stop_pid "$NPID"
     if [ "${KEEP:-0}" = 1 ]; then
         echo "kept: $TMP" >&2
     else

@@ -38,31 +38,14 @@ need curl curl
 need wrk wrk
 need python3 python3
 
-port_busy() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
-for p in "$ON_PORT" "$OFF_PORT"; do
-    if port_busy "$p"; then
-        echo "127.0.0.1:$p is already in use; stop whatever listens there" >&2
-        exit 1
-    fi
-done
+require_free_ports "$ON_PORT" "$OFF_PORT"
 
 TMP="$(mktemp -d "${TMPDIR:-/tmp}/quire-bench-stats.XXXXXX")"
 ON_PID=""
 OFF_PID=""
-stop() { # stop PID: TERM, wait up to 5 s, then KILL
-    local pid="$1"
-    kill -0 "$pid" 2>/dev/null || return 0
-    kill -TERM "$pid" 2>/dev/null || true
-    for _ in $(seq 50); do
-        kill -0 "$pid" 2>/dev/null || break
-        sleep 0.1
-    done
-    kill -KILL "$pid" 2>/dev/null || true
-    wait "$pid" 2>/dev/null || true
-}
 cleanup() {
-    [ -z "$ON_PID" ] || stop "$ON_PID"
-    [ -z "$OFF_PID" ] || stop "$OFF_PID"
+    [ -z "$ON_PID" ] || stop_pid "$ON_PID"
+    [ -z "$OFF_PID" ] || stop_pid "$OFF_PID"
     if [ "${KEEP:-0}" = 1 ]; then
         echo "kept: $TMP" >&2
     else

@@ -55,13 +55,8 @@ pub async fn backup(config: &Config, file: &Path) -> anyhow::Result<String> {
     let file = absolute(file)?;
     let request = format!("backup {}", file.display());
     if let Some(reply) = crate::control::request(&config.paths.data, &request).await? {
-        return match reply.strip_prefix("ok: ") {
-            Some(message) => Ok(format!("{message} (made by the running server)")),
-            None => Err(anyhow::anyhow!(
-                "{}",
-                reply.strip_prefix("error: ").unwrap_or(&reply)
-            )),
-        };
+        let message = crate::control::into_result(&reply)?;
+        return Ok(format!("{message} (made by the running server)"));
     }
     let data = config.paths.data.clone();
     if !data.is_dir() {

@@ -234,13 +234,7 @@ pub fn run(cli: Cli, clock: SharedClock) -> anyhow::Result<ExitCode> {
             data_dir,
             days,
         } => {
-            let config = load_config(
-                &config,
-                Overrides {
-                    data_dir,
-                    ..Default::default()
-                },
-            )?;
+            let config = load_config(&config, Overrides::data_dir(data_dir))?;
             let text = runtime()?.block_on(crate::stats::command::run(&config, days, clock))?;
             println!("{text}");
             Ok(ExitCode::SUCCESS)
@@ -250,13 +244,7 @@ pub fn run(cli: Cli, clock: SharedClock) -> anyhow::Result<ExitCode> {
             config,
             data_dir,
         } => {
-            let config = load_config(
-                &config,
-                Overrides {
-                    data_dir,
-                    ..Default::default()
-                },
-            )?;
+            let config = load_config(&config, Overrides::data_dir(data_dir))?;
             println!(
                 "{}",
                 runtime()?.block_on(crate::backup::backup(&config, &file))?
@@ -268,13 +256,7 @@ pub fn run(cli: Cli, clock: SharedClock) -> anyhow::Result<ExitCode> {
             config,
             data_dir,
         } => {
-            let config = load_config(
-                &config,
-                Overrides {
-                    data_dir,
-                    ..Default::default()
-                },
-            )?;
+            let config = load_config(&config, Overrides::data_dir(data_dir))?;
             println!(
                 "{}",
                 runtime()?.block_on(crate::backup::restore(&config, &file))?
@@ -282,26 +264,17 @@ pub fn run(cli: Cli, clock: SharedClock) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Reload { config, data_dir } => {
-            let config = load_config(
-                &config,
-                Overrides {
-                    data_dir,
-                    ..Default::default()
-                },
-            )
-            .context("not reloading: the running server keeps its configuration")?;
+            let config = load_config(&config, Overrides::data_dir(data_dir))
+                .context("not reloading: the running server keeps its configuration")?;
             let reply =
                 runtime()?.block_on(crate::control::request(&config.paths.data, "reload"))?;
-            match reply {
-                None => anyhow::bail!(
+            let Some(reply) = reply else {
+                anyhow::bail!(
                     "no server is running on {} (nothing to reload); start it with `quire serve`",
                     config.paths.data.display()
-                ),
-                Some(reply) => match reply.strip_prefix("ok: ") {
-                    Some(message) => println!("{message}"),
-                    None => anyhow::bail!("{}", reply.strip_prefix("error: ").unwrap_or(&reply)),
-                },
-            }
+                );
+            };
+            println!("{}", crate::control::into_result(&reply)?);
             Ok(ExitCode::SUCCESS)
         }
         Command::New { title, config } => {

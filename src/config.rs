@@ -242,6 +242,16 @@ pub struct Overrides {
     pub drafts: bool,
 }
 
+impl Overrides {
+    /// Only a data directory, as commands that read the data dir take.
+    pub fn data_dir(data_dir: Option<PathBuf>) -> Overrides {
+        Overrides {
+            data_dir,
+            ..Overrides::default()
+        }
+    }
+}
+
 /// One thing wrong with the configuration.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConfigProblem {

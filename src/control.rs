@@ -158,6 +158,17 @@ async fn stats(handlers: &Handlers, days: u32) -> Result<String, String> {
     .map_err(|e| format!("the statistics query failed: {e}"))?
 }
 
+/// The message of an `ok:` reply; an `error:` reply becomes the error.
+pub fn into_result(reply: &str) -> anyhow::Result<String> {
+    match reply.strip_prefix("ok: ") {
+        Some(message) => Ok(message.to_string()),
+        None => Err(anyhow::anyhow!(
+            "{}",
+            reply.strip_prefix("error: ").unwrap_or(reply)
+        )),
+    }
+}
+
 /// Sends `request` to the server using `data`, if one is running. `None` when
 /// no server listens there.
 pub async fn request(data: &Path, request: &str) -> anyhow::Result<Option<String>> {

@@ -111,13 +111,8 @@ pub async fn renew(config: &Config, dry_run: bool, clock: SharedClock) -> anyhow
     }
     let request = if dry_run { "renew --dry-run" } else { "renew" };
     if let Some(reply) = crate::control::request(&config.paths.data, request).await? {
-        return match reply.strip_prefix("ok: ") {
-            Some(message) => Ok(format!("{message} (done by the running server)")),
-            None => Err(anyhow::anyhow!(
-                "{}",
-                reply.strip_prefix("error: ").unwrap_or(&reply)
-            )),
-        };
+        let message = crate::control::into_result(&reply)?;
+        return Ok(format!("{message} (done by the running server)"));
     }
     renew_directly(config, dry_run, clock).await
 }

@@ -18,13 +18,8 @@ pub async fn run(config: &Config, days: u32, clock: SharedClock) -> anyhow::Resu
     if let Some(reply) =
         crate::control::request(&config.paths.data, &format!("stats {days}")).await?
     {
-        return match reply.strip_prefix("ok: ") {
-            Some(text) => Ok(format!("{text}\n(reported by the running server)")),
-            None => Err(anyhow::anyhow!(
-                "{}",
-                reply.strip_prefix("error: ").unwrap_or(&reply)
-            )),
-        };
+        let text = crate::control::into_result(&reply)?;
+        return Ok(format!("{text}\n(reported by the running server)"));
     }
     let dir = config.paths.data.join("stats");
     if !dir.is_dir() {

@@ -33,7 +33,8 @@ pub async fn measure(State(metrics): State<Metrics>, request: Request, next: Nex
     response
 }
 
-fn route_kind(response: &Response) -> RouteKind {
+/// What a response is: page, feed, asset (revalidations included), redirect, 404.
+pub fn route_kind(response: &Response) -> RouteKind {
     let status = response.status();
     if status == StatusCode::NOT_FOUND {
         return RouteKind::NotFound;

@@ -9,7 +9,7 @@ use axum::middleware::Next;
 use axum::response::Response;
 
 use super::ClientIp;
-use super::respond::Revalidated;
+use crate::metrics::RouteKind;
 use crate::stats::{Hit, HitKind, Recorder};
 
 pub async fn record(State(recorder): State<Recorder>, request: Request, next: Next) -> Response {
@@ -52,24 +52,11 @@ fn is_prefetch(headers: &HeaderMap) -> bool {
 }
 
 fn classify(response: &Response) -> Option<HitKind> {
-    let content_type = response
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
-    match response.status() {
-        StatusCode::OK if content_type.starts_with("text/html") => Some(HitKind::Page),
-        StatusCode::OK if is_feed(content_type) => Some(HitKind::Feed),
-        StatusCode::NOT_MODIFIED
-            if response
-                .extensions()
-                .get::<Revalidated>()
-                .and_then(|r| r.content_type.to_str().ok())
-                .is_some_and(is_feed) =>
-        {
-            Some(HitKind::Feed)
-        }
-        StatusCode::NOT_FOUND => Some(HitKind::NotFound),
+    match super::measure::route_kind(response) {
+        // A revalidated page (304) is not a new view; a revalidated feed is a fetch.
+        RouteKind::Page if response.status() == StatusCode::OK => Some(HitKind::Page),
+        RouteKind::Feed => Some(HitKind::Feed),
+        RouteKind::NotFound => Some(HitKind::NotFound),
         _ => None,
     }
 }

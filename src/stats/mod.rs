@@ -107,18 +107,15 @@ impl Stats {
     /// used, in memory with the reason logged. Never fails.
     pub fn open(config: &Config, clock: SharedClock) -> Stats {
         let settings = StatsSettings::from_config(config);
-        let opened = open_disk_store(&config.paths.data)
-            .and_then(|store| Stats::new(Box::new(store), settings.clone(), clock.clone()));
+        let opened = open_disk_store(&config.paths.data).and_then(|store| {
+            Stats::with_store(Box::new(store), true, settings.clone(), clock.clone())
+        });
         match opened {
             Ok(stats) => stats,
             Err(e) => {
                 tracing::error!("{e}");
-                let mut stats = Stats::new(Box::new(MemoryStore::default()), settings, clock)
-                    .expect("a new memory store needs no migration");
-                Arc::get_mut(&mut stats.shared)
-                    .expect("not shared yet")
-                    .persistent = false;
-                stats
+                Stats::with_store(Box::new(MemoryStore::default()), false, settings, clock)
+                    .expect("a new memory store needs no migration")
             }
         }
     }
@@ -126,6 +123,16 @@ impl Stats {
     /// Statistics over `store`, brought to the current schema first.
     pub fn new(
         store: Box<dyn StatsStore>,
+        settings: StatsSettings,
+        clock: SharedClock,
+    ) -> Result<Stats, StoreError> {
+        Stats::with_store(store, true, settings, clock)
+    }
+
+    /// `persistent`: whether `store` keeps what it is given across a restart.
+    fn with_store(
+        store: Box<dyn StatsStore>,
+        persistent: bool,
         settings: StatsSettings,
         clock: SharedClock,
     ) -> Result<Stats, StoreError> {
@@ -142,7 +149,7 @@ impl Stats {
                 clock,
                 retention: settings.retention,
                 flush_every: settings.flush_every,
-                persistent: true,
+                persistent,
                 last_flush_error: Mutex::new(None),
                 flushed: AtomicU64::new(0),
             }),

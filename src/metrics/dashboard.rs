@@ -10,24 +10,9 @@ use chrono::{DateTime, Utc};
 use super::health;
 use super::recent;
 use super::server::Sources;
+use crate::site::markdown::escape_html as esc;
 use crate::stats::Report;
 use crate::stats::schema::Counts;
-
-/// Escapes text for HTML content and attribute values.
-fn esc(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
-}
 
 const STYLE: &str = "
 :root{color-scheme:light dark;--fg:#1d2433;--muted:#5b6478;--bg:#f6f7fb;--card:#fff;--line:#dfe3ec;--views:#3b6fd8;--visitors:#e0873a;--ok:#1f8a4c;--bad:#c23b3b}
@@ -382,14 +367,6 @@ pub fn render(sources: &Sources) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn text_is_escaped() {
-        assert_eq!(
-            esc("<a href=\"x\">&'"),
-            "&lt;a href=&quot;x&quot;&gt;&amp;&#39;"
-        );
-    }
 
     #[test]
     fn the_chart_has_a_bar_per_day_and_a_visitor_line() {

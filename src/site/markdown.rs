@@ -136,7 +136,8 @@ pub fn slugify(text: &str) -> String {
     slug
 }
 
-fn escape_html(text: &str) -> String {
+/// Escapes text for HTML content and attribute values.
+pub fn escape_html(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for c in text.chars() {
         match c {
@@ -396,6 +397,14 @@ fn finish_heading(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn text_is_escaped() {
+        assert_eq!(
+            escape_html("<a href=\"x\">&'"),
+            "&lt;a href=&quot;x&quot;&gt;&amp;&#39;"
+        );
+    }
 
     fn render_in(dir: &str, body: &str) -> Rendered {
         let urls = HashMap::from([(

@@ -295,6 +295,9 @@ impl Stats {
     /// Runs maintenance now, then once an hour, just after each hour settles.
     pub async fn run_maintenance(self, shutdown: Shutdown) -> anyhow::Result<()> {
         loop {
+            // The next run follows from when this one started: if the clock
+            // passes another hour meanwhile, the next run comes at once.
+            let started = self.shared.clock.now();
             let stats = self.clone();
             match tokio::task::spawn_blocking(move || stats.maintain_now()).await? {
                 Ok(done) if done != Maintained::default() => {
@@ -305,7 +308,7 @@ impl Stats {
             }
             let settle =
                 chrono::Duration::from_std(self.shared.retention.settle).unwrap_or_default();
-            let settled_hour = Hour::of(self.shared.clock.now() - settle);
+            let settled_hour = Hour::of(started - settle);
             let next = Hour(settled_hour.0 + 1).start() + settle;
             tokio::select! {
                 () = self.shared.clock.sleep_until(next) => {}

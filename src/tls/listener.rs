@@ -3,6 +3,10 @@
 //! cap concurrent connections, finish the TLS handshake within a deadline, then
 //! let hyper serve HTTP/1.1 or HTTP/2 with the configured limits. On shutdown:
 //! stop accepting, let in-flight requests finish within the grace period.
+//! A connection idle at that moment (or new, its first request not yet sent)
+//! gets [`LINGER`] to send its next request, which is answered with the
+//! connection's close; so a client whose request was already on its way,
+//! during an upgrade or a restart, gets an answer rather than a reset.
 
 use std::net::SocketAddr;
 use std::pin::Pin;
@@ -14,7 +18,6 @@ use std::time::Duration;
 use axum::Router;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
@@ -26,6 +29,9 @@ use tower::ServiceExt;
 use crate::config::Limits;
 use crate::metrics::{HandshakeFailure, Metrics};
 use crate::shutdown::Shutdown;
+
+/// How long, at shutdown, an idle connection may still send one request.
+const LINGER: Duration = Duration::from_secs(1);
 
 /// The TCP peer of a request, added to every request's extensions.
 #[derive(Debug, Clone, Copy)]
@@ -52,7 +58,6 @@ pub struct Listener {
 pub async fn run(listener: Listener, shutdown: Shutdown) {
     let mut allowed = listener.limits.load().max_connections;
     let permits = Arc::new(Semaphore::new(allowed));
-    let graceful = GracefulShutdown::new();
     let stop = shutdown.wait();
     tokio::pin!(stop);
     loop {
@@ -86,14 +91,16 @@ pub async fn run(listener: Listener, shutdown: Shutdown) {
             },
         };
         let _ = tcp.set_nodelay(true);
-        let connection = serve_connection(tcp, peer, &listener, &graceful);
+        let connection = serve_connection(tcp, peer, &listener, &shutdown);
         tokio::spawn(async move {
             connection.await;
             drop(permit);
         });
     }
+    // Every connection holds a permit until it ends.
     let grace = listener.limits.load().shutdown_grace;
-    if tokio::time::timeout(grace, graceful.shutdown())
+    let all = u32::try_from(allowed).unwrap_or(u32::MAX);
+    if tokio::time::timeout(grace, permits.acquire_many(all))
         .await
         .is_err()
     {
@@ -115,13 +122,13 @@ fn serve_connection(
     tcp: TcpStream,
     peer: SocketAddr,
     listener: &Listener,
-    graceful: &GracefulShutdown,
+    shutdown: &Shutdown,
 ) -> impl Future<Output = ()> + Send + 'static {
     let limits = listener.limits.load_full();
     let tls = listener.tls.clone();
     let name = listener.name;
     let app = listener.app.clone();
-    let watcher = graceful.watcher();
+    let stop = shutdown.wait();
     let metrics = listener.metrics.clone();
     async move {
         metrics.connection_opened(name);
@@ -131,13 +138,24 @@ fn serve_connection(
             inner: tcp,
             activity: activity.clone(),
         };
-        let service = TowerToHyperService::new(app.map_request(
-            move |request: hyper::Request<hyper::body::Incoming>| {
+        // Requests received, and those not yet answered.
+        let requests = tokio::sync::watch::Sender::new(0u64);
+        let unanswered = Arc::new(AtomicU64::new(0));
+        let (received, asked, answered) =
+            (requests.clone(), unanswered.clone(), unanswered.clone());
+        let service = TowerToHyperService::new(
+            app.map_request(move |request: hyper::Request<hyper::body::Incoming>| {
+                received.send_modify(|n| *n += 1);
+                asked.fetch_add(1, Ordering::Relaxed);
                 let mut request = request.map(axum::body::Body::new);
                 request.extensions_mut().insert(PeerAddr(peer));
                 request
-            },
-        ));
+            })
+            .map_response(move |response| {
+                answered.fetch_sub(1, Ordering::Relaxed);
+                response
+            }),
+        );
         let mut builder = auto::Builder::new(TokioExecutor::new());
         builder
             .http1()
@@ -181,15 +199,32 @@ fn serve_connection(
                 }
             }
         };
-        let connection = watcher.watch(
-            builder
-                .serve_connection(TokioIo::new(io), service)
-                .into_owned(),
-        );
+        let connection = builder
+            .serve_connection(TokioIo::new(io), service)
+            .into_owned();
+        tokio::pin!(connection);
         tokio::select! {
-            result = connection => log_end(name, peer, result),
-            () = activity.idle_for(limits.idle_timeout) => tracing::debug!(listener = name, %peer, "closed an idle connection"),
+            result = connection.as_mut() => return log_end(name, peer, result),
+            () = activity.idle_for(limits.idle_timeout) => {
+                tracing::debug!(listener = name, %peer, "closed an idle connection");
+                return;
+            }
+            () = stop => {}
         }
+        // Shutting down. A request in flight is answered; otherwise wait a
+        // moment for one: the client may have sent it already.
+        let mut arrived = requests.subscribe();
+        arrived.mark_unchanged();
+        if unanswered.load(Ordering::Relaxed) == 0 {
+            tokio::select! {
+                result = connection.as_mut() => return log_end(name, peer, result),
+                _ = arrived.changed() => {}
+                () = tokio::time::sleep(LINGER) => {}
+            }
+        }
+        // HTTP/1.1: no keep-alive after the current response; HTTP/2: GOAWAY.
+        connection.as_mut().graceful_shutdown();
+        log_end(name, peer, connection.await);
     }
 }
 

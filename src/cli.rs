@@ -109,6 +109,14 @@ pub enum Command {
         #[arg(long, value_name = "DIR")]
         data_dir: Option<PathBuf>,
     },
+    /// Hand the running server's sockets to the binary now installed at its
+    /// path, with no request lost (as SIGUSR2 does); waits until it serves.
+    Upgrade {
+        #[command(flatten)]
+        config: ConfigArgs,
+        #[arg(long, value_name = "DIR")]
+        data_dir: Option<PathBuf>,
+    },
     /// Write a new draft post and print its path.
     New {
         /// The post's title.
@@ -160,6 +168,19 @@ pub fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// Sends `request` to the server running on `config`'s data directory; its
+/// message, or an error saying there is none (`nothing`: what that means).
+fn ask_running_server(config: &Config, request: &str, nothing: &str) -> anyhow::Result<String> {
+    let reply = runtime()?.block_on(crate::control::request(&config.paths.data, request))?;
+    let Some(reply) = reply else {
+        anyhow::bail!(
+            "no server is running on {} ({nothing}); start it with `quire serve`",
+            config.paths.data.display()
+        );
+    };
+    crate::control::into_result(&reply)
 }
 
 fn init_logging(serving: bool) {
@@ -266,15 +287,18 @@ pub fn run(cli: Cli, clock: SharedClock) -> anyhow::Result<ExitCode> {
         Command::Reload { config, data_dir } => {
             let config = load_config(&config, Overrides::data_dir(data_dir))
                 .context("not reloading: the running server keeps its configuration")?;
-            let reply =
-                runtime()?.block_on(crate::control::request(&config.paths.data, "reload"))?;
-            let Some(reply) = reply else {
-                anyhow::bail!(
-                    "no server is running on {} (nothing to reload); start it with `quire serve`",
-                    config.paths.data.display()
-                );
-            };
-            println!("{}", crate::control::into_result(&reply)?);
+            println!(
+                "{}",
+                ask_running_server(&config, "reload", "nothing to reload")?
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Upgrade { config, data_dir } => {
+            let config = load_config(&config, Overrides::data_dir(data_dir))?;
+            println!(
+                "{}",
+                ask_running_server(&config, "upgrade", "nothing to upgrade")?
+            );
             Ok(ExitCode::SUCCESS)
         }
         Command::New { title, config } => {

@@ -15,6 +15,7 @@ use tokio::sync::{mpsc, oneshot};
 use crate::acme::manager::RenewRequest;
 use crate::shutdown::Shutdown;
 use crate::stats::Stats;
+use crate::upgrade::sockets::Inherited;
 
 /// What the running server can be asked to do.
 #[derive(Clone)]
@@ -25,6 +26,8 @@ pub struct Handlers {
     /// The data directory, for backups.
     pub data: PathBuf,
     pub reloader: Option<std::sync::Arc<crate::reload::Reloader>>,
+    /// The serving loop, which hands over to a new binary.
+    pub upgrades: Option<mpsc::Sender<crate::system::UpgradeRequest>>,
 }
 
 /// A renewal may wait on a CA; give it time, but not forever.
@@ -34,8 +37,12 @@ pub fn socket_path(data: &Path) -> PathBuf {
     data.join("control.sock")
 }
 
-/// Binds the socket, replacing a stale one left by a crash.
-pub fn bind(data: &Path) -> anyhow::Result<UnixListener> {
+/// The socket given at start (an upgrade), or a new one bound in `data`,
+/// replacing a stale one left by a crash.
+pub fn bind(data: &Path, sockets: &mut Inherited) -> anyhow::Result<UnixListener> {
+    if let Some(given) = sockets.take_unix("control") {
+        return UnixListener::from_std(given).context("using the given control socket");
+    }
     crate::acme::store::create_private_dir(data)
         .with_context(|| format!("creating the data directory {}", data.display()))?;
     let path = socket_path(data);
@@ -86,6 +93,7 @@ async fn answer(stream: UnixStream, handlers: Handlers) -> anyhow::Result<()> {
         },
         ["ping"] => Ok("running".into()),
         ["reload"] => reload(&handlers).await,
+        ["upgrade"] => upgrade(&handlers).await,
         ["backup", ..] => backup(&handlers, line.trim().trim_start_matches("backup").trim()).await,
         _ => Err(format!("unknown request `{}`", line.trim())),
     };
@@ -118,6 +126,20 @@ async fn reload(handlers: &Handlers) -> Result<String, String> {
     tokio::task::spawn_blocking(move || reloader.reload(&crate::config::process_env))
         .await
         .map_err(|e| format!("the reload failed: {e}"))?
+}
+
+async fn upgrade(handlers: &Handlers) -> Result<String, String> {
+    let Some(upgrades) = &handlers.upgrades else {
+        return Err("this server cannot upgrade".into());
+    };
+    let (reply, outcome) = oneshot::channel();
+    upgrades
+        .send(reply)
+        .await
+        .map_err(|_| "the server is stopping".to_string())?;
+    outcome
+        .await
+        .unwrap_or_else(|_| Err("the server stopped before answering".into()))
 }
 
 /// Flushes statistics first, so the archive holds the latest views.

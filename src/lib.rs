@@ -2,7 +2,8 @@
 //! `system` starts the activities under the `supervisor`; each folder owns one
 //! activity: `site` (content to pages), `web` (routers), `tls` (listeners and
 //! certificates), `acme` (obtaining them), `stats` (reading statistics),
-//! `metrics` (the operator's view).
+//! `metrics` (the operator's view), `upgrade` (handing the sockets to a new
+//! binary).
 
 pub mod acme;
 pub mod backup;
@@ -18,4 +19,5 @@ pub mod stats;
 pub mod supervisor;
 pub mod system;
 pub mod tls;
+pub mod upgrade;
 pub mod web;

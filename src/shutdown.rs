@@ -1,5 +1,6 @@
 //! One shutdown signal shared by every activity: triggered once (SIGINT, SIGTERM
-//! or a test), observed by anyone holding a clone.
+//! or a test), observed by anyone holding a clone; and the other signals
+//! `quire serve` answers (SIGHUP, SIGUSR2).
 
 use tokio::sync::watch;
 
@@ -68,20 +69,36 @@ pub async fn os_signal() {
     }
 }
 
-/// One message per SIGHUP. When the signal cannot be watched, the channel
-/// stays empty and the reason is logged.
+/// One message per SIGHUP (reload the configuration).
 pub fn hangups() -> tokio::sync::mpsc::Receiver<()> {
+    every(
+        tokio::signal::unix::SignalKind::hangup(),
+        "SIGHUP (config reload)",
+    )
+}
+
+/// One message per SIGUSR2 (upgrade to the binary now installed).
+pub fn upgrade_signals() -> tokio::sync::mpsc::Receiver<()> {
+    every(
+        tokio::signal::unix::SignalKind::user_defined2(),
+        "SIGUSR2 (upgrade)",
+    )
+}
+
+/// One message per `kind` of signal; one already queued covers the next.
+/// When the signal cannot be watched, the channel stays empty and the
+/// reason is logged.
+fn every(kind: tokio::signal::unix::SignalKind, what: &str) -> tokio::sync::mpsc::Receiver<()> {
     let (tx, rx) = tokio::sync::mpsc::channel(1);
-    match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
-        Ok(mut hangup) => {
+    match tokio::signal::unix::signal(kind) {
+        Ok(mut signals) => {
             tokio::spawn(async move {
-                while hangup.recv().await.is_some() {
-                    // A reload already queued covers this one too.
+                while signals.recv().await.is_some() {
                     let _ = tx.try_send(());
                 }
             });
         }
-        Err(e) => tracing::error!("cannot listen for SIGHUP (config reload): {e}"),
+        Err(e) => tracing::error!("cannot listen for {what}: {e}"),
     }
     rx
 }

@@ -1,16 +1,22 @@
 //! Starts the activities of `quire serve` and stops them: binds the listeners
-//! (failing fast with a fix when a port is taken), builds the site, loads the
-//! certificate, and runs the listeners, the content watcher, the certificate
-//! manager (or manual mode's file reloader), the local CA, the statistics
-//! flusher and maintenance, and the control socket under the [`Supervisor`],
-//! all sharing one [`Shutdown`].
+//! (or takes those given at start; failing fast with a fix when a port is
+//! taken), builds the site, loads the certificate, and runs the listeners,
+//! the content watcher, the certificate manager (or manual mode's file
+//! reloader), the local CA, the statistics flusher and maintenance, and the
+//! control socket under the [`Supervisor`], all sharing one [`Shutdown`].
+//! [`serve`] adds the signals: SIGTERM stops, SIGHUP reloads, SIGUSR2
+//! upgrades (see [`crate::upgrade`]).
 
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::os::fd::AsFd;
+use std::path::PathBuf;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
 
 use anyhow::Context;
 use axum::middleware;
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, UnixListener};
+use tokio::sync::{mpsc, oneshot};
 
 use crate::acme::service;
 use crate::acme::store::StoreLock;
@@ -22,12 +28,36 @@ use crate::reload::Reloader;
 use crate::shutdown::Shutdown;
 use crate::site::watcher::FileWatch;
 use crate::site::{self, BuildInputs, LiveSite};
-use crate::stats::Stats;
+use crate::stats::privacy::Salt;
+use crate::stats::schema::Day;
+use crate::stats::{Stats, open_disk_store};
 use crate::supervisor::{Supervisor, TaskRegistry};
 use crate::tls::listener::{self, Listener, LiveLimits, live_limits};
 use crate::tls::manual::{self, ManualFiles};
 use crate::tls::{self, CertResolver};
+use crate::upgrade::sockets::Inherited;
+use crate::upgrade::{self, DataOwnership, Launch, Predecessor, Successor};
 use crate::web::{self, ChallengeMap, SitePolicy};
+
+/// An upgrade asked for through the control socket, and where its outcome goes.
+pub type UpgradeRequest = oneshot::Sender<Result<String, String>>;
+
+/// What a server starts from besides its config: sockets given at start
+/// (systemd, or a predecessor), and a predecessor still holding the data
+/// directory (an upgrade).
+#[derive(Default)]
+pub struct Inheritance {
+    pub sockets: Inherited,
+    pub predecessor: Option<PredecessorState>,
+}
+
+/// The quire process being replaced, as the new one sees it.
+pub struct PredecessorState {
+    /// The salts it counted visitors with.
+    pub salts: Vec<(Day, Salt)>,
+    /// Resolves once it has exited.
+    pub exited: Pin<Box<dyn Future<Output = ()> + Send>>,
+}
 
 /// A started server; stop it with [`RunningServer::stop`].
 pub struct RunningServer {
@@ -45,8 +75,14 @@ pub struct RunningServer {
     pub stats: Option<Stats>,
     /// Applies a changed configuration file (SIGHUP, `quire reload`).
     pub reloader: Arc<Reloader>,
+    /// Upgrades asked for with `quire upgrade`; [`serve`] answers them.
+    pub upgrade_requests: Option<mpsc::Receiver<UpgradeRequest>>,
     supervisor: Supervisor,
-    _certificate_lock: Option<StoreLock>,
+    /// Every listening socket by name, to hand to a successor.
+    sockets: Vec<(&'static str, Arc<TcpListener>)>,
+    control: Arc<UnixListener>,
+    ownership: DataOwnership,
+    _certificate_lock: Arc<Mutex<Option<StoreLock>>>,
 }
 
 impl RunningServer {
@@ -66,6 +102,40 @@ impl RunningServer {
 
     pub fn shutdown(&self) -> &Shutdown {
         self.supervisor.shutdown()
+    }
+
+    /// Starts the binary at `launch` on this server's sockets and waits
+    /// until it serves; the caller then stops this server.
+    pub async fn start_successor(&self, launch: &Launch) -> Result<Successor, String> {
+        if !self.ownership.is_owned() {
+            return Err(
+                "this process is still taking over from the one it replaced; try again in a moment"
+                    .into(),
+            );
+        }
+        let mut sockets = Vec::new();
+        for (name, socket) in &self.sockets {
+            sockets.push((*name, socket.as_fd().try_clone_to_owned()));
+        }
+        sockets.push(("control", self.control.as_fd().try_clone_to_owned()));
+        let sockets = sockets
+            .into_iter()
+            .map(|(name, fd)| fd.map(|fd| (name, fd)))
+            .collect::<std::io::Result<Vec<_>>>()
+            .map_err(|e| format!("cannot share the listening sockets: {e}"))?;
+        let salts = self
+            .stats
+            .as_ref()
+            .map(|s| s.recorder().salts().current())
+            .unwrap_or_default();
+        let launch = launch.clone();
+        tokio::task::spawn_blocking(move || {
+            let borrowed: Vec<_> = sockets.iter().map(|(n, fd)| (*n, fd.as_fd())).collect();
+            upgrade::start_successor(&launch, &borrowed, &salts, upgrade::READY_TIMEOUT)
+        })
+        .await
+        .map_err(|e| format!("the upgrade failed: {e}"))?
+        .map_err(|e| e.to_string())
     }
 }
 
@@ -88,6 +158,25 @@ pub async fn bind(addr: SocketAddr, key: &str) -> anyhow::Result<TcpListener> {
     })
 }
 
+/// The socket for `[listen] key`: the one given at start under that name
+/// (or bound to `addr`), else a new one bound to `addr`.
+pub async fn listen(
+    addr: SocketAddr,
+    key: &str,
+    sockets: &mut Inherited,
+) -> anyhow::Result<TcpListener> {
+    let Some(given) = sockets.take_tcp(key, addr)? else {
+        return bind(addr, key).await;
+    };
+    let bound = given.local_addr()?;
+    if addr.port() != 0 && bound != addr {
+        tracing::warn!(
+            "the [listen] {key} socket this process was given is bound to {bound}, not {addr} as the config says; restart quire (not upgrade) to move it"
+        );
+    }
+    TcpListener::from_std(given).with_context(|| format!("using the given {key} socket"))
+}
+
 /// A derived base URL for port 0 (tests, ad-hoc runs) takes the bound port.
 fn fix_base_url_port(config: &mut Config, bound: SocketAddr) {
     if config.site.base_url.port() == Some(0) {
@@ -96,7 +185,20 @@ fn fix_base_url_port(config: &mut Config, bound: SocketAddr) {
 }
 
 /// Binds, builds and starts serving.
-pub async fn start(mut config: Config, clock: SharedClock) -> anyhow::Result<RunningServer> {
+pub async fn start(config: Config, clock: SharedClock) -> anyhow::Result<RunningServer> {
+    start_with(config, clock, Inheritance::default()).await
+}
+
+/// Like [`start`], from what the process was given at start.
+pub async fn start_with(
+    mut config: Config,
+    clock: SharedClock,
+    inheritance: Inheritance,
+) -> anyhow::Result<RunningServer> {
+    let Inheritance {
+        mut sockets,
+        predecessor,
+    } = inheritance;
     let serves_tls = config.mode != Mode::Off;
     let uses_acme = serves_tls && config.mode != Mode::Manual;
     if !config.paths.content.is_dir() {
@@ -116,19 +218,25 @@ pub async fn start(mut config: Config, clock: SharedClock) -> anyhow::Result<Run
     };
 
     // Bind before the (slower) build, so a taken port fails at once.
-    let http_socket = Arc::new(bind(config.listen.http, "http").await?);
+    let http_socket = Arc::new(listen(config.listen.http, "http", &mut sockets).await?);
     let http_addr = http_socket
         .local_addr()
         .context("reading the bound address")?;
     let https_socket = match serves_tls {
-        true => Some(Arc::new(bind(config.listen.https, "https").await?)),
+        true => Some(Arc::new(
+            listen(config.listen.https, "https", &mut sockets).await?,
+        )),
         false => None,
     };
     let https_addr = https_socket.as_ref().map(|s| s.local_addr()).transpose()?;
     let metrics_socket = match config.metrics.enabled {
-        true => Some(Arc::new(bind(config.listen.metrics, "metrics").await?)),
+        true => Some(Arc::new(
+            listen(config.listen.metrics, "metrics", &mut sockets).await?,
+        )),
         false => None,
     };
+    let http_socket_for_handover = http_socket.clone();
+    let https_socket_for_handover = https_socket.clone();
     let metrics_addr = metrics_socket
         .as_ref()
         .map(|s| s.local_addr())
@@ -136,6 +244,22 @@ pub async fn start(mut config: Config, clock: SharedClock) -> anyhow::Result<Run
     let metrics = Metrics::new();
     fix_base_url_port(&mut config, https_addr.unwrap_or(http_addr));
     let challenges = ChallengeMap::default();
+    // Writing the data directory waits for a predecessor to exit; a fresh
+    // start takes the certificate lock at once, failing fast if taken.
+    let certificate_lock = Arc::new(Mutex::new(None));
+    let (ownership, predecessor) = match predecessor {
+        Some(predecessor) => {
+            let (ownership, grant) = DataOwnership::pending();
+            (ownership, Some((predecessor, grant)))
+        }
+        None => {
+            if uses_acme {
+                *certificate_lock.lock().expect("new lock") =
+                    Some(service::lock_certificates(&config.paths.data)?);
+            }
+            (DataOwnership::owned(), None)
+        }
+    };
     let acme = match (uses_acme, https_addr) {
         (true, Some(https_addr)) => {
             let parts = service::prepare(
@@ -144,6 +268,7 @@ pub async fn start(mut config: Config, clock: SharedClock) -> anyhow::Result<Run
                 challenges.clone(),
                 http_addr,
                 https_addr,
+                &mut sockets,
                 &crate::config::process_env,
                 &metrics,
             )
@@ -182,10 +307,15 @@ pub async fn start(mut config: Config, clock: SharedClock) -> anyhow::Result<Run
     let mut supervisor = Supervisor::new(Shutdown::new(), stop_deadline);
     let limits = live_limits(config.limits.clone());
     let policy = web::live_policy(SitePolicy::from_config(&config, serves_tls));
-    let stats = config
-        .stats
-        .enabled
-        .then(|| Stats::open(&config, clock.clone()));
+    let stats = match (&predecessor, config.stats.enabled) {
+        (_, false) => None,
+        (Some((predecessor, _)), true) => Some(Stats::awaiting_store(
+            crate::stats::StatsSettings::from_config(&config),
+            clock.clone(),
+            predecessor.salts.clone(),
+        )),
+        (None, true) => Some(Stats::open(&config, clock.clone())),
+    };
     let site_app = web::router(
         live.clone(),
         policy.clone(),
@@ -240,13 +370,23 @@ pub async fn start(mut config: Config, clock: SharedClock) -> anyhow::Result<Run
     }
 
     if let Some(stats) = &stats {
-        let (flusher, shutdown) = (stats.clone(), supervisor.shutdown().clone());
+        let (flusher, shutdown, owned) = (
+            stats.clone(),
+            supervisor.shutdown().clone(),
+            ownership.clone(),
+        );
         supervisor.spawn("stats flusher", move || {
-            flusher.clone().run_flusher(shutdown.clone())
+            let run = flusher.clone().run_flusher(shutdown.clone());
+            when_owned(owned.clone(), shutdown.clone(), run)
         });
-        let (maintenance, shutdown) = (stats.clone(), supervisor.shutdown().clone());
+        let (maintenance, shutdown, owned) = (
+            stats.clone(),
+            supervisor.shutdown().clone(),
+            ownership.clone(),
+        );
         supervisor.spawn("stats maintenance", move || {
-            maintenance.clone().run_maintenance(shutdown.clone())
+            let run = maintenance.clone().run_maintenance(shutdown.clone());
+            when_owned(owned.clone(), shutdown.clone(), run)
         });
     }
 
@@ -255,9 +395,12 @@ pub async fn start(mut config: Config, clock: SharedClock) -> anyhow::Result<Run
         stats: stats.clone(),
         data: config.paths.data.clone(),
         reloader: None,
+        upgrades: None,
     };
     let mut local_ca_root = None;
-    let mut certificate_lock = None;
+    let mut sockets_by_name = vec![("http", http_socket_for_handover)];
+    sockets_by_name.extend(https_socket_for_handover.map(|s| ("https", s)));
+    sockets_by_name.extend(metrics_socket.clone().map(|s| ("metrics", s)));
     let certificates = acme.as_ref().map(|a| a.manager.store.clone());
     let reloader = Arc::new(Reloader::new(
         config.overrides.clone(),
@@ -278,6 +421,7 @@ pub async fn start(mut config: Config, clock: SharedClock) -> anyhow::Result<Run
                 root.display(),
                 config.site.base_url
             );
+            sockets_by_name.push(("local_ca", ca.socket.clone()));
             spawn_listener(
                 &mut supervisor,
                 "local CA",
@@ -291,18 +435,38 @@ pub async fn start(mut config: Config, clock: SharedClock) -> anyhow::Result<Run
         }
         let (renew_tx, renew_rx) = tokio::sync::mpsc::channel(4);
         let renew_rx = Arc::new(tokio::sync::Mutex::new(renew_rx));
-        let (manager, shutdown) = (acme.manager, supervisor.shutdown().clone());
+        let (manager, shutdown, owned) = (
+            acme.manager,
+            supervisor.shutdown().clone(),
+            ownership.clone(),
+        );
         supervisor.spawn("certificate manager", move || {
-            manager.clone().run(renew_rx.clone(), shutdown.clone())
+            let run = manager.clone().run(renew_rx.clone(), shutdown.clone());
+            when_owned(owned.clone(), shutdown.clone(), run)
         });
         handlers.renewals = Some(renew_tx);
-        certificate_lock = Some(acme.lock);
     }
-    let control = Arc::new(control::bind(&config.paths.data)?);
-    let shutdown = supervisor.shutdown().clone();
+    let (upgrade_tx, upgrade_rx) = mpsc::channel(1);
+    handlers.upgrades = Some(upgrade_tx);
+    let control = Arc::new(control::bind(&config.paths.data, &mut sockets)?);
+    let (control_socket, shutdown) = (control.clone(), supervisor.shutdown().clone());
     supervisor.spawn("control socket", move || {
-        control::serve(control.clone(), handlers.clone(), shutdown.clone())
+        control::serve(control_socket.clone(), handlers.clone(), shutdown.clone())
     });
+    if let Some((predecessor, grant)) = predecessor {
+        tokio::spawn(take_over_data(
+            predecessor.exited,
+            config.paths.data.clone(),
+            uses_acme.then(|| certificate_lock.clone()),
+            stats.clone(),
+            grant,
+        ));
+    }
+    for unused in sockets.unused() {
+        tracing::warn!(
+            "the socket {unused} given at start matches no [listen] address; it is closed"
+        );
+    }
 
     let mut first_watch = files;
     let templates = config.paths.templates.clone();
@@ -380,9 +544,79 @@ pub async fn start(mut config: Config, clock: SharedClock) -> anyhow::Result<Run
         local_ca_root,
         stats,
         reloader,
+        upgrade_requests: Some(upgrade_rx),
         supervisor,
+        sockets: sockets_by_name,
+        control,
+        ownership,
         _certificate_lock: certificate_lock,
     })
+}
+
+/// Runs `task` once this process owns the data directory; ends at once if
+/// shutdown comes first.
+async fn when_owned(
+    owned: DataOwnership,
+    shutdown: Shutdown,
+    task: impl Future<Output = anyhow::Result<()>>,
+) -> anyhow::Result<()> {
+    tokio::select! {
+        () = owned.acquired() => task.await,
+        () = shutdown.wait() => Ok(()),
+    }
+}
+
+/// Once the predecessor has exited: takes the certificate lock (into
+/// `certificate_lock`, when this mode manages certificates), opens the
+/// statistics store, and grants the data directory to the waiting tasks.
+async fn take_over_data(
+    predecessor_exited: Pin<Box<dyn Future<Output = ()> + Send>>,
+    data: PathBuf,
+    certificate_lock: Option<Arc<Mutex<Option<StoreLock>>>>,
+    stats: Option<Stats>,
+    grant: tokio::sync::watch::Sender<bool>,
+) {
+    predecessor_exited.await;
+    tracing::info!(
+        "the previous process has exited; taking over {}",
+        data.display()
+    );
+    // Its locks go with its last descriptors, a moment after the link closes.
+    const PATIENCE: std::time::Duration = std::time::Duration::from_secs(10);
+    const PAUSE: std::time::Duration = std::time::Duration::from_millis(50);
+    if let Some(slot) = certificate_lock {
+        let started = tokio::time::Instant::now();
+        let mut complained = false;
+        let lock = loop {
+            let data = data.clone();
+            match tokio::task::spawn_blocking(move || service::lock_certificates(&data)).await {
+                Ok(Ok(lock)) => break lock,
+                Ok(Err(e)) if started.elapsed() > PATIENCE && !complained => {
+                    tracing::error!("{e:#}; certificates are not renewed until it is free");
+                    complained = true;
+                }
+                _ => {}
+            }
+            tokio::time::sleep(PAUSE).await;
+        };
+        *slot.lock().unwrap_or_else(|e| e.into_inner()) = Some(lock);
+    }
+    if let Some(stats) = stats {
+        let started = tokio::time::Instant::now();
+        let opened = loop {
+            let data = data.clone();
+            let opened = tokio::task::spawn_blocking(move || open_disk_store(&data))
+                .await
+                .expect("opening the statistics store panicked");
+            if opened.is_ok() || started.elapsed() > PATIENCE {
+                break opened;
+            }
+            tokio::time::sleep(PAUSE).await;
+        };
+        let _ = tokio::task::spawn_blocking(move || stats.attach_opened(opened)).await;
+    }
+    grant.send_replace(true);
+    tracing::info!("this process now owns {}", data.display());
 }
 
 fn spawn_listener(
@@ -414,27 +648,100 @@ fn spawn_listener(
     });
 }
 
-/// `quire serve`: runs until SIGINT or SIGTERM; SIGHUP reloads the config.
+/// `quire serve`: runs until SIGINT or SIGTERM; SIGHUP reloads the config;
+/// SIGUSR2 (or `quire upgrade`) hands over to the binary now installed.
 pub async fn serve(config: Config, clock: SharedClock) -> anyhow::Result<()> {
-    let server = start(config, clock).await?;
+    let env = &crate::config::process_env;
+    // Noted now: an upgrade replaces the file this process was started from.
+    let launch = Launch::current();
+    let predecessor = Predecessor::from_env(env)?;
+    let sockets = Inherited::from_env(env, std::process::id(), predecessor.is_some())?;
+    let (exited_tx, exited_rx) = oneshot::channel::<()>();
+    let inheritance = Inheritance {
+        sockets,
+        predecessor: predecessor.as_ref().map(|p| PredecessorState {
+            salts: p.salts.clone(),
+            exited: Box::pin(async move {
+                let _ = exited_rx.await;
+            }),
+        }),
+    };
+    let mut server = start_with(config, clock, inheritance).await?;
+    match predecessor {
+        Some(predecessor) => {
+            predecessor.announce_ready()?;
+            tokio::spawn(async move {
+                predecessor.exited().await;
+                let _ = exited_tx.send(());
+            });
+        }
+        None => upgrade::notify::notify(env, "READY=1"),
+    }
+
     let stop = crate::shutdown::os_signal();
     tokio::pin!(stop);
     let mut hangups = crate::shutdown::hangups();
-    loop {
-        tokio::select! {
-            () = &mut stop => break,
+    let mut upgrade_signals = crate::shutdown::upgrade_signals();
+    let mut upgrade_requests = server
+        .upgrade_requests
+        .take()
+        .expect("a new server has its upgrade requests");
+    let successor = loop {
+        let reply: Option<UpgradeRequest> = tokio::select! {
+            () = &mut stop => break None,
             Some(()) = hangups.recv() => {
                 let reloader = server.reloader.clone();
-                match tokio::task::spawn_blocking(move || reloader.reload(&crate::config::process_env)).await {
+                match tokio::task::spawn_blocking(move || reloader.reload(env)).await {
                     Ok(Ok(message)) => tracing::info!("SIGHUP: {message}"),
                     Ok(Err(message)) => tracing::error!("SIGHUP: the configuration was not reloaded: {message}"),
                     Err(e) => tracing::error!("SIGHUP: the reload failed: {e}"),
                 }
+                continue;
+            }
+            Some(()) = upgrade_signals.recv() => None,
+            Some(reply) = upgrade_requests.recv() => Some(reply),
+        };
+        tracing::info!("upgrade: starting the binary now installed, on this process's sockets");
+        let outcome = match &launch {
+            Ok(launch) => server.start_successor(launch).await,
+            Err(e) => Err(format!(
+                "cannot tell which binary this process runs ({e}); upgrade with a restart instead"
+            )),
+        };
+        match outcome {
+            Ok(successor) => {
+                let message = format!(
+                    "pid {} has taken over the sockets; pid {} finishes its requests in flight and exits",
+                    successor.pid,
+                    std::process::id()
+                );
+                tracing::info!("upgrade: {message}");
+                if let Some(reply) = reply {
+                    let _ = reply.send(Ok(message));
+                }
+                break Some(successor);
+            }
+            Err(e) => {
+                tracing::error!("upgrade: {e}");
+                if let Some(reply) = reply {
+                    let _ = reply.send(Err(e));
+                }
             }
         }
+    };
+    match &successor {
+        Some(successor) => {
+            upgrade::notify::notify(env, &format!("MAINPID={}", successor.pid));
+            tracing::info!("handing over: no new connections, finishing requests in flight");
+        }
+        None => {
+            upgrade::notify::notify(env, "STOPPING=1");
+            tracing::info!("shutting down: no new connections, finishing requests in flight");
+        }
     }
-    tracing::info!("shutting down: no new connections, finishing requests in flight");
     server.stop().await;
     tracing::info!("stopped");
+    // Last: closing the link tells the successor the data directory is free.
+    drop(successor);
     Ok(())
 }

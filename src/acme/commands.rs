@@ -127,12 +127,14 @@ async fn renew_directly(
     let challenges = ChallengeMap::default();
     // A one-off run: its figures are not exported.
     let metrics = crate::metrics::Metrics::new();
+    let lock = service::lock_certificates(&config.paths.data)?;
     let parts = service::prepare(
         config,
         &clock,
         challenges.clone(),
         http.local_addr()?,
         https.local_addr()?,
+        &mut Default::default(),
         &crate::config::process_env,
         &metrics,
     )
@@ -182,7 +184,7 @@ async fn renew_directly(
     for task in running {
         let _ = task.await;
     }
-    drop(parts.lock);
+    drop(lock);
     outcome.context("renewal failed")
 }
 

@@ -4,7 +4,7 @@
 //! by `quire cert renew` when no server is running.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::Context;
@@ -22,6 +22,7 @@ use super::store::{FileStore, Storage, StoreError, StoreLock, create_private_dir
 use crate::clock::SharedClock;
 use crate::config::{Config, Mode};
 use crate::tls::{CertBundle, CertResolver, self_signed_pem};
+use crate::upgrade::sockets::Inherited;
 use crate::web::ChallengeMap;
 
 pub const LETS_ENCRYPT: &str = "https://acme-v02.api.letsencrypt.org/directory";
@@ -39,8 +40,6 @@ pub struct AcmeParts {
     pub resolver: Arc<CertResolver>,
     pub manager: CertManager,
     pub local_ca: Option<LocalCaEndpoint>,
-    /// Held for the life of the process: one manager per data directory.
-    pub lock: StoreLock,
     /// Tells the manager about a new domain list (configuration reload).
     pub domains: tokio::sync::watch::Sender<Vec<crate::config::Domain>>,
 }
@@ -68,14 +67,38 @@ fn directories(config: &Config) -> Option<(Url, Url)> {
     }
 }
 
-/// Prepares certificates for an ACME mode. `http` and `https` are the bound
-/// listener addresses, where the local CA validates.
+/// Takes the lock that makes one process the manager of the certificates in
+/// `data`; held until dropped.
+pub fn lock_certificates(data: &Path) -> anyhow::Result<StoreLock> {
+    create_private_dir(data).with_context(|| {
+        format!(
+            "cannot create the data directory {}; create it, or set [paths] data to a writable folder",
+            data.display()
+        )
+    })?;
+    FileStore::new(data.to_path_buf())
+        .lock("certificates")
+        .map_err(|e| match e {
+            StoreError::Locked(_) => anyhow::anyhow!(
+                "another quire process manages the certificates in {}; stop it, or give this one another [paths] data",
+                data.display()
+            ),
+            other => other.into(),
+        })
+}
+
+/// Prepares certificates for an ACME mode, reading the data directory only:
+/// the caller holds, or waits for, [`lock_certificates`] before the manager
+/// runs. `http` and `https` are the bound listener addresses, where the local
+/// CA validates; its own socket may come from `sockets`.
+#[allow(clippy::too_many_arguments)]
 pub async fn prepare(
     config: &Config,
     clock: &SharedClock,
     challenges: ChallengeMap,
     http: SocketAddr,
     https: SocketAddr,
+    sockets: &mut Inherited,
     env: &dyn Fn(&str) -> Option<String>,
     metrics: &crate::metrics::Metrics,
 ) -> anyhow::Result<AcmeParts> {
@@ -94,13 +117,6 @@ pub async fn prepare(
         );
     }
     let storage: Arc<dyn Storage> = Arc::new(FileStore::new(data.clone()));
-    let lock = storage.lock("certificates").map_err(|e| match e {
-        StoreError::Locked(_) => anyhow::anyhow!(
-            "another quire process manages the certificates in {}; stop it, or give this one another [paths] data",
-            data.display()
-        ),
-        other => other.into(),
-    })?;
 
     let primary = config.canonical_domain().clone();
     let (chain, key) = self_signed_pem(&config.domains, clock.now())?;
@@ -109,7 +125,7 @@ pub async fn prepare(
 
     let (local_ca, directory, dry_run_directory, roots, name) = match config.mode {
         Mode::Local => {
-            let socket = crate::system::bind(config.listen.local_ca, "local_ca").await?;
+            let socket = crate::system::listen(config.listen.local_ca, "local_ca", sockets).await?;
             let bound = socket.local_addr()?;
             let ca = LocalCa::open(LocalCaSettings {
                 dir: data.join("local-ca"),
@@ -190,7 +206,6 @@ pub async fn prepare(
         resolver,
         manager,
         local_ca,
-        lock,
         domains,
     })
 }

@@ -20,7 +20,7 @@ pub mod store;
 
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use crate::clock::SharedClock;
@@ -31,7 +31,7 @@ pub use maintain::{Maintained, Retention};
 pub use recorder::{Hit, HitKind, Recorder, RecorderSettings};
 pub use report::Report;
 use schema::{Day, Hour};
-pub use store::{MemoryStore, SledStore, StatsStore, StoreError};
+pub use store::{MemoryStore, SledStore, StatsStore, StoreError, Waiting};
 
 /// Views held in memory between flushes, at most (about 100 bytes each).
 const BUFFER_CAPACITY: usize = 200_000;
@@ -44,18 +44,24 @@ pub struct Stats {
 
 struct Shared {
     recorder: Recorder,
-    store: Box<dyn StatsStore>,
+    /// Empty while the quire this process replaces still holds the store
+    /// (an upgrade); views wait in memory meanwhile.
+    store: OnceLock<Attached>,
     /// Serialises writers (flusher, maintenance), and keeps the views a
     /// failed flush could not write, to try again.
     unwritten: Mutex<Unwritten>,
     clock: SharedClock,
     retention: Retention,
     flush_every: Duration,
-    /// False when the disk store was unusable and counting is in memory.
-    persistent: bool,
     /// Why the last flush failed; cleared by one that works.
     last_flush_error: Mutex<Option<String>>,
     flushed: AtomicU64,
+}
+
+struct Attached {
+    store: Box<dyn StatsStore>,
+    /// False when the disk store was unusable and counting is in memory.
+    persistent: bool,
 }
 
 #[derive(Default)]
@@ -106,18 +112,34 @@ impl Stats {
     /// The server's statistics: on disk, or, when the disk store cannot be
     /// used, in memory with the reason logged. Never fails.
     pub fn open(config: &Config, clock: SharedClock) -> Stats {
-        let settings = StatsSettings::from_config(config);
-        let opened = open_disk_store(&config.paths.data).and_then(|store| {
-            Stats::with_store(Box::new(store), true, settings.clone(), clock.clone())
-        });
-        match opened {
-            Ok(stats) => stats,
-            Err(e) => {
+        let stats = Stats::unattached(StatsSettings::from_config(config), clock, Vec::new());
+        stats.attach_opened(open_disk_store(&config.paths.data));
+        stats
+    }
+
+    /// Statistics whose store is still held by the quire this process
+    /// replaces: views are counted with that process's `salts` (so a reader
+    /// stays one visitor across the upgrade) and kept in memory until
+    /// [`Stats::attach_opened`].
+    pub fn awaiting_store(
+        settings: StatsSettings,
+        clock: SharedClock,
+        salts: Vec<(Day, privacy::Salt)>,
+    ) -> Stats {
+        Stats::unattached(settings, clock, salts)
+    }
+
+    /// Starts writing to the `opened` disk store; when it could not be
+    /// opened or used, counts in memory and logs why. Returns whether the
+    /// disk store is in use.
+    pub fn attach_opened(&self, opened: Result<SledStore, StoreError>) -> bool {
+        let attached = opened
+            .and_then(|store| self.attach(Box::new(store), true))
+            .or_else(|e| {
                 tracing::error!("{e}");
-                Stats::with_store(Box::new(MemoryStore::default()), false, settings, clock)
-                    .expect("a new memory store needs no migration")
-            }
-        }
+                self.attach(Box::new(MemoryStore::default()), false)
+            });
+        attached.unwrap_or(false)
     }
 
     /// Statistics over `store`, brought to the current schema first.
@@ -126,42 +148,59 @@ impl Stats {
         settings: StatsSettings,
         clock: SharedClock,
     ) -> Result<Stats, StoreError> {
-        Stats::with_store(store, true, settings, clock)
+        let stats = Stats::unattached(settings, clock, Vec::new());
+        stats.attach(store, true)?;
+        Ok(stats)
     }
 
-    /// `persistent`: whether `store` keeps what it is given across a restart.
-    fn with_store(
-        store: Box<dyn StatsStore>,
-        persistent: bool,
+    fn unattached(
         settings: StatsSettings,
         clock: SharedClock,
-    ) -> Result<Stats, StoreError> {
-        for step in schema::migrate(store.as_ref(), schema::MIGRATIONS, schema::SCHEMA_VERSION)? {
-            tracing::info!("statistics store migrated: {step}");
-        }
-        let salts = privacy::Salts::from_stored(flush::stored_salts(store.as_ref())?);
-        let recorder = Recorder::new(settings.recorder, Arc::new(salts), clock.clone());
-        Ok(Stats {
+        salts: Vec<(Day, privacy::Salt)>,
+    ) -> Stats {
+        let recorder = Recorder::new(
+            settings.recorder,
+            Arc::new(privacy::Salts::from_stored(salts)),
+            clock.clone(),
+        );
+        Stats {
             shared: Arc::new(Shared {
                 recorder,
-                store,
+                store: OnceLock::new(),
                 unwritten: Mutex::new(Unwritten::default()),
                 clock,
                 retention: settings.retention,
                 flush_every: settings.flush_every,
-                persistent,
                 last_flush_error: Mutex::new(None),
                 flushed: AtomicU64::new(0),
             }),
-        })
+        }
+    }
+
+    /// Migrates `store`, adopts the salts it kept, and makes it the store.
+    /// `persistent`: whether it keeps what it is given across a restart.
+    fn attach(&self, store: Box<dyn StatsStore>, persistent: bool) -> Result<bool, StoreError> {
+        for step in schema::migrate(store.as_ref(), schema::MIGRATIONS, schema::SCHEMA_VERSION)? {
+            tracing::info!("statistics store migrated: {step}");
+        }
+        self.shared
+            .recorder
+            .salts()
+            .adopt(flush::stored_salts(store.as_ref())?);
+        let _ = self.shared.store.set(Attached { store, persistent });
+        Ok(persistent)
     }
 
     pub fn recorder(&self) -> &Recorder {
         &self.shared.recorder
     }
 
+    /// The store, or [`Waiting`] before one is attached.
     pub fn store(&self) -> &dyn StatsStore {
-        self.shared.store.as_ref()
+        match self.shared.store.get() {
+            Some(attached) => attached.store.as_ref(),
+            None => &Waiting,
+        }
     }
 
     fn writer(&self) -> std::sync::MutexGuard<'_, Unwritten> {
@@ -189,7 +228,7 @@ impl Stats {
             return Ok(Flushed::default());
         }
         let outcome = flush::flush(
-            shared.store.as_ref(),
+            self.store(),
             &unwritten.views,
             unwritten.dropped,
             &shared.recorder.salts().current(),
@@ -217,7 +256,10 @@ impl Stats {
 
     /// Whether views reach a durable store; the reason when they do not.
     pub fn writable(&self) -> Result<(), String> {
-        if !self.shared.persistent {
+        if self.shared.store.get().is_none() {
+            return Err(StoreError::Waiting.to_string());
+        }
+        if self.shared.store.get().is_some_and(|a| !a.persistent) {
             return Err(
                 "statistics are counted in memory: the disk store could not be opened (the log at start says why)"
                     .into(),
@@ -244,7 +286,7 @@ impl Stats {
         let shared = &*self.shared;
         let _writer = self.writer();
         let now = shared.clock.now();
-        let done = maintain::maintain(shared.store.as_ref(), now, &shared.retention)?;
+        let done = maintain::maintain(self.store(), now, &shared.retention)?;
         let settle = chrono::Duration::from_std(shared.retention.settle).unwrap_or_default();
         shared.recorder.salts().forget_before(Day::of(now - settle));
         Ok(done)
@@ -253,12 +295,7 @@ impl Stats {
     /// The last `days` days, today included. Blocking.
     pub fn report(&self, days: u32, top: usize) -> Result<Report, StoreError> {
         let today = Day::of(self.shared.clock.now());
-        report::report(
-            self.shared.store.as_ref(),
-            today.minus(days.max(1) - 1),
-            today,
-            top,
-        )
+        report::report(self.store(), today.minus(days.max(1) - 1), today, top)
     }
 
     /// Flushes every `flush_every`, or sooner when a buffer is half full,
@@ -325,10 +362,8 @@ mod tests {
     use super::store::testing::Crashing;
     use super::*;
 
-    #[test]
-    fn views_a_failed_flush_could_not_write_are_written_later() {
-        let store = Arc::new(Crashing::default());
-        let settings = StatsSettings {
+    fn settings() -> StatsSettings {
+        StatsSettings {
             recorder: RecorderSettings {
                 site: "example.org".into(),
                 own_hosts: vec![],
@@ -341,28 +376,61 @@ mod tests {
                 daily_days: 730,
                 settle: Duration::from_secs(80),
             },
-        };
-        let stats = Stats::new(Box::new(store.clone()), settings, crate::clock::system()).unwrap();
-        let record = |client: &str| {
-            stats.recorder().record(&Hit {
-                kind: HitKind::Page,
-                path: "/",
-                client: client.parse::<IpAddr>().unwrap(),
-                user_agent:
-                    b"Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0",
-                referer: None,
-                opted_out: false,
-            })
-        };
-        record("192.0.2.1");
+        }
+    }
+
+    fn record(stats: &Stats, client: &str) {
+        stats.recorder().record(&Hit {
+            kind: HitKind::Page,
+            path: "/",
+            client: client.parse::<IpAddr>().unwrap(),
+            user_agent: b"Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0",
+            referer: None,
+            opted_out: false,
+        })
+    }
+
+    #[test]
+    fn views_a_failed_flush_could_not_write_are_written_later() {
+        let store = Arc::new(Crashing::default());
+        let stats =
+            Stats::new(Box::new(store.clone()), settings(), crate::clock::system()).unwrap();
+        record(&stats, "192.0.2.1");
         store.fail_after(0);
         assert!(stats.flush_now().is_err(), "the disk is full");
-        record("192.0.2.2");
+        record(&stats, "192.0.2.2");
         assert!(stats.flush_now().is_err());
         store.recover();
         assert_eq!(stats.flush_now().unwrap().views, 2);
         let total = stats.report(1, 10).unwrap().total;
         assert_eq!((total.views, total.visitors), (2, 2));
         assert_eq!(stats.flush_now().unwrap().views, 0, "written once");
+    }
+
+    #[test]
+    fn a_successor_counts_with_the_handed_salts_and_writes_once_the_store_is_free() {
+        let clock = crate::clock::system();
+        // The process being replaced counts one reader, and exits.
+        let disk = Arc::new(MemoryStore::default());
+        let old = Stats::new(Box::new(disk.clone()), settings(), clock.clone()).unwrap();
+        record(&old, "192.0.2.1");
+        let salts = old.recorder().salts().current();
+        assert_eq!(old.flush_now().unwrap().views, 1);
+        drop(old);
+
+        // The successor counts the same reader before it has the store.
+        let new = Stats::awaiting_store(settings(), clock, salts);
+        record(&new, "192.0.2.1");
+        assert!(matches!(new.flush_now(), Err(StoreError::Waiting)));
+        assert!(new.writable().is_err(), "not writable before the store");
+        assert!(new.attach(Box::new(disk), true).unwrap());
+        assert_eq!(
+            new.flush_now().unwrap().views,
+            1,
+            "the waiting view is written"
+        );
+        let total = new.report(1, 10).unwrap().total;
+        assert_eq!((total.views, total.visitors), (2, 1), "still one reader");
+        assert!(new.writable().is_ok());
     }
 }

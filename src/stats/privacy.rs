@@ -49,6 +49,18 @@ impl Salts {
         salt
     }
 
+    /// Takes on the salts a store kept, for the days that have none yet.
+    pub fn adopt(&self, stored: Vec<(Day, Salt)>) {
+        let _making = self.making.lock().unwrap_or_else(|e| e.into_inner());
+        let mut days = self.days.load().as_ref().clone();
+        for (day, salt) in stored {
+            if !days.iter().any(|(d, _)| *d == day) {
+                days.push((day, salt));
+            }
+        }
+        self.days.store(Arc::new(days));
+    }
+
     /// The salts now held, to be kept in the store until their day is over.
     pub fn current(&self) -> Vec<(Day, Salt)> {
         self.days.load().as_ref().clone()

@@ -33,6 +33,10 @@ pub enum StoreError {
     NewerSchema { found: u32, supported: u32 },
     #[error("no migration from statistics schema {from}; this quire cannot read that store")]
     NoMigration { from: u32 },
+    #[error(
+        "the statistics store is still open in the quire process this one replaces; views are kept in memory and written once it has exited"
+    )]
+    Waiting,
 }
 
 /// Key-value pairs, in key order.
@@ -105,6 +109,28 @@ impl<S: StatsStore + ?Sized> StatsStore for std::sync::Arc<S> {
 
     fn size_on_disk(&self) -> Option<u64> {
         (**self).size_on_disk()
+    }
+}
+
+/// The store of a server whose predecessor still holds the real one (an
+/// upgrade in progress): every operation says so.
+pub struct Waiting;
+
+impl StatsStore for Waiting {
+    fn get(&self, _: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        Err(StoreError::Waiting)
+    }
+
+    fn range(&self, _: &[u8], _: &[u8], _: usize) -> Result<Entries, StoreError> {
+        Err(StoreError::Waiting)
+    }
+
+    fn apply(&self, _: Batch) -> Result<(), StoreError> {
+        Err(StoreError::Waiting)
+    }
+
+    fn describe(&self) -> String {
+        "no store yet (the quire process being replaced still has it open)".into()
     }
 }
 

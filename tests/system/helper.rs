@@ -126,7 +126,10 @@ pub struct Binary {
     pub https: Option<SocketAddr>,
     /// The metrics listener, unless disabled.
     pub metrics: Option<SocketAddr>,
-    child: Child,
+    /// The serving process: the one started, or the one it upgraded to.
+    pub pid: u32,
+    /// The started process, until it hands over to a successor.
+    child: Option<Child>,
     log: Arc<Mutex<Vec<String>>>,
 }
 
@@ -136,7 +139,21 @@ impl Binary {
     }
 
     pub fn serve_with_env(site: &SiteDir, extra_args: &[&str], env: &[(&str, &str)]) -> Binary {
-        let mut child = Command::new(BIN)
+        Binary::serve_program(Path::new(BIN), site, extra_args, env)
+    }
+
+    /// Runs the binary at `program` (a copy of quire that a test replaces).
+    pub fn serve_program(
+        program: &Path,
+        site: &SiteDir,
+        extra_args: &[&str],
+        env: &[(&str, &str)],
+    ) -> Binary {
+        // A successor is orphaned when the process it replaces exits; as a
+        // subreaper this test process adopts it, and can reap it by PID.
+        // SAFETY: prctl with integer arguments only sets a flag on this process.
+        unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) };
+        let mut child = Command::new(program)
             .envs(env.iter().copied())
             .arg("serve")
             .arg("--config")
@@ -181,7 +198,8 @@ impl Binary {
                 addr,
                 https,
                 metrics,
-                child,
+                pid: child.id(),
+                child: Some(child),
                 log,
             },
             _ => {
@@ -197,7 +215,7 @@ impl Binary {
 
     /// Sends SIGTERM and waits for the exit code.
     pub fn terminate(mut self) -> i32 {
-        self.signal_term();
+        self.signal(libc::SIGTERM);
         let code = self.wait_exit();
         std::mem::forget(self);
         code
@@ -205,35 +223,92 @@ impl Binary {
 
     /// Kills with SIGKILL, as a crash would, and reaps the process.
     pub fn kill(mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.signal(libc::SIGKILL);
+        let _ = self.wait_exit();
         std::mem::forget(self);
     }
 
     /// Sends SIGHUP: reload the configuration.
     pub fn hangup(&self) {
-        // SAFETY: kill(2) on our own child's PID has no memory effects.
+        self.signal(libc::SIGHUP);
+    }
+
+    /// Sends SIGUSR2: upgrade to the binary now at the program's path; then
+    /// as [`Binary::adopt_successor`].
+    pub fn upgrade(&mut self) -> i32 {
+        self.signal(libc::SIGUSR2);
+        self.adopt_successor()
+    }
+
+    /// Waits until a successor serves and this process has exited; from
+    /// then on this follows the successor. Returns the old process's exit
+    /// code.
+    pub fn adopt_successor(&mut self) -> i32 {
+        let started = Instant::now();
+        let successor = loop {
+            let found = self.log.lock().unwrap().iter().rev().find_map(|line| {
+                line.split("upgrade: pid ")
+                    .nth(1)?
+                    .split(' ')
+                    .next()?
+                    .parse::<u32>()
+                    .ok()
+                    .filter(|pid| *pid != self.pid)
+            });
+            if let Some(pid) = found {
+                break pid;
+            }
+            assert!(
+                started.elapsed() < DEADLINE,
+                "no successor took over:\n{}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        };
+        let code = self.wait_exit();
+        self.pid = successor;
+        code
+    }
+
+    fn signal(&self, signal: libc::c_int) {
+        // SAFETY: kill(2) on a process this test started has no memory effects.
         unsafe {
-            libc::kill(self.child.id() as libc::pid_t, libc::SIGHUP);
+            libc::kill(self.pid as libc::pid_t, signal);
         }
     }
 
-    fn signal_term(&self) {
-        // SAFETY: kill(2) on our own child's PID has no memory effects.
-        unsafe {
-            libc::kill(self.child.id() as libc::pid_t, libc::SIGTERM);
-        }
-    }
-
+    /// Waits for the serving process to exit (the started child, or an
+    /// adopted successor) and returns its exit code.
     fn wait_exit(&mut self) -> i32 {
         let started = Instant::now();
         loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                return status.code().unwrap_or(-1);
+            let exited = match &mut self.child {
+                Some(child) => child.try_wait().unwrap().map(|s| s.code().unwrap_or(-1)),
+                None => {
+                    let mut status = 0;
+                    // SAFETY: waitpid on an adopted child, with a local status.
+                    let reaped = unsafe {
+                        libc::waitpid(self.pid as libc::pid_t, &mut status, libc::WNOHANG)
+                    };
+                    match reaped {
+                        0 => None,
+                        // Not our child after all: gone once kill(2) finds nothing.
+                        // SAFETY: signal 0 only checks that the process exists.
+                        r if r < 0 => {
+                            (unsafe { libc::kill(self.pid as libc::pid_t, 0) } != 0).then_some(-1)
+                        }
+                        _ if libc::WIFEXITED(status) => Some(libc::WEXITSTATUS(status)),
+                        _ => Some(-1),
+                    }
+                }
+            };
+            if let Some(code) = exited {
+                self.child = None;
+                return code;
             }
             if started.elapsed() > DEADLINE {
-                let _ = self.child.kill();
-                panic!("quire did not stop after SIGTERM");
+                self.signal(libc::SIGKILL);
+                panic!("quire (pid {}) did not stop", self.pid);
             }
             std::thread::sleep(Duration::from_millis(10));
         }
@@ -242,7 +317,7 @@ impl Binary {
 
 impl Drop for Binary {
     fn drop(&mut self) {
-        self.signal_term();
+        self.signal(libc::SIGTERM);
         let _ = self.wait_exit();
     }
 }

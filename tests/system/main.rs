@@ -14,3 +14,4 @@ mod metrics;
 mod pages;
 mod reload;
 mod stats;
+mod upgrade;

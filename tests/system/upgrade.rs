@@ -1,0 +1,258 @@
+//! Zero-downtime upgrade: the binary file is replaced and the running quire
+//! told to upgrade (SIGUSR2, `quire upgrade`) while clients keep asking. No
+//! request fails, the new binary serves, statistics go on counting the same
+//! readers, and a broken new binary leaves the old one serving.
+
+use std::net::SocketAddr;
+use std::os::unix::net::UnixDatagram;
+use std::path::Path;
+use std::process::Stdio;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use crate::helper::*;
+
+const FIREFOX: &str = "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0";
+
+/// Installs `from` at `to` as an operator would: write aside, then rename
+/// over the running binary.
+fn install(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to.parent().unwrap()).unwrap();
+    let aside = to.with_extension("new");
+    std::fs::copy(from, &aside).unwrap();
+    std::fs::rename(&aside, to).unwrap();
+}
+
+/// Outcomes of sequential requests, each on a new connection.
+#[derive(Default)]
+struct Tally {
+    ok: usize,
+    failures: Vec<String>,
+    slowest: Duration,
+}
+
+/// Sends GET / over a new TLS connection per request, one after another,
+/// until `stop`; counts what came back.
+fn sequential_load(
+    https: SocketAddr,
+    root: String,
+    stop: Arc<AtomicBool>,
+    tally: Arc<Mutex<Tally>>,
+) -> std::thread::JoinHandle<()> {
+    std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(async {
+            while !stop.load(Ordering::Relaxed) {
+                let started = Instant::now();
+                let outcome = match tls_connect(https, "localhost", &root, &[b"http/1.1"]).await {
+                    Ok(stream) => {
+                        let mut client = TlsClient::new(stream).await;
+                        let reply = client
+                            .get_with("localhost", "/", &[("user-agent", FIREFOX)])
+                            .await;
+                        client.close().await;
+                        match reply {
+                            Ok(reply) if reply.status == 200 => Ok(()),
+                            Ok(reply) => Err(format!("status {}", reply.status)),
+                            Err(e) => Err(format!("no response: {e}")),
+                        }
+                    }
+                    Err(e) => Err(format!("cannot connect: {e}")),
+                };
+                let mut tally = tally.lock().unwrap();
+                tally.slowest = tally.slowest.max(started.elapsed());
+                match outcome {
+                    Ok(()) => tally.ok += 1,
+                    Err(e) => tally.failures.push(e),
+                }
+            }
+        })
+    })
+}
+
+/// curl, reusing its connection for 20 requests per run, runs after run
+/// (HTTP/1.1 and HTTP/2 in turn) until `stop`: (requests answered 200,
+/// failures).
+fn curl_load(
+    https: SocketAddr,
+    root: std::path::PathBuf,
+    stop: Arc<AtomicBool>,
+) -> std::thread::JoinHandle<(usize, Vec<String>)> {
+    peer_command("curl", "curl");
+    std::thread::spawn(move || {
+        let (mut ok, mut failures) = (0, Vec::new());
+        let port = https.port();
+        for protocol in ["--http1.1", "--http2"].iter().cycle() {
+            if stop.load(Ordering::Relaxed) {
+                break;
+            }
+            let out = peer_command("curl", "curl")
+                .args(["-sS", protocol, "--max-time", "20", "--cacert"])
+                .arg(&root)
+                .args(["--resolve", &format!("localhost:{port}:127.0.0.1")])
+                .args(["-o", "/dev/null", "-w", "%{http_code}\\n"])
+                .arg(format!("https://localhost:{port}/?n=[1-20]"))
+                .stdin(Stdio::null())
+                .output()
+                .unwrap();
+            let codes = String::from_utf8_lossy(&out.stdout);
+            ok += codes.lines().filter(|c| *c == "200").count();
+            failures.extend(
+                codes
+                    .lines()
+                    .filter(|c| *c != "200")
+                    .map(|c| format!("curl got {c}")),
+            );
+            if !out.status.success() {
+                failures.push(format!(
+                    "curl failed: {}",
+                    String::from_utf8_lossy(&out.stderr)
+                ));
+            }
+        }
+        (ok, failures)
+    })
+}
+
+fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
+    let started = Instant::now();
+    while !done() {
+        assert!(started.elapsed() < DEADLINE, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+#[test]
+fn replacing_the_binary_under_sequential_load_loses_no_request() {
+    let site = local_site("");
+    let program = site.path("bin/quire");
+    install(Path::new(BIN), &program);
+    let notify_path = site.path("notify.sock");
+    let notifications = UnixDatagram::bind(&notify_path).unwrap();
+    notifications.set_read_timeout(Some(DEADLINE)).unwrap();
+    let notify_env = notify_path.to_str().unwrap().to_string();
+    let mut server = Binary::serve_program(
+        &program,
+        &site,
+        &[],
+        &[("NOTIFY_SOCKET", notify_env.as_str())],
+    );
+    let next_notification = || {
+        let mut buffer = [0u8; 256];
+        let n = notifications.recv(&mut buffer).expect("a notification");
+        String::from_utf8_lossy(&buffer[..n]).into_owned()
+    };
+    assert_eq!(next_notification(), "READY=1");
+    let https = server.https.unwrap();
+    wait_for_log(&server, "obtained a certificate");
+    let root_path = site.path("data/local-ca/root.pem");
+    let root = std::fs::read_to_string(&root_path).unwrap();
+    let old_pid = server.pid;
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let tally = Arc::new(Mutex::new(Tally::default()));
+    let load = sequential_load(https, root, stop.clone(), tally.clone());
+    let curl = curl_load(https, root_path, stop.clone());
+    wait_until("50 requests before the upgrade", || {
+        tally.lock().unwrap().ok >= 50
+    });
+
+    install(Path::new(BIN), &program);
+    let before = tally.lock().unwrap().ok;
+    let started = Instant::now();
+    assert_eq!(server.upgrade(), 0, "the old process exits cleanly");
+    let handover = started.elapsed();
+    assert_eq!(next_notification(), format!("MAINPID={}", server.pid));
+    wait_for_log(&server, "this process now owns");
+    let during = tally.lock().unwrap().ok - before;
+    let after_handover = tally.lock().unwrap().ok;
+    wait_until("50 requests after the upgrade", || {
+        tally.lock().unwrap().ok >= after_handover + 50
+    });
+    stop.store(true, Ordering::Relaxed);
+    load.join().expect("the load ran");
+    let (curl_ok, curl_failures) = curl.join().expect("curl ran");
+
+    let tally = tally.lock().unwrap();
+    assert!(
+        tally.failures.is_empty() && curl_failures.is_empty(),
+        "failed requests: {:?} {:?}\n{}",
+        tally.failures,
+        curl_failures,
+        server.log()
+    );
+    assert_ne!(server.pid, old_pid);
+    let exe = std::fs::read_link(format!("/proc/{}/exe", server.pid)).unwrap();
+    assert_eq!(exe, program, "the successor runs the new file");
+    assert!(curl_ok > 0, "curl's requests were answered");
+    eprintln!(
+        "upgrade under load: {} sequential requests (new connection each) and {curl_ok} curl requests (keep-alive), 0 failed; {during} answered during the {handover:?} from SIGUSR2 to the old process's exit; slowest request {:?}",
+        tally.ok, tally.slowest
+    );
+
+    // The views of both processes were kept, and the reader stayed one
+    // visitor: the salts crossed over.
+    let (code, out, err) = site.run(&["stats", "--config", "quire.toml", "--days", "1"]);
+    assert_eq!(code, 0, "{err}");
+    let total: Vec<usize> = out
+        .lines()
+        .find(|l| l.starts_with("total"))
+        .unwrap()
+        .split_whitespace()
+        .skip(1)
+        .map(|n| n.parse().unwrap())
+        .collect();
+    assert_eq!(total[0], tally.ok, "views: one per page request\n{out}");
+    assert_eq!(total[1], 1, "one reader\n{out}");
+
+    assert_eq!(server.terminate(), 0);
+    assert_eq!(next_notification(), "STOPPING=1");
+}
+
+#[test]
+fn a_broken_new_binary_leaves_the_old_one_serving_and_quire_upgrade_says_why() {
+    let site = local_site("");
+    let program = site.path("bin/quire");
+    install(Path::new(BIN), &program);
+    let mut server = Binary::serve_program(&program, &site, &[], &[]);
+    let broken = site.path("broken.sh");
+    std::fs::write(
+        &broken,
+        "#!/bin/sh\necho 'cannot start: missing library' >&2\nexit 3\n",
+    )
+    .unwrap();
+    std::fs::set_permissions(&broken, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    install(&broken, &program);
+
+    let (code, _, err) = site.run(&["upgrade", "--config", "quire.toml"]);
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("exited (exit status: 3) before it was ready")
+            && err.contains("keeps serving"),
+        "{err}"
+    );
+    assert!(server.log().contains("cannot start: missing library"));
+    let status = tokio::runtime::Runtime::new()
+        .unwrap()
+        .block_on(get(server.addr, "/"))
+        .status;
+    assert_eq!(status, 301, "the old process still answers");
+
+    // With a working binary in place, the command upgrades.
+    install(Path::new(BIN), &program);
+    let old_pid = server.pid;
+    let (code, out, err) = site.run(&["upgrade", "--config", "quire.toml"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("has taken over the sockets"), "{out}");
+    assert_eq!(server.adopt_successor(), 0);
+    assert_ne!(server.pid, old_pid);
+    let status = tokio::runtime::Runtime::new()
+        .unwrap()
+        .block_on(get(server.addr, "/"))
+        .status;
+    assert_eq!(status, 301, "the new process answers");
+}

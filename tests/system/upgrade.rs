@@ -256,3 +256,86 @@ fn a_broken_new_binary_leaves_the_old_one_serving_and_quire_upgrade_says_why() {
         .status;
     assert_eq!(status, 301, "the new process answers");
 }
+
+/// A free loopback port, for a peer that must be told one in advance.
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+#[test]
+fn systemd_socket_activation_gives_quire_its_sockets() {
+    let site = local_site("");
+    let ports: Vec<u16> = (0..4).map(|_| free_port()).collect();
+    let mut command = peer_command("systemd-socket-activate", "systemd");
+    for port in &ports {
+        command.args(["-l", &format!("127.0.0.1:{port}")]);
+    }
+    let mut activator = command
+        .arg("--fdname=http:https:metrics:local_ca")
+        .args(["-E", "RUST_LOG=quire=info", BIN, "serve", "--config"])
+        .arg(site.config())
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = activator.stderr.take().unwrap();
+    let log = Arc::new(Mutex::new(String::new()));
+    let lines = log.clone();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+        {
+            lines.lock().unwrap().push_str(&(line + "\n"));
+        }
+    });
+    wait_until("systemd-socket-activate to listen", || {
+        log.lock().unwrap().matches("Listening on").count() == ports.len()
+    });
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    // The first connection starts quire, and waits in the kernel's backlog
+    // until quire takes the socket and answers it.
+    let http: SocketAddr = format!("127.0.0.1:{}", ports[0]).parse().unwrap();
+    let reply = runtime.block_on(get(http, "/"));
+    assert_eq!(reply.status, 301, "{}", log.lock().unwrap());
+    assert_eq!(
+        reply.header("location"),
+        format!("https://localhost:{}/", ports[1]),
+        "the site's address comes from the given https socket"
+    );
+    wait_until(
+        "a certificate from the local CA on the given sockets",
+        || log.lock().unwrap().contains("obtained a certificate"),
+    );
+    let root = std::fs::read_to_string(site.path("data/local-ca/root.pem")).unwrap();
+    let https: SocketAddr = format!("127.0.0.1:{}", ports[1]).parse().unwrap();
+    let status = runtime.block_on(async {
+        let stream = tls_connect(https, "localhost", &root, &[b"h2"])
+            .await
+            .unwrap();
+        let mut client = TlsClient::new(stream).await;
+        let status = client.get("localhost", "/").await.status;
+        client.close().await;
+        status
+    });
+    assert_eq!(status, 200);
+    let metrics: SocketAddr = format!("127.0.0.1:{}", ports[2]).parse().unwrap();
+    assert_eq!(runtime.block_on(get(metrics, "/health")).status, 200);
+    assert!(
+        !log.lock().unwrap().contains("matches no [listen] address"),
+        "every socket was used:\n{}",
+        log.lock().unwrap()
+    );
+
+    // systemd-socket-activate execs quire: the PID is quire's.
+    // SAFETY: kill(2) on the child this test started.
+    unsafe { libc::kill(activator.id() as libc::pid_t, libc::SIGTERM) };
+    let status = activator.wait().unwrap();
+    assert!(status.success(), "{status}: {}", log.lock().unwrap());
+}

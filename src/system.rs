@@ -666,6 +666,10 @@ pub async fn serve(config: Config, clock: SharedClock) -> anyhow::Result<()> {
             }),
         }),
     };
+    // Watched before starting, so that none of them is missed meanwhile.
+    let stop = crate::shutdown::os_signal();
+    let mut hangups = crate::shutdown::hangups();
+    let mut upgrade_signals = crate::shutdown::upgrade_signals();
     let mut server = start_with(config, clock, inheritance).await?;
     match predecessor {
         Some(predecessor) => {
@@ -678,10 +682,7 @@ pub async fn serve(config: Config, clock: SharedClock) -> anyhow::Result<()> {
         None => upgrade::notify::notify(env, "READY=1"),
     }
 
-    let stop = crate::shutdown::os_signal();
     tokio::pin!(stop);
-    let mut hangups = crate::shutdown::hangups();
-    let mut upgrade_signals = crate::shutdown::upgrade_signals();
     let mut upgrade_requests = server
         .upgrade_requests
         .take()

@@ -93,7 +93,12 @@ impl CertManager {
         tokio::pin!(stop);
         loop {
             if self.clock.now() >= next {
-                next = self.check(&mut status).await;
+                // An order in progress is abandoned at shutdown: nothing is
+                // stored until it completes, and the next start checks again.
+                next = tokio::select! {
+                    next = self.check(&mut status) => next,
+                    () = &mut stop => return Ok(()),
+                };
                 status.next_check = Some(next);
                 self.save_status(&status);
             }
@@ -101,7 +106,10 @@ impl CertManager {
                 () = &mut stop => return Ok(()),
                 () = self.clock.sleep_until(next) => {}
                 Some(request) = requests.recv() => {
-                    let outcome = self.renew_now(&mut status, request.dry_run).await;
+                    let outcome = tokio::select! {
+                        outcome = self.renew_now(&mut status, request.dry_run) => outcome,
+                        () = &mut stop => return Ok(()),
+                    };
                     self.save_status(&status);
                     let _ = request.reply.send(outcome);
                 }

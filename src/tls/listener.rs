@@ -11,7 +11,7 @@
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -129,6 +129,7 @@ fn serve_connection(
     let name = listener.name;
     let app = listener.app.clone();
     let stop = shutdown.wait();
+    let closing = shutdown.clone();
     let metrics = listener.metrics.clone();
     async move {
         metrics.connection_opened(name);
@@ -138,21 +139,25 @@ fn serve_connection(
             inner: tcp,
             activity: activity.clone(),
         };
-        // Requests received, and those not yet answered.
-        let requests = tokio::sync::watch::Sender::new(0u64);
-        let unanswered = Arc::new(AtomicU64::new(0));
-        let (received, asked, answered) =
-            (requests.clone(), unanswered.clone(), unanswered.clone());
+        let exchanges = Exchanges::default();
+        let (asked, answered, closing) = (exchanges.clone(), exchanges.clone(), closing.clone());
         let service = TowerToHyperService::new(
             app.map_request(move |request: hyper::Request<hyper::body::Incoming>| {
-                received.send_modify(|n| *n += 1);
-                asked.fetch_add(1, Ordering::Relaxed);
+                asked.received(request.version());
                 let mut request = request.map(axum::body::Body::new);
                 request.extensions_mut().insert(PeerAddr(peer));
                 request
             })
-            .map_response(move |response| {
-                answered.fetch_sub(1, Ordering::Relaxed);
+            .map_response(move |mut response: axum::response::Response| {
+                // Said in the response itself, so the client cannot reuse
+                // the connection and race its close. (HTTP/2 has GOAWAY.)
+                if closing.is_triggered() && answered.http1.load(Ordering::Relaxed) {
+                    response.headers_mut().insert(
+                        http::header::CONNECTION,
+                        http::HeaderValue::from_static("close"),
+                    );
+                }
+                answered.unanswered.fetch_sub(1, Ordering::Relaxed);
                 response
             }),
         );
@@ -213,9 +218,9 @@ fn serve_connection(
         }
         // Shutting down. A request in flight is answered; otherwise wait a
         // moment for one: the client may have sent it already.
-        let mut arrived = requests.subscribe();
+        let mut arrived = exchanges.received.subscribe();
         arrived.mark_unchanged();
-        if unanswered.load(Ordering::Relaxed) == 0 {
+        if exchanges.unanswered.load(Ordering::Relaxed) == 0 {
             tokio::select! {
                 result = connection.as_mut() => return log_end(name, peer, result),
                 _ = arrived.changed() => {}
@@ -225,6 +230,26 @@ fn serve_connection(
         // HTTP/1.1: no keep-alive after the current response; HTTP/2: GOAWAY.
         connection.as_mut().graceful_shutdown();
         log_end(name, peer, connection.await);
+    }
+}
+
+/// A connection's requests, as the shutdown path needs them.
+#[derive(Clone, Default)]
+struct Exchanges {
+    /// Requests received so far; shutdown waits for the next one.
+    received: tokio::sync::watch::Sender<u64>,
+    /// Received and not yet answered.
+    unanswered: Arc<AtomicU64>,
+    /// Whether the connection speaks HTTP/1 (else HTTP/2).
+    http1: Arc<AtomicBool>,
+}
+
+impl Exchanges {
+    fn received(&self, version: http::Version) {
+        self.http1
+            .store(version <= http::Version::HTTP_11, Ordering::Relaxed);
+        self.unanswered.fetch_add(1, Ordering::Relaxed);
+        self.received.send_modify(|n| *n += 1);
     }
 }
 

@@ -270,7 +270,8 @@ impl Binary {
         code
     }
 
-    fn signal(&self, signal: libc::c_int) {
+    /// Sends `signal` to the serving process, without waiting.
+    pub fn signal(&self, signal: libc::c_int) {
         // SAFETY: kill(2) on a process this test started has no memory effects.
         unsafe {
             libc::kill(self.pid as libc::pid_t, signal);

@@ -339,3 +339,42 @@ fn systemd_socket_activation_gives_quire_its_sockets() {
     let status = activator.wait().unwrap();
     assert!(status.success(), "{status}: {}", log.lock().unwrap());
 }
+
+#[tokio::test]
+async fn an_idle_keep_alive_connection_at_shutdown_gets_its_next_request_answered_with_close() {
+    let site = local_site("");
+    let server = Binary::serve(&site, &[]);
+    let tcp = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+    let (mut sender, connection) =
+        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(tcp))
+            .await
+            .unwrap();
+    let connection = tokio::spawn(connection);
+    let get = || {
+        hyper::Request::get("/")
+            .header("host", "localhost")
+            .body(http_body_util::Empty::<bytes::Bytes>::new())
+            .unwrap()
+    };
+    let first = sender.send_request(get()).await.unwrap();
+    assert!(first.headers().get("connection").is_none(), "kept alive");
+    drop(first);
+
+    // The connection is idle when shutdown begins; a request the client
+    // sends next is still answered, and says the connection ends with it.
+    server.signal(libc::SIGTERM);
+    wait_for_log(&server, "shutting down");
+    let next = sender
+        .send_request(get())
+        .await
+        .expect("answered, not reset");
+    assert_eq!(next.status(), 301);
+    assert_eq!(next.headers()["connection"], "close");
+    drop(next);
+    tokio::time::timeout(DEADLINE, connection)
+        .await
+        .expect("the server closes the connection")
+        .unwrap()
+        .unwrap();
+    assert_eq!(server.terminate(), 0);
+}

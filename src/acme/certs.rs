@@ -53,6 +53,12 @@ pub struct RenewalStatus {
     pub issued: Vec<DateTime<Utc>>,
     /// Milliseconds the last successful certification took.
     pub last_took_ms: Option<u64>,
+    /// The CA that issued the stored certificate ([`Certifier::identity`]);
+    /// when the configuration names another, a new one is ordered.
+    ///
+    /// [`Certifier::identity`]: super::client::Certifier::identity
+    #[serde(default)]
+    pub issued_by: Option<String>,
 }
 
 /// The stored certificate of the site whose canonical domain is `primary`.

@@ -39,6 +39,10 @@ pub struct CertifierSettings {
     pub directory: Url,
     /// How logs name the CA ("the local CA", "acme-v02.api.letsencrypt.org").
     pub name: String,
+    /// What identifies the CA across restarts, to tell whether the stored
+    /// certificate came from it: the directory URL, or [`LOCAL_CA`] (whose
+    /// port may change from run to run).
+    pub identity: String,
     pub roots: AcmeRoots,
     pub contacts: Vec<String>,
     pub eab: Option<ExternalAccountBinding>,
@@ -46,6 +50,9 @@ pub struct CertifierSettings {
     /// Times each request to the CA.
     pub metrics: crate::metrics::Metrics,
 }
+
+/// The [`CertifierSettings::identity`] of the in-process CA.
+pub const LOCAL_CA: &str = "local";
 
 /// Obtains certificates from one ACME CA.
 #[derive(Clone)]
@@ -79,6 +86,10 @@ impl Certifier {
 
     pub fn name(&self) -> &str {
         &self.settings.name
+    }
+
+    pub fn identity(&self) -> &str {
+        &self.settings.identity
     }
 
     /// `acme/<ca-host>/account.json`; one account per CA.

@@ -67,6 +67,10 @@ pub fn status(config: &Config, now: DateTime<Utc>) -> anyhow::Result<String> {
     line("renew after", when(status.renew_after));
     line("next check", when(status.next_check));
     line("CA", status.directory.clone().unwrap_or_else(|| "-".into()));
+    line(
+        "issued by",
+        status.issued_by.clone().unwrap_or_else(|| "-".into()),
+    );
     line("last attempt", when(status.last_attempt));
     line(
         "last success",

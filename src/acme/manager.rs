@@ -141,10 +141,22 @@ impl CertManager {
             _ => None,
         };
         let regular = self.policy.next_check(now, random_unit());
-        let Some(reason) =
+        // Switching CA (staging to production, say) replaces a certificate
+        // that is still valid: browsers would not trust the old issuer.
+        let other_ca = status
+            .issued_by
+            .as_deref()
+            .filter(|by| self.current.is_some() && *by != self.certifier.identity())
+            .map(|by| {
+                format!(
+                    "the certificate comes from {by}, and the configuration now names {}",
+                    self.certifier.identity()
+                )
+            });
+        let Some(reason) = other_ca.or_else(|| {
             self.policy
                 .reason_to_order(self.current.as_ref(), &self.domains, now, ca_window)
-        else {
+        }) else {
             let renew_after = self.current.as_ref().map(|b| self.policy.renew_after(b));
             status.renew_after = renew_after;
             let next = [Some(regular), renew_after, ca_window]
@@ -264,6 +276,7 @@ impl CertManager {
         status.last_error = None;
         status.consecutive_failures = 0;
         status.last_took_ms = Some(took.as_millis() as u64);
+        status.issued_by = Some(certifier.identity().to_string());
         status.renew_after = Some(self.policy.renew_after(&bundle));
         let message = format!(
             "obtained a certificate for {} from {} ({}) in {} ms (issuer {}, valid until {})",

@@ -13,7 +13,7 @@ use url::Url;
 
 use super::backup;
 use super::certs::CertStore;
-use super::client::{Certifier, CertifierSettings};
+use super::client::{Certifier, CertifierSettings, LOCAL_CA};
 use super::http::AcmeRoots;
 use super::local_ca::{self, LocalCa, LocalCaSettings, ValidationTarget};
 use super::manager::CertManager;
@@ -162,6 +162,10 @@ pub async fn prepare(
         }
     };
     let settings = |directory: Url| CertifierSettings {
+        identity: match config.mode {
+            Mode::Local => LOCAL_CA.to_string(),
+            _ => directory.to_string(),
+        },
         directory,
         name: name.clone(),
         roots: roots.clone(),

@@ -127,6 +127,43 @@ async fn a_torn_pair_is_restored_from_the_archive_without_a_new_order() {
     assert_eq!(peer_certificate(&stream).1, serial);
 }
 
+#[tokio::test]
+async fn a_certificate_from_the_ca_of_another_mode_is_replaced_at_start() {
+    let site = local_site("");
+    let server = Binary::serve(&site, &[]);
+    wait_for_log(&server, "obtained a certificate");
+    let root = std::fs::read_to_string(site.path("data/local-ca/root.pem")).unwrap();
+    let first = served_serial(server.https.unwrap(), "localhost", &root).await;
+    assert_eq!(server.terminate(), 0);
+    let (_, out, _) = site.run(&["cert", "status", "--config", "quire.toml"]);
+    assert!(
+        out.lines()
+            .any(|l| l.contains("issued by") && l.ends_with(" local")),
+        "{out}"
+    );
+
+    // As if the stored certificate came from Let's Encrypt's staging CA,
+    // still valid for months, and the site now runs in another mode.
+    let status_file = site.path("data/certs/localhost/status.json");
+    let mut status: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&status_file).unwrap()).unwrap();
+    let staging = "https://acme-staging-v02.api.letsencrypt.org/directory";
+    status["issued_by"] = staging.into();
+    std::fs::write(&status_file, status.to_string()).unwrap();
+
+    let server = Binary::serve(&site, &[]);
+    wait_for_log(&server, "obtained a certificate");
+    assert!(
+        server.log().contains(&format!(
+            "ordering a certificate for localhost: the certificate comes from {staging}, and the configuration now names local"
+        )),
+        "{}",
+        server.log()
+    );
+    let second = served_serial(server.https.unwrap(), "localhost", &root).await;
+    assert_ne!(first, second, "the certificate was replaced");
+}
+
 /// The served certificate's serial, trusting `root`.
 async fn served_serial(https: std::net::SocketAddr, name: &str, root: &str) -> String {
     let stream = tls_connect(https, name, root, &[]).await.unwrap();

@@ -86,11 +86,7 @@ TMP="$(mktemp -d "${TMPDIR:-/tmp}/quire-bench-certify.XXXXXX")"
 PPID_PEBBLE=""
 cleanup() {
     [ -z "$PPID_PEBBLE" ] || stop_pid "$PPID_PEBBLE"
-    if [ "${KEEP:-0}" = 1 ]; then
-        echo "kept: $TMP" >&2
-    else
-        rm -rf "$TMP"
-    fi
+    remove_tmp
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM

@@ -107,3 +107,35 @@ stop_pid() {
     kill -KILL "$pid" 2>/dev/null || true
     wait "$pid" 2>/dev/null || true
 }
+
+# remove_tmp: at exit, removes $TMP, or keeps it and says where with KEEP=1.
+remove_tmp() {
+    if [ "${KEEP:-0}" = 1 ]; then
+        echo "kept: $TMP" >&2
+    else
+        rm -rf "$TMP"
+    fi
+}
+
+# plain_quire_config FILE REPO PORT DATA [EXTRA]: writes a config serving REPO's
+# example content over plain HTTP (mode off) on 127.0.0.1:PORT, metrics on
+# PORT+1100, data in DATA; EXTRA (TOML) is appended.
+plain_quire_config() {
+    local file="$1" repo="$2" port="$3" data="$4" extra="${5:-}"
+    cat >"$file" <<EOF
+[site]
+title = "Bench"
+base_url = "http://127.0.0.1:$port"
+[paths]
+content = $(toml_str "$repo/content")
+static = $(toml_str "$repo/static")
+templates = $(toml_str "$repo/templates")
+data = $(toml_str "$data")
+[listen]
+http = "127.0.0.1:$port"
+metrics = "127.0.0.1:$((port + 1100))"
+[tls]
+mode = "off"
+$extra
+EOF
+}

@@ -32,7 +32,7 @@ need wrk wrk
 export PATH="$PATH:/usr/sbin:/sbin"
 need nginx nginx
 
-require_free_ports "$QPORT" "$NPORT"
+require_free_ports "$QPORT" "$((QPORT + 1100))" "$NPORT"
 
 TMP="$(mktemp -d "${TMPDIR:-/tmp}/quire-bench-serve.XXXXXX")"
 QPID=""
@@ -40,11 +40,7 @@ NPID=""
 cleanup() {
     [ -z "$QPID" ] || stop_pid "$QPID"
     [ -z "$NPID" ] || stop_pid "$NPID"
-    if [ "${KEEP:-0}" = 1 ]; then
-        echo "kept: $TMP" >&2
-    else
-        rm -rf "$TMP"
-    fi
+    remove_tmp
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
@@ -54,20 +50,7 @@ QUIRE="$(quire_binary "$REPO")"
 
 mkdir -p "$TMP/data"
 CFG="$TMP/quire.toml"
-cat >"$CFG" <<EOF
-[site]
-title = "Bench"
-base_url = "http://127.0.0.1:$QPORT"
-[paths]
-content = $(toml_str "$REPO/content")
-static = $(toml_str "$REPO/static")
-templates = $(toml_str "$REPO/templates")
-data = $(toml_str "$TMP/data")
-[listen]
-http = "127.0.0.1:$QPORT"
-[tls]
-mode = "off"
-EOF
+plain_quire_config "$CFG" "$REPO" "$QPORT" "$TMP/data"
 
 "$QUIRE" serve --config "$CFG" >"$TMP/quire.log" 2>&1 &
 QPID=$!

@@ -69,11 +69,7 @@ cleanup() {
     for pid in "${CLIENT_PIDS[@]}"; do stop_pid "$pid"; done
     [ -z "$QPID" ] || stop_pid "$QPID"
     [ -z "$NPID" ] || stop_pid "$NPID"
-    if [ "${KEEP:-0}" = 1 ]; then
-        echo "kept: $TMP" >&2
-    else
-        rm -rf "$TMP"
-    fi
+    remove_tmp
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM

@@ -33,11 +33,7 @@ need hyperfine hyperfine
 
 TMP="$(mktemp -d "${TMPDIR:-/tmp}/quire-bench-build.XXXXXX")"
 cleanup() {
-    if [ "${KEEP:-0}" = 1 ]; then
-        echo "kept: $TMP" >&2
-    else
-        rm -rf "$TMP"
-    fi
+    remove_tmp
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM

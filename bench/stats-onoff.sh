@@ -46,11 +46,7 @@ OFF_PID=""
 cleanup() {
     [ -z "$ON_PID" ] || stop_pid "$ON_PID"
     [ -z "$OFF_PID" ] || stop_pid "$OFF_PID"
-    if [ "${KEEP:-0}" = 1 ]; then
-        echo "kept: $TMP" >&2
-    else
-        rm -rf "$TMP"
-    fi
+    remove_tmp
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
@@ -61,21 +57,8 @@ QUIRE="$(quire_binary "$REPO")"
 start_quire() { # start_quire NAME PORT STATS_ENABLED; its PID is then in $!
     local name="$1" port="$2" enabled="$3" dir="$TMP/$1"
     mkdir -p "$dir/data"
-    cat >"$dir/quire.toml" <<EOF
-[site]
-title = "Bench"
-base_url = "http://127.0.0.1:$port"
-[paths]
-content = $(toml_str "$REPO/content")
-static = $(toml_str "$REPO/static")
-templates = $(toml_str "$REPO/templates")
-data = $(toml_str "$dir/data")
-[listen]
-http = "127.0.0.1:$port"
-metrics = "127.0.0.1:$((port + 1100))"
-[stats]
-enabled = $enabled
-EOF
+    plain_quire_config "$dir/quire.toml" "$REPO" "$port" "$dir/data" \
+        "$(printf '[stats]\nenabled = %s' "$enabled")"
     "$QUIRE" serve --config "$dir/quire.toml" --mode off >"$dir/quire.log" 2>&1 &
 }
 wait_up() { # wait_up NAME PID PORT

@@ -37,11 +37,7 @@ TMP="$(mktemp -d "${TMPDIR:-/tmp}/quire-bench-upgrade.XXXXXX")"
 PID=""
 cleanup() {
     [ -z "$PID" ] || stop_pid "$PID"
-    if [ "${KEEP:-0}" = 1 ]; then
-        echo "kept: $TMP" >&2
-    else
-        rm -rf "$TMP"
-    fi
+    remove_tmp
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
@@ -49,19 +45,7 @@ trap 'exit 130' INT TERM
 QUIRE="$(quire_binary "$REPO")"
 mkdir -p "$TMP/bin" "$TMP/data"
 install -m 0755 "$QUIRE" "$TMP/bin/quire"
-cat >"$TMP/quire.toml" <<EOF
-[site]
-title = "Bench"
-base_url = "http://127.0.0.1:$PORT"
-[paths]
-content = $(toml_str "$REPO/content")
-static = $(toml_str "$REPO/static")
-templates = $(toml_str "$REPO/templates")
-data = $(toml_str "$TMP/data")
-[listen]
-http = "127.0.0.1:$PORT"
-metrics = "127.0.0.1:$((PORT + 1100))"
-EOF
+plain_quire_config "$TMP/quire.toml" "$REPO" "$PORT" "$TMP/data"
 "$TMP/bin/quire" serve --config "$TMP/quire.toml" --mode off >"$TMP/quire.log" 2>&1 &
 PID=$!
 for _ in $(seq 100); do

@@ -673,7 +673,10 @@ pub async fn serve(config: Config, clock: SharedClock) -> anyhow::Result<()> {
     let mut server = start_with(config, clock, inheritance).await?;
     match predecessor {
         Some(predecessor) => {
-            predecessor.announce_ready()?;
+            // If it is gone already, the sockets are ours alone: serve on.
+            if let Err(e) = predecessor.announce_ready() {
+                tracing::warn!("{e}; serving on without it");
+            }
             tokio::spawn(async move {
                 predecessor.exited().await;
                 let _ = exited_tx.send(());

@@ -104,38 +104,27 @@ impl RunningServer {
         self.supervisor.shutdown()
     }
 
-    /// Starts the binary at `launch` on this server's sockets and waits
-    /// until it serves; the caller then stops this server.
-    pub async fn start_successor(&self, launch: &Launch) -> Result<Successor, String> {
+    /// Starts the binary at `launch` on this server's sockets; see
+    /// [`upgrade::Starting::wait_ready`].
+    pub fn start_successor(&self, launch: &Launch) -> Result<upgrade::Starting, String> {
         if !self.ownership.is_owned() {
             return Err(
                 "this process is still taking over from the one it replaced; try again in a moment"
                     .into(),
             );
         }
-        let mut sockets = Vec::new();
-        for (name, socket) in &self.sockets {
-            sockets.push((*name, socket.as_fd().try_clone_to_owned()));
-        }
-        sockets.push(("control", self.control.as_fd().try_clone_to_owned()));
-        let sockets = sockets
-            .into_iter()
-            .map(|(name, fd)| fd.map(|fd| (name, fd)))
-            .collect::<std::io::Result<Vec<_>>>()
-            .map_err(|e| format!("cannot share the listening sockets: {e}"))?;
+        let mut sockets: Vec<(&str, std::os::fd::BorrowedFd<'_>)> = self
+            .sockets
+            .iter()
+            .map(|(name, socket)| (*name, socket.as_fd()))
+            .collect();
+        sockets.push(("control", self.control.as_fd()));
         let salts = self
             .stats
             .as_ref()
             .map(|s| s.recorder().salts().current())
             .unwrap_or_default();
-        let launch = launch.clone();
-        tokio::task::spawn_blocking(move || {
-            let borrowed: Vec<_> = sockets.iter().map(|(n, fd)| (*n, fd.as_fd())).collect();
-            upgrade::start_successor(&launch, &borrowed, &salts, upgrade::READY_TIMEOUT)
-        })
-        .await
-        .map_err(|e| format!("the upgrade failed: {e}"))?
-        .map_err(|e| e.to_string())
+        upgrade::start_successor(launch, &sockets, &salts).map_err(|e| e.to_string())
     }
 }
 
@@ -332,6 +321,16 @@ pub async fn start_with(
         ),
         false => site_app.clone(),
     };
+    // What can still fail comes before the first listener: a new process
+    // failing after it accepts would drop connections it took from a
+    // predecessor's queue.
+    let control = Arc::new(control::bind(&config.paths.data, &mut sockets)?);
+    let https_acceptor = match &resolver {
+        Some(resolver) => Some(tokio_rustls::TlsAcceptor::from(tls::server_config(
+            resolver.clone(),
+        )?)),
+        None => None,
+    };
     spawn_listener(
         &mut supervisor,
         "http listener",
@@ -341,8 +340,7 @@ pub async fn start_with(
         &limits,
         &metrics,
     );
-    if let (Some(socket), Some(resolver)) = (https_socket, &resolver) {
-        let acceptor = tokio_rustls::TlsAcceptor::from(tls::server_config(resolver.clone())?);
+    if let (Some(socket), Some(acceptor)) = (https_socket, https_acceptor) {
         spawn_listener(
             &mut supervisor,
             "https listener",
@@ -448,7 +446,6 @@ pub async fn start_with(
     }
     let (upgrade_tx, upgrade_rx) = mpsc::channel(1);
     handlers.upgrades = Some(upgrade_tx);
-    let control = Arc::new(control::bind(&config.paths.data, &mut sockets)?);
     let (control_socket, shutdown) = (control.clone(), supervisor.shutdown().clone());
     supervisor.spawn("control socket", move || {
         control::serve(control_socket.clone(), handlers.clone(), shutdown.clone())
@@ -607,7 +604,11 @@ async fn take_over_data(
             let data = data.clone();
             let opened = tokio::task::spawn_blocking(move || open_disk_store(&data))
                 .await
-                .expect("opening the statistics store panicked");
+                .unwrap_or_else(|e| {
+                    Err(crate::stats::StoreError::Engine(format!(
+                        "opening it panicked: {e}"
+                    )))
+                });
             if opened.is_ok() || started.elapsed() > PATIENCE {
                 break opened;
             }
@@ -668,10 +669,16 @@ pub async fn serve(config: Config, clock: SharedClock) -> anyhow::Result<()> {
     };
     // Watched before starting, so that none of them is missed meanwhile.
     let stop = crate::shutdown::os_signal();
+    tokio::pin!(stop);
     let mut hangups = crate::shutdown::hangups();
     let mut upgrade_signals = crate::shutdown::upgrade_signals();
     let mut server = start_with(config, clock, inheritance).await?;
+    let stopped_while_starting = futures_now(&mut stop);
     match predecessor {
+        // Told to stop before serving: the old process keeps the site.
+        Some(_) if stopped_while_starting => {
+            tracing::info!("stopped before taking over; the previous process keeps serving");
+        }
         Some(predecessor) => {
             // If it is gone already, the sockets are ours alone: serve on.
             if let Err(e) = predecessor.announce_ready() {
@@ -682,15 +689,19 @@ pub async fn serve(config: Config, clock: SharedClock) -> anyhow::Result<()> {
                 let _ = exited_tx.send(());
             });
         }
-        None => upgrade::notify::notify(env, "READY=1"),
+        None => {
+            upgrade::notify::notify(env, "READY=1");
+        }
     }
 
-    tokio::pin!(stop);
     let mut upgrade_requests = server
         .upgrade_requests
         .take()
         .expect("a new server has its upgrade requests");
     let successor = loop {
+        if stopped_while_starting {
+            break None;
+        }
         let reply: Option<UpgradeRequest> = tokio::select! {
             () = &mut stop => break None,
             Some(()) = hangups.recv() => {
@@ -706,11 +717,23 @@ pub async fn serve(config: Config, clock: SharedClock) -> anyhow::Result<()> {
             Some(reply) = upgrade_requests.recv() => Some(reply),
         };
         tracing::info!("upgrade: starting the binary now installed, on this process's sockets");
-        let outcome = match &launch {
-            Ok(launch) => server.start_successor(launch).await,
-            Err(e) => Err(format!(
-                "cannot tell which binary this process runs ({e}); upgrade with a restart instead"
-            )),
+        let outcome = match upgrade(&server, &launch, env, stop.as_mut()).await {
+            Ok(None) => break None,
+            Ok(Some(successor)) => {
+                let pid = std::process::id();
+                match upgrade::notify::notify(env, &format!("MAINPID={}", successor.pid)) {
+                    true => Ok(successor),
+                    false => {
+                        // SAFETY: kill(2) on the child this process started.
+                        unsafe { libc::kill(successor.pid as libc::pid_t, libc::SIGTERM) };
+                        Err(format!(
+                            "systemd was not told that pid {} takes over, so pid {pid} keeps serving and has stopped it",
+                            successor.pid
+                        ))
+                    }
+                }
+            }
+            Err(e) => Err(e),
         };
         match outcome {
             Ok(successor) => {
@@ -734,10 +757,7 @@ pub async fn serve(config: Config, clock: SharedClock) -> anyhow::Result<()> {
         }
     };
     match &successor {
-        Some(successor) => {
-            upgrade::notify::notify(env, &format!("MAINPID={}", successor.pid));
-            tracing::info!("handing over: no new connections, finishing requests in flight");
-        }
+        Some(_) => tracing::info!("handing over: no new connections, finishing requests in flight"),
         None => {
             upgrade::notify::notify(env, "STOPPING=1");
             tracing::info!("shutting down: no new connections, finishing requests in flight");
@@ -745,7 +765,46 @@ pub async fn serve(config: Config, clock: SharedClock) -> anyhow::Result<()> {
     }
     server.stop().await;
     tracing::info!("stopped");
-    // Last: closing the link tells the successor the data directory is free.
-    drop(successor);
+    if let Some(successor) = successor {
+        successor.hold_until_exit();
+    }
     Ok(())
+}
+
+/// Whether `future` is already done, without waiting.
+fn futures_now(future: &mut std::pin::Pin<&mut impl Future<Output = ()>>) -> bool {
+    let waker = std::task::Waker::noop();
+    let mut context = std::task::Context::from_waker(waker);
+    future.as_mut().poll(&mut context).is_ready()
+}
+
+/// One upgrade: the successor once it serves, or `None` when a stop signal
+/// came first (the new process is then stopped too).
+async fn upgrade(
+    server: &RunningServer,
+    launch: &std::io::Result<Launch>,
+    env: &dyn Fn(&str) -> Option<String>,
+    stop: std::pin::Pin<&mut impl Future<Output = ()>>,
+) -> Result<Option<Successor>, String> {
+    if let Some(refusal) = upgrade::refusal(env, std::process::id()) {
+        return Err(refusal.to_string());
+    }
+    let launch = launch.as_ref().map_err(|e| {
+        format!("cannot tell which binary this process runs ({e}); upgrade with a restart instead")
+    })?;
+    let starting = server.start_successor(launch)?;
+    let pid = starting.pid();
+    let ready = tokio::task::spawn_blocking(move || starting.wait_ready(upgrade::READY_TIMEOUT));
+    tokio::select! {
+        ready = ready => match ready {
+            Ok(outcome) => outcome.map(Some).map_err(|e| e.to_string()),
+            Err(e) => Err(format!("the upgrade failed: {e}")),
+        },
+        () = stop => {
+            tracing::info!("asked to stop during the upgrade; stopping the new process (pid {pid}) too");
+            // SAFETY: kill(2) on the child this process started.
+            unsafe { libc::kill(pid as libc::pid_t, libc::SIGTERM) };
+            Ok(None)
+        }
+    }
 }

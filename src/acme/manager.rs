@@ -315,6 +315,9 @@ impl CertManager {
             .env("QUIRE_NOT_AFTER", bundle.not_after.to_rfc3339())
             .stdin(std::process::Stdio::null())
             .kill_on_drop(true);
+        for variable in crate::upgrade::START_VARIABLES {
+            command.env_remove(variable);
+        }
         let hook = hook.to_string();
         tokio::spawn(async move {
             match tokio::time::timeout(HOOK_TIMEOUT, command.output()).await {

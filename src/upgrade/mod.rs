@@ -33,6 +33,10 @@ use crate::stats::schema::Day;
 
 /// The environment variable that gives a successor its link.
 const LINK_VARIABLE: &str = "QUIRE_UPGRADE_FD";
+/// What describes how this process was started; programs it runs (the
+/// post-issue hook) must not take them for their own.
+pub const START_VARIABLES: [&str; 4] =
+    ["LISTEN_FDS", "LISTEN_FDNAMES", "LISTEN_PID", LINK_VARIABLE];
 /// The first line on the link: which protocol the old process speaks.
 const GREETING: &str = "quire-upgrade 1";
 /// How long a new binary may take to build the site and start serving.
@@ -45,6 +49,8 @@ pub enum UpgradeError {
         exe: PathBuf,
         reason: std::io::Error,
     },
+    #[error("{0}")]
+    Refused(&'static str),
     #[error(
         "the new binary exited ({status}) before it was ready; the server's log (journalctl -u quire under systemd) says why. This process keeps serving"
     )]
@@ -81,22 +87,63 @@ impl Launch {
     }
 }
 
+/// Why an upgrade here would take the site down, if it would: the exit of
+/// this process must not end its successor too.
+pub fn refusal(env: &dyn Fn(&str) -> Option<String>, own_pid: u32) -> Option<UpgradeError> {
+    if own_pid == 1 {
+        return Some(UpgradeError::Refused(
+            "this quire is process 1 (a container's entry point): the container would end with it, successor included; deploy a new image and restart the container instead",
+        ));
+    }
+    if env("INVOCATION_ID").is_some() && env("NOTIFY_SOCKET").is_none() {
+        return Some(UpgradeError::Refused(
+            "systemd runs this quire without notifications, so it would stop the service when this process exits, successor included; install deploy/quire.service (Type=notify, NotifyAccess=main), run `systemctl daemon-reload` and restart once, or restart instead of upgrading",
+        ));
+    }
+    None
+}
+
+/// A started new process, not yet serving.
+pub struct Starting {
+    child: std::process::Child,
+    link: UnixStream,
+}
+
 /// A new process that is serving and will own the data directory once this
 /// one exits.
 pub struct Successor {
     pub pid: u32,
     /// Closes when this process exits: the successor's cue to take over.
-    _link: UnixStream,
+    link: UnixStream,
 }
 
-/// Starts the binary at `launch` with `sockets`, gives it `salts`, and waits
-/// until it serves. Blocking.
+impl Successor {
+    /// Keeps the link open until this process exits, so that it closes after
+    /// every other descriptor of ours has been let go (the statistics store,
+    /// the certificate lock), not while the runtime winds down.
+    pub fn hold_until_exit(self) {
+        std::mem::forget(self.link);
+    }
+}
+
+/// Starts the binary at `launch` with `sockets` and gives it `salts`.
 pub fn start_successor(
     launch: &Launch,
     sockets: &[(&str, BorrowedFd<'_>)],
     salts: &[(Day, Salt)],
-    timeout: Duration,
-) -> Result<Successor, UpgradeError> {
+) -> Result<Starting, UpgradeError> {
+    let start_error = |reason| UpgradeError::Start {
+        exe: launch.exe.clone(),
+        reason,
+    };
+    // A missing or unreadable file is said as such, rather than as a child
+    // that died (see `sockets::pass_sockets`).
+    let exe = std::ffi::CString::new(launch.exe.as_os_str().as_encoded_bytes())
+        .map_err(|e| start_error(std::io::Error::other(e)))?;
+    // SAFETY: access(2) reads a NUL-terminated path we own.
+    if unsafe { libc::access(exe.as_ptr(), libc::X_OK) } != 0 {
+        return Err(start_error(std::io::Error::last_os_error()));
+    }
     let link_error = |reason| UpgradeError::Link {
         side: "new",
         reason,
@@ -107,53 +154,59 @@ pub fn start_successor(
     let link_fd =
         sockets::pass_sockets(&mut command, sockets, theirs.as_fd()).map_err(link_error)?;
     command.env(LINK_VARIABLE, link_fd.to_string());
-    let mut child = command.spawn().map_err(|reason| UpgradeError::Start {
-        exe: launch.exe.clone(),
-        reason,
-    })?;
+    let child = command.spawn().map_err(start_error)?;
     drop(command);
     drop(theirs);
+    // A child that cannot read it has died or will: `wait_ready` says how.
+    let _ = (&ours).write_all(greeting(salts).as_bytes());
+    Ok(Starting { child, link: ours })
+}
 
-    let deadline = Instant::now() + timeout;
-    let answer = (&ours)
-        .write_all(greeting(salts).as_bytes())
-        .and_then(|()| ours.set_read_timeout(Some(timeout)))
-        .and_then(|()| {
+impl Starting {
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Waits until the new process serves, or fails. Blocking.
+    pub fn wait_ready(mut self, timeout: Duration) -> Result<Successor, UpgradeError> {
+        let deadline = Instant::now() + timeout;
+        let answer = self.link.set_read_timeout(Some(timeout)).and_then(|()| {
             let mut line = String::new();
-            BufReader::new(&ours).read_line(&mut line)?;
+            BufReader::new(&self.link).read_line(&mut line)?;
             Ok(line)
         });
-    let failed = |child: &mut std::process::Child| {
-        // The child closed the link or broke it: it is exiting, or hung.
-        let exited = wait_until(child, deadline.max(Instant::now() + Duration::from_secs(5)));
-        match exited {
-            Some(status) => UpgradeError::Exited {
-                status: status.to_string(),
-            },
-            None => {
+        let child = &mut self.child;
+        let failed = |child: &mut std::process::Child| {
+            // The child closed the link or broke it: it is exiting, or hung.
+            match wait_until(child, deadline.max(Instant::now() + Duration::from_secs(5))) {
+                Some(status) => UpgradeError::Exited {
+                    status: status.to_string(),
+                },
+                None => {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    UpgradeError::TimedOut(timeout)
+                }
+            }
+        };
+        match answer {
+            Ok(line) if line.is_empty() => Err(failed(child)),
+            Ok(line) if line.trim() == "ready" => Ok(Successor {
+                pid: child.id(),
+                link: self.link,
+            }),
+            Ok(line) => {
                 let _ = child.kill();
                 let _ = child.wait();
-                UpgradeError::TimedOut(timeout)
+                Err(UpgradeError::Protocol(line.trim().to_string()))
             }
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                let _ = child.kill();
+                let _ = child.wait();
+                Err(UpgradeError::TimedOut(timeout))
+            }
+            Err(_) => Err(failed(child)),
         }
-    };
-    match answer {
-        Ok(line) if line.is_empty() => Err(failed(&mut child)),
-        Ok(line) if line.trim() == "ready" => Ok(Successor {
-            pid: child.id(),
-            _link: ours,
-        }),
-        Ok(line) => {
-            let _ = child.kill();
-            let _ = child.wait();
-            Err(UpgradeError::Protocol(line.trim().to_string()))
-        }
-        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
-            let _ = child.kill();
-            let _ = child.wait();
-            Err(UpgradeError::TimedOut(timeout))
-        }
-        Err(_) => Err(failed(&mut child)),
     }
 }
 
@@ -226,11 +279,20 @@ impl Predecessor {
 
     /// Resolves once the old process has exited (the link closes).
     pub async fn exited(self) {
-        let wait = tokio::task::spawn_blocking(move || {
-            let mut rest = Vec::new();
-            let _ = std::io::Read::read_to_end(&mut &self.link, &mut rest);
-        });
-        let _ = wait.await;
+        use tokio::io::AsyncReadExt;
+        let link = self
+            .link
+            .set_nonblocking(true)
+            .and_then(|()| tokio::net::UnixStream::from_std(self.link));
+        match link {
+            Ok(mut link) => {
+                let mut rest = Vec::new();
+                let _ = link.read_to_end(&mut rest).await;
+            }
+            Err(e) => {
+                tracing::error!("cannot watch the link to the old process ({e}); taking over now")
+            }
+        }
     }
 }
 
@@ -329,6 +391,26 @@ mod tests {
         ];
         (&old).write_all(greeting(&salts).as_bytes()).unwrap();
         assert_eq!(read_greeting(&new).unwrap(), salts);
+    }
+
+    #[test]
+    fn upgrades_that_would_end_the_successor_too_are_refused() {
+        let none = |_: &str| None;
+        assert!(
+            refusal(&none, 4242).is_none(),
+            "a plain process may upgrade"
+        );
+        assert!(
+            refusal(&none, 1).is_some(),
+            "a container's process 1 may not"
+        );
+        let unit_without_notify = |key: &str| (key == "INVOCATION_ID").then(|| "abc".to_string());
+        let e = refusal(&unit_without_notify, 4242).unwrap().to_string();
+        assert!(e.contains("Type=notify"), "{e}");
+        let notify_unit = |key: &str| {
+            matches!(key, "INVOCATION_ID" | "NOTIFY_SOCKET").then(|| "/run/x".to_string())
+        };
+        assert!(refusal(&notify_unit, 4242).is_none());
     }
 
     #[test]

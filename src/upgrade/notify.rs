@@ -5,14 +5,18 @@
 use std::os::unix::net::UnixDatagram;
 
 /// Sends `state` (newline-separated `KEY=value` lines) to the service
-/// manager, if there is one. A failure is logged, never fatal: the site is
-/// served either way.
-pub fn notify(env: &dyn Fn(&str) -> Option<String>, state: &str) {
+/// manager, if there is one. False when there is one and it could not be
+/// told; the failure is logged.
+pub fn notify(env: &dyn Fn(&str) -> Option<String>, state: &str) -> bool {
     let Some(path) = env("NOTIFY_SOCKET") else {
-        return;
+        return true;
     };
-    if let Err(e) = send(&path, state) {
-        tracing::warn!("cannot tell systemd {state:?} through {path}: {e}");
+    match send(&path, state) {
+        Ok(()) => true,
+        Err(e) => {
+            tracing::warn!("cannot tell systemd {state:?} through {path}: {e}");
+            false
+        }
     }
 }
 
@@ -43,7 +47,7 @@ mod tests {
         let listener = UnixDatagram::bind(&path).unwrap();
         let path_text = path.to_str().unwrap().to_string();
         let env = |key: &str| (key == "NOTIFY_SOCKET").then(|| path_text.clone());
-        notify(&env, "READY=1");
+        assert!(notify(&env, "READY=1"));
         let mut buffer = [0u8; 64];
         let n = listener.recv(&mut buffer).unwrap();
         assert_eq!(&buffer[..n], b"READY=1");
@@ -56,7 +60,7 @@ mod tests {
         let address = std::os::unix::net::SocketAddr::from_abstract_name(&name).unwrap();
         let listener = UnixDatagram::bind_addr(&address).unwrap();
         let at = format!("@{name}");
-        notify(&|_| Some(at.clone()), "STOPPING=1");
+        assert!(notify(&|_| Some(at.clone()), "STOPPING=1"));
         let mut buffer = [0u8; 64];
         let n = listener.recv(&mut buffer).unwrap();
         assert_eq!(&buffer[..n], b"STOPPING=1");

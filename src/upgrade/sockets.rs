@@ -153,6 +153,10 @@ fn local_tcp_address(fd: RawFd) -> std::io::Result<SocketAddr> {
 /// Makes `command` start with `sockets` as descriptors 3, 4, ... named for
 /// `LISTEN_FDNAMES`, and `extra` right after them; returns the descriptor
 /// number `extra` gets.
+///
+/// std reports a failed exec through a pipe it opens while spawning. Should
+/// that pipe land on a descriptor being placed here, the report is lost and
+/// the child aborts instead; callers check the program can be run first.
 pub fn pass_sockets(
     command: &mut Command,
     sockets: &[(&str, BorrowedFd<'_>)],

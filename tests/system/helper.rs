@@ -154,6 +154,8 @@ impl Binary {
         // SAFETY: prctl with integer arguments only sets a flag on this process.
         unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) };
         let mut child = Command::new(program)
+            // Not a systemd service, whatever runs the tests.
+            .env_remove("INVOCATION_ID")
             .envs(env.iter().copied())
             .arg("serve")
             .arg("--config")

@@ -378,3 +378,47 @@ async fn an_idle_keep_alive_connection_at_shutdown_gets_its_next_request_answere
         .unwrap();
     assert_eq!(server.terminate(), 0);
 }
+
+#[test]
+fn a_stop_during_an_upgrade_stops_the_new_process_too() {
+    let site = local_site("");
+    let program = site.path("bin/quire");
+    install(Path::new(BIN), &program);
+    let server = Binary::serve_program(&program, &site, &[], &[]);
+    // A new binary that never becomes ready.
+    let hanging = site.path("hanging.sh");
+    std::fs::write(&hanging, "#!/bin/sh\nexec sleep 60\n").unwrap();
+    std::fs::set_permissions(
+        &hanging,
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    install(&hanging, &program);
+
+    server.signal(libc::SIGUSR2);
+    wait_for_log(&server, "upgrade: starting the binary");
+    server.signal(libc::SIGTERM);
+    wait_for_log(&server, "stopping the new process");
+    let log = server.log();
+    let new_pid: libc::pid_t = log
+        .split("stopping the new process (pid ")
+        .nth(1)
+        .and_then(|rest| rest.split(')').next())
+        .and_then(|pid| pid.parse().ok())
+        .unwrap_or_else(|| panic!("no pid in:\n{log}"));
+    let started = Instant::now();
+    assert_eq!(server.terminate(), 0, "the old process stops cleanly");
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "without waiting for the new one to be ready"
+    );
+    wait_until("the new process to be gone", || {
+        // Reaped here if this test process adopted it as a zombie.
+        // SAFETY: waitpid with a null status, and kill with signal 0, which
+        // only asks whether the process exists.
+        unsafe {
+            libc::waitpid(new_pid, std::ptr::null_mut(), libc::WNOHANG);
+            libc::kill(new_pid, 0) != 0
+        }
+    });
+}

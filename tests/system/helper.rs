@@ -652,6 +652,39 @@ impl TlsClient {
     }
 }
 
+/// A started peer process, stopped by its own PID when dropped.
+pub struct Peer(pub Child);
+
+impl Peer {
+    /// Sends SIGTERM and waits for the exit status.
+    pub fn stop(mut self) -> std::process::ExitStatus {
+        // SAFETY: kill(2) on our own child's PID.
+        unsafe { libc::kill(self.0.id() as libc::pid_t, libc::SIGTERM) };
+        let status = self.0.wait().unwrap();
+        std::mem::forget(self);
+        status
+    }
+}
+
+impl Drop for Peer {
+    fn drop(&mut self) {
+        // SAFETY: kill(2) on our own child's PID.
+        unsafe {
+            libc::kill(self.0.id() as libc::pid_t, libc::SIGTERM);
+        }
+        let _ = self.0.wait();
+    }
+}
+
+/// A free loopback port, for a peer that must be told one in advance.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
 /// Runs an interop peer, failing with the install command when it is missing.
 pub fn peer_command(program: &str, package: &str) -> Command {
     let found = Command::new("sh")

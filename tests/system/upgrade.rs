@@ -257,15 +257,6 @@ fn a_broken_new_binary_leaves_the_old_one_serving_and_quire_upgrade_says_why() {
     assert_eq!(status, 301, "the new process answers");
 }
 
-/// A free loopback port, for a peer that must be told one in advance.
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 #[test]
 fn systemd_socket_activation_gives_quire_its_sockets() {
     let site = local_site("");
@@ -284,6 +275,7 @@ fn systemd_socket_activation_gives_quire_its_sockets() {
         .spawn()
         .unwrap();
     let stderr = activator.stderr.take().unwrap();
+    let activator = Peer(activator);
     let log = Arc::new(Mutex::new(String::new()));
     let lines = log.clone();
     std::thread::spawn(move || {
@@ -334,9 +326,7 @@ fn systemd_socket_activation_gives_quire_its_sockets() {
     );
 
     // systemd-socket-activate execs quire: the PID is quire's.
-    // SAFETY: kill(2) on the child this test started.
-    unsafe { libc::kill(activator.id() as libc::pid_t, libc::SIGTERM) };
-    let status = activator.wait().unwrap();
+    let status = activator.stop();
     assert!(status.success(), "{status}: {}", log.lock().unwrap());
 }
 

@@ -673,7 +673,7 @@ pub async fn serve(config: Config, clock: SharedClock) -> anyhow::Result<()> {
     let mut hangups = crate::shutdown::hangups();
     let mut upgrade_signals = crate::shutdown::upgrade_signals();
     let mut server = start_with(config, clock, inheritance).await?;
-    let stopped_while_starting = futures_now(&mut stop);
+    let stopped_while_starting = is_done_now(&mut stop);
     match predecessor {
         // Told to stop before serving: the old process keeps the site.
         Some(_) if stopped_while_starting => {
@@ -772,7 +772,7 @@ pub async fn serve(config: Config, clock: SharedClock) -> anyhow::Result<()> {
 }
 
 /// Whether `future` is already done, without waiting.
-fn futures_now(future: &mut std::pin::Pin<&mut impl Future<Output = ()>>) -> bool {
+fn is_done_now(future: &mut std::pin::Pin<&mut impl Future<Output = ()>>) -> bool {
     let waker = std::task::Waker::noop();
     let mut context = std::task::Context::from_waker(waker);
     future.as_mut().poll(&mut context).is_ready()

@@ -74,6 +74,12 @@ pub fn readiness(sources: &Sources, now: DateTime<Utc>) -> Readiness {
     checks.insert("certificate", certificate);
     let stats = match &sources.stats {
         None => check(true, "statistics are disabled"),
+        // During an upgrade the views wait in memory for a moment; the site
+        // is served all along, so a load balancer must not take it out.
+        Some(stats) if stats.is_awaiting_store() => check(
+            true,
+            "taking over from the previous process: views wait in memory until it has exited",
+        ),
         Some(stats) => match stats.writable() {
             Ok(()) => check(true, format!("writing to {}", stats.store().describe())),
             Err(why) => check(false, why),

@@ -254,6 +254,11 @@ impl Stats {
         }
     }
 
+    /// Whether the store is still held by the process this one replaces.
+    pub fn is_awaiting_store(&self) -> bool {
+        self.shared.store.get().is_none()
+    }
+
     /// Whether views reach a durable store; the reason when they do not.
     pub fn writable(&self) -> Result<(), String> {
         if self.shared.store.get().is_none() {
@@ -422,6 +427,7 @@ mod tests {
         let new = Stats::awaiting_store(settings(), clock, salts);
         record(&new, "192.0.2.1");
         assert!(matches!(new.flush_now(), Err(StoreError::Waiting)));
+        assert!(new.is_awaiting_store());
         assert!(new.writable().is_err(), "not writable before the store");
         assert!(new.attach(Box::new(disk), true).unwrap());
         assert_eq!(
@@ -432,5 +438,6 @@ mod tests {
         let total = new.report(1, 10).unwrap().total;
         assert_eq!((total.views, total.visitors), (2, 1), "still one reader");
         assert!(new.writable().is_ok());
+        assert!(!new.is_awaiting_store());
     }
 }

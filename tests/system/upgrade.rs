@@ -118,6 +118,29 @@ fn curl_load(
     })
 }
 
+/// Asks the metrics listener for `/ready` until `stop`, as a load balancer
+/// would; returns the answers that were not 200.
+fn readiness_probe(
+    metrics: SocketAddr,
+    stop: Arc<AtomicBool>,
+) -> std::thread::JoinHandle<Vec<String>> {
+    std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let mut not_ready = Vec::new();
+        while !stop.load(Ordering::Relaxed) {
+            let reply = runtime.block_on(get(metrics, "/ready"));
+            if reply.status != 200 {
+                not_ready.push(format!("{}: {}", reply.status, reply.text()));
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        not_ready
+    })
+}
+
 fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
     let started = Instant::now();
     while !done() {
@@ -157,6 +180,7 @@ fn replacing_the_binary_under_sequential_load_loses_no_request() {
     let tally = Arc::new(Mutex::new(Tally::default()));
     let load = sequential_load(https, root, stop.clone(), tally.clone());
     let curl = curl_load(https, root_path, stop.clone());
+    let readiness = readiness_probe(server.metrics.unwrap(), stop.clone());
     wait_until("50 requests before the upgrade", || {
         tally.lock().unwrap().ok >= 50
     });
@@ -176,6 +200,11 @@ fn replacing_the_binary_under_sequential_load_loses_no_request() {
     stop.store(true, Ordering::Relaxed);
     load.join().expect("the load ran");
     let (curl_ok, curl_failures) = curl.join().expect("curl ran");
+    let not_ready = readiness.join().expect("the probe ran");
+    assert!(
+        not_ready.is_empty(),
+        "/ready said no during the upgrade: {not_ready:?}"
+    );
 
     let tally = tally.lock().unwrap();
     assert!(

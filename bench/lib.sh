@@ -139,3 +139,25 @@ mode = "off"
 $extra
 EOF
 }
+
+# article_path BASE_URL [PATH]: prints PATH, or else the first /posts/... link
+# on BASE_URL's home page; fails on a path the benchmarks do not support.
+article_path() {
+    local base="$1" path="${2:-}"
+    if [ -z "$path" ]; then
+        path="$(curl -sf "$base/" | grep -oE 'href="[^"]*/posts/[^"]+"' | head -n1 |
+                sed -E 's/^href="//; s/"$//; s#^[a-z]+://[^/]*##' || true)"
+        if [ -z "$path" ]; then
+            echo "no /posts/... link on the home page; pass the article path" >&2
+            return 1
+        fi
+    fi
+    case "$path" in
+        /*) ;;
+        *) echo "article path must start with /: $path" >&2; return 1 ;;
+    esac
+    case "$path" in
+        *..*|*\?*|*\#*|*%*) echo "unsupported article path: $path" >&2; return 1 ;;
+    esac
+    printf '%s\n' "$path"
+}

@@ -67,23 +67,7 @@ if [ "$up" != 1 ]; then
 fi
 
 # ---------------------------------------------------------------- article
-ARTICLE="${1:-}"
-if [ -z "$ARTICLE" ]; then
-    curl -sf -o "$TMP/home.html" "http://127.0.0.1:$QPORT/"
-    ARTICLE="$(grep -oE 'href="[^"]*/posts/[^"]+"' "$TMP/home.html" | head -n1 |
-               sed -E 's/^href="//; s/"$//; s#^[a-z]+://[^/]*##' || true)"
-    if [ -z "$ARTICLE" ]; then
-        echo "no /posts/... link on the home page; pass the article path" >&2
-        exit 1
-    fi
-fi
-case "$ARTICLE" in
-    /*) ;;
-    *) echo "article path must start with /: $ARTICLE" >&2; exit 1 ;;
-esac
-case "$ARTICLE" in
-    *..*|*\?*|*\#*|*%*) echo "unsupported article path: $ARTICLE" >&2; exit 1 ;;
-esac
+ARTICLE="$(article_path "http://127.0.0.1:$QPORT" "${1:-}")"
 QURL="http://127.0.0.1:$QPORT$ARTICLE"
 NURL="http://127.0.0.1:$NPORT$ARTICLE"
 

@@ -80,23 +80,7 @@ wait_up off "$OFF_PID" "$OFF_PORT"
 
 # ---------------------------------------------------------------- article
 # curl's own User-Agent makes these probes bot requests, not views.
-ARTICLE="${1:-}"
-if [ -z "$ARTICLE" ]; then
-    curl -sf -o "$TMP/home.html" "http://127.0.0.1:$ON_PORT/"
-    ARTICLE="$(grep -oE 'href="[^"]*/posts/[^"]+"' "$TMP/home.html" | head -n1 |
-               sed -E 's/^href="//; s/"$//; s#^[a-z]+://[^/]*##' || true)"
-    if [ -z "$ARTICLE" ]; then
-        echo "no /posts/... link on the home page; pass the article path" >&2
-        exit 1
-    fi
-fi
-case "$ARTICLE" in
-    /*) ;;
-    *) echo "article path must start with /: $ARTICLE" >&2; exit 1 ;;
-esac
-case "$ARTICLE" in
-    *..*|*\?*|*\#*|*%*) echo "unsupported article path: $ARTICLE" >&2; exit 1 ;;
-esac
+ARTICLE="$(article_path "http://127.0.0.1:$ON_PORT" "${1:-}")"
 ON_URL="http://127.0.0.1:$ON_PORT$ARTICLE"
 OFF_URL="http://127.0.0.1:$OFF_PORT$ARTICLE"
 for url in "$ON_URL" "$OFF_URL"; do

@@ -17,10 +17,25 @@ const FIREFOX: &str = "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 
 
 /// Installs `from` at `to` as an operator would: write aside, then rename
 /// over the running binary.
+///
+/// `cp` writes the copy, not this process: a test thread that forks while
+/// this process holds the file open for writing would hand that descriptor
+/// to its child until the child's exec, and executing the copy in that
+/// window fails with "Text file busy" (ETXTBSY).
 fn install(from: &Path, to: &Path) {
     std::fs::create_dir_all(to.parent().unwrap()).unwrap();
     let aside = to.with_extension("new");
-    std::fs::copy(from, &aside).unwrap();
+    let copied = std::process::Command::new("cp")
+        .arg(from)
+        .arg(&aside)
+        .status()
+        .expect("run cp");
+    assert!(
+        copied.success(),
+        "cp {} {}: {copied}",
+        from.display(),
+        aside.display()
+    );
     std::fs::rename(&aside, to).unwrap();
 }
 

@@ -677,12 +677,28 @@ impl Drop for Peer {
 }
 
 /// A free loopback port, for a peer that must be told one in advance.
+///
+/// Taken below Linux's ephemeral range (32768 and up), and never the same
+/// twice in this process: the kernel hands ephemeral ports to every
+/// `bind(:0)` and outgoing connection of the tests running beside this one,
+/// so a port picked there could be taken before the peer binds it.
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    const FIRST: u16 = 20_000;
+    const COUNT: u16 = 12_000;
+    static NEXT: std::sync::atomic::AtomicU16 = std::sync::atomic::AtomicU16::new(0);
+    // Processes running the suite side by side start apart.
+    let start = (std::process::id() % u32::from(COUNT)) as u16;
+    for _ in 0..COUNT {
+        let offset = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let port = FIRST + (start + offset % COUNT) % COUNT;
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!(
+        "no free loopback port between {FIRST} and {}",
+        FIRST + COUNT
+    );
 }
 
 /// Runs an interop peer, failing with the install command when it is missing.

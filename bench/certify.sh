@@ -175,11 +175,7 @@ names = ["$DOMAIN"]
 http = "127.0.0.1:$HTTP01_PORT"
 https = "127.0.0.1:0"
 local_ca = "127.0.0.1:$LOCAL_CA_PORT"
-[paths]
-content = $(toml_str "$REPO/content")
-static = $(toml_str "$REPO/static")
-templates = $(toml_str "$REPO/templates")
-data = $(toml_str "$dir/data")
+$(example_paths "$REPO" "$dir/data")
 EOF
 }
 client_cmd() { # client_cmd DIR: sets CMD and ENVS (arrays) for one run of $CLIENT

@@ -117,6 +117,18 @@ remove_tmp() {
     fi
 }
 
+# example_paths REPO DATA: the [paths] section for REPO's example content,
+# with data kept in DATA.
+example_paths() {
+    cat <<EOF
+[paths]
+content = $(toml_str "$1/content")
+static = $(toml_str "$1/static")
+templates = $(toml_str "$1/templates")
+data = $(toml_str "$2")
+EOF
+}
+
 # plain_quire_config FILE REPO PORT DATA [EXTRA]: writes a config serving REPO's
 # example content over plain HTTP (mode off) on 127.0.0.1:PORT, metrics on
 # PORT+1100, data in DATA; EXTRA (TOML) is appended.
@@ -126,11 +138,7 @@ plain_quire_config() {
 [site]
 title = "Bench"
 base_url = "http://127.0.0.1:$port"
-[paths]
-content = $(toml_str "$repo/content")
-static = $(toml_str "$repo/static")
-templates = $(toml_str "$repo/templates")
-data = $(toml_str "$data")
+$(example_paths "$repo" "$data")
 [listen]
 http = "127.0.0.1:$port"
 metrics = "127.0.0.1:$((port + 1100))"

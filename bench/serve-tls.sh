@@ -112,11 +112,7 @@ title = "Bench"
 base_url = "https://$HOST:$QPORT/"
 [domains]
 names = ["$HOST"]
-[paths]
-content = $(toml_str "$REPO/content")
-static = $(toml_str "$REPO/static")
-templates = $(toml_str "$REPO/templates")
-data = $(toml_str "$TMP/data")
+$(example_paths "$REPO" "$TMP/data")
 [listen]
 http = "127.0.0.1:$QHTTP"
 https = "127.0.0.1:$QPORT"

@@ -33,7 +33,7 @@ use crate::stats::schema::Day;
 use crate::stats::{Stats, open_disk_store};
 use crate::supervisor::{Supervisor, TaskRegistry};
 use crate::tls::listener::{self, Listener, LiveLimits, live_limits};
-use crate::tls::manual::{self, ManualFiles};
+use crate::tls::manual::{self, CertFilesWatch, ManualFiles};
 use crate::tls::{self, CertResolver};
 use crate::upgrade::sockets::Inherited;
 use crate::upgrade::{self, DataOwnership, Launch, Predecessor, Successor};
@@ -201,6 +201,10 @@ pub async fn start_with(
         }),
         _ => None,
     };
+    // Watch before the first read, so a pair replaced meanwhile is still seen.
+    let mut first_files_watch = manual_files
+        .as_ref()
+        .and_then(|files| CertFilesWatch::start(files).ok());
     let mut resolver = match &manual_files {
         Some(files) => Some(CertResolver::new(files.load(&clock)?)),
         None => None,
@@ -358,12 +362,24 @@ pub async fn start_with(
             supervisor.shutdown().clone(),
         );
         supervisor.spawn("certificate files", move || {
-            manual::watch(
-                manual_files.clone(),
-                resolver.clone(),
-                clock.clone(),
-                shutdown.clone(),
-            )
+            // The first run uses the watch made before the first read; a
+            // restart makes a new one, and fails with the reason if it cannot.
+            let watch = first_files_watch
+                .take()
+                .map_or_else(|| CertFilesWatch::start(&manual_files), Ok);
+            let run = watch.map(|watch| {
+                manual::watch(
+                    manual_files.clone(),
+                    watch,
+                    resolver.clone(),
+                    clock.clone(),
+                    shutdown.clone(),
+                )
+            });
+            async move {
+                run?.await;
+                Ok(())
+            }
         });
     }
 
@@ -756,6 +772,9 @@ pub async fn serve(config: Config, clock: SharedClock) -> anyhow::Result<()> {
             }
         }
     };
+    // Triggered before it is logged, so that whoever reads the log line can
+    // count on new connections being refused.
+    server.shutdown().trigger();
     match &successor {
         Some(_) => tracing::info!("handing over: no new connections, finishing requests in flight"),
         None => {

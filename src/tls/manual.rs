@@ -41,49 +41,71 @@ impl ManualFiles {
 /// Editors and tools replace both files in a few steps; act once they settle.
 const SETTLE: Duration = Duration::from_millis(200);
 
-/// Watches the two files until shutdown, installing each good new pair.
+/// Notifications for changes to the two files, registered before they are
+/// first read so that no replacement falls between the read and the watch.
+pub struct CertFilesWatch {
+    _watcher: notify::RecommendedWatcher,
+    changes: mpsc::Receiver<()>,
+}
+
+impl CertFilesWatch {
+    pub fn start(files: &ManualFiles) -> notify::Result<CertFilesWatch> {
+        let (tx, changes) = mpsc::channel::<()>(16);
+        let names: Vec<PathBuf> = [&files.cert_file, &files.key_file]
+            .iter()
+            .filter_map(|p| p.file_name().map(PathBuf::from))
+            .collect();
+        let mut watcher =
+            notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
+                let Ok(event) = event else { return };
+                if event.kind.is_access() {
+                    return;
+                }
+                if event
+                    .paths
+                    .iter()
+                    .any(|p| p.file_name().is_some_and(|n| names.iter().any(|m| m == n)))
+                {
+                    let _ = tx.try_send(());
+                }
+            })?;
+        // Watch the folders, not the files: tools replace files by renaming.
+        let mut dirs: Vec<&Path> = [&files.cert_file, &files.key_file]
+            .iter()
+            .map(|p| {
+                p.parent()
+                    .filter(|d| !d.as_os_str().is_empty())
+                    .unwrap_or(Path::new("."))
+            })
+            .collect();
+        dirs.dedup();
+        for dir in dirs {
+            watcher.watch(dir, RecursiveMode::NonRecursive)?;
+        }
+        Ok(CertFilesWatch {
+            _watcher: watcher,
+            changes,
+        })
+    }
+}
+
+/// Installs each good new pair that `watch` notices, until shutdown.
 pub async fn watch(
     files: ManualFiles,
+    watch: CertFilesWatch,
     resolver: Arc<CertResolver>,
     clock: SharedClock,
     shutdown: Shutdown,
-) -> anyhow::Result<()> {
-    let (tx, mut changes) = mpsc::channel::<()>(16);
-    let names: Vec<PathBuf> = [&files.cert_file, &files.key_file]
-        .iter()
-        .filter_map(|p| p.file_name().map(PathBuf::from))
-        .collect();
-    let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
-        let Ok(event) = event else { return };
-        if event.kind.is_access() {
-            return;
-        }
-        if event
-            .paths
-            .iter()
-            .any(|p| p.file_name().is_some_and(|n| names.iter().any(|m| m == n)))
-        {
-            let _ = tx.try_send(());
-        }
-    })?;
-    // Watch the folders, not the files: tools replace files by renaming.
-    let mut dirs: Vec<&Path> = [&files.cert_file, &files.key_file]
-        .iter()
-        .map(|p| {
-            p.parent()
-                .filter(|d| !d.as_os_str().is_empty())
-                .unwrap_or(Path::new("."))
-        })
-        .collect();
-    dirs.dedup();
-    for dir in dirs {
-        watcher.watch(dir, RecursiveMode::NonRecursive)?;
-    }
+) {
+    let CertFilesWatch {
+        _watcher,
+        mut changes,
+    } = watch;
     let stop = shutdown.wait();
     tokio::pin!(stop);
     loop {
         tokio::select! {
-            () = &mut stop => return Ok(()),
+            () = &mut stop => return,
             Some(()) = changes.recv() => {
                 while let Ok(Some(())) = tokio::time::timeout(SETTLE, changes.recv()).await {}
                 match files.load(&clock) {

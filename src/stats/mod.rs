@@ -384,6 +384,12 @@ mod tests {
         }
     }
 
+    /// A clock that stays on one day, however long the test takes.
+    fn noon() -> SharedClock {
+        use chrono::TimeZone;
+        crate::clock::ManualClock::new(chrono::Utc.with_ymd_and_hms(2026, 5, 1, 12, 0, 0).unwrap())
+    }
+
     fn record(stats: &Stats, client: &str) {
         stats.recorder().record(&Hit {
             kind: HitKind::Page,
@@ -398,8 +404,7 @@ mod tests {
     #[test]
     fn views_a_failed_flush_could_not_write_are_written_later() {
         let store = Arc::new(Crashing::default());
-        let stats =
-            Stats::new(Box::new(store.clone()), settings(), crate::clock::system()).unwrap();
+        let stats = Stats::new(Box::new(store.clone()), settings(), noon()).unwrap();
         record(&stats, "192.0.2.1");
         store.fail_after(0);
         assert!(stats.flush_now().is_err(), "the disk is full");
@@ -414,7 +419,7 @@ mod tests {
 
     #[test]
     fn a_successor_counts_with_the_handed_salts_and_writes_once_the_store_is_free() {
-        let clock = crate::clock::system();
+        let clock = noon();
         // The process being replaced counts one reader, and exits.
         let disk = Arc::new(MemoryStore::default());
         let old = Stats::new(Box::new(disk.clone()), settings(), clock.clone()).unwrap();

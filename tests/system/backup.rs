@@ -30,6 +30,7 @@ async fn read_home(server: &Binary, site: &SiteDir) -> String {
 
 #[tokio::test]
 async fn a_backup_restores_certificates_and_statistics() {
+    clear_of_utc_midnight();
     let site = local_site("");
     let server = Binary::serve(&site, &[]);
     wait_for_log(&server, "obtained a certificate");

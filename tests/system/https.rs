@@ -10,7 +10,7 @@ use tokio::net::TcpStream;
 
 use crate::helper::{
     Binary, SiteDir, TestCa, TlsClient, eventually, get, install_pair, manual_site,
-    peer_certificate, peer_command, request, tls_connect,
+    peer_certificate, peer_command, request, tls_connect, wait_for_log,
 };
 use quire::clock;
 use quire::config::{Config, Overrides, no_env};
@@ -294,7 +294,8 @@ async fn slow_and_idle_clients_are_cut_off() {
     let ca = TestCa::new();
     let site = manual_site(
         &ca,
-        "\n[limits]\nhandshake_timeout = \"300ms\"\nheader_read_timeout = \"300ms\"\nidle_timeout = \"500ms\"\n",
+        // Long enough for this test's own handshakes on a busy machine.
+        "\n[limits]\nhandshake_timeout = \"2s\"\nheader_read_timeout = \"1s\"\nidle_timeout = \"2s\"\n",
     );
     let server = Binary::serve(&site, &[]);
     let https = server.https.unwrap();
@@ -336,14 +337,9 @@ async fn slow_and_idle_clients_are_cut_off() {
     let stream = tls_connect(https, "blog.test", &ca.root_pem, &[b"h2"])
         .await
         .unwrap();
-    assert_eq!(
-        TlsClient::new(stream)
-            .await
-            .get("blog.test", "/")
-            .await
-            .status,
-        200
-    );
+    let mut client = TlsClient::new(stream).await;
+    assert_eq!(client.get("blog.test", "/").await.status, 200);
+    client.close().await;
 }
 
 #[tokio::test]
@@ -351,15 +347,24 @@ async fn sigterm_lets_the_request_in_flight_finish() {
     let site = SiteDir::example("");
     let server = Binary::serve(&site, &[]);
     let mut in_flight = TcpStream::connect(server.addr).await.unwrap();
+    // A first answered request proves the server took the connection.
+    in_flight
+        .write_all(b"HEAD / HTTP/1.1\r\nHost: blog.test\r\n\r\n")
+        .await
+        .unwrap();
+    let mut head = Vec::new();
+    while !head.ends_with(b"\r\n\r\n") {
+        let mut byte = [0u8];
+        in_flight.read_exact(&mut byte).await.unwrap();
+        head.push(byte[0]);
+    }
+    assert!(head.starts_with(b"HTTP/1.1 200"));
     in_flight
         .write_all(b"GET /posts/markdown-tour/ HTTP/1.1\r\nHost: blog.test\r\n")
         .await
         .unwrap();
-    // Let the server read the first part before it is told to stop.
-    tokio::time::sleep(Duration::from_millis(100)).await;
-    let addr = server.addr;
-    let exit = std::thread::spawn(move || server.terminate());
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    server.signal(libc::SIGTERM);
+    wait_for_log(&server, "shutting down");
     in_flight
         .write_all(b"Connection: close\r\n\r\n")
         .await
@@ -369,11 +374,7 @@ async fn sigterm_lets_the_request_in_flight_finish() {
     let response = String::from_utf8_lossy(&response);
     assert!(response.starts_with("HTTP/1.1 200"), "{response}");
     assert!(response.contains("</html>"), "the whole page arrives");
-    assert_eq!(exit.join().unwrap(), 0, "clean exit");
-    assert!(
-        TcpStream::connect(addr).await.is_err(),
-        "no longer listening"
-    );
+    assert_eq!(server.terminate(), 0, "clean exit");
 }
 
 #[tokio::test]

@@ -66,6 +66,17 @@ async fn quire_obtains_a_certificate_from_pebble() {
         .env("PEBBLE_VA_NOSLEEP", "1")
         .env("PEBBLE_WFE_NONCEREJECT", "0");
     let (_pebble, _) = start_until(pebble, "ACME directory available");
+    // Pebble says so just before it listens.
+    for port in [acme, management] {
+        let started = std::time::Instant::now();
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                started.elapsed() < DEADLINE,
+                "pebble never listened on {port}"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    }
 
     let site = SiteDir::example("");
     std::fs::write(
@@ -76,18 +87,7 @@ async fn quire_obtains_a_certificate_from_pebble() {
     )
     .unwrap();
     let server = Binary::serve_with_env(&site, &[], &[("QUIRE_ACME_ROOTS", &ca_file)]);
-    let started = std::time::Instant::now();
-    while !server
-        .log()
-        .contains("obtained a certificate for localhost")
-    {
-        assert!(
-            started.elapsed() < DEADLINE,
-            "no certificate:\n{}",
-            server.log()
-        );
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
+    wait_for_log(&server, "obtained a certificate for localhost");
 
     // Pebble's issuing root, from its management interface.
     let root = peer_command("curl", "curl")
@@ -115,7 +115,8 @@ async fn certbot_obtains_a_certificate_from_the_local_ca() {
     let dir = tempfile::tempdir().unwrap();
     let http = free_port();
     let mut ca = std::process::Command::new(BIN);
-    ca.args(["local-ca", "--listen", "127.0.0.1:0", "--data-dir"])
+    ca.env("RUST_LOG", "quire=info")
+        .args(["local-ca", "--listen", "127.0.0.1:0", "--data-dir"])
         .arg(dir.path().join("data"))
         .args(["--http-port", &http.to_string(), "--lifetime", "7days"]);
     let (_ca, line) = start_until(ca, "local CA at ");

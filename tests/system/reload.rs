@@ -8,7 +8,7 @@ use chrono::{DateTime, Utc};
 use quire::clock::ManualClock;
 use quire::config::{Config, Overrides, no_env};
 
-use crate::helper::{Binary, SiteDir, eventually, get, post};
+use crate::helper::{Binary, SiteDir, eventually, get, post, wait_for_log};
 
 #[tokio::test]
 async fn added_edited_broken_and_fixed_posts() {
@@ -56,11 +56,8 @@ async fn added_edited_broken_and_fixed_posts() {
         200,
         "the rest keeps serving"
     );
-    let log = server.log();
-    assert!(
-        log.contains("2026-01-02-second.md:2:"),
-        "the log names file and line:\n{log}"
-    );
+    // The log names file and line.
+    wait_for_log(&server, "2026-01-02-second.md:2:");
 
     site.write(
         "content/posts/2026-01-02-second.md",

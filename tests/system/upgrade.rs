@@ -166,6 +166,7 @@ fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
 
 #[test]
 fn replacing_the_binary_under_sequential_load_loses_no_request() {
+    clear_of_utc_midnight();
     let site = local_site("");
     let program = site.path("bin/quire");
     install(Path::new(BIN), &program);
@@ -279,7 +280,7 @@ fn a_broken_new_binary_leaves_the_old_one_serving_and_quire_upgrade_says_why() {
             && err.contains("keeps serving"),
         "{err}"
     );
-    assert!(server.log().contains("cannot start: missing library"));
+    wait_for_log(&server, "cannot start: missing library");
     let status = tokio::runtime::Runtime::new()
         .unwrap()
         .block_on(get(server.addr, "/"))

@@ -50,6 +50,7 @@ async fn a_fresh_site_certifies_itself_against_the_local_ca() {
     let reply = client.get("localhost", "/").await;
     assert_eq!(reply.status, 200);
     assert!(reply.text().contains("Test blog"));
+    client.close().await;
 
     // The data layout, with private modes.
     assert_eq!(mode(&site.path("data")), 0o700);
@@ -88,6 +89,7 @@ async fn a_fresh_site_certifies_itself_against_the_local_ca() {
         serial,
         "a new certificate is served"
     );
+    drop(stream);
     assert_eq!(server.terminate(), 0);
 }
 

@@ -4,6 +4,7 @@
 
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
+use std::os::fd::{AsFd, AsRawFd};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
@@ -573,10 +574,27 @@ pub struct TlsClient {
     h2: Option<hyper::client::conn::http2::SendRequest<Empty<Bytes>>>,
     pub protocol: String,
     connection: tokio::task::JoinHandle<()>,
+    _hangup: HangUp,
+}
+
+/// Shuts the connection's socket down when dropped. The connection task
+/// would close it only when next polled, and a test that drops its client
+/// and then blocks to stop the server never polls it again: the server
+/// would wait out its shutdown grace for a client that is gone.
+struct HangUp(std::os::fd::OwnedFd);
+
+impl Drop for HangUp {
+    fn drop(&mut self) {
+        // SAFETY: shutdown(2) on our own duplicate of the socket.
+        unsafe {
+            libc::shutdown(self.0.as_raw_fd(), libc::SHUT_RDWR);
+        }
+    }
 }
 
 impl TlsClient {
     pub async fn new(stream: TlsStream) -> TlsClient {
+        let _hangup = HangUp(stream.get_ref().0.as_fd().try_clone_to_owned().unwrap());
         let protocol = stream
             .get_ref()
             .1
@@ -597,6 +615,7 @@ impl TlsClient {
                 connection: tokio::spawn(async move {
                     let _ = connection.await;
                 }),
+                _hangup,
             }
         } else {
             let (sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
@@ -609,6 +628,7 @@ impl TlsClient {
                 connection: tokio::spawn(async move {
                     let _ = connection.await;
                 }),
+                _hangup,
             }
         }
     }

@@ -154,6 +154,15 @@ pub enum CertCommand {
 
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
+    // What quire writes under data/ is private to its user, including the
+    // files sled creates on its own. A post made by `new` is the author's to
+    // share, under the author's umask.
+    if !matches!(cli.command, Command::New { .. }) {
+        // SAFETY: umask(2) only sets this process's file creation mask.
+        unsafe {
+            libc::umask(0o077);
+        }
+    }
     init_logging(matches!(
         cli.command,
         Command::Serve { .. } | Command::LocalCa { .. }

@@ -2,7 +2,6 @@
 //! renews when the clock says so, keeps serving through CA outages, survives a
 //! torn write, and reports it all in `quire cert status`.
 
-use std::os::unix::fs::PermissionsExt;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -17,10 +16,6 @@ fn load(site: &SiteDir) -> Config {
         ..Default::default()
     };
     Config::load(&overrides, &no_env).unwrap()
-}
-
-fn mode(path: &std::path::Path) -> u32 {
-    std::fs::metadata(path).unwrap().permissions().mode() & 0o777
 }
 
 #[tokio::test]
@@ -53,9 +48,9 @@ async fn a_fresh_site_certifies_itself_against_the_local_ca() {
     client.close().await;
 
     // The data layout, with private modes.
-    assert_eq!(mode(&site.path("data")), 0o700);
-    assert_eq!(mode(&site.path("data/certs/localhost/privkey.pem")), 0o600);
-    assert_eq!(mode(&site.path("data/local-ca/root.key")), 0o600);
+    assert_private(&site.path("data"));
+    assert!(site.path("data/certs/localhost/privkey.pem").is_file());
+    assert!(site.path("data/local-ca/root.key").is_file());
     let accounts = std::fs::read_dir(site.path("data/acme")).unwrap().count();
     assert_eq!(accounts, 1);
     // The hook runs once the certificate is backed up.

@@ -68,15 +68,8 @@ async fn a_backup_restores_certificates_and_statistics() {
     let (code, out, err) = site.run(&["restore", "saved.tar", "--config", "quire.toml"]);
     assert_eq!(code, 0, "{err}");
     assert!(out.contains("statistics ("), "{out}");
-    let mode = |p: &str| {
-        std::fs::metadata(site.path(p))
-            .unwrap()
-            .permissions()
-            .mode()
-            & 0o777
-    };
-    assert_eq!(mode("data"), 0o700);
-    assert_eq!(mode("data/local-ca/root.key"), 0o600);
+    assert_private(&site.path("data"));
+    assert!(site.path("data/local-ca/root.key").is_file());
     assert_eq!(stats_total(&site), before, "the statistics came back");
 
     let server = Binary::serve(&site, &[]);

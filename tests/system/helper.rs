@@ -696,6 +696,24 @@ impl Drop for Peer {
     }
 }
 
+/// Asserts that everything under `dir` is private to its owner: directories
+/// 0700, files (keys, certificates, sled's, archives) without group or other
+/// permissions.
+pub fn assert_private(dir: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::symlink_metadata(dir).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o700, "{} is {mode:o}", dir.display());
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let entry = entry.unwrap();
+        if entry.file_type().unwrap().is_dir() {
+            assert_private(&entry.path());
+        } else {
+            let mode = entry.metadata().unwrap().permissions().mode() & 0o777;
+            assert_eq!(mode & 0o077, 0, "{} is {mode:o}", entry.path().display());
+        }
+    }
+}
+
 /// Waits out the last two minutes before a UTC midnight, if it is in them.
 ///
 /// Statistics count views and visitors per UTC day, so a test comparing

@@ -95,7 +95,9 @@ fn read_optional(path: &Path) -> Result<Option<String>, LocalCaError> {
 }
 
 /// Temp file, fsync, rename, fsync of the folder: a crash leaves the old file or the new one.
-fn write_atomic(path: &Path, contents: &str, mode: u32) -> Result<(), LocalCaError> {
+/// Private to quire's user, certificates included, as everything in data/.
+fn write_atomic(path: &Path, contents: &str) -> Result<(), LocalCaError> {
+    let mode = 0o600;
     let err = |source| LocalCaError::Write {
         path: path.to_owned(),
         source,
@@ -237,8 +239,8 @@ impl Authority {
                     now + Duration::days(ROOT_LIFETIME_DAYS),
                 )?;
                 let cert = params.self_signed(&key)?;
-                write_atomic(&root_key, &key.serialize_pem(), 0o600)?;
-                write_atomic(&root_cert, &cert.pem(), 0o644)?;
+                write_atomic(&root_key, &key.serialize_pem())?;
+                write_atomic(&root_cert, &cert.pem())?;
                 tracing::info!("made a new local CA root in {}", root_cert.display());
                 let der = cert.der().clone();
                 (cert.pem(), Loaded { der, key })
@@ -304,8 +306,8 @@ impl Authority {
                 )?;
                 params.use_authority_key_identifier_extension = true;
                 let cert = params.signed_by(&key, &root_issuer)?;
-                write_atomic(&int_key, &key.serialize_pem(), 0o600)?;
-                write_atomic(&int_cert, &cert.pem(), 0o644)?;
+                write_atomic(&int_key, &key.serialize_pem())?;
+                write_atomic(&int_cert, &cert.pem())?;
                 let der = cert.der().clone();
                 (cert.pem(), Loaded { der, key }, not_after)
             }

@@ -2,10 +2,12 @@
 //! every activity updates (atomic counters and histograms, prometheus-client),
 //! and gathers what is read only at scrape time (certificates, tasks, the
 //! process, statistics). `process` reads /proc, `health` answers /health and
-//! /ready, `dashboard` renders the HTML page, `recent` keeps the last logged
-//! errors for it, `server` is the internal listener with its token rule.
+//! /ready, `exposition` speaks both text formats, `dashboard` renders the HTML
+//! page, `recent` keeps the last logged errors for it, `server` is the
+//! internal listener with its token rule.
 
 pub mod dashboard;
+pub mod exposition;
 pub mod health;
 pub mod process;
 pub mod recent;
@@ -420,7 +422,7 @@ impl Metrics {
         (count, if count == 0 { 0.0 } else { sum / count as f64 })
     }
 
-    /// The exposition, in OpenMetrics text (which Prometheus reads).
+    /// The exposition, in OpenMetrics text; see [`exposition`] for the other format.
     pub fn render(&self, snapshot: &Snapshot, now: DateTime<Utc>) -> String {
         let scraped = &self.inner.scraped;
         scraped.certificate_not_after.clear();

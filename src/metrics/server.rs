@@ -15,6 +15,7 @@ use axum::routing::get;
 use chrono::{DateTime, Utc};
 use sha2::Digest as _;
 
+use super::exposition::Format;
 use super::{Metrics, Snapshot, dashboard, health};
 use crate::acme::certs::CertStore;
 use crate::clock::SharedClock;
@@ -110,16 +111,18 @@ async fn require_token(
     response
 }
 
-async fn metrics(State(sources): State<Sources>) -> Response {
+async fn metrics(State(sources): State<Sources>, request: Request) -> Response {
+    let accept = request
+        .headers()
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok());
+    let format = Format::negotiate(accept);
     let text = sources
         .metrics
         .render(&sources.snapshot(), sources.clock.now());
     (
-        [(
-            header::CONTENT_TYPE,
-            "application/openmetrics-text; version=1.0.0; charset=utf-8",
-        )],
-        text,
+        [(header::CONTENT_TYPE, format.content_type())],
+        format.encode(text),
     )
         .into_response()
 }

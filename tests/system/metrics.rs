@@ -65,17 +65,46 @@ async fn metrics_count_real_traffic_and_parse() {
         200
     );
 
-    let reply = internal(metrics, "/metrics", &[]).await;
+    // Prometheus asks for OpenMetrics first.
+    let prometheus =
+        "application/openmetrics-text;version=1.0.0;q=0.5,text/plain;version=0.0.4;q=0.3,*/*;q=0.2";
+    let reply = internal(metrics, "/metrics", &[("accept", prometheus)]).await;
     assert_eq!(reply.status, 200);
     assert!(
         reply
             .header("content-type")
-            .starts_with("application/openmetrics-text")
+            .starts_with("application/openmetrics-text; version=1.0.0")
+    );
+    let open_metrics = reply.text();
+    assert!(
+        open_metrics.ends_with("# EOF\n"),
+        "OpenMetrics ends with EOF"
+    );
+    assert!(open_metrics.contains("# TYPE quire_http_requests counter\n"));
+
+    // Anything else gets the classic text format, typed under sample names.
+    let reply = internal(metrics, "/metrics", &[]).await;
+    assert_eq!(reply.status, 200);
+    assert_eq!(
+        reply.header("content-type"),
+        "text/plain; version=0.0.4; charset=utf-8"
     );
     let text = reply.text();
-    assert!(text.ends_with("# EOF\n"), "OpenMetrics ends with EOF");
+    assert!(
+        !text.contains("# EOF") && !text.contains("# UNIT"),
+        "{text}"
+    );
     let parsed = scrape(&text);
     let requests = "quire_http_requests_total";
+    assert!(
+        parsed
+            .samples
+            .iter()
+            .filter(|s| s.metric == requests)
+            .all(|s| matches!(s.value, prometheus_parse::Value::Counter(_))),
+        "{requests} is typed as a counter"
+    );
+    assert!(text.contains("# TYPE quire_build_info gauge\nquire_build_info{"));
     assert_eq!(
         value(&parsed, requests, &[("route", "page"), ("status", "2xx")]),
         5.0

@@ -616,7 +616,7 @@ impl Config {
         let (http_default, https_default) = if mode.is_local() {
             ("127.0.0.1:8080", "127.0.0.1:8443")
         } else {
-            ("0.0.0.0:80", "0.0.0.0:443")
+            ("[::]:80", "[::]:443")
         };
         let listen_field = |v: &mut Validator, key: &str, field: &Field<String>, default: &str| {
             v.parse(key, field, socket_addr)

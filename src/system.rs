@@ -130,7 +130,22 @@ impl RunningServer {
 
 /// Binds a listener, explaining the usual reasons it fails.
 pub async fn bind(addr: SocketAddr, key: &str) -> anyhow::Result<TcpListener> {
-    TcpListener::bind(addr).await.map_err(|e| {
+    let bound = match addr {
+        // Every address, IPv6 and IPv4 alike, whatever net.ipv6.bindv6only
+        // says; IPv4 only on a machine without IPv6.
+        SocketAddr::V6(v6) if v6.ip().is_unspecified() => match bind_dual_stack(addr) {
+            Err(e) if is_ipv6_missing(&e) => {
+                let ipv4 = SocketAddr::from((std::net::Ipv4Addr::UNSPECIFIED, addr.port()));
+                tracing::warn!(
+                    "IPv6 is not available here ({e}); [listen] {key} listens on {ipv4}, IPv4 only"
+                );
+                TcpListener::bind(ipv4).await
+            }
+            bound => bound,
+        },
+        _ => TcpListener::bind(addr).await,
+    };
+    bound.map_err(|e| {
         let hint = match e.kind() {
             std::io::ErrorKind::AddrInUse => format!(
                 "another process already listens on {addr}; stop it, or set [listen] {key} in the config to a free address"
@@ -147,6 +162,25 @@ pub async fn bind(addr: SocketAddr, key: &str) -> anyhow::Result<TcpListener> {
     })
 }
 
+/// A listener on `[::]:port` that takes IPv4 connections too.
+fn bind_dual_stack(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let socket = Socket::new(Domain::IPV6, Type::STREAM, Some(Protocol::TCP))?;
+    socket.set_only_v6(false)?;
+    socket.set_reuse_address(true)?;
+    socket.set_nonblocking(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(1024)?;
+    TcpListener::from_std(socket.into())
+}
+
+fn is_ipv6_missing(e: &std::io::Error) -> bool {
+    matches!(
+        e.raw_os_error(),
+        Some(libc::EAFNOSUPPORT | libc::EADDRNOTAVAIL)
+    )
+}
+
 /// The socket for `[listen] key`: the one given at start under that name
 /// (or bound to `addr`), else a new one bound to `addr`.
 pub async fn listen(
@@ -158,7 +192,11 @@ pub async fn listen(
         return bind(addr, key).await;
     };
     let bound = given.local_addr()?;
-    if addr.port() != 0 && bound != addr {
+    // [::] falls back to 0.0.0.0 where there is no IPv6.
+    let every_address = |a: SocketAddr| a.ip().is_unspecified();
+    let same = bound == addr
+        || (every_address(bound) && every_address(addr) && bound.port() == addr.port());
+    if addr.port() != 0 && !same {
         tracing::warn!(
             "the [listen] {key} socket this process was given is bound to {bound}, not {addr} as the config says; restart quire (not upgrade) to move it"
         );

@@ -91,6 +91,9 @@ pub async fn run(listener: Listener, shutdown: Shutdown) {
             },
         };
         let _ = tcp.set_nodelay(true);
+        // A dual-stack socket gives IPv4 clients as ::ffff:a.b.c.d; they are
+        // a.b.c.d to trusted proxies, statistics and logs.
+        let peer = SocketAddr::new(peer.ip().to_canonical(), peer.port());
         let connection = serve_connection(tcp, peer, &listener, &shutdown);
         tokio::spawn(async move {
             connection.await;

@@ -157,12 +157,12 @@ impl Binary {
         let mut child = Command::new(program)
             // Not a systemd service, whatever runs the tests.
             .env_remove("INVOCATION_ID")
+            .env("RUST_LOG", "quire=info")
             .envs(env.iter().copied())
             .arg("serve")
             .arg("--config")
             .arg(site.config())
             .args(extra_args)
-            .env("RUST_LOG", "quire=info")
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()

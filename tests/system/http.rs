@@ -1,9 +1,12 @@
 //! HTTP behaviour of the real binary: ETags and 304s, compression, HEAD,
-//! static files with ranges and caching, methods, and traversal attempts.
+//! static files with ranges and caching, methods, traversal attempts, and
+//! IPv4 and IPv6 clients on one socket.
 
 use std::io::Read;
 
-use crate::helper::{Binary, SiteDir, get, raw_status_line, request};
+use std::net::{Ipv6Addr, SocketAddr};
+
+use crate::helper::{Binary, SiteDir, get, raw_status_line, request, wait_for_log};
 
 #[tokio::test]
 async fn etags_304s_compression_and_head() {
@@ -226,4 +229,35 @@ async fn traversal_attempts_never_leave_the_site() {
     );
     // And the server is still fine.
     assert_eq!(get(server.addr, "/").await.status, 200);
+}
+
+#[tokio::test]
+async fn every_address_means_ipv6_and_ipv4_and_clients_are_named_plainly() {
+    let site = SiteDir::example("");
+    site.write(
+        "quire.toml",
+        "[site]\ntitle = \"Test blog\"\nbase_url = \"https://blog.test/\"\n\n[listen]\nhttp = \"[::]:0\"\nmetrics = \"127.0.0.1:0\"\ntrusted_proxies = [\"127.0.0.1\"]\n\n[tls]\nmode = \"off\"\n",
+    );
+    let server = Binary::serve_with_env(
+        &site,
+        &[],
+        &[("RUST_LOG", "quire=info,quire::request=debug")],
+    );
+    let port = server.addr.port();
+    // An IPv4 client reaches the same socket, and is 127.0.0.1 (not
+    // ::ffff:127.0.0.1), so the proxy rule for 127.0.0.1 applies to it.
+    let proxied = [("x-forwarded-for", "203.0.113.7")];
+    let ipv4 = SocketAddr::from(([127, 0, 0, 1], port));
+    assert_eq!(request(ipv4, "GET", "/", &proxied).await.status, 200);
+    wait_for_log(&server, "client=\"203.0.113.7\"");
+    if std::net::TcpListener::bind("[::1]:0").is_ok() {
+        assert!(server.addr.ip().is_unspecified() && server.addr.is_ipv6());
+        let ipv6 = SocketAddr::from((Ipv6Addr::LOCALHOST, port));
+        assert_eq!(request(ipv6, "GET", "/about/", &[]).await.status, 200);
+        wait_for_log(&server, "client=\"::1\"");
+    } else {
+        // A machine without IPv6 gets IPv4 alone, and is told so.
+        wait_for_log(&server, "IPv6 is not available here");
+    }
+    assert!(!server.log().contains("::ffff:"), "{}", server.log());
 }

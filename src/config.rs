@@ -455,6 +455,63 @@ impl Validator<'_> {
     }
 }
 
+/// The file's tables, and a problem for each key that TOML's types or the
+/// schema refuse. serde stops at the first; that key (or unknown table) is
+/// blanked out, offsets kept so later lines keep their numbers, and the rest
+/// parsed again, so that one run lists them all. `None` when the file cannot
+/// be read at all: a syntax error, which TOML finds before any key.
+fn parse_file(file_name: &str, text: &str) -> (Option<RawFile>, Vec<ConfigProblem>) {
+    const MOST: usize = 100;
+    let mut text = text.to_string();
+    let mut problems = Vec::new();
+    while problems.len() < MOST {
+        let e = match toml::from_str::<RawFile>(&text) {
+            Ok(raw) => return (Some(raw), problems),
+            Err(e) => e,
+        };
+        let line = e.span().map_or(1, |s| line_of(&text, s.start));
+        problems.push(ConfigProblem {
+            origin: format!("{file_name}:{line}"),
+            key: "toml".into(),
+            message: format!(
+                "{}; fix the file (every key is documented in config.example.toml)",
+                e.message().trim_end()
+            ),
+        });
+        let about_one_key = ["unknown field", "invalid type", "invalid value"]
+            .iter()
+            .any(|start| e.message().starts_with(start));
+        match e.span() {
+            Some(span) if about_one_key => blank_entry(&mut text, span.start),
+            _ => break,
+        }
+    }
+    (None, problems)
+}
+
+/// Spaces over the line holding `offset`, and over the whole table when that
+/// line is a table header.
+fn blank_entry(text: &mut String, offset: usize) {
+    let start = text[..offset].rfind('\n').map_or(0, |i| i + 1);
+    let is_header = text[start..].trim_start().starts_with('[');
+    let mut end = text[offset..].find('\n').map_or(text.len(), |i| offset + i);
+    if is_header {
+        while end < text.len() && !text[end + 1..].trim_start().starts_with('[') {
+            end = text[end + 1..]
+                .find('\n')
+                .map_or(text.len(), |i| end + 1 + i);
+        }
+    }
+    let blank: String = text[start..end]
+        .chars()
+        .map(|c| match c {
+            '\n' => "\n".to_string(),
+            c => " ".repeat(c.len_utf8()),
+        })
+        .collect();
+    text.replace_range(start..end, &blank);
+}
+
 fn line_of(text: &str, offset: usize) -> usize {
     text[..offset.min(text.len())].matches('\n').count() + 1
 }
@@ -537,17 +594,8 @@ impl Config {
         env: &dyn Fn(&str) -> Option<String>,
     ) -> Result<Config, ConfigError> {
         let file_name = path.map_or_else(|| "config".to_string(), |p| p.display().to_string());
-        let raw: RawFile = toml::from_str(text).map_err(|e| {
-            let line = e.span().map_or(1, |s| line_of(text, s.start));
-            ConfigError::Invalid(vec![ConfigProblem {
-                origin: format!("{file_name}:{line}"),
-                key: "toml".into(),
-                message: format!(
-                    "{}; fix the file (every key is documented in config.example.toml)",
-                    e.message()
-                ),
-            }])
-        })?;
+        let (raw, refused) = parse_file(&file_name, text);
+        let raw = raw.ok_or_else(|| ConfigError::Invalid(refused.clone()))?;
         // Relative paths in a file are relative to that file, so a service can be
         // started from any working directory.
         let base_dir = path
@@ -557,7 +605,7 @@ impl Config {
         let mut v = Validator {
             file_name,
             text,
-            problems: Vec::new(),
+            problems: refused,
         };
 
         let mode = match overrides
@@ -1000,6 +1048,38 @@ mod tests {
             Err(ConfigError::Invalid(p)) => p,
             other => panic!("expected problems, got {other:?}"),
         }
+    }
+
+    #[test]
+    fn every_refused_key_is_listed_with_its_line_in_one_run() {
+        let p = problems(
+            "[site]\ntitel = \"x\"\nposts_per_page = \"ten\"\n\n[lisen]\nhttp = \"127.0.0.1:80\"\nhttps = \"127.0.0.1:443\"\n\n[listen]\nhtps = \"1\"\nhttp = \"bad\"\n",
+        );
+        let found: Vec<(&str, &str)> = p
+            .iter()
+            .map(|p| (p.origin.as_str(), p.message.split(',').next().unwrap()))
+            .collect();
+        assert_eq!(
+            found,
+            [
+                ("/etc/quire/quire.toml:2", "unknown field `titel`"),
+                ("/etc/quire/quire.toml:3", "invalid type: string \"ten\""),
+                ("/etc/quire/quire.toml:5", "unknown field `lisen`"),
+                ("/etc/quire/quire.toml:10", "unknown field `htps`"),
+                (
+                    "/etc/quire/quire.toml:11",
+                    "`bad` is not an address with a port from 0 to 65535; use a value such as \"127.0.0.1:8080\" or \"[::]:443\""
+                ),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_syntax_error_is_listed_alone_as_nothing_else_can_be_read() {
+        let p = problems("[site]\ntitel = 1\ntitle = \"unclosed\n");
+        assert_eq!(p.len(), 1, "{p:?}");
+        assert_eq!(p[0].origin, "/etc/quire/quire.toml:3");
+        assert!(p[0].message.contains("expected `\"`"), "{p:?}");
     }
 
     #[test]

@@ -83,13 +83,21 @@ fn check_reports_config_problems_with_lines() {
     ] {
         assert!(stdout.contains(needle), "{needle} in:\n{stdout}");
     }
-    std::fs::write(site.config(), "[site]\ntitle = \"x\"\n[sight]\n").unwrap();
+    // Unknown keys and tables, and values of the wrong type, all in one run.
+    std::fs::write(
+        site.config(),
+        "[site]\ntitle = \"x\"\ntitel = \"y\"\n[sight]\nauthor = \"z\"\n[stats]\nenabled = \"yes\"\n",
+    )
+    .unwrap();
     let (code, stdout, _) = site.run(&["check", "--config", "quire.toml"]);
     assert_eq!(code, 1);
-    assert!(
-        stdout.contains("quire.toml:3:") && stdout.contains("sight"),
-        "{stdout}"
-    );
+    for needle in [
+        "quire.toml:3: toml: unknown field `titel`",
+        "quire.toml:4: toml: unknown field `sight`",
+        "quire.toml:7: toml: invalid type",
+    ] {
+        assert!(stdout.contains(needle), "{needle} in:\n{stdout}");
+    }
 }
 
 #[test]

@@ -291,7 +291,7 @@ fn a_broken_new_binary_leaves_the_old_one_serving_and_quire_upgrade_says_why() {
     install(Path::new(BIN), &program);
     let old_pid = server.pid;
     let (code, out, err) = site.run(&["upgrade", "--config", "quire.toml"]);
-    assert_eq!(code, 0, "{err}");
+    assert_eq!(code, 0, "{err}\nserver log:\n{}", server.log());
     assert!(out.contains("has taken over the sockets"), "{out}");
     assert_eq!(server.adopt_successor(), 0);
     assert_ne!(server.pid, old_pid);

@@ -32,6 +32,8 @@ pub struct Handlers {
 
 /// A renewal may wait on a CA; give it time, but not forever.
 const REPLY_TIMEOUT: Duration = Duration::from_secs(300);
+/// How long a stopping server waits for control requests it is answering.
+const ANSWER_GRACE: Duration = Duration::from_secs(10);
 
 pub fn socket_path(data: &Path) -> PathBuf {
     data.join("control.sock")
@@ -61,18 +63,27 @@ pub async fn serve(
 ) -> anyhow::Result<()> {
     let stop = shutdown.wait();
     tokio::pin!(stop);
+    let mut in_flight = tokio::task::JoinSet::new();
     loop {
         let (stream, _) = tokio::select! {
-            () = &mut stop => return Ok(()),
+            () = &mut stop => break,
+            Some(_) = in_flight.join_next() => continue,
             accepted = listener.accept() => accepted.context("accepting on the control socket")?,
         };
         let handlers = handlers.clone();
-        tokio::spawn(async move {
+        in_flight.spawn(async move {
             if let Err(e) = answer(stream, handlers).await {
                 tracing::debug!("control request failed: {e:#}");
             }
         });
     }
+    // Requests in flight get their answer before the process exits: the
+    // reply to `upgrade` is written just as this process starts stopping.
+    let answered = async { while in_flight.join_next().await.is_some() {} };
+    if tokio::time::timeout(ANSWER_GRACE, answered).await.is_err() {
+        tracing::warn!("control requests still unanswered after {ANSWER_GRACE:?}; closing them");
+    }
+    Ok(())
 }
 
 async fn answer(stream: UnixStream, handlers: Handlers) -> anyhow::Result<()> {
@@ -215,4 +226,42 @@ pub async fn request(data: &Path, request: &str) -> anyhow::Result<Option<String
         .await
         .context("the server did not answer in time")??;
     Ok(Some(reply.trim_end().to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_stopping_server_still_answers_the_request_in_flight() {
+        let dir = tempfile::tempdir().unwrap();
+        let listener = UnixListener::bind(socket_path(dir.path())).unwrap();
+        let (upgrades, mut upgrade_requests) = mpsc::channel(1);
+        let handlers = Handlers {
+            renewals: None,
+            stats: None,
+            data: dir.path().to_path_buf(),
+            reloader: None,
+            upgrades: Some(upgrades),
+        };
+        let shutdown = Shutdown::new();
+        let mut serving = tokio::spawn(serve(
+            std::sync::Arc::new(listener),
+            handlers,
+            shutdown.clone(),
+        ));
+        let data = dir.path().to_path_buf();
+        let client = tokio::spawn(async move { request(&data, "upgrade").await });
+
+        // The serving loop has the request when the server starts stopping,
+        // as after a handover.
+        let reply = upgrade_requests.recv().await.unwrap();
+        shutdown.trigger();
+        let still_serving = tokio::time::timeout(Duration::from_millis(200), &mut serving).await;
+        assert!(still_serving.is_err(), "stopped before answering");
+        reply.send(Ok("handed over".into())).unwrap();
+        serving.await.unwrap().unwrap();
+        let answer = client.await.unwrap().unwrap();
+        assert_eq!(answer.as_deref(), Some("ok: handed over"));
+    }
 }

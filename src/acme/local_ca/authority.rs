@@ -2,9 +2,9 @@
 //! and the intermediate it signs (kept on disk, created on first use), the
 //! leaves issued for finalized orders, and the CA endpoint's own certificate.
 
-use std::fs::{self, DirBuilder, File, OpenOptions};
-use std::io::{ErrorKind, Write};
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+use std::fs::{self, DirBuilder};
+use std::io::ErrorKind;
+use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -94,30 +94,14 @@ fn read_optional(path: &Path) -> Result<Option<String>, LocalCaError> {
     }
 }
 
-/// Temp file, fsync, rename, fsync of the folder: a crash leaves the old file or the new one.
-/// Private to quire's user, certificates included, as everything in data/.
+/// Written as all of data/ is: atomically, private to quire's user.
 fn write_atomic(path: &Path, contents: &str) -> Result<(), LocalCaError> {
-    let mode = 0o600;
-    let err = |source| LocalCaError::Write {
-        path: path.to_owned(),
-        source,
-    };
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("file");
-    let temp = dir.join(format!(".{name}.tmp"));
-    let mut file = OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(mode)
-        .open(&temp)
-        .map_err(err)?;
-    file.set_permissions(fs::Permissions::from_mode(mode))
-        .map_err(err)?;
-    file.write_all(contents.as_bytes()).map_err(err)?;
-    file.sync_all().map_err(err)?;
-    fs::rename(&temp, path).map_err(err)?;
-    File::open(dir).and_then(|d| d.sync_all()).map_err(err)
+    crate::acme::store::write_private_file(path, contents.as_bytes()).map_err(|source| {
+        LocalCaError::Write {
+            path: path.to_owned(),
+            source,
+        }
+    })
 }
 
 fn random_serial() -> SerialNumber {

@@ -128,8 +128,14 @@ fn http_side(request: Request, challenges: &ChallengeMap, policy: &SitePolicy) -
             None => (StatusCode::NOT_FOUND, "No such ACME challenge.\n").into_response(),
         };
     }
-    let target = format!("{}{}", policy.origin, uri.path());
-    redirect(&target, uri.query())
+    redirect(&origin_target(&policy.origin, uri.path()), uri.query())
+}
+
+/// The same path on the canonical origin; a path no page can have goes to
+/// the home page rather than being echoed back.
+fn origin_target(origin: &str, raw_path: &str) -> String {
+    let path = path::normalize(raw_path).map_or_else(|| "/".to_string(), |p| path::location(&p));
+    format!("{origin}{path}")
 }
 
 async fn serve_site(State(site): State<LiveSite>, request: Request) -> Response {
@@ -164,7 +170,7 @@ async fn serve_site(State(site): State<LiveSite>, request: Request) -> Response 
         }
         Some(Route::Redirect(target)) => redirect(target, uri.query()),
         None if !path.ends_with('/') && snapshot.route(&format!("{path}/")).is_some() => {
-            redirect(&format!("{}/", uri.path()), uri.query())
+            redirect(&format!("{}/", path::location(&path)), uri.query())
         }
         None => not_found(),
     }
@@ -218,7 +224,7 @@ async fn canonical_host(
     }
     match request_host(&request) {
         Some(host) if policy.redirect_hosts.contains(&host) => {
-            let target = format!("{}{}", policy.origin, request.uri().path());
+            let target = origin_target(&policy.origin, request.uri().path());
             redirect(&target, request.uri().query())
         }
         _ => next.run(request).await,

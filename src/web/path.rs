@@ -1,8 +1,28 @@
 //! Request paths as the site understands them: percent-decoded, UTF-8, with no
 //! `.`/`..` segments, NUL or control bytes, or backslashes. Anything else is
 //! refused (a 404), so no request can name something outside the site.
+//! [`location`] turns such a path back into a same-origin redirect target.
 
-use percent_encoding::percent_decode_str;
+use percent_encoding::{AsciiSet, CONTROLS, percent_decode_str, utf8_percent_encode};
+
+/// What a path segment cannot carry literally (RFC 3986 `pchar`), plus `%`
+/// because the path it encodes is already decoded.
+const NOT_PCHAR: &AsciiSet = &CONTROLS
+    .add(b' ')
+    .add(b'"')
+    .add(b'#')
+    .add(b'%')
+    .add(b'<')
+    .add(b'>')
+    .add(b'?')
+    .add(b'[')
+    .add(b'\\')
+    .add(b']')
+    .add(b'^')
+    .add(b'`')
+    .add(b'{')
+    .add(b'|')
+    .add(b'}');
 
 /// Returns the decoded path, or `None` for a path no page can have.
 pub fn normalize(raw: &str) -> Option<String> {
@@ -27,9 +47,40 @@ pub fn normalize(raw: &str) -> Option<String> {
     Some(path)
 }
 
+/// A `Location` for a path [`normalize`] returned: percent-encoded, and
+/// starting with exactly one `/`, so a browser cannot read it as `//host/...`
+/// (a protocol-relative URL: an open redirect to any host).
+pub fn location(normalized: &str) -> String {
+    debug_assert!(normalized.starts_with('/') && !normalized.starts_with("//"));
+    utf8_percent_encode(normalized, NOT_PCHAR).to_string()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn locations_are_same_origin_and_round_trip() {
+        for raw in ["//about", "///evil.example/x", "/%2F%2Fevil.example/"] {
+            let path = normalize(raw).unwrap();
+            let target = location(&path);
+            assert!(
+                target.starts_with('/') && !target.starts_with("//"),
+                "{raw:?} -> {target:?}"
+            );
+        }
+        for path in [
+            "/posts/hello/",
+            "/my cat.png",
+            "/café/",
+            "/100%/",
+            "/a?b#c/",
+        ] {
+            let target = location(path);
+            assert!(target.is_ascii() && !target.contains(' '), "{target:?}");
+            assert_eq!(normalize(&target).as_deref(), Some(path));
+        }
+    }
 
     #[test]
     fn plain_paths_pass() {

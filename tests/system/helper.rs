@@ -395,6 +395,16 @@ pub async fn get(addr: SocketAddr, path: &str) -> Reply {
 /// Writes raw bytes and returns the status line of the answer, for requests a
 /// well-behaved client library would refuse to send.
 pub async fn raw_status_line(addr: SocketAddr, request: &[u8]) -> String {
+    raw_response(addr, request)
+        .await
+        .lines()
+        .next()
+        .unwrap_or("")
+        .to_string()
+}
+
+/// Writes raw bytes and returns the whole answer, read until the server closes.
+pub async fn raw_response(addr: SocketAddr, request: &[u8]) -> String {
     let mut stream = TcpStream::connect(addr).await.expect("connect");
     // The server may refuse a bad request before it has all of it.
     let _ = stream.write_all(request).await;
@@ -402,11 +412,7 @@ pub async fn raw_status_line(addr: SocketAddr, request: &[u8]) -> String {
     let _ = tokio::time::timeout(DEADLINE, stream.read_to_end(&mut buf))
         .await
         .expect("answer in time");
-    String::from_utf8_lossy(&buf)
-        .lines()
-        .next()
-        .unwrap_or("")
-        .to_string()
+    String::from_utf8_lossy(&buf).into_owned()
 }
 
 /// Polls `probe` until it returns true; for changes that arrive through the

@@ -6,7 +6,7 @@ use std::io::Read;
 
 use std::net::{Ipv6Addr, SocketAddr};
 
-use crate::helper::{Binary, SiteDir, get, raw_status_line, request, wait_for_log};
+use crate::helper::{Binary, SiteDir, get, raw_response, raw_status_line, request, wait_for_log};
 
 #[tokio::test]
 async fn etags_304s_compression_and_head() {
@@ -229,6 +229,30 @@ async fn traversal_attempts_never_leave_the_site() {
     );
     // And the server is still fine.
     assert_eq!(get(server.addr, "/").await.status, 200);
+}
+
+#[tokio::test]
+async fn redirects_never_leave_the_site() {
+    let site = SiteDir::empty("");
+    site.write("content/about.md", "+++\ntitle = \"About\"\n+++\nHello.\n");
+    let server = Binary::serve(&site, &[]);
+    // A browser reads a Location of `//about/` as `https://about/`.
+    for (path, expected) in [
+        ("//about", "/about/"),
+        ("///about", "/about/"),
+        ("//about?x=1", "/about/?x=1"),
+        ("/%2F%2Fabout", "/about/"),
+    ] {
+        let request =
+            format!("GET {path} HTTP/1.1\r\nHost: blog.test\r\nConnection: close\r\n\r\n");
+        let answer = raw_response(server.addr, request.as_bytes()).await;
+        assert!(answer.starts_with("HTTP/1.1 301"), "{path} -> {answer}");
+        let location = answer
+            .lines()
+            .find_map(|line| line.strip_prefix("location: "))
+            .unwrap_or_default();
+        assert_eq!(location, expected, "{path}");
+    }
 }
 
 #[tokio::test]

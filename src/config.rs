@@ -164,10 +164,11 @@ pub struct Listen {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Limits {
     pub handshake_timeout: Duration,
-    /// Time allowed to send a request head (slowloris), also the wait for the
-    /// next request on an HTTP/1.1 connection.
+    /// Time allowed to send a request head (slowloris): the first request on
+    /// any protocol, and the next one on an HTTP/1.1 connection.
     pub header_read_timeout: Duration,
-    /// A connection with no traffic for this long is closed.
+    /// A connection without progress for this long is closed (see
+    /// `tls::connections`): pings and dribbled bytes are not progress.
     pub idle_timeout: Duration,
     pub max_header_bytes: usize,
     pub max_connections: usize,

@@ -125,6 +125,7 @@ struct Instruments {
     bytes_out: Counter,
     open_connections: Family<Labels, Gauge>,
     connections: Family<Labels, Counter>,
+    connections_cut: Family<Labels, Counter>,
     handshakes: Counter,
     handshake_failures: [Counter; 4],
     acme_latency: Histogram,
@@ -213,6 +214,13 @@ impl Metrics {
             "connections",
             "Connections accepted, by listener",
             connections.clone(),
+        );
+        let connections_cut = Family::<Labels, Counter>::default();
+        registry.register(
+            "connections_cut",
+            "Connections the server closed for lack of progress (no request, idle, \
+             a response not read) or to make room in a full table, by listener and reason",
+            connections_cut.clone(),
         );
         let handshakes = Counter::default();
         registry.register(
@@ -345,6 +353,7 @@ impl Metrics {
                 bytes_out,
                 open_connections,
                 connections,
+                connections_cut,
                 handshakes,
                 handshake_failures,
                 acme_latency,
@@ -376,6 +385,14 @@ impl Metrics {
     pub fn connection_closed(&self, listener: &'static str) {
         let labels = vec![("listener", listener.to_string())];
         self.inner.open_connections.get_or_create(&labels).dec();
+    }
+
+    pub fn connection_cut(&self, listener: &'static str, reason: &'static str) {
+        let labels = vec![
+            ("listener", listener.to_string()),
+            ("reason", reason.to_string()),
+        ];
+        self.inner.connections_cut.get_or_create(&labels).inc();
     }
 
     pub fn handshake(&self, outcome: Result<(), HandshakeFailure>) {

@@ -1,7 +1,9 @@
 //! The connection loop shared by the HTTP and HTTPS listeners: accept (never
 //! dying on a per-connection error, backing off when out of file descriptors),
-//! cap concurrent connections, finish the TLS handshake within a deadline, then
-//! let hyper serve HTTP/1.1 or HTTP/2 with the configured limits. On shutdown:
+//! cap concurrent connections (a newcomer to a full table closes the idlest),
+//! finish the TLS handshake within a deadline, then let hyper serve HTTP/1.1
+//! or HTTP/2 with the configured limits, closing a connection that stops
+//! making progress ([`super::connections`]). On shutdown:
 //! stop accepting, let in-flight requests finish within the grace period.
 //! A connection idle at that moment (or new, its first request not yet sent)
 //! gets [`LINGER`] to send its next request, which is answered with the
@@ -11,7 +13,6 @@
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -22,16 +23,21 @@ use hyper_util::service::TowerToHyperService;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
-use tokio::time::Instant;
 use tokio_rustls::TlsAcceptor;
 use tower::ServiceExt;
 
+use super::connections::{Connections, Cut, Entry, InFlight, Progress};
 use crate::config::Limits;
 use crate::metrics::{HandshakeFailure, Metrics};
 use crate::shutdown::Shutdown;
 
 /// How long, at shutdown, an idle connection may still send one request.
 const LINGER: Duration = Duration::from_secs(1);
+
+/// HTTP/2 pings find a dead peer before its response's deadline; they are
+/// not progress, so they keep no idle connection open.
+const H2_PING_EVERY: Duration = Duration::from_secs(20);
+const H2_PING_ANSWER_WITHIN: Duration = Duration::from_secs(20);
 
 /// The TCP peer of a request, added to every request's extensions.
 #[derive(Debug, Clone, Copy)]
@@ -60,6 +66,7 @@ pub async fn run(listener: Listener, shutdown: Shutdown) {
     let permits = Arc::new(Semaphore::new(allowed));
     let stop = shutdown.wait();
     tokio::pin!(stop);
+    let connections = Connections::default();
     loop {
         // A reload may have changed the connection cap.
         let wanted = listener.limits.load().max_connections;
@@ -69,12 +76,6 @@ pub async fn run(listener: Listener, shutdown: Shutdown) {
         } else if wanted < allowed {
             allowed -= permits.forget_permits(allowed - wanted);
         }
-        // Waiting for a permit before accepting leaves excess clients in the
-        // kernel's backlog instead of holding sockets we cannot serve.
-        let permit = tokio::select! {
-            () = &mut stop => break,
-            permit = permits.clone().acquire_owned() => permit.expect("semaphore never closed"),
-        };
         let (tcp, peer) = tokio::select! {
             () = &mut stop => break,
             accepted = listener.socket.accept() => match accepted {
@@ -90,11 +91,25 @@ pub async fn run(listener: Listener, shutdown: Shutdown) {
                 }
             },
         };
+        // A full table makes room by closing the connection that has waited
+        // longest without progress, so idle or dribbling clients cannot lock
+        // others out. When every connection is busy, the newcomer waits, and
+        // the ones after it wait in the kernel's backlog.
+        let permit = match permits.clone().try_acquire_owned() {
+            Ok(permit) => permit,
+            Err(_) => {
+                connections.evict_idlest();
+                tokio::select! {
+                    () = &mut stop => break,
+                    permit = permits.clone().acquire_owned() => permit.expect("semaphore never closed"),
+                }
+            }
+        };
         let _ = tcp.set_nodelay(true);
         // A dual-stack socket gives IPv4 clients as ::ffff:a.b.c.d; they are
         // a.b.c.d to trusted proxies, statistics and logs.
         let peer = SocketAddr::new(peer.ip().to_canonical(), peer.port());
-        let connection = serve_connection(tcp, peer, &listener, &shutdown);
+        let connection = serve_connection(tcp, peer, connections.open(), &listener, &shutdown);
         tokio::spawn(async move {
             connection.await;
             drop(permit);
@@ -124,6 +139,7 @@ fn is_resource_exhaustion(e: &std::io::Error) -> bool {
 fn serve_connection(
     tcp: TcpStream,
     peer: SocketAddr,
+    entry: Entry,
     listener: &Listener,
     shutdown: &Shutdown,
 ) -> impl Future<Output = ()> + Send + 'static {
@@ -137,16 +153,17 @@ fn serve_connection(
     async move {
         metrics.connection_opened(name);
         let _open = OpenConnection(&metrics, name);
-        let activity = Arc::new(Activity::new());
+        let progress = entry.progress.clone();
+        let cut = progress.cut(&limits);
+        tokio::pin!(cut);
         let tcp = Tracked {
             inner: tcp,
-            activity: activity.clone(),
+            progress: progress.clone(),
         };
-        let exchanges = Exchanges::default();
-        let (asked, answered, closing) = (exchanges.clone(), exchanges.clone(), closing.clone());
+        let (asked, answered, answering) = (progress.clone(), progress.clone(), progress.clone());
         let service = TowerToHyperService::new(
             app.map_request(move |request: hyper::Request<hyper::body::Incoming>| {
-                asked.received(request.version());
+                asked.request_received(request.version());
                 let mut request = request.map(axum::body::Body::new);
                 request.extensions_mut().insert(PeerAddr(peer));
                 request
@@ -154,14 +171,23 @@ fn serve_connection(
             .map_response(move |mut response: axum::response::Response| {
                 // Said in the response itself, so the client cannot reuse
                 // the connection and race its close. (HTTP/2 has GOAWAY.)
-                if closing.is_triggered() && answered.http1.load(Ordering::Relaxed) {
+                if closing.is_triggered() && answered.speaks_http1() {
                     response.headers_mut().insert(
                         http::header::CONNECTION,
                         http::HeaderValue::from_static("close"),
                     );
                 }
-                answered.unanswered.fetch_sub(1, Ordering::Relaxed);
                 response
+            })
+            .map_future(move |answer| {
+                let in_flight = answering.answering();
+                async move {
+                    let response: axum::response::Response = answer.await?;
+                    Ok::<_, std::convert::Infallible>(response.map(|body| Delivery {
+                        body,
+                        _in_flight: in_flight,
+                    }))
+                }
             }),
         );
         let mut builder = auto::Builder::new(TokioExecutor::new());
@@ -175,8 +201,8 @@ fn serve_connection(
             .http2()
             .timer(TokioTimer::new())
             .max_concurrent_streams(limits.h2_max_concurrent_streams)
-            // No keep-alive pings: they would count as traffic and keep idle
-            // connections open forever; the idle timeout closes dead peers.
+            .keep_alive_interval(H2_PING_EVERY)
+            .keep_alive_timeout(H2_PING_ANSWER_WITHIN)
             // Rapid reset (CVE-2023-44487): few pending resets, then GOAWAY.
             .max_pending_accept_reset_streams(Some(20))
             .max_local_error_reset_streams(Some(256))
@@ -184,7 +210,13 @@ fn serve_connection(
         let io: Box<dyn Io> = match tls {
             None => Box::new(tcp),
             Some(acceptor) => {
-                match tokio::time::timeout(limits.handshake_timeout, acceptor.accept(tcp)).await {
+                let handshake =
+                    tokio::time::timeout(limits.handshake_timeout, acceptor.accept(tcp));
+                let handshake = tokio::select! {
+                    done = handshake => done,
+                    cut = cut.as_mut() => return metrics.connection_cut(name, cut.label()),
+                };
+                match handshake {
                     Ok(Ok(mut stream)) => {
                         metrics.handshake(Ok(()));
                         // A tls-alpn-01 validator only looks at the certificate.
@@ -207,26 +239,28 @@ fn serve_connection(
                 }
             }
         };
+        progress.ready();
         let connection = builder
             .serve_connection(TokioIo::new(io), service)
             .into_owned();
         tokio::pin!(connection);
         tokio::select! {
             result = connection.as_mut() => return log_end(name, peer, result),
-            () = activity.idle_for(limits.idle_timeout) => {
-                tracing::debug!(listener = name, %peer, "closed an idle connection");
-                return;
+            cut = cut.as_mut() => {
+                tracing::debug!(listener = name, %peer, "closed the connection: {}", describe(cut));
+                return metrics.connection_cut(name, cut.label());
             }
             () = stop => {}
         }
         // Shutting down. A request in flight is answered; otherwise wait a
         // moment for one: the client may have sent it already.
-        let mut arrived = exchanges.received.subscribe();
-        arrived.mark_unchanged();
-        if exchanges.unanswered.load(Ordering::Relaxed) == 0 {
+        let arrived = progress.next_request();
+        tokio::pin!(arrived);
+        arrived.as_mut().enable();
+        if progress.in_flight() == 0 {
             tokio::select! {
                 result = connection.as_mut() => return log_end(name, peer, result),
-                _ = arrived.changed() => {}
+                () = arrived => {}
                 () = tokio::time::sleep(LINGER) => {}
             }
         }
@@ -236,23 +270,39 @@ fn serve_connection(
     }
 }
 
-/// A connection's requests, as the shutdown path needs them.
-#[derive(Clone, Default)]
-struct Exchanges {
-    /// Requests received so far; shutdown waits for the next one.
-    received: tokio::sync::watch::Sender<u64>,
-    /// Received and not yet answered.
-    unanswered: Arc<AtomicU64>,
-    /// Whether the connection speaks HTTP/1 (else HTTP/2).
-    http1: Arc<AtomicBool>,
+fn describe(cut: Cut) -> &'static str {
+    match cut {
+        Cut::NoRequest => "no request in time",
+        Cut::Idle => "idle",
+        Cut::Stalled => "the client stopped reading its response",
+        Cut::Evicted => "the connection table is full and this one was the idlest",
+    }
 }
 
-impl Exchanges {
-    fn received(&self, version: http::Version) {
-        self.http1
-            .store(version <= http::Version::HTTP_11, Ordering::Relaxed);
-        self.unanswered.fetch_add(1, Ordering::Relaxed);
-        self.received.send_modify(|n| *n += 1);
+/// A response body that keeps its request counted as in flight until it has
+/// been handed to the connection in full (or abandoned).
+struct Delivery<B> {
+    body: B,
+    _in_flight: InFlight,
+}
+
+impl<B: http_body::Body + Unpin> http_body::Body for Delivery<B> {
+    type Data = B::Data;
+    type Error = B::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
+        Pin::new(&mut self.body).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.body.size_hint()
     }
 }
 
@@ -279,42 +329,10 @@ fn log_end(
     }
 }
 
-/// When a connection last moved a byte.
-struct Activity {
-    started: Instant,
-    last_ms: AtomicU64,
-}
-
-impl Activity {
-    fn new() -> Activity {
-        Activity {
-            started: Instant::now(),
-            last_ms: AtomicU64::new(0),
-        }
-    }
-
-    fn touch(&self) {
-        self.last_ms
-            .store(self.started.elapsed().as_millis() as u64, Ordering::Relaxed);
-    }
-
-    /// Resolves once nothing has moved for `limit`.
-    async fn idle_for(&self, limit: Duration) {
-        loop {
-            let last = self.started + Duration::from_millis(self.last_ms.load(Ordering::Relaxed));
-            let deadline = last + limit;
-            if Instant::now() >= deadline {
-                return;
-            }
-            tokio::time::sleep_until(deadline).await;
-        }
-    }
-}
-
-/// A stream that records activity on every read and write.
+/// A stream that reports what it writes to the connection's [`Progress`].
 struct Tracked<S> {
     inner: S,
-    activity: Arc<Activity>,
+    progress: Arc<Progress>,
 }
 
 impl<S: AsyncRead + Unpin> AsyncRead for Tracked<S> {
@@ -323,12 +341,7 @@ impl<S: AsyncRead + Unpin> AsyncRead for Tracked<S> {
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<std::io::Result<()>> {
-        let before = buf.filled().len();
-        let result = Pin::new(&mut self.inner).poll_read(cx, buf);
-        if buf.filled().len() > before {
-            self.activity.touch();
-        }
-        result
+        Pin::new(&mut self.inner).poll_read(cx, buf)
     }
 }
 
@@ -339,8 +352,8 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Tracked<S> {
         buf: &[u8],
     ) -> Poll<std::io::Result<usize>> {
         let result = Pin::new(&mut self.inner).poll_write(cx, buf);
-        if matches!(result, Poll::Ready(Ok(n)) if n > 0) {
-            self.activity.touch();
+        if let Poll::Ready(Ok(n)) = result {
+            self.progress.wrote(n);
         }
         result
     }
@@ -359,8 +372,8 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Tracked<S> {
         bufs: &[std::io::IoSlice<'_>],
     ) -> Poll<std::io::Result<usize>> {
         let result = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
-        if matches!(result, Poll::Ready(Ok(n)) if n > 0) {
-            self.activity.touch();
+        if let Poll::Ready(Ok(n)) = result {
+            self.progress.wrote(n);
         }
         result
     }

@@ -4,6 +4,7 @@
 //! certificate files.
 
 pub mod bundle;
+pub mod connections;
 pub mod listener;
 pub mod manual;
 pub mod resolver;

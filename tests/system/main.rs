@@ -7,6 +7,7 @@ mod browser;
 mod cli;
 mod config_reload;
 mod helper;
+mod hostile;
 mod http;
 mod https;
 mod interop;

@@ -517,25 +517,94 @@ fn line_of(text: &str, offset: usize) -> usize {
     text[..offset.min(text.len())].matches('\n').count() + 1
 }
 
-fn positive_days(max: i64) -> impl Fn(&i64) -> Result<u32, String> {
-    move |&days| {
-        if (1..=max).contains(&days) {
-            Ok(days as u32)
-        } else {
-            Err(format!(
-                "{days} is out of range; use a number of days from 1 to {max}"
-            ))
+// ---- the range of every duration and count --------------------------------
+
+/// The values one setting accepts: wide enough for any real operator, narrow
+/// enough that no arithmetic on a configured value can overflow (an `Instant`
+/// plus `18446744073709551615s` panics on every connection). `quire check`,
+/// start and reload all validate through these, so none can apply a value
+/// the others would refuse.
+#[derive(Debug, Clone, Copy)]
+struct Bounded<T> {
+    min: T,
+    max: T,
+}
+
+const MINUTE: u64 = 60;
+const HOUR: u64 = 60 * MINUTE;
+const DAY: u64 = 24 * HOUR;
+
+const fn seconds(min: u64, max: u64) -> Bounded<Duration> {
+    Bounded {
+        min: Duration::from_secs(min),
+        max: Duration::from_secs(max),
+    }
+}
+
+const fn count(min: i64, max: i64) -> Bounded<i64> {
+    Bounded { min, max }
+}
+
+const HANDSHAKE_TIMEOUT: Bounded<Duration> = seconds(1, 5 * MINUTE);
+const HEADER_READ_TIMEOUT: Bounded<Duration> = seconds(1, 5 * MINUTE);
+const IDLE_TIMEOUT: Bounded<Duration> = seconds(1, HOUR);
+const SHUTDOWN_GRACE: Bounded<Duration> = seconds(1, HOUR);
+const CHECK_EVERY: Bounded<Duration> = seconds(MINUTE, 7 * DAY);
+const FLUSH_EVERY: Bounded<Duration> = seconds(1, HOUR);
+/// Inside the local intermediate's one-year life, and no longer than the
+/// CA/Browser Forum allows public certificates from 2026 (200 days).
+const LOCAL_CA_LIFETIME: Bounded<Duration> = seconds(MINUTE, 200 * DAY);
+
+const POSTS_PER_PAGE: Bounded<i64> = count(1, 1000);
+const MAX_HEADER_BYTES: Bounded<i64> = count(8192, 1 << 20);
+const MAX_CONNECTIONS: Bounded<i64> = count(1, 1_000_000);
+const H2_MAX_CONCURRENT_STREAMS: Bounded<i64> = count(1, 10_000);
+const RENEW_BEFORE_DAYS: Bounded<i64> = count(1, 365);
+const HOURLY_RETENTION_DAYS: Bounded<i64> = count(1, 3650);
+const DAILY_RETENTION_DAYS: Bounded<i64> = count(1, 36500);
+
+impl Bounded<Duration> {
+    /// A duration such as "10s" or "8h", within range.
+    fn parse(self, text: &String) -> Result<Duration, String> {
+        let range = format!(
+            "use a duration from {} to {}",
+            whole_units(self.min),
+            whole_units(self.max)
+        );
+        match humantime::parse_duration(text) {
+            Ok(d) if (self.min..=self.max).contains(&d) => Ok(d),
+            Ok(_) => Err(format!("`{text}` is out of range; {range}")),
+            Err(e) => Err(format!("`{text}` is not a duration ({e}); {range}")),
         }
     }
 }
 
-fn duration(text: &String) -> Result<Duration, String> {
-    match humantime::parse_duration(text) {
-        Ok(d) if !d.is_zero() => Ok(d),
-        Ok(_) => Err("must be longer than zero; use a duration such as \"10s\" or \"8h\"".into()),
-        Err(e) => Err(format!(
-            "`{text}` is not a duration ({e}); use a duration such as \"10s\" or \"8h\""
-        )),
+/// A bound as an operator writes it, "200days" rather than humantime's
+/// "6months 17days 8h 38m 24s" (its months are 30.44 days).
+fn whole_units(d: Duration) -> String {
+    let secs = d.as_secs();
+    [(DAY, "days"), (HOUR, "h"), (MINUTE, "m")]
+        .into_iter()
+        .find(|&(unit, _)| secs >= unit && secs % unit == 0)
+        .map_or_else(
+            || format!("{secs}s"),
+            |(unit, name)| format!("{}{name}", secs / unit),
+        )
+}
+
+impl Bounded<i64> {
+    /// A whole number within range; the caller's type holds every such value.
+    fn check<U: TryFrom<i64>>(self, n: i64) -> Result<U, String> {
+        (self.min..=self.max)
+            .contains(&n)
+            .then(|| U::try_from(n).ok())
+            .flatten()
+            .ok_or_else(|| {
+                format!(
+                    "{n} is out of range; use a number from {} to {}",
+                    self.min, self.max
+                )
+            })
     }
 }
 
@@ -711,12 +780,9 @@ impl Config {
 
         let posts_per_page = v
             .parse("site.posts_per_page", &raw.site.posts_per_page, |&n| {
-                usize::try_from(n)
-                    .ok()
-                    .and_then(NonZeroUsize::new)
-                    .filter(|n| n.get() <= 1000)
-                    .ok_or_else(|| format!("{n} is out of range; use a number from 1 to 1000"))
+                POSTS_PER_PAGE.check(n)
             })
+            .and_then(NonZeroUsize::new)
             .unwrap_or(NonZeroUsize::new(10).expect("nonzero"));
         let language = v
             .parse("site.language", &raw.site.language, |l| {
@@ -768,20 +834,22 @@ impl Config {
         let stats = StatsConfig {
             enabled: raw.stats.enabled.as_ref().is_none_or(|e| *e.get_ref()),
             flush_every: v
-                .parse("stats.flush_every", &raw.stats.flush_every, duration)
+                .parse("stats.flush_every", &raw.stats.flush_every, |t| {
+                    FLUSH_EVERY.parse(t)
+                })
                 .unwrap_or(Duration::from_secs(10)),
             hourly_retention_days: v
                 .parse(
                     "stats.hourly_retention_days",
                     &raw.stats.hourly_retention_days,
-                    positive_days(3650),
+                    |&n| HOURLY_RETENTION_DAYS.check(n),
                 )
                 .unwrap_or(14),
             daily_retention_days: v
                 .parse(
                     "stats.daily_retention_days",
                     &raw.stats.daily_retention_days,
-                    positive_days(36500),
+                    |&n| DAILY_RETENTION_DAYS.check(n),
                 )
                 .unwrap_or(730),
             respect_dnt: raw.stats.respect_dnt.as_ref().is_none_or(|e| *e.get_ref()),
@@ -848,56 +916,45 @@ fn with_port(scheme: &str, host: &str, port: u16, default_port: u16) -> String {
 
 fn validate_limits(v: &mut Validator, raw: &RawLimits) -> Limits {
     let d = Limits::default();
-    let count = |max: i64| {
-        move |&n: &i64| {
-            if (1..=max).contains(&n) {
-                Ok(n as usize)
-            } else {
-                Err(format!("{n} is out of range; use a number from 1 to {max}"))
-            }
-        }
-    };
     Limits {
         handshake_timeout: v
-            .parse("limits.handshake_timeout", &raw.handshake_timeout, duration)
+            .parse("limits.handshake_timeout", &raw.handshake_timeout, |t| {
+                HANDSHAKE_TIMEOUT.parse(t)
+            })
             .unwrap_or(d.handshake_timeout),
         header_read_timeout: v
             .parse(
                 "limits.header_read_timeout",
                 &raw.header_read_timeout,
-                duration,
+                |t| HEADER_READ_TIMEOUT.parse(t),
             )
             .unwrap_or(d.header_read_timeout),
         idle_timeout: v
-            .parse("limits.idle_timeout", &raw.idle_timeout, duration)
+            .parse("limits.idle_timeout", &raw.idle_timeout, |t| {
+                IDLE_TIMEOUT.parse(t)
+            })
             .unwrap_or(d.idle_timeout),
         max_header_bytes: v
             .parse("limits.max_header_bytes", &raw.max_header_bytes, |&n| {
-                if (8192..=1 << 20).contains(&n) {
-                    Ok(n as usize)
-                } else {
-                    Err(format!(
-                        "{n} is out of range; use a size from 8192 to 1048576 bytes"
-                    ))
-                }
+                MAX_HEADER_BYTES.check(n)
             })
             .unwrap_or(d.max_header_bytes),
         max_connections: v
-            .parse(
-                "limits.max_connections",
-                &raw.max_connections,
-                count(1_000_000),
-            )
+            .parse("limits.max_connections", &raw.max_connections, |&n| {
+                MAX_CONNECTIONS.check(n)
+            })
             .unwrap_or(d.max_connections),
         h2_max_concurrent_streams: v
             .parse(
                 "limits.h2_max_concurrent_streams",
                 &raw.h2_max_concurrent_streams,
-                count(10_000),
+                |&n| H2_MAX_CONCURRENT_STREAMS.check(n),
             )
-            .map_or(d.h2_max_concurrent_streams, |n| n as u32),
+            .unwrap_or(d.h2_max_concurrent_streams),
         shutdown_grace: v
-            .parse("limits.shutdown_grace", &raw.shutdown_grace, duration)
+            .parse("limits.shutdown_grace", &raw.shutdown_grace, |t| {
+                SHUTDOWN_GRACE.parse(t)
+            })
             .unwrap_or(d.shutdown_grace),
     }
 }
@@ -986,14 +1043,14 @@ fn validate_tls(
         cert_file,
         key_file,
         renew_before_days: v
-            .parse(
-                "tls.renew_before_days",
-                &raw.renew_before_days,
-                positive_days(365),
-            )
+            .parse("tls.renew_before_days", &raw.renew_before_days, |&n| {
+                RENEW_BEFORE_DAYS.check(n)
+            })
             .unwrap_or(30),
         check_every: v
-            .parse("tls.check_every", &raw.check_every, duration)
+            .parse("tls.check_every", &raw.check_every, |t| {
+                CHECK_EVERY.parse(t)
+            })
             .unwrap_or(Duration::from_secs(8 * 3600)),
         challenge,
         post_issue_hook: raw
@@ -1002,14 +1059,8 @@ fn validate_tls(
             .map(|h| h.get_ref().trim().to_string())
             .filter(|h| !h.is_empty()),
         local_ca_lifetime: v
-            .parse("tls.local_ca_lifetime", &raw.local_ca_lifetime, |text| {
-                duration(text).and_then(|d| {
-                    if d >= Duration::from_secs(60) {
-                        Ok(d)
-                    } else {
-                        Err("is too short; use at least \"1m\"".into())
-                    }
-                })
+            .parse("tls.local_ca_lifetime", &raw.local_ca_lifetime, |t| {
+                LOCAL_CA_LIFETIME.parse(t)
             })
             .unwrap_or(Duration::from_secs(90 * 86400)),
         hsts: raw.hsts.as_ref().map_or(!mode.is_local(), |h| *h.get_ref()),
@@ -1150,6 +1201,110 @@ mod tests {
         assert!(
             p.iter().all(|p| p.message.contains("use")),
             "every problem says what to do: {p:?}"
+        );
+    }
+
+    /// Every duration key, with its section and range as the message gives it.
+    const DURATIONS: [(&str, &str, &str); 7] = [
+        ("limits", "handshake_timeout", "from 1s to 5m"),
+        ("limits", "header_read_timeout", "from 1s to 5m"),
+        ("limits", "idle_timeout", "from 1s to 1h"),
+        ("limits", "shutdown_grace", "from 1s to 1h"),
+        ("tls", "check_every", "from 1m to 7days"),
+        ("tls", "local_ca_lifetime", "from 1m to 200days"),
+        ("stats", "flush_every", "from 1s to 1h"),
+    ];
+
+    fn one_key(section: &str, key: &str, value: &str) -> String {
+        format!("[{section}]\n{key} = {value}\n")
+    }
+
+    #[test]
+    fn durations_that_would_overflow_are_refused_with_their_range() {
+        for (section, key, range) in DURATIONS {
+            for huge in ["\"18446744073709551615s\"", "\"500000000y\""] {
+                let p = problems(&one_key(section, key, huge));
+                assert_eq!(p.len(), 1, "{p:?}");
+                assert_eq!(p[0].key, format!("{section}.{key}"));
+                assert_eq!(p[0].origin, "/etc/quire/quire.toml:2");
+                assert!(
+                    p[0].message
+                        .ends_with(&format!("is out of range; use a duration {range}")),
+                    "{p:?}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn each_duration_takes_its_bounds_and_nothing_beyond() {
+        let bounds = [
+            HANDSHAKE_TIMEOUT,
+            HEADER_READ_TIMEOUT,
+            IDLE_TIMEOUT,
+            SHUTDOWN_GRACE,
+            CHECK_EVERY,
+            LOCAL_CA_LIFETIME,
+            FLUSH_EVERY,
+        ];
+        for ((section, key, _), range) in DURATIONS.into_iter().zip(bounds) {
+            let text = |d: Duration| format!("\"{}ms\"", d.as_millis());
+            for inside in [range.min, range.max] {
+                parse(&one_key(section, key, &text(inside)))
+                    .unwrap_or_else(|e| panic!("{key} = {inside:?}: {e}"));
+            }
+            let millisecond = Duration::from_millis(1);
+            for outside in [
+                range.min - millisecond,
+                range.max + millisecond,
+                Duration::ZERO,
+            ] {
+                let p = problems(&one_key(section, key, &text(outside)));
+                assert!(p[0].message.contains("out of range"), "{p:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn counts_take_their_bounds_and_nothing_beyond() {
+        let counts = [
+            ("site", "posts_per_page", POSTS_PER_PAGE),
+            ("limits", "max_header_bytes", MAX_HEADER_BYTES),
+            ("limits", "max_connections", MAX_CONNECTIONS),
+            (
+                "limits",
+                "h2_max_concurrent_streams",
+                H2_MAX_CONCURRENT_STREAMS,
+            ),
+            ("tls", "renew_before_days", RENEW_BEFORE_DAYS),
+            ("stats", "hourly_retention_days", HOURLY_RETENTION_DAYS),
+            ("stats", "daily_retention_days", DAILY_RETENTION_DAYS),
+        ];
+        for (section, key, range) in counts {
+            for inside in [range.min, range.max] {
+                parse(&one_key(section, key, &inside.to_string()))
+                    .unwrap_or_else(|e| panic!("{key} = {inside}: {e}"));
+            }
+            for outside in [range.min - 1, range.max + 1, i64::MIN, i64::MAX] {
+                let p = problems(&one_key(section, key, &outside.to_string()));
+                assert_eq!(
+                    p[0].message,
+                    format!(
+                        "{outside} is out of range; use a number from {} to {}",
+                        range.min, range.max
+                    )
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn a_word_where_a_duration_belongs_gets_the_range() {
+        let p = problems("[stats]\nflush_every = \"soon\"\n");
+        assert!(
+            p[0].message.starts_with("`soon` is not a duration (")
+                && p[0].message.ends_with("; use a duration from 1s to 1h"),
+            "{p:?}"
         );
     }
 

@@ -185,3 +185,30 @@ fn environment_selects_the_mode() {
     );
     drop(Binary::serve(&site, &["--mode", "off"]));
 }
+
+#[test]
+fn check_and_serve_refuse_durations_that_would_overflow() {
+    let site = SiteDir::empty(
+        "check_every = \"500000000y\"\nlocal_ca_lifetime = \"500000000y\"\n\n[limits]\nhandshake_timeout = \"18446744073709551615s\"\nheader_read_timeout = \"18446744073709551615s\"\nidle_timeout = \"18446744073709551615s\"\nshutdown_grace = \"18446744073709551615s\"\n\n[stats]\nflush_every = \"18446744073709551615s\"\n",
+    );
+    let expect = [
+        "quire.toml:12: tls.check_every: `500000000y` is out of range; use a duration from 1m to 7days",
+        "quire.toml:13: tls.local_ca_lifetime: `500000000y` is out of range; use a duration from 1m to 200days",
+        "quire.toml:16: limits.handshake_timeout: `18446744073709551615s` is out of range; use a duration from 1s to 5m",
+        "quire.toml:17: limits.header_read_timeout: `18446744073709551615s` is out of range; use a duration from 1s to 5m",
+        "quire.toml:18: limits.idle_timeout: `18446744073709551615s` is out of range; use a duration from 1s to 1h",
+        "quire.toml:19: limits.shutdown_grace: `18446744073709551615s` is out of range; use a duration from 1s to 1h",
+        "quire.toml:22: stats.flush_every: `18446744073709551615s` is out of range; use a duration from 1s to 1h",
+    ];
+    let (code, stdout, stderr) = site.run(&["check", "--config", "quire.toml"]);
+    assert_eq!(code, 1, "{stdout}{stderr}");
+    for line in expect {
+        assert!(stdout.contains(line), "`{line}` in:\n{stdout}");
+    }
+    // Before the ranges, serve panicked (exit 101) adding the grace to an instant.
+    let (code, _, stderr) = site.run(&["serve", "--config", "quire.toml"]);
+    assert_eq!(code, 1, "{stderr}");
+    for line in expect {
+        assert!(stderr.contains(line), "`{line}` in:\n{stderr}");
+    }
+}

@@ -89,3 +89,47 @@ async fn limits_and_domains_change_without_a_restart() {
     );
     client.close().await;
 }
+
+/// The status of `/` for a request whose head is about 12 KiB: 200 under the
+/// default limit (16 KiB), 431 under 8 KiB.
+async fn big_plain_head_status(server: &Binary) -> u16 {
+    request(
+        server.addr,
+        "GET",
+        "/",
+        &[("x-padding", &"p".repeat(12 * 1024))],
+    )
+    .await
+    .status
+    .as_u16()
+}
+
+#[tokio::test]
+async fn a_duration_out_of_range_is_refused_and_the_running_limits_stay() {
+    let site = SiteDir::empty("");
+    let server = Binary::serve(&site, &[]);
+    assert_eq!(big_plain_head_status(&server).await, 200);
+
+    // Applied, this made every new connection panic.
+    let config = std::fs::read_to_string(site.config()).unwrap();
+    std::fs::write(
+        site.config(),
+        format!(
+            "{config}\n[limits]\nmax_header_bytes = 8192\nidle_timeout = \"18446744073709551615s\"\n"
+        ),
+    )
+    .unwrap();
+    let (code, _, err) = site.run(&["reload", "--config", "quire.toml"]);
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains("limits.idle_timeout: `18446744073709551615s` is out of range; use a duration from 1s to 1h")
+            && err.contains("keeps its configuration"),
+        "{err}"
+    );
+    assert_eq!(
+        big_plain_head_status(&server).await,
+        200,
+        "the running max_header_bytes stays"
+    );
+    assert_eq!(server.terminate(), 0);
+}

@@ -1,14 +1,15 @@
 //! The control socket, `data/control.sock` (0600): how commands reach a
 //! running server that owns the work (`quire cert renew` needs its challenge
 //! listener; `quire stats` needs its open store, which sled locks). One request
-//! line in; the reply runs to the end of the stream and starts with `ok:` or
-//! `error:`.
+//! line in (at most [`MAX_REQUEST`] bytes of UTF-8); the reply runs to the end
+//! of the stream and starts with `ok:` or `error:`. Every request gets one,
+//! a malformed or overlong one included.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::Context;
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::{mpsc, oneshot};
 
@@ -34,6 +35,11 @@ pub struct Handlers {
 const REPLY_TIMEOUT: Duration = Duration::from_secs(300);
 /// How long a stopping server waits for control requests it is answering.
 const ANSWER_GRACE: Duration = Duration::from_secs(10);
+/// The longest request line: `backup` and a path fit (PATH_MAX is 4096); a
+/// client that never sends a newline cannot fill memory.
+pub const MAX_REQUEST: usize = 8 * 1024;
+/// How long a client may take to send its request line.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
 
 pub fn socket_path(data: &Path) -> PathBuf {
     data.join("control.sock")
@@ -88,25 +94,9 @@ pub async fn serve(
 
 async fn answer(stream: UnixStream, handlers: Handlers) -> anyhow::Result<()> {
     let (read, mut write) = stream.into_split();
-    let mut line = String::new();
-    tokio::time::timeout(
-        Duration::from_secs(5),
-        BufReader::new(read).read_line(&mut line),
-    )
-    .await
-    .context("no request")??;
-    let reply = match line.split_whitespace().collect::<Vec<_>>().as_slice() {
-        ["renew"] => renew(&handlers, false).await,
-        ["renew", "--dry-run"] => renew(&handlers, true).await,
-        ["stats", days] => match days.parse::<u32>() {
-            Ok(days) => stats(&handlers, days).await,
-            Err(_) => Err(format!("`{days}` is not a number of days")),
-        },
-        ["ping"] => Ok("running".into()),
-        ["reload"] => reload(&handlers).await,
-        ["upgrade"] => upgrade(&handlers).await,
-        ["backup", ..] => backup(&handlers, line.trim().trim_start_matches("backup").trim()).await,
-        _ => Err(format!("unknown request `{}`", line.trim())),
+    let reply = match read_request(read).await {
+        Ok(line) => handle(&line, &handlers).await,
+        Err(refused) => Err(refused),
     };
     let text = match reply {
         Ok(message) => format!("ok: {message}\n"),
@@ -114,6 +104,53 @@ async fn answer(stream: UnixStream, handlers: Handlers) -> anyhow::Result<()> {
     };
     write.write_all(text.as_bytes()).await?;
     Ok(())
+}
+
+/// The request line, without its newline; or why it cannot be answered.
+/// Reads [`MAX_REQUEST`] bytes and one more at most, so an overlong line is
+/// known as such without being held.
+async fn read_request(read: impl AsyncRead + Unpin) -> Result<String, String> {
+    let mut line = Vec::new();
+    let mut bounded = BufReader::new(read.take(MAX_REQUEST as u64 + 1));
+    match tokio::time::timeout(REQUEST_TIMEOUT, bounded.read_until(b'\n', &mut line)).await {
+        Err(_) => {
+            return Err(format!(
+                "no request line within {REQUEST_TIMEOUT:?}; send one line, such as `ping`"
+            ));
+        }
+        Ok(Err(e)) => return Err(format!("cannot read the request: {e}")),
+        Ok(Ok(_)) => {}
+    }
+    if line.last() == Some(&b'\n') {
+        line.pop();
+    }
+    if line.len() > MAX_REQUEST {
+        return Err(format!(
+            "the request is longer than {MAX_REQUEST} bytes; send one short line, such as `ping`"
+        ));
+    }
+    String::from_utf8(line).map_err(|_| {
+        "the request is not UTF-8 text; send one line of text, such as `ping` (a backup path must be UTF-8 too)".to_string()
+    })
+}
+
+async fn handle(line: &str, handlers: &Handlers) -> Result<String, String> {
+    match line.split_whitespace().collect::<Vec<_>>().as_slice() {
+        ["renew"] => renew(handlers, false).await,
+        ["renew", "--dry-run"] => renew(handlers, true).await,
+        ["stats", days] => match days.parse::<u32>() {
+            Ok(days) => stats(handlers, days).await,
+            Err(_) => Err(format!("`{days}` is not a number of days")),
+        },
+        ["ping"] => Ok("running".into()),
+        ["reload"] => reload(handlers).await,
+        ["upgrade"] => upgrade(handlers).await,
+        ["backup", ..] => {
+            let file = line.trim_start().strip_prefix("backup").unwrap_or_default();
+            backup(handlers, file.trim()).await
+        }
+        _ => Err(format!("unknown request `{}`", line.trim())),
+    }
 }
 
 async fn renew(handlers: &Handlers, dry_run: bool) -> Result<String, String> {
@@ -232,17 +269,103 @@ pub async fn request(data: &Path, request: &str) -> anyhow::Result<Option<String
 mod tests {
     use super::*;
 
+    fn handlers(data: &Path) -> Handlers {
+        Handlers {
+            renewals: None,
+            stats: None,
+            data: data.to_path_buf(),
+            reloader: None,
+            upgrades: None,
+        }
+    }
+
+    /// Answers one connection of a socket pair; the other end is returned.
+    fn answering() -> UnixStream {
+        let (client, server) = UnixStream::pair().unwrap();
+        tokio::spawn(answer(server, handlers(Path::new("/nonexistent"))));
+        client
+    }
+
+    /// What the server wrote before it closed. A server that closes with
+    /// part of the request unread resets the stream after its reply, so a
+    /// read error ends the reply too.
+    async fn read_reply(mut read: impl AsyncRead + Unpin) -> String {
+        let mut reply = Vec::new();
+        let mut buf = [0; 1024];
+        while let Ok(n @ 1..) = read.read(&mut buf).await {
+            reply.extend_from_slice(&buf[..n]);
+        }
+        String::from_utf8(reply).unwrap()
+    }
+
+    #[tokio::test]
+    async fn an_endless_line_is_refused_with_an_answer_after_a_bounded_read() {
+        const OFFERED: usize = 64 << 20;
+        let (read, mut write) = answering().into_split();
+        let sender = tokio::spawn(async move {
+            let chunk = vec![b'a'; 64 * 1024];
+            let mut sent = 0;
+            while sent < OFFERED {
+                match write.write(&chunk).await {
+                    Ok(n) => sent += n,
+                    Err(_) => break,
+                }
+            }
+            sent
+        });
+        let reply = read_reply(read).await;
+        assert_eq!(
+            reply.get(..100).unwrap_or(&reply),
+            format!(
+                "error: the request is longer than {MAX_REQUEST} bytes; send one short line, such as `ping`\n"
+            )
+        );
+        let sent = sender.await.unwrap();
+        assert!(
+            sent < OFFERED / 8,
+            "the server took {sent} bytes of an endless line"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_line_of_the_longest_length_is_still_answered() {
+        let mut client = answering();
+        let line = format!("{:<1$}\n", "ping", MAX_REQUEST);
+        client.write_all(line.as_bytes()).await.unwrap();
+        assert_eq!(read_reply(client).await, "ok: running\n");
+    }
+
+    #[tokio::test]
+    async fn a_line_that_is_not_utf8_gets_an_error_answer() {
+        let mut client = answering();
+        client
+            .write_all(b"backup /tmp/\xff\xfe.tar\n")
+            .await
+            .unwrap();
+        let reply = read_reply(client).await;
+        assert!(
+            reply.starts_with("error: the request is not UTF-8 text"),
+            "{reply:?}"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_client_that_sends_nothing_is_told_so() {
+        let client = answering();
+        assert_eq!(
+            read_reply(client).await,
+            "error: no request line within 5s; send one line, such as `ping`\n"
+        );
+    }
+
     #[tokio::test]
     async fn a_stopping_server_still_answers_the_request_in_flight() {
         let dir = tempfile::tempdir().unwrap();
         let listener = UnixListener::bind(socket_path(dir.path())).unwrap();
         let (upgrades, mut upgrade_requests) = mpsc::channel(1);
         let handlers = Handlers {
-            renewals: None,
-            stats: None,
-            data: dir.path().to_path_buf(),
-            reloader: None,
             upgrades: Some(upgrades),
+            ..handlers(dir.path())
         };
         let shutdown = Shutdown::new();
         let mut serving = tokio::spawn(serve(

@@ -72,8 +72,8 @@ pub enum Command {
         /// Where tls-alpn-01 validation connects (on 127.0.0.1).
         #[arg(long, value_name = "PORT", default_value_t = 443)]
         tls_port: u16,
-        /// Lifetime of issued certificates.
-        #[arg(long, value_name = "DURATION", default_value = "90days", value_parser = humantime::parse_duration)]
+        /// Lifetime of issued certificates (1m to 200days).
+        #[arg(long, value_name = "DURATION", default_value = "90days", value_parser = crate::config::local_ca_lifetime)]
         lifetime: std::time::Duration,
     },
     /// Reading statistics: daily views and visitors, top pages, referrers, 404s.
@@ -401,4 +401,23 @@ fn check(config_args: &ConfigArgs, drafts: bool, clock: &SharedClock) -> anyhow:
     } else {
         ExitCode::FAILURE
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn local_ca_lifetime_has_the_range_of_the_config_key() {
+        let parse = |lifetime: &str| {
+            Cli::try_parse_from(["quire", "local-ca", "--lifetime", lifetime])
+                .map_err(|e| e.to_string())
+        };
+        assert!(parse("200days").is_ok());
+        let e = parse("500000000y").unwrap_err();
+        assert!(
+            e.contains("`500000000y` is out of range; use a duration from 1m to 200days"),
+            "{e}"
+        );
+    }
 }

@@ -565,7 +565,7 @@ const DAILY_RETENTION_DAYS: Bounded<i64> = count(1, 36500);
 
 impl Bounded<Duration> {
     /// A duration such as "10s" or "8h", within range.
-    fn parse(self, text: &String) -> Result<Duration, String> {
+    fn parse(self, text: &str) -> Result<Duration, String> {
         let range = format!(
             "use a duration from {} to {}",
             whole_units(self.min),
@@ -590,6 +590,11 @@ fn whole_units(d: Duration) -> String {
             || format!("{secs}s"),
             |(unit, name)| format!("{}{name}", secs / unit),
         )
+}
+
+/// `quire local-ca --lifetime`: the range of `[tls] local_ca_lifetime`.
+pub fn local_ca_lifetime(text: &str) -> Result<Duration, String> {
+    LOCAL_CA_LIFETIME.parse(text)
 }
 
 impl Bounded<i64> {

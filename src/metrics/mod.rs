@@ -199,7 +199,7 @@ impl Metrics {
         let bytes_out = Counter::default();
         registry.register_with_unit(
             "http_response_body",
-            "Response body bytes sent (before TLS)",
+            "Response body bytes handed to connections (before TLS); a stalled or aborted response counts only what was taken",
             prometheus_client::registry::Unit::Bytes,
             bytes_out.clone(),
         );
@@ -364,7 +364,9 @@ impl Metrics {
         }
     }
 
-    pub fn request(&self, kind: RouteKind, status: u16, took: Duration, body_bytes: u64) {
+    /// One answered request; its body is counted by [`Metrics::body_sent`]
+    /// as the connection takes it, not here.
+    pub fn request(&self, kind: RouteKind, status: u16, took: Duration) {
         let class = usize::from((status / 100).clamp(1, 5)) - 1;
         let row = RouteKind::ALL.iter().position(|k| *k == kind).unwrap_or(0);
         self.inner.requests[row][class].inc();
@@ -373,7 +375,11 @@ impl Metrics {
         self.inner
             .latency_sum_micros
             .fetch_add(took.as_micros() as u64, Ordering::Relaxed);
-        self.inner.bytes_out.inc_by(body_bytes);
+    }
+
+    /// Response body bytes handed to a connection.
+    pub fn body_sent(&self, bytes: u64) {
+        self.inner.bytes_out.inc_by(bytes);
     }
 
     pub fn connection_opened(&self, listener: &'static str) {

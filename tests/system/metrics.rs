@@ -328,3 +328,40 @@ async fn certificate_and_acme_figures_are_exported() {
         other => panic!("not a histogram: {other:?}"),
     }
 }
+
+/// A reader who takes the first bytes of a large file and leaves: the body
+/// counter says what the connection took, not the file's size.
+#[tokio::test]
+async fn response_bytes_count_what_was_sent_not_what_was_asked() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    const SIZE: usize = 48 << 20;
+    let site = SiteDir::empty("");
+    std::fs::write(site.path("static/big.bin"), vec![7u8; SIZE]).unwrap();
+    let server = Binary::serve(&site, &[]);
+    let metrics = server.metrics.expect("metrics listener");
+    let sent = || async {
+        let text = internal(metrics, "/metrics", &[]).await.text();
+        value(&scrape(&text), "quire_http_response_body_bytes_total", &[])
+    };
+    let before = sent().await;
+
+    let mut stream = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+    stream
+        .write_all(b"GET /big.bin HTTP/1.1\r\nHost: blog.test\r\nConnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let mut first = [0u8; 4096];
+    stream.read_exact(&mut first).await.unwrap();
+    assert!(first.starts_with(b"HTTP/1.1 200"));
+    drop(stream);
+
+    // Whatever the timing, the server can only have handed over what fits
+    // in its buffers and the socket's, a few MB on loopback.
+    let counted = sent().await - before;
+    assert!(counted > 0.0, "the bytes read were counted");
+    assert!(
+        counted < (SIZE / 4) as f64,
+        "{counted} bytes counted for a reader who took 4 KiB of {SIZE}"
+    );
+}

@@ -2,16 +2,25 @@
 //! can do its job: the site is built, a real certificate that has not expired
 //! is being served (when the mode serves HTTPS), and the statistics store is
 //! writable (when statistics are on). Each check explains itself in JSON.
+//!
+//! A statistics store that fails while quire retries it (a full disk) marks
+//! its check `degraded` but keeps the server ready: the site is served all
+//! along, and a load balancer that took every node out over a statistics
+//! disk would turn a lost count into an outage.
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use super::server::Sources;
 use crate::config::Mode;
+use crate::stats::StoreHealth;
 
 #[derive(Debug, Serialize, PartialEq, Eq)]
 pub struct Check {
     pub ok: bool,
+    /// Working, but not as it should: the detail says what to fix.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub degraded: bool,
     pub detail: String,
 }
 
@@ -24,6 +33,7 @@ pub struct Readiness {
 fn check(ok: bool, detail: impl Into<String>) -> Check {
     Check {
         ok,
+        degraded: false,
         detail: detail.into(),
     }
 }
@@ -80,9 +90,13 @@ pub fn readiness(sources: &Sources, now: DateTime<Utc>) -> Readiness {
             true,
             "taking over from the previous process: views wait in memory until it has exited",
         ),
-        Some(stats) => match stats.writable() {
-            Ok(()) => check(true, format!("writing to {}", stats.store().describe())),
-            Err(why) => check(false, why),
+        Some(stats) => match stats.health() {
+            StoreHealth::Writing => check(true, format!("writing to {}", stats.store().describe())),
+            StoreHealth::Retrying(why) => Check {
+                degraded: true,
+                ..check(true, why)
+            },
+            StoreHealth::Unwritable(why) => check(false, why),
         },
     };
     checks.insert("stats", stats);

@@ -302,7 +302,7 @@ impl Metrics {
         );
         registry.register(
             "stats_views_dropped",
-            "Views dropped because the buffers were full, since start",
+            "Views dropped since start: the buffers were full, or the store failed for so long that the views waiting for it outgrew them",
             scraped.stats_dropped.clone(),
         );
         registry.register(

@@ -46,7 +46,7 @@ impl Sources {
         let (stats_recorded, stats_dropped) = self
             .stats
             .as_ref()
-            .map_or((0, 0), |s| s.recorder().totals());
+            .map_or((0, 0), |s| (s.recorder().totals().0, s.dropped()));
         Snapshot {
             // The generation counts rebuilds; the first build is generation 0.
             site_builds: *self.site.subscribe().borrow() + 1,

@@ -367,7 +367,8 @@ mod tests {
             }
             store.fail_after(crash_after);
             let _ = maintain(&store, at(20, 0, 0), &RETENTION);
-            store.recover();
+            store.free_space();
+            store.recover().unwrap();
             maintain(&store, at(20, 0, 0), &RETENTION).unwrap();
             assert_eq!(week(&store), expected, "crash after {crash_after} writes");
             assert_eq!(count(&store.inner, HOURLY), 0, "pruned in the end");

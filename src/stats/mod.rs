@@ -18,6 +18,7 @@ pub mod report;
 pub mod schema;
 pub mod store;
 
+use std::future::Future;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
@@ -33,8 +34,30 @@ pub use report::Report;
 use schema::{Day, Hour};
 pub use store::{MemoryStore, SledStore, StatsStore, StoreError, Waiting};
 
-/// Views held in memory between flushes, at most (about 100 bytes each).
+/// Views held in memory between flushes, at most (about 100 bytes each);
+/// also the most kept for a store that fails.
 const BUFFER_CAPACITY: usize = 200_000;
+
+/// The longest wait between attempts to write to a failing store: once the
+/// disk has room again, statistics are written within this long.
+pub const RETRY_CAP: Duration = Duration::from_secs(60);
+
+/// The wait before attempt `failures + 1`: 1 s, doubling, up to [`RETRY_CAP`].
+fn retry_delay(failures: u32) -> Duration {
+    Duration::from_secs(1u64 << failures.saturating_sub(1).min(6)).min(RETRY_CAP)
+}
+
+/// What `/ready` and the dashboard say about the statistics store.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StoreHealth {
+    /// Views reach the durable store.
+    Writing,
+    /// The store failed; views wait in memory and writing is retried.
+    Retrying(String),
+    /// Views do not reach a durable store (kept in memory only, or the store
+    /// is not attached yet).
+    Unwritable(String),
+}
 
 /// The statistics of a running server. Cheap to clone.
 #[derive(Clone)]
@@ -56,6 +79,12 @@ struct Shared {
     /// Why the last flush failed; cleared by one that works.
     last_flush_error: Mutex<Option<String>>,
     flushed: AtomicU64,
+    /// Views dropped because the store failed so long that what it could
+    /// not take outgrew the buffer; since start.
+    overflowed: AtomicU64,
+    /// Views a failed flush left waiting, as of the last flush; read without
+    /// waiting for a flush in progress.
+    waiting: AtomicU64,
 }
 
 struct Attached {
@@ -173,6 +202,8 @@ impl Stats {
                 flush_every: settings.flush_every,
                 last_flush_error: Mutex::new(None),
                 flushed: AtomicU64::new(0),
+                overflowed: AtomicU64::new(0),
+                waiting: AtomicU64::new(0),
             }),
         }
     }
@@ -212,28 +243,39 @@ impl Stats {
 
     /// Writes what the recorder holds. Blocking: call it off the runtime.
     /// When the store fails, the views are kept (up to the buffer size) and
-    /// written by a later flush.
+    /// written by a later flush, which first reopens the store if it must.
     pub fn flush_now(&self) -> Result<Flushed, StoreError> {
         let shared = &*self.shared;
         let mut unwritten = self.writer();
         let (views, dropped) = shared.recorder.drain();
         unwritten.views.extend(views);
         unwritten.dropped += dropped;
-        let excess = unwritten.views.len().saturating_sub(BUFFER_CAPACITY);
+        let capacity = shared.recorder.capacity();
+        let excess = unwritten.views.len().saturating_sub(capacity);
         if excess > 0 {
+            if shared.overflowed.load(Ordering::Relaxed) == 0 {
+                tracing::error!(
+                    "the statistics store has failed for so long that {capacity} views wait for it; older views are dropped (counted as dropped) until it works again"
+                );
+            }
             unwritten.views.drain(..excess);
             unwritten.dropped += excess as u64;
+            shared
+                .overflowed
+                .fetch_add(excess as u64, Ordering::Relaxed);
         }
         if unwritten.views.is_empty() && unwritten.dropped == 0 {
             return Ok(Flushed::default());
         }
-        let outcome = flush::flush(
-            self.store(),
-            &unwritten.views,
-            unwritten.dropped,
-            &shared.recorder.salts().current(),
-            shared.clock.now(),
-        );
+        let outcome = self.store().recover().and_then(|()| {
+            flush::flush(
+                self.store(),
+                &unwritten.views,
+                unwritten.dropped,
+                &shared.recorder.salts().current(),
+                shared.clock.now(),
+            )
+        });
         let mut last_error = shared
             .last_flush_error
             .lock()
@@ -245,10 +287,14 @@ impl Stats {
                     .flushed
                     .fetch_add(flushed.views as u64, Ordering::Relaxed);
                 *unwritten = Unwritten::default();
+                shared.waiting.store(0, Ordering::Relaxed);
                 Ok(flushed)
             }
             Err(e) => {
                 *last_error = Some(e.to_string());
+                shared
+                    .waiting
+                    .store(unwritten.views.len() as u64, Ordering::Relaxed);
                 Err(e)
             }
         }
@@ -259,25 +305,38 @@ impl Stats {
         self.shared.store.get().is_none()
     }
 
-    /// Whether views reach a durable store; the reason when they do not.
-    pub fn writable(&self) -> Result<(), String> {
+    /// Whether views reach a durable store, and if not, why.
+    pub fn health(&self) -> StoreHealth {
         if self.shared.store.get().is_none() {
-            return Err(StoreError::Waiting.to_string());
+            return StoreHealth::Unwritable(StoreError::Waiting.to_string());
         }
         if self.shared.store.get().is_some_and(|a| !a.persistent) {
-            return Err(
+            return StoreHealth::Unwritable(
                 "statistics are counted in memory: the disk store could not be opened (the log at start says why)"
                     .into(),
             );
         }
-        match &*self
+        let last_error = self
             .shared
             .last_flush_error
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-        {
-            Some(e) => Err(format!("the last flush failed: {e}")),
-            None => Ok(()),
+            .clone();
+        match last_error {
+            None => StoreHealth::Writing,
+            Some(e) => {
+                let waiting = self.shared.waiting.load(Ordering::Relaxed);
+                let dropped = self.shared.overflowed.load(Ordering::Relaxed);
+                StoreHealth::Retrying(format!(
+                    "the last flush failed: {e}. {waiting} views wait in memory and are written when it works again (retried with backoff, up to every {}s){}",
+                    RETRY_CAP.as_secs(),
+                    if dropped > 0 {
+                        format!("; {dropped} were dropped because the buffer was full")
+                    } else {
+                        String::new()
+                    }
+                ))
+            }
         }
     }
 
@@ -286,10 +345,17 @@ impl Stats {
         self.shared.flushed.load(Ordering::Relaxed)
     }
 
+    /// Views dropped since start: by the recorder under overload, and from
+    /// the buffer when the store failed for too long.
+    pub fn dropped(&self) -> u64 {
+        self.shared.recorder.totals().1 + self.shared.overflowed.load(Ordering::Relaxed)
+    }
+
     /// Rolls up, forgets and prunes as of now. Blocking.
     pub fn maintain_now(&self) -> Result<Maintained, StoreError> {
         let shared = &*self.shared;
         let _writer = self.writer();
+        self.store().recover()?;
         let now = shared.clock.now();
         let done = maintain::maintain(self.store(), now, &shared.retention)?;
         let settle = chrono::Duration::from_std(shared.retention.settle).unwrap_or_default();
@@ -305,31 +371,66 @@ impl Stats {
 
     /// Flushes every `flush_every`, or sooner when a buffer is half full,
     /// until shutdown; the last flush is the caller's, once the listeners
-    /// have drained.
-    pub async fn run_flusher(self, shutdown: Shutdown) -> anyhow::Result<()> {
-        let mut failing = false;
-        loop {
-            let next = self.shared.clock.now()
-                + chrono::Duration::from_std(self.shared.flush_every).unwrap_or_default();
-            tokio::select! {
-                () = self.shared.clock.sleep_until(next) => {}
-                () = self.shared.recorder.filling() => {}
-                () = shutdown.wait() => return Ok(()),
-            }
-            let stats = self.clone();
-            match tokio::task::spawn_blocking(move || stats.flush_now()).await? {
-                Ok(_) if failing => {
-                    tracing::info!("statistics are being written again");
-                    failing = false;
+    /// have drained. A failed flush is retried after 1 s, 2 s, 4 s... up to
+    /// [`RETRY_CAP`], whatever the buffers do, until one works.
+    ///
+    /// Each wait counts from when the previous attempt started (the first
+    /// from this call), so moving an injected clock is enough to drive it.
+    pub fn run_flusher(
+        self,
+        shutdown: Shutdown,
+    ) -> impl Future<Output = anyhow::Result<()>> + Send + 'static {
+        let clock = self.shared.clock.clone();
+        let after = |from: chrono::DateTime<chrono::Utc>, wait: Duration| {
+            from + chrono::Duration::from_std(wait).unwrap_or(chrono::Duration::MAX)
+        };
+        let mut next = after(clock.now(), self.shared.flush_every);
+        async move {
+            let mut failures: u32 = 0;
+            loop {
+                let filling = async {
+                    if failures == 0 {
+                        self.shared.recorder.filling().await
+                    } else {
+                        std::future::pending().await
+                    }
+                };
+                tokio::select! {
+                    () = clock.sleep_until(next) => {}
+                    () = filling => {}
+                    () = shutdown.wait() => return Ok(()),
                 }
-                Ok(_) => {}
-                Err(e) if !failing => {
-                    tracing::error!(
-                        "{e}; views are kept in memory and written when it works again"
-                    );
-                    failing = true;
+                let started = clock.now();
+                let stats = self.clone();
+                match tokio::task::spawn_blocking(move || stats.flush_now()).await? {
+                    Ok(flushed) if failures > 0 => {
+                        tracing::info!(
+                            "statistics are being written again, after {failures} failed attempts; the {} views kept meanwhile are saved",
+                            flushed.views
+                        );
+                        failures = 0;
+                    }
+                    Ok(_) => {}
+                    Err(e) => {
+                        failures = failures.saturating_add(1);
+                        let retry = retry_delay(failures).as_secs();
+                        if failures == 1 {
+                            tracing::error!(
+                                "{e}; views are kept in memory and the flush is retried (in {retry}s, then less often, up to every {}s)",
+                                RETRY_CAP.as_secs()
+                            );
+                        } else {
+                            tracing::warn!(
+                                "statistics flush attempt {failures} failed: {e}; next in {retry}s"
+                            );
+                        }
+                    }
                 }
-                Err(_) => {}
+                let wait = match failures {
+                    0 => self.shared.flush_every,
+                    n => retry_delay(n),
+                };
+                next = after(started, wait);
             }
         }
     }
@@ -410,11 +511,87 @@ mod tests {
         assert!(stats.flush_now().is_err(), "the disk is full");
         record(&stats, "192.0.2.2");
         assert!(stats.flush_now().is_err());
-        store.recover();
+        store.free_space();
         assert_eq!(stats.flush_now().unwrap().views, 2);
         let total = stats.report(1, 10).unwrap().total;
         assert_eq!((total.views, total.visitors), (2, 2));
         assert_eq!(stats.flush_now().unwrap().views, 0, "written once");
+    }
+
+    /// Polls `done` until it holds; the flusher runs on other threads.
+    async fn until(what: &str, done: impl Fn() -> bool) {
+        tokio::time::timeout(Duration::from_secs(30), async {
+            while !done() {
+                tokio::time::sleep(Duration::from_millis(2)).await;
+            }
+        })
+        .await
+        .unwrap_or_else(|_| panic!("never: {what}"));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_flusher_retries_a_failing_store_with_backoff_and_recovers_by_itself() {
+        let clock = crate::clock::ManualClock::new(
+            chrono::TimeZone::with_ymd_and_hms(&chrono::Utc, 2026, 5, 1, 12, 0, 0).unwrap(),
+        );
+        let store = Arc::new(Crashing::default());
+        let stats = Stats::new(Box::new(store.clone()), settings(), clock.clone()).unwrap();
+        let shutdown = Shutdown::new();
+        let flusher = tokio::spawn(stats.clone().run_flusher(shutdown.clone()));
+        let reopened = || store.reopen_attempts();
+        record(&stats, "192.0.2.1");
+        store.fail_after(0);
+
+        clock.advance(chrono::Duration::seconds(10));
+        until("the first flush fails", || {
+            matches!(stats.health(), StoreHealth::Retrying(_))
+        })
+        .await;
+        let StoreHealth::Retrying(why) = stats.health() else {
+            unreachable!()
+        };
+        assert!(why.contains("1 views wait in memory"), "{why}");
+        let first = reopened();
+
+        clock.advance(chrono::Duration::milliseconds(999));
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        assert_eq!(reopened(), first, "no retry before a second has passed");
+        clock.advance(chrono::Duration::milliseconds(1));
+        until("the retry after 1 s", || reopened() > first).await;
+
+        store.free_space();
+        record(&stats, "192.0.2.2");
+        clock.advance(chrono::Duration::seconds(2));
+        until("the retry after 2 s works", || {
+            stats.health() == StoreHealth::Writing
+        })
+        .await;
+        let total = stats.report(1, 10).unwrap().total;
+        assert_eq!((total.views, total.visitors), (2, 2), "nothing lost");
+        shutdown.trigger();
+        flusher.await.unwrap().unwrap();
+    }
+
+    #[test]
+    fn a_store_failing_too_long_drops_the_oldest_views_and_counts_them() {
+        let store = Arc::new(Crashing::default());
+        let stats = Stats::new(Box::new(store.clone()), settings(), noon()).unwrap();
+        store.fail_after(0);
+        let kept = settings().recorder.capacity as u64;
+        let mut round = 0;
+        while stats.recorder().totals().0 < kept + 200 {
+            for i in 0..50 {
+                record(&stats, &format!("192.0.{}.{i}", round % 250));
+            }
+            assert!(stats.flush_now().is_err());
+            round += 1;
+        }
+        let (recorded, shed) = stats.recorder().totals();
+        assert_eq!(stats.dropped(), shed + recorded - kept);
+        store.free_space();
+        assert_eq!(stats.flush_now().unwrap().views as u64, kept);
+        let total = stats.report(1, 10).unwrap().total;
+        assert_eq!((total.views, total.dropped), (kept, shed + recorded - kept));
     }
 
     #[test]
@@ -433,7 +610,10 @@ mod tests {
         record(&new, "192.0.2.1");
         assert!(matches!(new.flush_now(), Err(StoreError::Waiting)));
         assert!(new.is_awaiting_store());
-        assert!(new.writable().is_err(), "not writable before the store");
+        assert!(
+            matches!(new.health(), StoreHealth::Unwritable(_)),
+            "not writable before the store"
+        );
         assert!(new.attach(Box::new(disk), true).unwrap());
         assert_eq!(
             new.flush_now().unwrap().views,
@@ -442,7 +622,7 @@ mod tests {
         );
         let total = new.report(1, 10).unwrap().total;
         assert_eq!((total.views, total.visitors), (2, 1), "still one reader");
-        assert!(new.writable().is_ok());
+        assert_eq!(new.health(), StoreHealth::Writing);
         assert!(!new.is_awaiting_store());
     }
 }

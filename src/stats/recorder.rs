@@ -223,6 +223,11 @@ impl Recorder {
         (recorded, self.inner.dropped_total.load(Ordering::Relaxed))
     }
 
+    /// Views buffered at most, across all shards.
+    pub fn capacity(&self) -> usize {
+        self.inner.settings.capacity
+    }
+
     pub fn salts(&self) -> &Arc<Salts> {
         &self.inner.salts
     }

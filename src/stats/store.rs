@@ -6,7 +6,8 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Mutex, RwLock};
 
 /// What went wrong in the statistics store; each message says what to do.
 #[derive(Debug, thiserror::Error)]
@@ -86,6 +87,11 @@ pub trait StatsStore: Send + Sync + 'static {
     fn size_on_disk(&self) -> Option<u64> {
         None
     }
+    /// Makes the store usable again after an operation failed, for engines
+    /// that stay broken until then. Called before retrying.
+    fn recover(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
 }
 
 /// A shared store is a store: the server and a test (or a bench) can hold
@@ -109,6 +115,10 @@ impl<S: StatsStore + ?Sized> StatsStore for std::sync::Arc<S> {
 
     fn size_on_disk(&self) -> Option<u64> {
         (**self).size_on_disk()
+    }
+
+    fn recover(&self) -> Result<(), StoreError> {
+        (**self).recover()
     }
 }
 
@@ -148,69 +158,97 @@ pub fn read_through(
 
 /// Statistics on disk, in sled.
 pub struct SledStore {
-    db: sled::Db,
+    /// `None` between closing a failed database and opening it again.
+    db: RwLock<Option<sled::Db>>,
     path: PathBuf,
+    /// Set by any failed operation. Once sled has seen an I/O error (a full
+    /// disk) it fails every later write until it is reopened, even after
+    /// space is freed: [`StatsStore::recover`] reopens it.
+    failed: AtomicBool,
 }
 
 impl SledStore {
     /// Opens (or creates) the store in `dir`, a private directory.
     pub fn open(dir: &Path) -> Result<SledStore, StoreError> {
-        let open_error = |reason: String, hint: &str| StoreError::Open {
-            path: dir.to_path_buf(),
-            reason,
-            hint: hint.to_string(),
-        };
-        crate::acme::store::create_private_dir(dir).map_err(|e| {
-            open_error(
-                e.to_string(),
-                "check that the data directory exists and belongs to the user running quire",
-            )
-        })?;
-        let db = sled::Config::new()
-            .path(dir)
-            // A blog's statistics are small; sled's default cache is 1 GiB.
-            .cache_capacity(64 * 1024 * 1024)
-            .open()
-            .map_err(|e| {
-                let reason = e.to_string();
-                let hint = match &e {
-                    sled::Error::Io(io) if io.raw_os_error() == Some(libc::ENOSPC) => {
-                        "the disk is full; free some space and restart"
-                    }
-                    sled::Error::Io(io) if io.kind() == std::io::ErrorKind::WouldBlock || reason.contains("lock") => {
-                        "another process (probably another quire) has it open; stop that process, or give this one its own [paths] data"
-                    }
-                    sled::Error::Io(io) if io.kind() == std::io::ErrorKind::PermissionDenied => {
-                        "the directory is not writable by this user; fix its owner or permissions"
-                    }
-                    _ => {
-                        "the store looks damaged; move it aside (e.g. `mv data/stats data/stats.broken`) and restart to begin a new one"
-                    }
-                };
-                open_error(reason, hint)
-            })?;
         Ok(SledStore {
-            db,
+            db: RwLock::new(Some(open_sled(dir)?)),
             path: dir.to_path_buf(),
+            failed: AtomicBool::new(false),
         })
+    }
+
+    fn with_db<T>(
+        &self,
+        use_db: impl FnOnce(&sled::Db) -> sled::Result<T>,
+    ) -> Result<T, StoreError> {
+        let db = self.db.read().unwrap_or_else(|e| e.into_inner());
+        let Some(db) = db.as_ref() else {
+            return Err(StoreError::Engine(
+                "it was closed after a failure and could not be opened again".into(),
+            ));
+        };
+        use_db(db).map_err(|e| {
+            self.failed.store(true, Ordering::Relaxed);
+            StoreError::Engine(e.to_string())
+        })
+    }
+
+    /// Marks the store failed, as an I/O error would.
+    #[cfg(test)]
+    pub fn break_for_test(&self) {
+        self.failed.store(true, Ordering::Relaxed);
     }
 }
 
-fn engine(e: sled::Error) -> StoreError {
-    StoreError::Engine(e.to_string())
+fn open_sled(dir: &Path) -> Result<sled::Db, StoreError> {
+    let open_error = |reason: String, hint: &str| StoreError::Open {
+        path: dir.to_path_buf(),
+        reason,
+        hint: hint.to_string(),
+    };
+    crate::acme::store::create_private_dir(dir).map_err(|e| {
+        open_error(
+            e.to_string(),
+            "check that the data directory exists and belongs to the user running quire",
+        )
+    })?;
+    sled::Config::new()
+        .path(dir)
+        // A blog's statistics are small; sled's default cache is 1 GiB.
+        .cache_capacity(64 * 1024 * 1024)
+        .open()
+        .map_err(|e| {
+            let reason = e.to_string();
+            let hint = match &e {
+                sled::Error::Io(io) if io.raw_os_error() == Some(libc::ENOSPC) => {
+                    "the disk is full; free some space and restart"
+                }
+                sled::Error::Io(io) if io.kind() == std::io::ErrorKind::WouldBlock || reason.contains("lock") => {
+                    "another process (probably another quire) has it open; stop that process, or give this one its own [paths] data"
+                }
+                sled::Error::Io(io) if io.kind() == std::io::ErrorKind::PermissionDenied => {
+                    "the directory is not writable by this user; fix its owner or permissions"
+                }
+                _ => {
+                    "the store looks damaged; move it aside (e.g. `mv data/stats data/stats.broken`) and restart to begin a new one"
+                }
+            };
+            open_error(reason, hint)
+        })
 }
 
 impl StatsStore for SledStore {
     fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
-        Ok(self.db.get(key).map_err(engine)?.map(|v| v.to_vec()))
+        self.with_db(|db| Ok(db.get(key)?.map(|v| v.to_vec())))
     }
 
     fn range(&self, start: &[u8], end: &[u8], limit: usize) -> Result<Entries, StoreError> {
-        self.db
-            .range(start..end)
-            .take(limit)
-            .map(|entry| entry.map(|(k, v)| (k.to_vec(), v.to_vec())).map_err(engine))
-            .collect()
+        self.with_db(|db| {
+            db.range(start..end)
+                .take(limit)
+                .map(|entry| entry.map(|(k, v)| (k.to_vec(), v.to_vec())))
+                .collect()
+        })
     }
 
     fn apply(&self, batch: Batch) -> Result<(), StoreError> {
@@ -221,10 +259,12 @@ impl StatsStore for SledStore {
                 None => sled_batch.remove(key),
             }
         }
-        self.db.apply_batch(sled_batch).map_err(engine)?;
-        // sled only syncs on its own timer; a flushed batch must survive a crash.
-        self.db.flush().map_err(engine)?;
-        Ok(())
+        self.with_db(|db| {
+            db.apply_batch(sled_batch)?;
+            // sled only syncs on its own timer; a flushed batch must survive a crash.
+            db.flush()?;
+            Ok(())
+        })
     }
 
     fn describe(&self) -> String {
@@ -232,7 +272,19 @@ impl StatsStore for SledStore {
     }
 
     fn size_on_disk(&self) -> Option<u64> {
-        self.db.size_on_disk().ok()
+        self.with_db(|db| db.size_on_disk()).ok()
+    }
+
+    fn recover(&self) -> Result<(), StoreError> {
+        if !self.failed.load(Ordering::Relaxed) {
+            return Ok(());
+        }
+        let mut db = self.db.write().unwrap_or_else(|e| e.into_inner());
+        // The old handle holds the directory's lock until it is dropped.
+        drop(db.take());
+        *db = Some(open_sled(&self.path)?);
+        self.failed.store(false, Ordering::Relaxed);
+        Ok(())
     }
 }
 
@@ -281,15 +333,21 @@ impl StatsStore for MemoryStore {
 
 #[cfg(test)]
 pub mod testing {
-    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
     use super::*;
 
     /// A memory store whose writes start failing after a set number
-    /// succeed: a crash, or a full disk, at any chosen point.
+    /// succeed: a crash, or a full disk, at any chosen point. Like sled, it
+    /// keeps failing after the disk has room again, until it is recovered
+    /// ([`StatsStore::recover`]).
     pub struct Crashing {
         pub inner: MemoryStore,
         writes_left: AtomicUsize,
+        /// A write failed and the store was not recovered since.
+        broken: AtomicBool,
+        /// Calls to [`StatsStore::recover`], made before every write attempt.
+        reopened: AtomicUsize,
     }
 
     impl Default for Crashing {
@@ -297,6 +355,8 @@ pub mod testing {
             Crashing {
                 inner: MemoryStore::default(),
                 writes_left: AtomicUsize::new(usize::MAX),
+                broken: AtomicBool::new(false),
+                reopened: AtomicUsize::new(0),
             }
         }
     }
@@ -306,8 +366,13 @@ pub mod testing {
             self.writes_left.store(writes, Ordering::SeqCst);
         }
 
-        pub fn recover(&self) {
+        /// The disk has room again; the store itself stays broken until recovered.
+        pub fn free_space(&self) {
             self.fail_after(usize::MAX);
+        }
+
+        pub fn reopen_attempts(&self) -> usize {
+            self.reopened.load(Ordering::SeqCst)
         }
     }
 
@@ -322,7 +387,8 @@ pub mod testing {
 
         fn apply(&self, batch: Batch) -> Result<(), StoreError> {
             let left = self.writes_left.load(Ordering::SeqCst);
-            if left == 0 {
+            if left == 0 || self.broken.load(Ordering::SeqCst) {
+                self.broken.store(true, Ordering::SeqCst);
                 return Err(StoreError::Engine("simulated failure".into()));
             }
             self.writes_left
@@ -332,6 +398,15 @@ pub mod testing {
 
         fn describe(&self) -> String {
             "crashing".into()
+        }
+
+        fn recover(&self) -> Result<(), StoreError> {
+            self.reopened.fetch_add(1, Ordering::SeqCst);
+            if self.writes_left.load(Ordering::SeqCst) == 0 {
+                return Err(StoreError::Engine("simulated failure to reopen".into()));
+            }
+            self.broken.store(false, Ordering::SeqCst);
+            Ok(())
         }
     }
 }
@@ -369,6 +444,25 @@ mod tests {
         exercise(&MemoryStore::default());
         let dir = tempfile::tempdir().unwrap();
         exercise(&SledStore::open(&dir.path().join("stats")).unwrap());
+    }
+
+    #[test]
+    fn a_failed_sled_store_is_reopened_and_keeps_its_data() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SledStore::open(&dir.path().join("stats")).unwrap();
+        let mut batch = Batch::default();
+        batch.put(b"k".to_vec(), b"before".to_vec());
+        store.apply(batch).unwrap();
+        store.break_for_test();
+        store
+            .recover()
+            .expect("the lock was released and the store reopened");
+        assert_eq!(store.get(b"k").unwrap(), Some(b"before".to_vec()));
+        let mut batch = Batch::default();
+        batch.put(b"k".to_vec(), b"after".to_vec());
+        store.apply(batch).unwrap();
+        store.recover().unwrap();
+        assert_eq!(store.get(b"k").unwrap(), Some(b"after".to_vec()));
     }
 
     #[test]

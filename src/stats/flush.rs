@@ -3,6 +3,11 @@
 //! where they were first seen that day (the day's seen-set, kept beside the
 //! salt, says who was). Views for an hour that maintenance has already rolled
 //! up are added to the daily bucket too, so a late flush is never lost.
+//!
+//! Whatever clients send is bounded here: each bucket keeps a capped number
+//! of distinct names per metric ([`Caps`]; the rest add up under
+//! [`schema::OTHER`]), and each day tracks a capped number of visitors
+//! ([`MAX_VISITORS_PER_DAY`]).
 
 use std::collections::{HashMap, HashSet};
 
@@ -10,8 +15,93 @@ use chrono::{DateTime, Utc};
 
 use super::privacy::Salt;
 use super::recorder::{View, ViewKind};
-use super::schema::{self, Counts, Day, Hour, Meta, Metric, Series};
+use super::schema::{self, Counts, DAILY, Day, HOURLY, Hour, Meta, Metric, Series};
 use super::store::{Batch, StatsStore, StoreError, read_through};
+
+/// Distinct visitors told apart in one day, at most. Each costs a few
+/// records until the day is forgotten; a flood of made-up User-Agents would
+/// otherwise add them without end. Beyond it, views still count, as views.
+pub const MAX_VISITORS_PER_DAY: u64 = 100_000;
+
+/// Admits names into buckets up to [`schema::name_cap`], counting each
+/// bucket's names once per flush or roll-up (from the store, then as added).
+pub struct Caps<'s> {
+    store: &'s dyn StatsStore,
+    names: HashMap<(u8, u32, Metric), usize>,
+}
+
+impl<'s> Caps<'s> {
+    pub fn new(store: &'s dyn StatsStore) -> Caps<'s> {
+        Caps {
+            store,
+            names: HashMap::new(),
+        }
+    }
+
+    /// The series to add to in bucket `period` of `prefix`: `series` when
+    /// the bucket has it or has room for it, else the metric's [`schema::OTHER`].
+    pub fn admit(
+        &mut self,
+        batch: &Batch,
+        prefix: u8,
+        period: u32,
+        series: &Series,
+    ) -> Result<Series, StoreError> {
+        let Some(cap) = schema::name_cap(prefix, series.metric) else {
+            return Ok(series.clone());
+        };
+        if series.name == schema::OTHER {
+            return Ok(series.clone());
+        }
+        let key = bucket_key(prefix, period, series);
+        if read_through(self.store, batch, &key)?.is_some() {
+            return Ok(series.clone());
+        }
+        let names = match self.names.entry((prefix, period, series.metric)) {
+            std::collections::hash_map::Entry::Occupied(entry) => entry.into_mut(),
+            std::collections::hash_map::Entry::Vacant(entry) => {
+                let (start, end) = schema::metric_range(prefix, period, series.metric);
+                let other = bucket_key(prefix, period, &Series::new(series.metric, schema::OTHER));
+                let stored = self
+                    .store
+                    .range(&start, &end, cap + 1)?
+                    .into_iter()
+                    .filter(|(key, _)| *key != other)
+                    .count();
+                entry.insert(stored)
+            }
+        };
+        if *names < cap {
+            *names += 1;
+            Ok(series.clone())
+        } else {
+            Ok(Series::new(series.metric, schema::OTHER))
+        }
+    }
+}
+
+fn bucket_key(prefix: u8, period: u32, series: &Series) -> Vec<u8> {
+    if prefix == DAILY {
+        schema::daily_key(Day(period), series)
+    } else {
+        schema::hourly_key(Hour(period), series)
+    }
+}
+
+/// Visitors counted so far on `day`: the site's visitors over its hours.
+fn visitors_of(store: &dyn StatsStore, batch: &Batch, day: Day) -> Result<u64, StoreError> {
+    let mut visitors = 0;
+    for hour in day.first_hour().0..day.next().first_hour().0 {
+        if let Some(bytes) = read_through(
+            store,
+            batch,
+            &schema::hourly_key(Hour(hour), &Series::site()),
+        )? {
+            visitors += Counts::decode(&bytes).map_or(0, |c| c.visitors);
+        }
+    }
+    Ok(visitors)
+}
 
 /// What a flush wrote.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -57,6 +147,7 @@ pub fn flush(
     // Oldest first, so a visitor is counted in the hour first seen.
     let mut groups: Vec<(&View, u64)> = groups.into_iter().collect();
     groups.sort_by_key(|(view, _)| view.hour);
+    let mut visitors_by_day: HashMap<Day, u64> = HashMap::new();
     for (view, n) in groups {
         let day = view.hour.day();
         // Once a day's seen-set is forgotten, its visitors can no longer be
@@ -64,6 +155,25 @@ pub fn flush(
         let visitor = view
             .visitor
             .filter(|_| remembered_from.is_none_or(|from| day >= from));
+        let visitor = match visitor {
+            Some(visitor) => {
+                let key = schema::seen_key(day, visitor, &Series::site());
+                let known = batch.pending(&key).is_some() || store.get(&key)?.is_some();
+                let counted = match visitors_by_day.entry(day) {
+                    std::collections::hash_map::Entry::Occupied(entry) => entry.into_mut(),
+                    std::collections::hash_map::Entry::Vacant(entry) => {
+                        entry.insert(visitors_of(store, &batch, day)?)
+                    }
+                };
+                if known || *counted < MAX_VISITORS_PER_DAY {
+                    *counted += u64::from(!known);
+                    Some(visitor)
+                } else {
+                    None
+                }
+            }
+            None => None,
+        };
         let mut site = Counts::default();
         match view.kind {
             ViewKind::Page => {
@@ -142,13 +252,24 @@ pub fn flush(
     }
 
     let records = deltas.len();
+    let mut caps = Caps::new(store);
+    // Busiest first, so what a full bucket turns away is the long tail.
+    let mut deltas: Vec<((Hour, Series), Counts)> = deltas.into_iter().collect();
+    deltas.sort_by(|(a, x), (b, y)| y.views.cmp(&x.views).then_with(|| a.cmp(b)));
     for ((hour, series), delta) in deltas {
-        add_counts(store, &mut batch, schema::hourly_key(hour, &series), &delta)?;
+        let admitted = caps.admit(&batch, HOURLY, hour.0, &series)?;
+        add_counts(
+            store,
+            &mut batch,
+            schema::hourly_key(hour, &admitted),
+            &delta,
+        )?;
         if aggregated_until.is_some_and(|until| hour < until) {
+            let admitted = caps.admit(&batch, DAILY, hour.day().0, &series)?;
             add_counts(
                 store,
                 &mut batch,
-                schema::daily_key(hour.day(), &series),
+                schema::daily_key(hour.day(), &admitted),
                 &delta,
             )?;
         }
@@ -194,4 +315,158 @@ pub fn stored_salts(store: &dyn StatsStore) -> Result<Vec<(Day, Salt)>, StoreErr
         .into_iter()
         .filter_map(|(key, value)| Some((schema::parse_salt_key(&key)?, value.try_into().ok()?)))
         .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::TimeZone;
+
+    use super::*;
+    use crate::stats::maintain::{Retention, maintain};
+    use crate::stats::store::MemoryStore;
+
+    fn noon() -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2026, 5, 1, 12, 0, 0).unwrap()
+    }
+
+    fn view(kind: ViewKind, path: &str, referrer: Option<&str>, visitor: Option<u64>) -> View {
+        View {
+            hour: Hour::of(noon()),
+            kind,
+            path: path.into(),
+            referrer: referrer.map(Into::into),
+            visitor,
+        }
+    }
+
+    /// (name, views) of `metric` in bucket `period` of `prefix`.
+    fn names(
+        store: &dyn StatsStore,
+        prefix: u8,
+        period: u32,
+        metric: Metric,
+    ) -> Vec<(String, u64)> {
+        let (start, end) = schema::metric_range(prefix, period, metric);
+        store
+            .range(&start, &end, usize::MAX)
+            .unwrap()
+            .into_iter()
+            .map(|(key, value)| {
+                let (_, series) = schema::parse_bucket_key(&key).unwrap();
+                (series.name, Counts::decode(&value).unwrap().views)
+            })
+            .collect()
+    }
+
+    fn other(names: &[(String, u64)]) -> u64 {
+        names
+            .iter()
+            .find(|(name, _)| name == schema::OTHER)
+            .map_or(0, |(_, views)| *views)
+    }
+
+    #[test]
+    fn junk_404s_and_referrers_fold_into_other_past_the_cap_of_an_hour() {
+        let store = MemoryStore::default();
+        let hour = Hour::of(noon()).0;
+        // The real 404 is asked for most: it keeps its row.
+        let mut views = vec![view(ViewKind::NotFound, "/old-post/", None, None); 5];
+        for i in 0..300 {
+            views.push(view(ViewKind::NotFound, &format!("/junk/{i}"), None, None));
+            views.push(view(
+                ViewKind::Page,
+                "/",
+                Some(&format!("spam{i}.example")),
+                Some(i),
+            ));
+        }
+        flush(&store, &views, 0, &[], noon()).unwrap();
+        // A later flush finds the buckets full too.
+        let late = [
+            view(ViewKind::NotFound, "/junk/new", None, None),
+            view(ViewKind::NotFound, "/old-post/", None, None),
+        ];
+        flush(&store, &late, 0, &[], noon()).unwrap();
+
+        let missing = names(&store, HOURLY, hour, Metric::NotFound);
+        let cap = schema::name_cap(HOURLY, Metric::NotFound).unwrap();
+        assert_eq!(missing.len(), cap + 1, "the cap, and (other)");
+        assert!(missing.contains(&("/old-post/".to_string(), 6)));
+        assert_eq!(
+            missing.iter().map(|(_, v)| v).sum::<u64>(),
+            307,
+            "nothing lost"
+        );
+        assert_eq!(other(&missing), 307 - 6 - (cap as u64 - 1));
+        let referrers = names(&store, HOURLY, hour, Metric::Referrer);
+        let cap = schema::name_cap(HOURLY, Metric::Referrer).unwrap();
+        assert_eq!(referrers.len(), cap + 1);
+        assert_eq!(other(&referrers), 300 - cap as u64);
+    }
+
+    #[test]
+    fn a_day_keeps_its_busiest_names_and_folds_the_rest() {
+        let store = MemoryStore::default();
+        let first = Day::of(noon()).first_hour();
+        for h in 0..24 {
+            let at = Hour(first.0 + h).start();
+            let mut views = vec![view(ViewKind::NotFound, "/wp-login.php", None, None); 2];
+            for i in 0..99 {
+                views.push(view(
+                    ViewKind::NotFound,
+                    &format!("/junk/{h}/{i}"),
+                    None,
+                    None,
+                ));
+            }
+            for view in &mut views {
+                view.hour = Hour::of(at);
+            }
+            flush(&store, &views, 0, &[], at).unwrap();
+        }
+        let retention = Retention {
+            hourly_days: 14,
+            daily_days: 730,
+            settle: std::time::Duration::from_secs(80),
+        };
+        maintain(&store, noon() + chrono::Duration::days(1), &retention).unwrap();
+        let day = names(&store, DAILY, Day::of(noon()).0, Metric::NotFound);
+        let cap = schema::name_cap(DAILY, Metric::NotFound).unwrap();
+        assert_eq!(day.len(), cap + 1);
+        assert!(day.contains(&("/wp-login.php".to_string(), 48)));
+        assert_eq!(day.iter().map(|(_, v)| v).sum::<u64>(), 24 * 101);
+    }
+
+    #[test]
+    fn visitors_past_the_days_cap_count_as_views_only() {
+        let store = MemoryStore::default();
+        let extra = 10;
+        let views: Vec<View> = (0..MAX_VISITORS_PER_DAY + extra)
+            .map(|i| view(ViewKind::Page, "/", None, Some(i)))
+            .collect();
+        flush(&store, &views[..1000], 0, &[], noon()).unwrap();
+        flush(&store, &views[1000..], 0, &[], noon()).unwrap();
+        // One already counted comes back: still known, still one visitor.
+        flush(&store, &views[..1], 0, &[], noon()).unwrap();
+        let site = store
+            .get(&schema::hourly_key(Hour::of(noon()), &Series::site()))
+            .unwrap()
+            .map(|bytes| Counts::decode(&bytes).unwrap())
+            .unwrap();
+        assert_eq!(site.views, MAX_VISITORS_PER_DAY + extra + 1);
+        assert_eq!(site.visitors, MAX_VISITORS_PER_DAY);
+        let seen = store
+            .range(
+                &schema::bucket_start(schema::SEEN, 0),
+                &schema::bucket_start(schema::SEEN, u32::MAX),
+                usize::MAX,
+            )
+            .unwrap()
+            .len() as u64;
+        assert_eq!(
+            seen,
+            2 * MAX_VISITORS_PER_DAY,
+            "site and page, for each tracked one"
+        );
+    }
 }

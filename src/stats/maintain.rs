@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
-use super::flush::add_counts;
+use super::flush::{Caps, add_counts};
 use super::schema::{self, Counts, DAILY, Day, HOURLY, Hour, Meta, SALT, SEEN, Series};
 use super::store::{Batch, StatsStore, StoreError};
 
@@ -119,11 +119,16 @@ fn roll_up(store: &dyn StatsStore, finished: Hour) -> Result<u32, StoreError> {
             sums.entry(series).or_default().add(&counts);
         }
         let mut batch = Batch::default();
+        let mut caps = Caps::new(store);
+        // Busiest first: a day keeps its top names, the rest go to "(other)".
+        let mut sums: Vec<(Series, Counts)> = sums.into_iter().collect();
+        sums.sort_by(|(a, x), (b, y)| y.views.cmp(&x.views).then_with(|| a.cmp(b)));
         for (series, counts) in sums {
+            let admitted = caps.admit(&batch, DAILY, from.day().0, &series)?;
             add_counts(
                 store,
                 &mut batch,
-                schema::daily_key(from.day(), &series),
+                schema::daily_key(from.day(), &admitted),
                 &counts,
             )?;
         }

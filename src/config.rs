@@ -156,6 +156,8 @@ pub struct Listen {
     pub metrics: SocketAddr,
     /// The in-process ACME CA of local mode.
     pub local_ca: SocketAddr,
+    /// The operator's explicit consent to the local CA on a non-loopback address.
+    pub local_ca_public: bool,
     /// Peers whose `X-Forwarded-For`/`Forwarded` headers name the client.
     pub trusted_proxies: Vec<ipnet::IpNet>,
 }
@@ -360,6 +362,7 @@ struct RawListen {
     https: Field<String>,
     metrics: Field<String>,
     local_ca: Field<String>,
+    local_ca_public: Field<bool>,
     trusted_proxies: Field<Vec<String>>,
 }
 
@@ -760,6 +763,11 @@ impl Config {
                 &raw.listen.local_ca,
                 "127.0.0.1:8444",
             ),
+            local_ca_public: raw
+                .listen
+                .local_ca_public
+                .as_ref()
+                .is_some_and(|p| *p.get_ref()),
             trusted_proxies: v
                 .parse("listen.trusted_proxies", &raw.listen.trusted_proxies, |list| {
                     list.iter()
@@ -882,6 +890,22 @@ impl Config {
                 format!(
                     "{} is reachable from other machines, so the metrics endpoint needs [metrics] token (a bearer token of 16+ random characters, e.g. `openssl rand -hex 24`); or bind it to 127.0.0.1",
                     listen.metrics
+                ),
+            );
+        }
+
+        // The local CA issues for any account that asks: other machines have no business there.
+        if mode == Mode::Local && !listen.local_ca.ip().is_loopback() && !listen.local_ca_public {
+            let origin = match &raw.listen.local_ca {
+                Some(field) => v.origin_of(field),
+                None => v.file_name.clone(),
+            };
+            v.report(
+                origin,
+                "listen.local_ca",
+                format!(
+                    "{} is reachable from other machines, who could then order certificates from the local CA; bind it to 127.0.0.1, or set [listen] local_ca_public = true if that is intended",
+                    listen.local_ca
                 ),
             );
         }
@@ -1371,6 +1395,19 @@ mod tests {
             "Example.COM.".parse::<Domain>().unwrap().as_str(),
             "example.com"
         );
+    }
+
+    #[test]
+    fn a_local_ca_reachable_from_other_machines_needs_consent() {
+        let p = problems("[listen]\nlocal_ca = \"0.0.0.0:8444\"\n");
+        assert_eq!(p.len(), 1, "{p:?}");
+        assert_eq!(p[0].key, "listen.local_ca");
+        assert_eq!(p[0].origin, "/etc/quire/quire.toml:2");
+        assert!(p[0].message.contains("local_ca_public = true"), "{p:?}");
+        let c = parse("[listen]\nlocal_ca = \"[::]:8444\"\nlocal_ca_public = true\n").unwrap();
+        assert!(c.listen.local_ca_public);
+        parse("[listen]\nlocal_ca = \"[::1]:8444\"\n").unwrap();
+        parse("[tls]\nmode = \"off\"\n[listen]\nlocal_ca = \"0.0.0.0:8444\"\n").unwrap();
     }
 
     #[test]

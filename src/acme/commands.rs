@@ -209,6 +209,7 @@ pub async fn serve_local_ca(settings: StandaloneCa, clock: SharedClock) -> anyho
     let socket = Arc::new(crate::system::bind(settings.listen, "local_ca").await?);
     let ca = LocalCa::open(LocalCaSettings {
         dir: settings.data.join("local-ca"),
+        domains: Vec::new(),
         leaf_lifetime: settings.lifetime,
         validation: settings.validation,
         clock,

@@ -129,6 +129,7 @@ pub async fn prepare(
             let bound = socket.local_addr()?;
             let ca = LocalCa::open(LocalCaSettings {
                 dir: data.join("local-ca"),
+                domains: config.domains.iter().map(|d| d.to_string()).collect(),
                 leaf_lifetime: config.tls.local_ca_lifetime,
                 validation: ValidationTarget {
                     http: reachable(http),

@@ -1,23 +1,33 @@
-//! The certificate authority behind the local ACME server: the long-lived root
-//! and the intermediate it signs (kept on disk, created on first use), the
-//! leaves issued for finalized orders, and the CA endpoint's own certificate.
+//! The certificate authority behind the local ACME server: the root and the
+//! intermediate it signs (kept on disk, created on first use, replaced before
+//! they end), the leaves issued for finalized orders, and the CA endpoint's own
+//! certificate. Both CA certificates carry name constraints, so trusting root.pem
+//! trusts it only for the names local mode serves, never for the whole web.
 
 use std::fs::{self, DirBuilder};
 use std::io::ErrorKind;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use chrono::{DateTime, Duration, Utc};
 use rcgen::{
-    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
-    Issuer, KeyPair, KeyUsagePurpose, PublicKeyData, SerialNumber, SignatureAlgorithm,
+    BasicConstraints, CertificateParams, CidrSubnet, DistinguishedName, DnType,
+    ExtendedKeyUsagePurpose, GeneralSubtree, IsCa, Issuer, KeyPair, KeyUsagePurpose,
+    NameConstraints, PublicKeyData, SerialNumber, SignatureAlgorithm,
 };
 use ring::rand::{SecureRandom, SystemRandom};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 use x509_parser::prelude::*;
 
-const ROOT_LIFETIME_DAYS: i64 = 3650;
+/// Names every local CA may certify, with all names below them: loopback names
+/// and the testing TLD RFC 6761 reserves, which no public CA certifies.
+const BASE_NAMES: [&str; 2] = ["localhost", "test"];
+/// A year, so that a root.pem copied into a trust store stops mattering soon.
+const ROOT_LIFETIME_DAYS: i64 = 365;
+/// A root this close to its end is replaced at startup, with its intermediate.
+const ROOT_RENEW_DAYS: i64 = 60;
 const INTERMEDIATE_LIFETIME_DAYS: i64 = 365;
 /// An intermediate this close to its end is replaced at startup, so that leaves
 /// issued from it never outlive it.
@@ -68,6 +78,8 @@ impl PublicKeyData for LeafKey {
 }
 
 pub struct Authority {
+    /// The DNS names (and everything below them) the root may certify.
+    permitted: Vec<String>,
     root_pem: String,
     intermediate_pem: String,
     intermediate_der: CertificateDer<'static>,
@@ -195,8 +207,102 @@ fn load_pair(
     Ok(Loaded { der, key })
 }
 
+/// Whether `name` is `base` or below it, as a DNS name constraint reads
+/// (RFC 5280 §4.2.1.10); a base with a leading dot admits only names below it.
+fn within(name: &str, base: &str) -> bool {
+    let name = name.to_ascii_lowercase();
+    let base = base.to_ascii_lowercase();
+    match base.strip_prefix('.') {
+        Some(_) => name.ends_with(&base),
+        None => name == base || name.ends_with(&format!(".{base}")),
+    }
+}
+
+/// The base names and the given domains, without those another entry already covers.
+fn permitted_names(domains: &[String]) -> Vec<String> {
+    let mut names: Vec<String> = BASE_NAMES.iter().map(|n| n.to_string()).collect();
+    let mut domains: Vec<String> = domains.iter().map(|d| d.to_ascii_lowercase()).collect();
+    domains.sort_by_key(|d| d.matches('.').count());
+    for domain in domains {
+        if !names.iter().any(|n| within(&domain, n)) {
+            names.push(domain);
+        }
+    }
+    names
+}
+
+/// The constraints both CA certificates carry: the permitted DNS names, and the
+/// loopback addresses the CA endpoint's own certificate names.
+fn name_constraints(permitted: &[String]) -> NameConstraints {
+    let mut subtrees: Vec<GeneralSubtree> = permitted
+        .iter()
+        .map(|n| GeneralSubtree::DnsName(n.clone()))
+        .collect();
+    subtrees.push(GeneralSubtree::IpAddress(CidrSubnet::from_addr_prefix(
+        IpAddr::V4(Ipv4Addr::new(127, 0, 0, 0)),
+        8,
+    )));
+    subtrees.push(GeneralSubtree::IpAddress(CidrSubnet::from_addr_prefix(
+        IpAddr::V6(Ipv6Addr::LOCALHOST),
+        128,
+    )));
+    NameConstraints {
+        permitted_subtrees: subtrees,
+        excluded_subtrees: Vec::new(),
+    }
+}
+
+/// The DNS names a CA certificate's name constraints permit; empty when it has
+/// none, which leaves it valid for every name.
+fn permitted_dns(cert: &X509Certificate) -> Vec<String> {
+    let Ok(Some(constraints)) = cert.name_constraints() else {
+        return Vec::new();
+    };
+    constraints
+        .value
+        .permitted_subtrees
+        .iter()
+        .flatten()
+        .filter_map(|subtree| match subtree.base {
+            GeneralName::DNSName(name) => Some(name.to_ascii_lowercase()),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Why a CA certificate must be replaced, if it must: it is valid for names
+/// outside `needed`'s reach, lacks one of them, or ends within `renew_days`.
+fn unfit(
+    cert: &X509Certificate,
+    needed: &[String],
+    now: DateTime<Utc>,
+    renew_days: i64,
+) -> Option<String> {
+    let permitted = permitted_dns(cert);
+    if permitted.is_empty() {
+        return Some("it has no name constraints, so it is trusted for every name".into());
+    }
+    if let Some(missing) = needed
+        .iter()
+        .find(|n| !permitted.iter().any(|p| within(n, p)))
+    {
+        return Some(format!("its name constraints do not cover {missing}"));
+    }
+    let not_after = time(cert.validity().not_after);
+    if not_after - now < Duration::days(renew_days) {
+        return Some(format!("it expires on {not_after}"));
+    }
+    None
+}
+
 impl Authority {
-    pub fn open(dir: &Path, now: DateTime<Utc>) -> Result<Authority, LocalCaError> {
+    /// Opens the CA in `dir` for `domains` (with the base names): a root that is
+    /// unconstrained, does not cover them, or nears its end is replaced, logged.
+    pub fn open(
+        dir: &Path,
+        domains: &[String],
+        now: DateTime<Utc>,
+    ) -> Result<Authority, LocalCaError> {
         let dir_err = |source| LocalCaError::Write {
             path: dir.to_owned(),
             source,
@@ -208,26 +314,44 @@ impl Authority {
             .map_err(dir_err)?;
         fs::set_permissions(dir, fs::Permissions::from_mode(0o700)).map_err(dir_err)?;
 
+        let needed = permitted_names(domains);
         let (root_cert, root_key) = (dir.join("root.pem"), dir.join("root.key"));
+        let make_root = || -> Result<(String, Loaded), LocalCaError> {
+            let key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256)?;
+            let mut params = ca_params(
+                format!("quire local CA {}", short_id()),
+                1,
+                now - Duration::hours(1),
+                now + Duration::days(ROOT_LIFETIME_DAYS),
+            )?;
+            params.name_constraints = Some(name_constraints(&needed));
+            let cert = params.self_signed(&key)?;
+            write_atomic(&root_key, &key.serialize_pem())?;
+            write_atomic(&root_cert, &cert.pem())?;
+            let der = cert.der().clone();
+            Ok((cert.pem(), Loaded { der, key }))
+        };
         let (root_pem, root) = match (read_optional(&root_cert)?, read_optional(&root_key)?) {
             (Some(cert_pem), Some(key_pem)) => {
                 let root = load_pair(&root_cert, &cert_pem, &root_key, &key_pem)?;
-                (cert_pem, root)
+                let (_, x509) = X509Certificate::from_der(&root.der)
+                    .map_err(|e| corrupt(&root_cert, format!("cannot parse: {e}")))?;
+                match unfit(&x509, &needed, now, ROOT_RENEW_DAYS) {
+                    None => (cert_pem, root),
+                    Some(why) => {
+                        let made = make_root()?;
+                        tracing::warn!(
+                            "replaced the local CA root {}: {why}; clients must now trust the new one",
+                            root_cert.display()
+                        );
+                        made
+                    }
+                }
             }
             (None, None) => {
-                let key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256)?;
-                let params = ca_params(
-                    format!("quire local CA {}", short_id()),
-                    1,
-                    now - Duration::hours(1),
-                    now + Duration::days(ROOT_LIFETIME_DAYS),
-                )?;
-                let cert = params.self_signed(&key)?;
-                write_atomic(&root_key, &key.serialize_pem())?;
-                write_atomic(&root_cert, &cert.pem())?;
+                let made = make_root()?;
                 tracing::info!("made a new local CA root in {}", root_cert.display());
-                let der = cert.der().clone();
-                (cert.pem(), Loaded { der, key })
+                made
             }
             (Some(_), None) => {
                 return Err(LocalCaError::Incomplete {
@@ -245,12 +369,7 @@ impl Authority {
         let (_, root_x509) = X509Certificate::from_der(&root.der)
             .map_err(|e| corrupt(&root_cert, format!("cannot parse: {e}")))?;
         let root_not_after = time(root_x509.validity().not_after);
-        if root_not_after <= now {
-            return Err(corrupt(
-                &root_cert,
-                format!("it expired on {root_not_after}"),
-            ));
-        }
+        let permitted = permitted_dns(&root_x509);
 
         let (int_cert, int_key) = (dir.join("intermediate.pem"), dir.join("intermediate.key"));
         let existing = match (read_optional(&int_cert), read_optional(&int_key)) {
@@ -260,10 +379,10 @@ impl Authority {
                         .map_err(|e| corrupt(&int_cert, e))?;
                     x509.verify_signature(Some(root_x509.public_key()))
                         .map_err(|_| corrupt(&int_cert, "not signed by root.pem"))?;
-                    let not_after = time(x509.validity().not_after);
-                    if not_after - now < Duration::days(INTERMEDIATE_RENEW_DAYS) {
-                        return Err(corrupt(&int_cert, format!("it expires on {not_after}")));
+                    if let Some(why) = unfit(&x509, &needed, now, INTERMEDIATE_RENEW_DAYS) {
+                        return Err(corrupt(&int_cert, why));
                     }
+                    let not_after = time(x509.validity().not_after);
                     Ok((cert_pem, loaded, not_after))
                 })
             }
@@ -289,6 +408,9 @@ impl Authority {
                     not_after,
                 )?;
                 params.use_authority_key_identifier_extension = true;
+                // Repeated below the root for verifiers that do not apply a
+                // trust anchor's own constraints.
+                params.name_constraints = Some(name_constraints(&permitted));
                 let cert = params.signed_by(&key, &root_issuer)?;
                 write_atomic(&int_key, &key.serialize_pem())?;
                 write_atomic(&int_cert, &cert.pem())?;
@@ -300,6 +422,7 @@ impl Authority {
         let issuer = Issuer::from_ca_cert_der(&intermediate_der, intermediate.key)
             .map_err(|e| corrupt(&int_cert, e))?;
         Ok(Authority {
+            permitted,
             root_pem,
             intermediate_pem,
             intermediate_der,
@@ -314,6 +437,20 @@ impl Authority {
 
     pub fn intermediate_pem(&self) -> &str {
         &self.intermediate_pem
+    }
+
+    pub fn intermediate_not_after(&self) -> DateTime<Utc> {
+        self.intermediate_not_after
+    }
+
+    /// The DNS names (each with the names below it) this CA may certify.
+    pub fn permitted(&self) -> &[String] {
+        &self.permitted
+    }
+
+    /// Whether a leaf for `name` would verify under the root's name constraints.
+    pub fn permits(&self, name: &str) -> bool {
+        self.permitted.iter().any(|base| within(name, base))
     }
 
     /// A server-auth certificate for `names` and `key`, signed by the intermediate.

@@ -1,12 +1,14 @@
 //! The ACME endpoints (RFC 8555 §7, RFC 9773 renewal information): request
 //! authentication, one handler per resource, and the JSON each resource shows.
 
-use std::net::IpAddr;
+use std::convert::Infallible;
+use std::net::{IpAddr, Ipv6Addr};
 use std::sync::Arc;
 
 use axum::Router;
 use axum::body::{Body, Bytes};
-use axum::extract::{Path, Request, State};
+use axum::extract::{FromRequestParts, Path, Request, State};
+use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -21,13 +23,18 @@ use super::authority::LeafKey;
 use super::jws::{Jwk, Jws, KeyRef, unb64};
 use super::problem::{Problem, ProblemType};
 use super::state::{
-    Account, Authorization, Challenge, ChallengeKind, IssuedCert, Order, Status, random_id,
+    Account, Authorization, Challenge, ChallengeKind, IssuedCert, ORDER_LIFETIME_SECS, Order,
+    Status, random_id,
 };
 use super::validate;
+use crate::tls::listener::PeerAddr;
 
 const MAX_BODY: usize = 64 * 1024;
-const ORDER_LIFETIME_DAYS: i64 = 7;
 const MAX_IDENTIFIERS: usize = 100;
+/// Contacts per account and characters per contact: enough for real addresses,
+/// too few to make each account hold a 64 KiB body.
+const MAX_CONTACTS: usize = 4;
+const MAX_CONTACT_LEN: usize = 320;
 const MAX_PENDING_ORDERS: usize = 300;
 /// RFC 9773: how long clients should wait before asking again.
 const ARI_RETRY_AFTER_SECS: &str = "21600";
@@ -81,10 +88,28 @@ fn only_post(route: MethodRouter<Arc<Api>>) -> MethodRouter<Arc<Api>> {
     })
 }
 
+/// The address a request came from, for per-client budgets; requests that did not
+/// come through a listener (tests, in-process calls) share one budget.
+struct Client(IpAddr);
+
+impl<S: Send + Sync> FromRequestParts<S> for Client {
+    type Rejection = Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Client, Infallible> {
+        let peer = parts.extensions.get::<PeerAddr>().map(|p| p.0.ip());
+        Ok(Client(peer.unwrap_or(IpAddr::V6(Ipv6Addr::UNSPECIFIED))))
+    }
+}
+
 /// Every response carries a fresh nonce and points at the directory (RFC 8555 §6.5, §7.1).
 async fn stamp(State(api): State<Arc<Api>>, request: Request, next: Next) -> Response {
     let mut response = next.run(request).await;
-    let nonce = api.ca.lock().new_nonce();
+    let now = now(&api);
+    let nonce = {
+        let mut state = api.ca.lock();
+        state.sweep(now);
+        state.new_nonce(now)
+    };
     let headers = response.headers_mut();
     if let Ok(value) = HeaderValue::from_str(&nonce) {
         headers.insert("replay-nonce", value);
@@ -247,7 +272,8 @@ impl Api {
             .nonce
             .as_deref()
             .ok_or_else(|| bad_nonce("protected header lacks \"nonce\""))?;
-        if !self.ca.lock().take_nonce(nonce) {
+        let now = self.ca.settings.clock.now();
+        if !self.ca.lock().take_nonce(nonce, now) {
             return Err(bad_nonce(
                 "nonce was not issued by this server or was already used; get a fresh one",
             ));
@@ -270,13 +296,14 @@ impl Api {
                 let id = kid
                     .strip_prefix(&self.url("acme/acct/"))
                     .ok_or_else(no_account)?;
-                let state = self.ca.lock();
-                let account = state.accounts.get(id).ok_or_else(no_account)?;
+                let mut state = self.ca.lock();
+                let account = state.accounts.get_mut(id).ok_or_else(no_account)?;
                 if account.status != Status::Valid {
                     return Err(Problem::unauthorized(format!(
                         "account {kid} is deactivated"
                     )));
                 }
+                account.last_used = now;
                 Signer::Account {
                     id: id.to_owned(),
                     key: account.key.clone(),
@@ -394,11 +421,23 @@ fn check_contacts(value: Option<&Value>) -> Result<Vec<String>, Problem> {
     let list = value
         .as_array()
         .ok_or_else(|| Problem::malformed("\"contact\" must be an array of URLs"))?;
+    if list.len() > MAX_CONTACTS {
+        return Err(Problem::new(
+            ProblemType::InvalidContact,
+            format!("an account has at most {MAX_CONTACTS} contacts"),
+        ));
+    }
     list.iter()
         .map(|contact| {
             let contact = contact
                 .as_str()
                 .ok_or_else(|| Problem::malformed("each contact must be a string"))?;
+            if contact.len() > MAX_CONTACT_LEN {
+                return Err(Problem::new(
+                    ProblemType::InvalidContact,
+                    format!("a contact has at most {MAX_CONTACT_LEN} characters"),
+                ));
+            }
             let address = contact.strip_prefix("mailto:").ok_or_else(|| {
                 Problem::new(
                     ProblemType::UnsupportedContact,
@@ -419,7 +458,12 @@ fn check_contacts(value: Option<&Value>) -> Result<Vec<String>, Problem> {
         .collect()
 }
 
-async fn new_account(State(api): State<Arc<Api>>, headers: HeaderMap, body: Body) -> Response {
+async fn new_account(
+    State(api): State<Arc<Api>>,
+    Client(client): Client,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
     posted(
         &api,
         &headers,
@@ -429,6 +473,7 @@ async fn new_account(State(api): State<Arc<Api>>, headers: HeaderMap, body: Body
         |api, request| {
             let payload = request.object()?;
             let key = request.signer.key().clone();
+            let now = now(api);
             let mut state = api.ca.lock();
             if let Some(id) = state.account_by_key.get(key.thumbprint()).cloned() {
                 let location = api.url(&format!("acme/acct/{id}"));
@@ -445,15 +490,19 @@ async fn new_account(State(api): State<Arc<Api>>, headers: HeaderMap, body: Body
                     "no account has this key",
                 ));
             }
+            let contact = check_contacts(payload.get("contact"))?;
+            state.spend(client, 1, now)?;
+            state.admit_account(now)?;
             let account = Account {
                 key: key.clone(),
                 status: Status::Valid,
-                contact: check_contacts(payload.get("contact"))?,
+                contact,
                 terms_agreed: payload
                     .get("termsOfServiceAgreed")
                     .and_then(Value::as_bool)
                     .unwrap_or(false),
                 orders: Vec::new(),
+                last_used: now,
             };
             let id = random_id(16);
             let body = api.account_json(&id, &account);
@@ -693,7 +742,12 @@ fn identifiers(payload: &Map<String, Value>) -> Result<Vec<String>, Problem> {
     Ok(names)
 }
 
-async fn new_order(State(api): State<Arc<Api>>, headers: HeaderMap, body: Body) -> Response {
+async fn new_order(
+    State(api): State<Arc<Api>>,
+    Client(client): Client,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
     posted(
         &api,
         &headers,
@@ -709,10 +763,20 @@ async fn new_order(State(api): State<Arc<Api>>, headers: HeaderMap, body: Body) 
                 ));
             }
             let names = identifiers(&payload)?;
+            if let Some(outside) = names.iter().find(|n| !api.ca.authority.permits(n)) {
+                return Err(Problem::new(
+                    ProblemType::RejectedIdentifier,
+                    format!(
+                        "the local CA's root is constrained to {} and cannot certify {outside:?}; restart quire with the name in [domains] names to make a root that covers it",
+                        api.ca.authority.permitted().join(", ")
+                    ),
+                ));
+            }
             let now = now(api);
-            let expires = now + Duration::days(ORDER_LIFETIME_DAYS);
+            let expires = now + Duration::seconds(ORDER_LIFETIME_SECS);
             let mut state = api.ca.lock();
-            state.prune(now);
+            state.spend(client, 1 + names.len(), now)?;
+            state.admit_order(names.len(), now)?;
             let pending = state
                 .orders
                 .values()
@@ -1014,6 +1078,7 @@ async fn finalize(
         let now = now(api);
         let mut state = api.ca.lock();
         state.expire_order(&id, now);
+        state.admit_cert(now)?;
         let order = state
             .orders
             .get(&id)
@@ -1038,7 +1103,8 @@ async fn finalize(
         let lifetime = Duration::from_std(api.ca.settings.leaf_lifetime)
             .map_err(|_| Problem::new(ProblemType::ServerInternal, "leaf lifetime too long"))?;
         let not_before = now - Duration::minutes(1);
-        let not_after = not_before + lifetime;
+        // A leaf outliving its intermediate would not verify at its end.
+        let not_after = (not_before + lifetime).min(api.ca.authority.intermediate_not_after());
         let internal = |e: String| Problem::new(ProblemType::ServerInternal, e);
         let leaf = api
             .ca

@@ -5,6 +5,7 @@
 //! `state` the ACME objects, `handlers` the endpoints, `validate` the challenges.
 
 mod authority;
+mod budget;
 mod handlers;
 mod jws;
 mod problem;
@@ -26,6 +27,9 @@ use state::State;
 pub struct LocalCaSettings {
     /// Holds root.pem and root.key (and the intermediate), kept across restarts.
     pub dir: PathBuf,
+    /// The domains served, besides localhost and .test: the root is constrained
+    /// to these names, and replaced at startup if it does not cover them.
+    pub domains: Vec<String>,
     /// Lifetime of issued certificates; short lifetimes exercise renewal.
     pub leaf_lifetime: std::time::Duration,
     pub validation: ValidationTarget,
@@ -51,10 +55,11 @@ pub struct LocalCa {
 impl LocalCa {
     /// Loads the root (and intermediate) from `dir`, or creates them: dir 0700, key files 0600,
     /// written atomically. A root that is unreadable or corrupt is an error naming the file
-    /// and what to do; it is never silently replaced.
+    /// and what to do; it is never silently replaced. A sound root without name constraints
+    /// covering `domains`, or near its end, is replaced with a warning in the log.
     pub fn open(settings: LocalCaSettings) -> Result<Arc<LocalCa>, LocalCaError> {
         let now = settings.clock.now();
-        let authority = Authority::open(&settings.dir, now)?;
+        let authority = Authority::open(&settings.dir, &settings.domains, now)?;
         let server_config = authority.server_config(now)?;
         Ok(Arc::new(LocalCa {
             settings,

@@ -79,6 +79,8 @@ pub struct Problem {
     pub detail: String,
     /// Only for badSignatureAlgorithm: RFC 8555 §6.2 requires the supported list.
     pub algorithms: Option<&'static [&'static str]>,
+    /// Seconds until a refused request may succeed, sent as Retry-After (RFC 8555 §6.6).
+    pub retry_after: Option<u64>,
 }
 
 impl Problem {
@@ -88,7 +90,15 @@ impl Problem {
             status: kind.status(),
             detail: detail.into(),
             algorithms: None,
+            retry_after: None,
         }
+    }
+
+    /// A limit was reached; the client may try again after `seconds`.
+    pub fn rate_limited(detail: impl Into<String>, seconds: u64) -> Problem {
+        let mut problem = Problem::new(ProblemType::RateLimited, detail);
+        problem.retry_after = Some(seconds.max(1));
+        problem
     }
 
     pub fn malformed(detail: impl Into<String>) -> Problem {
@@ -141,6 +151,11 @@ impl IntoResponse for Problem {
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/problem+json"),
         );
+        if let Some(seconds) = self.retry_after {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+        }
         response
     }
 }

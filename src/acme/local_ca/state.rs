@@ -1,18 +1,39 @@
 //! The ACME server's memory: nonces, accounts, orders, authorizations with their
 //! challenges, and issued certificates, with the status transitions between them.
 //! Everything here is synchronous; callers hold the lock only between awaits.
+//! All of it is bounded: totals are capped, and what is abandoned is forgotten
+//! within minutes, so a flood of requests cannot grow the process.
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{HashMap, VecDeque};
+use std::net::IpAddr;
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, Duration, Utc};
 use ring::rand::{SecureRandom, SystemRandom};
 use serde::Serialize;
 
+use super::budget::Budgets;
 use super::jws::{Jwk, b64};
 use super::problem::Problem;
 
 /// Outstanding nonces kept; older ones are forgotten (and then rejected as badNonce).
 const MAX_NONCES: usize = 10_000;
+/// A nonce unused this long is forgotten; a client that waited gets badNonce with
+/// a fresh nonce and retries, as RFC 8555 §6.5 expects.
+const NONCE_LIFETIME_SECS: i64 = 10 * 60;
+/// How long an order and its authorizations live: the local CA validates over
+/// loopback in seconds, so an order still pending after this was abandoned.
+pub const ORDER_LIFETIME_SECS: i64 = 15 * 60;
+/// An account unused this long, with no live order, is forgotten; quire's client
+/// then makes a new one (it handles accountDoesNotExist), which is cheap.
+const ACCOUNT_IDLE_SECS: i64 = 30 * 60;
+/// Totals kept at once. Far above what a laptop or CI needs, far below what
+/// hurts: together a few megabytes.
+pub const MAX_ACCOUNTS: usize = 1_000;
+pub const MAX_ORDERS: usize = 1_000;
+pub const MAX_AUTHORIZATIONS: usize = 10_000;
+pub const MAX_CERTS: usize = 1_000;
+/// Expired objects are swept at most this often (and whenever a total is reached).
+const SWEEP_EVERY_SECS: i64 = 10;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -55,6 +76,7 @@ pub struct Account {
     pub contact: Vec<String>,
     pub terms_agreed: bool,
     pub orders: Vec<String>,
+    pub last_used: DateTime<Utc>,
 }
 
 pub struct Order {
@@ -107,7 +129,8 @@ pub struct IssuedCert {
 
 #[derive(Default)]
 pub struct State {
-    nonces: HashSet<String>,
+    /// Nonce -> when it was handed out.
+    nonces: HashMap<String, DateTime<Utc>>,
     nonce_order: VecDeque<String>,
     pub accounts: HashMap<String, Account>,
     /// Key thumbprint -> account id.
@@ -115,6 +138,12 @@ pub struct State {
     pub orders: HashMap<String, Order>,
     pub authorizations: HashMap<String, Authorization>,
     pub certs: HashMap<String, IssuedCert>,
+    budgets: Budgets,
+    next_sweep: DateTime<Utc>,
+}
+
+fn seconds_until(when: Option<DateTime<Utc>>, now: DateTime<Utc>, fallback: i64) -> u64 {
+    when.map_or(fallback, |t| (t - now).num_seconds()).max(1) as u64
 }
 
 pub fn random_id(len: usize) -> String {
@@ -127,9 +156,9 @@ pub fn random_id(len: usize) -> String {
 }
 
 impl State {
-    pub fn new_nonce(&mut self) -> String {
+    pub fn new_nonce(&mut self, now: DateTime<Utc>) -> String {
         let nonce = random_id(16);
-        self.nonces.insert(nonce.clone());
+        self.nonces.insert(nonce.clone(), now);
         self.nonce_order.push_back(nonce.clone());
         while self.nonce_order.len() > MAX_NONCES {
             if let Some(old) = self.nonce_order.pop_front() {
@@ -139,9 +168,90 @@ impl State {
         nonce
     }
 
-    /// True once for each nonce this server handed out and still remembers.
-    pub fn take_nonce(&mut self, nonce: &str) -> bool {
-        self.nonces.remove(nonce)
+    /// True once for each nonce this server handed out in the last minutes.
+    pub fn take_nonce(&mut self, nonce: &str, now: DateTime<Utc>) -> bool {
+        self.nonces
+            .remove(nonce)
+            .is_some_and(|issued| now - issued < Duration::seconds(NONCE_LIFETIME_SECS))
+    }
+
+    /// Sweeps what has expired, at most every few seconds; called on every request
+    /// so that memory falls back after a flood even if nothing new is created.
+    pub fn sweep(&mut self, now: DateTime<Utc>) {
+        if now >= self.next_sweep {
+            self.prune(now);
+            self.next_sweep = now + Duration::seconds(SWEEP_EVERY_SECS);
+        }
+    }
+
+    /// Takes `cost` (the objects a request creates) from the client's budget.
+    pub fn spend(
+        &mut self,
+        client: IpAddr,
+        cost: usize,
+        now: DateTime<Utc>,
+    ) -> Result<(), Problem> {
+        self.budgets.spend(client, cost, now).map_err(|seconds| {
+            Problem::rate_limited(
+                format!("{client} has created too many accounts, orders or authorizations lately; try again in {seconds} s"),
+                seconds,
+            )
+        })
+    }
+
+    /// Room for one more account, or rateLimited with when to retry.
+    pub fn admit_account(&mut self, now: DateTime<Utc>) -> Result<(), Problem> {
+        if self.accounts.len() >= MAX_ACCOUNTS {
+            self.prune(now);
+        }
+        if self.accounts.len() < MAX_ACCOUNTS {
+            return Ok(());
+        }
+        let idle = Duration::seconds(ACCOUNT_IDLE_SECS);
+        let first_free = self.accounts.values().map(|a| a.last_used + idle).min();
+        Err(Problem::rate_limited(
+            format!(
+                "the local CA holds its maximum of {MAX_ACCOUNTS} accounts; unused ones are forgotten after {} minutes",
+                ACCOUNT_IDLE_SECS / 60
+            ),
+            seconds_until(first_free, now, ACCOUNT_IDLE_SECS),
+        ))
+    }
+
+    /// Room for one more order with `names` authorizations, or rateLimited.
+    pub fn admit_order(&mut self, names: usize, now: DateTime<Utc>) -> Result<(), Problem> {
+        let full = |s: &State| {
+            s.orders.len() >= MAX_ORDERS || s.authorizations.len() + names > MAX_AUTHORIZATIONS
+        };
+        if full(self) {
+            self.prune(now);
+        }
+        if !full(self) {
+            return Ok(());
+        }
+        let first_free = self.orders.values().map(|o| o.expires).min();
+        Err(Problem::rate_limited(
+            format!(
+                "the local CA holds its maximum of {MAX_ORDERS} orders or {MAX_AUTHORIZATIONS} authorizations; orders are forgotten {} minutes after they were made",
+                ORDER_LIFETIME_SECS / 60
+            ),
+            seconds_until(first_free, now, ORDER_LIFETIME_SECS),
+        ))
+    }
+
+    /// Room for one more issued certificate, or rateLimited.
+    pub fn admit_cert(&mut self, now: DateTime<Utc>) -> Result<(), Problem> {
+        if self.certs.len() >= MAX_CERTS {
+            self.prune(now);
+        }
+        if self.certs.len() < MAX_CERTS {
+            return Ok(());
+        }
+        let first_free = self.certs.values().map(|c| c.not_after).min();
+        Err(Problem::rate_limited(
+            format!("the local CA holds its maximum of {MAX_CERTS} unexpired certificates"),
+            seconds_until(first_free, now, ORDER_LIFETIME_SECS),
+        ))
     }
 
     /// Marks an order and its authorizations expired if their time has come.
@@ -168,9 +278,20 @@ impl State {
         }
     }
 
-    /// Forgets expired orders with their authorizations, and expired certificates,
-    /// so memory stays bounded however long the server runs.
+    /// Forgets expired nonces, orders with their authorizations, idle accounts and
+    /// expired certificates, so memory stays bounded however long the server runs.
     pub fn prune(&mut self, now: DateTime<Utc>) {
+        let nonce_deadline = now - Duration::seconds(NONCE_LIFETIME_SECS);
+        while let Some(oldest) = self.nonce_order.front() {
+            match self.nonces.get(oldest) {
+                Some(issued) if *issued > nonce_deadline => break,
+                _ => {
+                    if let Some(old) = self.nonce_order.pop_front() {
+                        self.nonces.remove(&old);
+                    }
+                }
+            }
+        }
         let expired: Vec<String> = self
             .orders
             .iter()
@@ -188,6 +309,16 @@ impl State {
             }
         }
         self.certs.retain(|_, cert| cert.not_after > now);
+        let idle_since = now - Duration::seconds(ACCOUNT_IDLE_SECS);
+        let by_key = &mut self.account_by_key;
+        self.accounts.retain(|_, account| {
+            let keep = !account.orders.is_empty() || account.last_used > idle_since;
+            if !keep {
+                by_key.remove(account.key.thumbprint());
+            }
+            keep
+        });
+        self.budgets.prune(now);
     }
 
     /// Records the outcome of a challenge's validation and moves its

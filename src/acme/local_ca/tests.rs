@@ -2,9 +2,9 @@
 //! each error checked for its RFC 8555 type and status, and the challenge
 //! validations run against real listeners on loopback.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::os::unix::fs::PermissionsExt;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration as StdDuration;
 
 use axum::Router;
@@ -21,10 +21,11 @@ use sha2::{Digest, Sha256};
 use tower::ServiceExt;
 use x509_parser::prelude::*;
 
-use super::jws::b64;
-use super::state::Status;
+use super::jws::{Jwk, b64};
+use super::state::{self, Account, Status};
 use super::{LocalCa, LocalCaSettings, ValidationTarget, directory_url};
 use crate::clock::{Clock, ManualClock};
+use crate::tls::listener::PeerAddr;
 
 const BASE: &str = "https://127.0.0.1:8444";
 const LIFETIME: StdDuration = StdDuration::from_secs(3 * 24 * 3600);
@@ -147,6 +148,8 @@ struct Harness {
     ca: Arc<LocalCa>,
     router: Router,
     clock: Arc<ManualClock>,
+    /// The client address the listener would have recorded for each request.
+    peer: Mutex<IpAddr>,
     _dir: tempfile::TempDir,
 }
 
@@ -160,6 +163,7 @@ impl Harness {
         let clock = ManualClock::new(start());
         let ca = LocalCa::open(LocalCaSettings {
             dir: dir.path().join("local-ca"),
+            domains: Vec::new(),
             leaf_lifetime: LIFETIME,
             validation: target,
             clock: clock.clone(),
@@ -170,11 +174,19 @@ impl Harness {
             ca,
             router,
             clock,
+            peer: Mutex::new("192.0.2.1".parse().unwrap()),
             _dir: dir,
         }
     }
 
-    async fn send(&self, request: Request<Body>) -> Response {
+    /// Sends the following requests as if from `ip`.
+    fn as_peer(&self, ip: &str) {
+        *self.peer.lock().unwrap() = ip.parse().unwrap();
+    }
+
+    async fn send(&self, mut request: Request<Body>) -> Response {
+        let peer = SocketAddr::new(*self.peer.lock().unwrap(), 40000);
+        request.extensions_mut().insert(PeerAddr(peer));
         let response = self.router.clone().oneshot(request).await.unwrap();
         let status = response.status();
         let headers = response.headers().clone();
@@ -674,7 +686,7 @@ async fn identifiers_are_checked() {
         json!([{"type": "dns", "value": "a.test"}, {"type": "dns", "value": "b.test"}])
     );
     assert_eq!(order["status"], "pending");
-    assert_eq!(order["expires"], "2026-03-08T12:00:00Z");
+    assert_eq!(order["expires"], "2026-03-01T12:15:00Z");
     let authz = h
         .fetch(&key, &kid, order["authorizations"][0].as_str().unwrap())
         .await
@@ -1099,6 +1111,7 @@ fn open_twice_keeps_the_root_with_private_permissions() {
     let dir = tempfile::tempdir().unwrap();
     let settings = |clock| LocalCaSettings {
         dir: dir.path().join("local-ca"),
+        domains: Vec::new(),
         leaf_lifetime: LIFETIME,
         validation: unused_target(),
         clock,
@@ -1126,9 +1139,9 @@ fn open_twice_keeps_the_root_with_private_permissions() {
     assert_eq!(mode("root.key"), 0o600);
     assert_eq!(mode("intermediate.key"), 0o600);
 
-    // An intermediate near its end is replaced; the root stays.
-    let later = LocalCa::open(settings(ManualClock::new(start() + Duration::days(340)))).unwrap();
-    assert_eq!(later.root_pem(), first.root_pem());
+    // A root near its end is replaced, and its intermediate with it.
+    let later = LocalCa::open(settings(ManualClock::new(start() + Duration::days(320)))).unwrap();
+    assert_ne!(later.root_pem(), first.root_pem());
     assert_ne!(
         later.authority.intermediate_pem(),
         first.authority.intermediate_pem()
@@ -1140,6 +1153,7 @@ fn corrupt_root_is_an_error_not_a_new_ca() {
     let dir = tempfile::tempdir().unwrap();
     let settings = || LocalCaSettings {
         dir: dir.path().to_owned(),
+        domains: Vec::new(),
         leaf_lifetime: LIFETIME,
         validation: unused_target(),
         clock: ManualClock::new(start()),
@@ -1169,6 +1183,7 @@ async fn server_config_is_trusted_through_root_pem() {
     let dir = tempfile::tempdir().unwrap();
     let ca = LocalCa::open(LocalCaSettings {
         dir: dir.path().to_owned(),
+        domains: Vec::new(),
         leaf_lifetime: LIFETIME,
         validation: unused_target(),
         clock: crate::clock::system(),
@@ -1205,4 +1220,320 @@ async fn server_config_is_trusted_through_root_pem() {
         ca.server_config().alpn_protocols,
         vec![b"http/1.1".to_vec()]
     );
+}
+
+/// Orders `count` names under `prefix`, as from the current peer; the response.
+async fn order_many(h: &Harness, key: &TestKey, kid: &str, prefix: &str, count: usize) -> Response {
+    let identifiers: Vec<Value> = (0..count)
+        .map(|i| json!({"type": "dns", "value": format!("{prefix}-{i}.test")}))
+        .collect();
+    h.signed(
+        key,
+        Some(kid),
+        "acme/new-order",
+        Some(&json!({ "identifiers": identifiers })),
+    )
+    .await
+}
+
+fn retry_after(response: &Response) -> u64 {
+    response.headers[header::RETRY_AFTER]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap()
+}
+
+#[tokio::test]
+async fn accounts_beyond_the_total_are_refused_until_idle_ones_are_forgotten() {
+    let h = Harness::new(unused_target());
+    let key = TestKey::es256();
+    {
+        // The other accounts, made directly: thousands of signed requests would be slow.
+        let jwk = Jwk::from_json(&key.jwk()).unwrap();
+        let mut state = h.ca.lock();
+        for i in 0..state::MAX_ACCOUNTS - 1 {
+            let account = Account {
+                key: jwk.clone(),
+                status: Status::Valid,
+                contact: Vec::new(),
+                terms_agreed: true,
+                orders: Vec::new(),
+                last_used: start(),
+            };
+            state.accounts.insert(format!("filler{i}"), account);
+        }
+    }
+    h.account(&TestKey::es256()).await;
+    h.clock.advance(Duration::minutes(20));
+    let refused = h
+        .signed(
+            &TestKey::es256(),
+            None,
+            "acme/new-account",
+            Some(&json!({"termsOfServiceAgreed": true})),
+        )
+        .await;
+    refused.assert_problem(StatusCode::TOO_MANY_REQUESTS, "rateLimited");
+    assert_eq!(retry_after(&refused), 10 * 60);
+
+    // Half an hour after their last use, the unused accounts are forgotten.
+    h.clock.advance(Duration::minutes(10));
+    h.account(&TestKey::es256()).await;
+    assert!(h.ca.lock().accounts.len() < 10);
+}
+
+#[tokio::test]
+async fn an_abandoned_order_and_an_unused_nonce_are_forgotten_within_minutes() {
+    let h = Harness::new(unused_target());
+    let key = TestKey::es256();
+    let kid = h.account(&key).await;
+    let (order_url, order) = h.order(&key, &kid, &["a.test", "b.test"]).await;
+    let nonce = h.nonce().await;
+    assert_eq!(h.fetch(&key, &kid, &order_url).await.status, StatusCode::OK);
+
+    h.clock.advance(Duration::minutes(16));
+    let protected =
+        json!({"alg": "ES256", "nonce": nonce, "url": url("acme/new-order"), "kid": kid});
+    let stale = key.jws(&protected, Some(&json!({"identifiers": []})));
+    h.post_raw("/acme/new-order", stale.to_string())
+        .await
+        .assert_problem(StatusCode::BAD_REQUEST, "badNonce");
+    h.fetch(&key, &kid, &order_url)
+        .await
+        .assert_problem(StatusCode::NOT_FOUND, "malformed");
+    h.fetch(&key, &kid, order["authorizations"][0].as_str().unwrap())
+        .await
+        .assert_problem(StatusCode::NOT_FOUND, "malformed");
+    let state = h.ca.lock();
+    assert!(state.orders.is_empty() && state.authorizations.is_empty());
+}
+
+#[tokio::test]
+async fn orders_beyond_the_totals_are_refused_with_retry_after() {
+    let h = Harness::new(unused_target());
+    let key = TestKey::es256();
+    let kid = h.account(&key).await;
+    // 100 orders of 100 names fill the authorizations; each client may make two.
+    for i in 0..state::MAX_AUTHORIZATIONS / 100 {
+        h.as_peer(&format!("10.0.0.{}", i / 2 + 1));
+        let made = order_many(&h, &key, &kid, &format!("o{i}"), 100).await;
+        assert_eq!(made.status, StatusCode::CREATED, "{}", made.json());
+    }
+    h.as_peer("10.0.1.1");
+    h.clock.advance(Duration::minutes(5));
+    let refused = order_many(&h, &key, &kid, "late", 1).await;
+    refused.assert_problem(StatusCode::TOO_MANY_REQUESTS, "rateLimited");
+    assert_eq!(retry_after(&refused), 10 * 60);
+
+    h.clock.advance(Duration::minutes(10));
+    let made = order_many(&h, &key, &kid, "late", 1).await;
+    assert_eq!(made.status, StatusCode::CREATED, "{}", made.json());
+}
+
+#[tokio::test]
+async fn one_client_runs_out_of_budget_before_the_others() {
+    let h = Harness::new(unused_target());
+    let key = TestKey::es256();
+    let kid = h.account(&key).await;
+    for i in 0..2 {
+        let made = order_many(&h, &key, &kid, &format!("a{i}"), 100).await;
+        assert_eq!(made.status, StatusCode::CREATED, "{}", made.json());
+    }
+    let refused = order_many(&h, &key, &kid, "a2", 100).await;
+    refused.assert_problem(StatusCode::TOO_MANY_REQUESTS, "rateLimited");
+    let wait = retry_after(&refused);
+    assert!((1..=60).contains(&wait), "{wait}");
+
+    h.as_peer("192.0.2.2");
+    let other = order_many(&h, &key, &kid, "b", 100).await;
+    assert_eq!(other.status, StatusCode::CREATED, "{}", other.json());
+
+    h.as_peer("192.0.2.1");
+    h.clock.advance(Duration::seconds(wait as i64));
+    let made = order_many(&h, &key, &kid, "a2", 100).await;
+    assert_eq!(made.status, StatusCode::CREATED, "{}", made.json());
+}
+
+#[tokio::test]
+async fn contacts_are_bounded() {
+    let h = Harness::new(unused_target());
+    let many: Vec<String> = (0..5)
+        .map(|i| format!("mailto:a{i}@example.test"))
+        .collect();
+    let long = format!("mailto:{}@example.test", "a".repeat(400));
+    for contact in [json!(many), json!([long])] {
+        h.signed(
+            &TestKey::es256(),
+            None,
+            "acme/new-account",
+            Some(&json!({ "contact": contact })),
+        )
+        .await
+        .assert_problem(StatusCode::BAD_REQUEST, "invalidContact");
+    }
+}
+
+/// The DNS names (and address ranges, as text) a CA certificate's constraints permit.
+fn permitted_subtrees(der: &[u8]) -> Vec<String> {
+    let (_, cert) = X509Certificate::from_der(der).unwrap();
+    let constraints = cert.name_constraints().unwrap().expect("name constraints");
+    assert!(constraints.critical);
+    constraints
+        .value
+        .permitted_subtrees
+        .as_ref()
+        .unwrap()
+        .iter()
+        .map(|s| match s.base {
+            GeneralName::DNSName(name) => name.to_owned(),
+            GeneralName::IPAddress(bytes) => format!("{bytes:?}"),
+            ref other => panic!("unexpected subtree {other}"),
+        })
+        .collect()
+}
+
+fn verify(root: &[u8], intermediate: &[u8], leaf: &[u8], name: &str) -> Result<(), rustls::Error> {
+    use rustls::client::danger::ServerCertVerifier;
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(CertificateDer::from(root.to_vec())).unwrap();
+    let verifier = rustls::client::WebPkiServerVerifier::builder_with_provider(
+        Arc::new(roots),
+        Arc::new(rustls::crypto::ring::default_provider()),
+    )
+    .build()
+    .unwrap();
+    let now = rustls::pki_types::UnixTime::since_unix_epoch(StdDuration::from_secs(
+        start().timestamp() as u64,
+    ));
+    verifier
+        .verify_server_cert(
+            &CertificateDer::from(leaf.to_vec()),
+            &[CertificateDer::from(intermediate.to_vec())],
+            &rustls::pki_types::ServerName::try_from(name.to_owned()).unwrap(),
+            &[],
+            now,
+        )
+        .map(|_| ())
+}
+
+#[tokio::test]
+async fn the_root_is_trusted_only_for_the_names_local_mode_serves() {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = LocalCa::open(LocalCaSettings {
+        dir: dir.path().to_owned(),
+        domains: vec!["blog.example.com".into(), "www.blog.example.com".into()],
+        leaf_lifetime: LIFETIME,
+        validation: unused_target(),
+        clock: ManualClock::new(start()),
+    })
+    .unwrap();
+    let root = CertificateDer::from_pem_slice(ca.root_pem().as_bytes()).unwrap();
+    let intermediate =
+        CertificateDer::from_pem_slice(ca.authority.intermediate_pem().as_bytes()).unwrap();
+    let loopback = [
+        format!("{:?}", [127u8, 0, 0, 0, 255, 0, 0, 0]),
+        format!("{:?}", [[0u8; 15].as_slice(), &[1], &[255; 16]].concat()),
+    ];
+    let expected = ["localhost", "test", "blog.example.com"]
+        .map(String::from)
+        .into_iter()
+        .chain(loopback)
+        .collect::<Vec<_>>();
+    assert_eq!(permitted_subtrees(&root), expected);
+    assert_eq!(permitted_subtrees(&intermediate), expected);
+    let (_, parsed) = X509Certificate::from_der(&root).unwrap();
+    let life = parsed.validity().not_after.timestamp() - parsed.validity().not_before.timestamp();
+    assert!(life <= 366 * 24 * 3600, "the root lives {life} s");
+
+    let leaf = |name: &str| {
+        let key = KeyPair::generate().unwrap();
+        let not_before = start() - Duration::minutes(1);
+        ca.authority
+            .issue(
+                &key,
+                &[name.to_owned()],
+                not_before,
+                not_before + Duration::days(1),
+            )
+            .unwrap()
+    };
+    for name in [
+        "localhost",
+        "a.localhost",
+        "blog.test",
+        "blog.example.com",
+        "www.blog.example.com",
+    ] {
+        verify(&root, &intermediate, &leaf(name), name).unwrap_or_else(|e| panic!("{name}: {e}"));
+    }
+    for name in ["example.com", "bank.example", "example.com.test.evil"] {
+        let error = verify(&root, &intermediate, &leaf(name), name).unwrap_err();
+        assert!(
+            format!("{error:?}").contains("NameConstraintViolation"),
+            "{name}: {error:?}"
+        );
+    }
+
+    // The ACME front refuses such names before anything is issued.
+    let router = ca.router(BASE.parse().unwrap());
+    let h = Harness {
+        ca,
+        router,
+        clock: ManualClock::new(start()),
+        peer: Mutex::new("192.0.2.1".parse().unwrap()),
+        _dir: dir,
+    };
+    let key = TestKey::es256();
+    let kid = h.account(&key).await;
+    let order = json!({"identifiers": [{"type": "dns", "value": "example.com"}]});
+    let refused = h
+        .signed(&key, Some(&kid), "acme/new-order", Some(&order))
+        .await;
+    refused.assert_problem(StatusCode::BAD_REQUEST, "rejectedIdentifier");
+    assert!(
+        refused.json()["detail"]
+            .as_str()
+            .unwrap()
+            .contains("[domains]")
+    );
+}
+
+#[test]
+fn an_unconstrained_root_or_one_that_does_not_cover_the_domains_is_replaced_at_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let open = |domains: &[&str]| {
+        LocalCa::open(LocalCaSettings {
+            dir: dir.path().to_owned(),
+            domains: domains.iter().map(|d| d.to_string()).collect(),
+            leaf_lifetime: LIFETIME,
+            validation: unused_target(),
+            clock: ManualClock::new(start()),
+        })
+        .unwrap()
+    };
+    // A root as earlier versions made it: ten years, valid for every name.
+    let old_key = KeyPair::generate().unwrap();
+    let mut params = CertificateParams::default();
+    params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Constrained(1));
+    params.not_after = rcgen::date_time_ymd(2035, 1, 1);
+    let old = params.self_signed(&old_key).unwrap();
+    std::fs::write(dir.path().join("root.pem"), old.pem()).unwrap();
+    std::fs::write(dir.path().join("root.key"), old_key.serialize_pem()).unwrap();
+
+    let ca = open(&[]);
+    assert_ne!(ca.root_pem(), old.pem());
+    let key_now = std::fs::read_to_string(dir.path().join("root.key")).unwrap();
+    assert_ne!(key_now, old_key.serialize_pem());
+    let root = CertificateDer::from_pem_slice(ca.root_pem().as_bytes()).unwrap();
+    assert_eq!(permitted_subtrees(&root)[..2], ["localhost", "test"]);
+    let first = ca.root_pem().to_owned();
+    drop(ca);
+
+    // Names below localhost and .test need nothing new; another domain does.
+    assert_eq!(open(&["blog.localhost", "x.test"]).root_pem(), first);
+    let wider = open(&["blog.example.com"]);
+    assert_ne!(wider.root_pem(), first);
+    let root = CertificateDer::from_pem_slice(wider.root_pem().as_bytes()).unwrap();
+    assert!(permitted_subtrees(&root).contains(&"blog.example.com".to_owned()));
 }

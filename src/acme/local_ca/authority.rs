@@ -85,6 +85,9 @@ pub struct Authority {
     intermediate_der: CertificateDer<'static>,
     intermediate: Issuer<'static, KeyPair>,
     intermediate_not_after: DateTime<Utc>,
+    /// The intermediate's subject key identifier: the authority key identifier
+    /// of every leaf it signs.
+    intermediate_key_id: Vec<u8>,
 }
 
 fn corrupt(path: &Path, reason: impl std::fmt::Display) -> LocalCaError {
@@ -419,6 +422,17 @@ impl Authority {
             }
         };
         let intermediate_der = intermediate.der;
+        let intermediate_key_id = X509Certificate::from_der(&intermediate_der)
+            .ok()
+            .and_then(|(_, x509)| {
+                x509.extensions()
+                    .iter()
+                    .find_map(|ext| match ext.parsed_extension() {
+                        ParsedExtension::SubjectKeyIdentifier(id) => Some(id.0.to_vec()),
+                        _ => None,
+                    })
+            })
+            .ok_or_else(|| corrupt(&int_cert, "it has no subject key identifier"))?;
         let issuer = Issuer::from_ca_cert_der(&intermediate_der, intermediate.key)
             .map_err(|e| corrupt(&int_cert, e))?;
         Ok(Authority {
@@ -428,6 +442,7 @@ impl Authority {
             intermediate_der,
             intermediate: issuer,
             intermediate_not_after,
+            intermediate_key_id,
         })
     }
 
@@ -437,6 +452,10 @@ impl Authority {
 
     pub fn intermediate_pem(&self) -> &str {
         &self.intermediate_pem
+    }
+
+    pub fn intermediate_key_id(&self) -> &[u8] {
+        &self.intermediate_key_id
     }
 
     pub fn intermediate_not_after(&self) -> DateTime<Utc> {

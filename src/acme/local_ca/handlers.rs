@@ -1260,7 +1260,9 @@ async fn revoke_cert(State(api): State<Arc<Api>>, headers: HeaderMap, body: Body
 }
 
 /// RFC 9773: the window starts at 2/3 of the lifetime and ends at 3/4; a revoked
-/// certificate gets a window in the past, asking for renewal now.
+/// certificate, or one issued under an intermediate this CA no longer uses (its
+/// root was replaced, so clients trusting the new root.pem reject it), gets a
+/// window in the past, asking for renewal now.
 async fn renewal_info(State(api): State<Arc<Api>>, Path(cert_id): Path<String>) -> Response {
     let found = (|| {
         let (aki, serial) = cert_id.split_once('.').ok_or_else(|| {
@@ -1271,17 +1273,21 @@ async fn renewal_info(State(api): State<Arc<Api>>, Path(cert_id): Path<String>) 
         let cert = state
             .certs
             .values()
-            .find(|c| c.serial == serial && c.authority_key_id == aki)
-            .ok_or_else(|| Problem::not_found("certificate"))?;
-        let (start, end) = if cert.revoked {
-            let now = now(&api);
-            (now - Duration::hours(2), now - Duration::hours(1))
-        } else {
-            let lifetime = cert.not_after - cert.not_before;
-            (
-                cert.not_before + lifetime * 2 / 3,
-                cert.not_before + lifetime * 3 / 4,
-            )
+            .find(|c| c.serial == serial && c.authority_key_id == aki);
+        let now = now(&api);
+        let (start, end) = match cert {
+            Some(cert) if !cert.revoked => {
+                let lifetime = cert.not_after - cert.not_before;
+                (
+                    cert.not_before + lifetime * 2 / 3,
+                    cert.not_before + lifetime * 3 / 4,
+                )
+            }
+            Some(_) => (now - Duration::hours(2), now - Duration::hours(1)),
+            None if aki != api.ca.authority.intermediate_key_id() => {
+                (now - Duration::hours(2), now - Duration::hours(1))
+            }
+            None => return Err(Problem::not_found("certificate")),
         };
         Ok::<_, Problem>(json!({
             "suggestedWindow": {"start": rfc3339(start), "end": rfc3339(end)},

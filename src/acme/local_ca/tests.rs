@@ -838,13 +838,14 @@ async fn renewal_info_suggests_two_thirds_to_three_quarters() {
         .unwrap();
     assert!(end < h.clock.now());
 
-    h.send(
-        Request::get("/acme/renewal-info/AAAA.AAAA")
-            .body(Body::empty())
-            .unwrap(),
-    )
-    .await
-    .assert_problem(StatusCode::NOT_FOUND, "malformed");
+    // A serial this CA does not know under its current intermediate.
+    let unknown = format!(
+        "/acme/renewal-info/{}.AAAA",
+        b64(h.ca.authority.intermediate_key_id())
+    );
+    h.send(Request::get(&unknown).body(Body::empty()).unwrap())
+        .await
+        .assert_problem(StatusCode::NOT_FOUND, "malformed");
     h.send(
         Request::get("/acme/renewal-info/no-dot")
             .body(Body::empty())
@@ -1536,4 +1537,31 @@ fn an_unconstrained_root_or_one_that_does_not_cover_the_domains_is_replaced_at_s
     assert_ne!(wider.root_pem(), first);
     let root = CertificateDer::from_pem_slice(wider.root_pem().as_bytes()).unwrap();
     assert!(permitted_subtrees(&root).contains(&"blog.example.com".to_owned()));
+}
+
+#[tokio::test]
+async fn a_certificate_from_a_replaced_ca_is_to_be_renewed_at_once() {
+    // What a restart sees after the root was replaced: a leaf from the old CA.
+    let old = Harness::new(unused_target());
+    let key = TestKey::es256();
+    let kid = old.account(&key).await;
+    let (leaf, _) = old.issued(&key, &kid, "a.test").await;
+    let (_, cert) = X509Certificate::from_der(&leaf).unwrap();
+    let path = format!(
+        "/acme/renewal-info/{}.{}",
+        b64(old.ca.authority.intermediate_key_id()),
+        b64(cert.raw_serial())
+    );
+
+    let new = Harness::new(unused_target());
+    let response = new
+        .send(Request::get(&path).body(Body::empty()).unwrap())
+        .await;
+    assert_eq!(response.status, StatusCode::OK, "{}", response.json());
+    let end: DateTime<Utc> = response.json()["suggestedWindow"]["end"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(end < new.clock.now());
 }

@@ -334,6 +334,7 @@ impl Authority {
             let der = cert.der().clone();
             Ok((cert.pem(), Loaded { der, key }))
         };
+        let mut root_replaced = false;
         let (root_pem, root) = match (read_optional(&root_cert)?, read_optional(&root_key)?) {
             (Some(cert_pem), Some(key_pem)) => {
                 let root = load_pair(&root_cert, &cert_pem, &root_key, &key_pem)?;
@@ -343,6 +344,7 @@ impl Authority {
                     None => (cert_pem, root),
                     Some(why) => {
                         let made = make_root()?;
+                        root_replaced = true;
                         tracing::warn!(
                             "replaced the local CA root {}: {why}; clients must now trust the new one",
                             root_cert.display()
@@ -394,7 +396,9 @@ impl Authority {
         let (intermediate_pem, intermediate, intermediate_not_after) = match existing {
             Ok(found) => found,
             Err(why) => {
-                if int_cert.exists() {
+                if root_replaced {
+                    tracing::info!("making a new local CA intermediate under the new root");
+                } else if int_cert.exists() {
                     tracing::warn!("making a new local CA intermediate: {why}");
                 } else {
                     tracing::info!("making the local CA intermediate");

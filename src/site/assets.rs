@@ -3,18 +3,18 @@
 //! and at a fingerprinted path (`/style.1a2b3c4d.css`) that may be cached forever.
 //! Files are read into memory at build time, so serving never touches the disk.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, LazyLock};
-use std::time::SystemTime;
 
 use bytes::Bytes;
 use rayon::prelude::*;
 
 use super::Problem;
-use super::content::{AssetFile, walk};
+use super::content::AssetFile;
 use super::highlight;
 use super::snapshot::{CachePolicy, CachedFile, Resource, ResourceKind, Route};
+use super::walk::{unreadable, walk};
 
 /// Files beyond this size do not belong in memory; host them elsewhere.
 const MAX_FILE_BYTES: u64 = 64 * 1024 * 1024;
@@ -59,11 +59,21 @@ pub fn fingerprint(url: &str, digest: &str) -> String {
     }
 }
 
-/// Loads every asset; unchanged files (same path, size and mtime as in the
-/// previous build) are taken from `previous` without reading them.
+/// Where the asset files are and what must never be published.
+pub struct Sources<'a> {
+    pub static_dir: &'a Path,
+    pub data: &'a Path,
+    /// The non-markdown files of content/.
+    pub content_assets: &'a [AssetFile],
+    /// Folders of content/ that could not be listed.
+    pub content_unreadable: &'a [PathBuf],
+}
+
+/// Loads every asset; unchanged files (same path, size, mtime and ctime as in the
+/// previous build) are taken from `previous` without reading them. A file or
+/// folder that cannot be read keeps its previous version, if any.
 pub fn load(
-    static_dir: &Path,
-    content_assets: &[AssetFile],
+    sources: &Sources,
     previous: Option<&HashMap<PathBuf, CachedFile>>,
     reuse: &(dyn Fn(&str) -> Option<Arc<Resource>> + Sync),
     problems: &mut Vec<Problem>,
@@ -92,20 +102,18 @@ pub fn load(
         ),
     );
 
+    let static_dir = sources.static_dir;
     let mut files: Vec<AssetFile> = Vec::new();
+    let mut hidden_dirs = sources.content_unreadable.to_vec();
     if static_dir.is_dir() {
-        for (rel, path, meta) in walk(static_dir, problems) {
-            files.push(AssetFile {
-                url: format!("/{rel}"),
-                path,
-                modified: meta.modified().unwrap_or(SystemTime::UNIX_EPOCH),
-                len: meta.len(),
-            });
+        let listing = walk(static_dir, sources.data, problems);
+        for (rel, path, meta) in listing.files {
+            files.push(AssetFile::new(format!("/{rel}"), path, &meta));
         }
+        hidden_dirs.extend(listing.unreadable);
     }
-    let static_urls: std::collections::HashSet<String> =
-        files.iter().map(|f| f.url.clone()).collect();
-    for asset in content_assets {
+    let static_urls: HashSet<String> = files.iter().map(|f| f.url.clone()).collect();
+    for asset in sources.content_assets {
         if static_urls.contains(&asset.url) {
             problems.push(Problem::new(
                 asset.path.clone(),
@@ -120,32 +128,41 @@ pub fn load(
         }
     }
 
-    let read: Vec<Result<(AssetFile, CachedFile), Problem>> = files
+    // On failure: the problem, and whether the previous version stays.
+    let read: Vec<Result<CachedFile, (Problem, bool)>> = files
         .into_par_iter()
         .map(|file| {
             if let Some(cached) = previous.and_then(|p| p.get(&file.path))
                 && cached.modified == file.modified
+                && cached.changed == file.changed
                 && cached.len == file.len
             {
-                return Ok((file, cached.clone()));
+                return Ok(cached.clone());
             }
             if file.len > MAX_FILE_BYTES {
-                return Err(Problem::new(
-                    file.path.clone(),
-                    0,
-                    format!(
-                        "is larger than {} MiB; serve it from elsewhere and link to it",
-                        MAX_FILE_BYTES >> 20
+                return Err((
+                    Problem::new(
+                        file.path.clone(),
+                        0,
+                        format!(
+                            "is larger than {} MiB; serve it from elsewhere and link to it",
+                            MAX_FILE_BYTES >> 20
+                        ),
                     ),
+                    false,
                 ));
             }
-            let bytes = std::fs::read(&file.path).map_err(|e| {
-                Problem::new(
-                    file.path.clone(),
-                    0,
-                    format!("cannot read: {e}; check its permissions"),
-                )
-            })?;
+            let bytes = match std::fs::read(&file.path) {
+                Ok(bytes) => bytes,
+                Err(e) => {
+                    let mut message = unreadable(&file.path, &e, false);
+                    let keep = previous.is_some_and(|p| p.contains_key(&file.path));
+                    if keep {
+                        message.push_str("; until then the version read before stays published");
+                    }
+                    return Err((Problem::new(file.path.clone(), 0, message), keep));
+                }
+            };
             let resource = Resource::new(
                 ResourceKind::Asset,
                 content_type_of(&file.url),
@@ -153,25 +170,46 @@ pub fn load(
                 Some(file.modified),
                 reuse,
             );
-            Ok((
-                file.clone(),
-                CachedFile {
-                    modified: file.modified,
-                    len: file.len,
-                    resource,
-                },
-            ))
+            Ok(CachedFile {
+                url: file.url,
+                path: file.path,
+                modified: file.modified,
+                changed: file.changed,
+                len: file.len,
+                resource,
+            })
         })
         .collect();
-    let mut cache = HashMap::new();
+    let mut listed: HashSet<PathBuf> = HashSet::new();
+    let mut kept = Vec::new();
     for result in read {
         match result {
-            Ok((file, cached)) => {
-                by_url.insert(file.url.clone(), cached.resource.clone());
-                cache.insert(file.path, cached);
+            Ok(cached) => kept.push(cached),
+            Err((problem, keep)) => {
+                if keep {
+                    kept.extend(previous.and_then(|p| p.get(&problem.file)).cloned());
+                }
+                listed.insert(problem.file.clone());
+                problems.push(problem);
             }
-            Err(problem) => problems.push(problem),
         }
+    }
+    listed.extend(kept.iter().map(|c| c.path.clone()));
+    // Files of folders that could not be listed stay as they were read.
+    if let Some(previous) = previous {
+        kept.extend(
+            previous
+                .values()
+                .filter(|c| !listed.contains(&c.path))
+                .filter(|c| hidden_dirs.iter().any(|dir| c.path.starts_with(dir)))
+                .filter(|c| !static_urls.contains(&c.url) || c.path.starts_with(static_dir))
+                .cloned(),
+        );
+    }
+    let mut cache = HashMap::new();
+    for cached in kept {
+        by_url.insert(cached.url.clone(), cached.resource.clone());
+        cache.insert(cached.path.clone(), cached);
     }
 
     let mut routes = HashMap::new();

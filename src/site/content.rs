@@ -2,8 +2,10 @@
 //! (anywhere else), every other file is an asset served at its path. Owns URLs,
 //! slugs, dates from file names, drafts and scheduling, tags and duplicates.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::SystemTime;
 
 use chrono::{DateTime, NaiveDate, Utc};
@@ -12,6 +14,7 @@ use rayon::prelude::*;
 use super::Problem;
 use super::frontmatter::{self, FrontMatter};
 use super::markdown::{self, Links, Rendered, slugify};
+use super::walk::{Listing, unreadable, walk};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PageKind {
@@ -63,7 +66,23 @@ pub struct AssetFile {
     pub url: String,
     pub path: PathBuf,
     pub modified: SystemTime,
+    /// When the inode last changed (seconds, nanoseconds): unlike `modified`,
+    /// a chmod moves it, and a file made unreadable must be read again to
+    /// find out.
+    pub changed: (i64, i64),
     pub len: u64,
+}
+
+impl AssetFile {
+    pub fn new(url: String, path: PathBuf, meta: &std::fs::Metadata) -> AssetFile {
+        AssetFile {
+            url,
+            path,
+            modified: meta.modified().unwrap_or(SystemTime::UNIX_EPOCH),
+            changed: (meta.ctime(), meta.ctime_nsec()),
+            len: meta.len(),
+        }
+    }
 }
 
 /// Everything content/ holds that readers may see right now.
@@ -75,6 +94,11 @@ pub struct Library {
     /// By tag slug; values index into `posts`, newest first.
     pub tags: BTreeMap<String, (Tag, Vec<usize>)>,
     pub assets: Vec<AssetFile>,
+    /// Folders of content/ that could not be listed.
+    pub unreadable: Vec<PathBuf>,
+    /// The text of every markdown file as read, by path, so that a later
+    /// build can keep a file it cannot read.
+    pub sources: HashMap<PathBuf, Arc<str>>,
     /// The earliest date at which a scheduled post becomes visible.
     pub next_publish: Option<DateTime<Utc>>,
     pub problems: Vec<Problem>,
@@ -89,59 +113,35 @@ pub struct Visibility {
 struct Source {
     rel: String,
     path: PathBuf,
-    text: String,
+    text: Arc<str>,
 }
 
-/// Files that editors and systems leave behind and nobody means to publish.
-fn is_ignored(name: &str) -> bool {
-    name.starts_with('.') || name.ends_with('~') || name.ends_with(".swp") || name.ends_with(".tmp")
-}
-
-/// Lists the files under `dir` (relative `/`-separated path, full path).
-pub fn walk(dir: &Path, problems: &mut Vec<Problem>) -> Vec<(String, PathBuf, std::fs::Metadata)> {
-    let mut files = Vec::new();
-    let walker = walkdir::WalkDir::new(dir)
-        .follow_links(true)
-        .sort_by_file_name()
-        .into_iter()
-        .filter_entry(|e| e.depth() == 0 || !is_ignored(&e.file_name().to_string_lossy()));
-    for entry in walker {
-        let entry = match entry {
-            Ok(entry) => entry,
-            Err(e) => {
-                let path = e.path().unwrap_or(dir).to_path_buf();
-                problems.push(Problem::new(
-                    path,
-                    0,
-                    format!("cannot read: {e}; check its permissions"),
-                ));
-                continue;
-            }
-        };
-        if !entry.file_type().is_file() {
-            continue;
-        }
-        let Ok(rel) = entry.path().strip_prefix(dir) else {
-            continue;
-        };
-        let Some(rel) = rel.to_str() else {
-            problems.push(Problem::new(
-                entry.path().to_path_buf(),
-                0,
-                "the file name is not UTF-8; rename it".into(),
-            ));
-            continue;
-        };
-        match entry.metadata() {
-            Ok(meta) => files.push((rel.replace('\\', "/"), entry.path().to_path_buf(), meta)),
-            Err(e) => problems.push(Problem::new(
-                entry.path().to_path_buf(),
-                0,
-                format!("cannot read: {e}"),
-            )),
-        }
-    }
-    files
+/// Markdown files of the previous build in folders that could not be listed
+/// this time stay, as they were read.
+fn keep_hidden(
+    folders: &Folders,
+    listing: &Listing,
+    listed: &HashSet<PathBuf>,
+    sources: &mut Vec<Source>,
+) {
+    let Some(previous) = folders.previous else {
+        return;
+    };
+    let mut kept: Vec<Source> = previous
+        .iter()
+        .filter(|(path, _)| listing.hides(path) && !listed.contains(*path))
+        .filter_map(|(path, text)| {
+            let rel = path.strip_prefix(folders.content).ok()?.to_str()?;
+            Some(Source {
+                rel: rel.to_string(),
+                path: path.clone(),
+                text: text.clone(),
+            })
+        })
+        .collect();
+    sources.append(&mut kept);
+    // The order of the walk, so that duplicate slugs resolve as they did.
+    sources.sort_by(|a, b| Path::new(&a.rel).cmp(Path::new(&b.rel)));
 }
 
 /// Splits a `YYYY-MM-DD-slug` file stem into its date and the rest.
@@ -165,29 +165,67 @@ struct Meta {
     date: Option<DateTime<Utc>>,
 }
 
-/// Reads content/ into a [`Library`], reporting and skipping broken files.
-pub fn load(content_dir: &Path, visibility: &Visibility) -> Library {
+/// Where content/ is, what it must never publish, and what the last build read.
+pub struct Folders<'a> {
+    pub content: &'a Path,
+    pub data: &'a Path,
+    /// Markdown texts of the previous build, by path.
+    pub previous: Option<&'a HashMap<PathBuf, Arc<str>>>,
+}
+
+/// Reads content/ into a [`Library`], reporting and skipping broken files. A
+/// file or folder that cannot be read keeps its previous text, if any: a
+/// permission slip must not unpublish what readers had.
+pub fn load(folders: &Folders, visibility: &Visibility) -> Library {
     let mut library = Library::default();
+    let mut listing = walk(folders.content, folders.data, &mut library.problems);
     let mut sources = Vec::new();
-    for (rel, path, meta) in walk(content_dir, &mut library.problems) {
+    let mut listed = HashSet::new();
+    let previous_text = |path: &Path| folders.previous.and_then(|p| p.get(path)).cloned();
+    for (rel, path, meta) in std::mem::take(&mut listing.files) {
+        listed.insert(path.clone());
         if rel.ends_with(".md") {
-            match std::fs::read_to_string(&path) {
-                Ok(text) => sources.push(Source { rel, path, text }),
-                Err(e) => library.problems.push(Problem::new(
-                    path,
-                    0,
-                    format!("cannot read: {e}; save it as UTF-8 text"),
-                )),
+            match std::fs::read(&path) {
+                Ok(bytes) => match String::from_utf8(bytes) {
+                    Ok(text) => sources.push(Source {
+                        rel,
+                        path,
+                        text: text.into(),
+                    }),
+                    Err(e) => library.problems.push(Problem::new(
+                        path,
+                        0,
+                        format!(
+                            "is not UTF-8 text (invalid byte at offset {}); save it as UTF-8",
+                            e.utf8_error().valid_up_to()
+                        ),
+                    )),
+                },
+                Err(e) => {
+                    let mut message = unreadable(&path, &e, false);
+                    if let Some(text) = previous_text(&path) {
+                        message.push_str("; until then the version read before stays published");
+                        sources.push(Source {
+                            rel,
+                            path: path.clone(),
+                            text,
+                        });
+                    }
+                    library.problems.push(Problem::new(path, 0, message));
+                }
             }
         } else {
-            library.assets.push(AssetFile {
-                url: format!("/{rel}"),
-                path,
-                modified: meta.modified().unwrap_or(SystemTime::UNIX_EPOCH),
-                len: meta.len(),
-            });
+            library
+                .assets
+                .push(AssetFile::new(format!("/{rel}"), path, &meta));
         }
     }
+    keep_hidden(folders, &listing, &listed, &mut sources);
+    library.unreadable = listing.unreadable;
+    library.sources = sources
+        .iter()
+        .map(|s| (s.path.clone(), s.text.clone()))
+        .collect();
 
     let parsed: Vec<Result<Meta, Problem>> = sources.into_par_iter().map(read_meta).collect();
     let mut metas = Vec::new();
@@ -396,6 +434,14 @@ mod tests {
         std::fs::write(path, text).unwrap();
     }
 
+    fn fresh(content: &Path) -> Folders<'_> {
+        Folders {
+            content,
+            data: Path::new("/nonexistent"),
+            previous: None,
+        }
+    }
+
     fn visibility(now: &str) -> Visibility {
         Visibility {
             now: now.parse().unwrap(),
@@ -421,7 +467,7 @@ mod tests {
         write(d, "docs/index.md", "+++\ntitle = \"Docs\"\n+++\n");
         write(d, "images/cat.png", "png");
         write(d, "posts/.hidden.md", "junk");
-        let lib = load(d, &visibility("2026-06-01T00:00:00Z"));
+        let lib = load(&fresh(d), &visibility("2026-06-01T00:00:00Z"));
         assert!(lib.problems.is_empty(), "{:?}", lib.problems);
         let urls: Vec<_> = lib.posts.iter().map(|p| p.url.as_str()).collect();
         assert_eq!(urls, ["/posts/second/", "/posts/first/"]);
@@ -445,14 +491,14 @@ mod tests {
         );
         write(d, "posts/2026-09-01-later.md", "+++\ntitle = \"L\"\n+++\n");
         write(d, "posts/2026-08-01-soon.md", "+++\ntitle = \"S\"\n+++\n");
-        let lib = load(d, &visibility("2026-06-01T00:00:00Z"));
+        let lib = load(&fresh(d), &visibility("2026-06-01T00:00:00Z"));
         assert!(lib.posts.is_empty());
         assert_eq!(
             lib.next_publish.unwrap().to_rfc3339(),
             "2026-08-01T00:00:00+00:00"
         );
         let lib = load(
-            d,
+            &fresh(d),
             &Visibility {
                 now: "2026-08-01T00:00:00Z".parse().unwrap(),
                 drafts: true,
@@ -478,7 +524,7 @@ mod tests {
             "+++\ntitle = \"C\"\ndate = \"soon\"\n+++\n",
         );
         write(d, "posts/nodate.md", "+++\ntitle = \"N\"\n+++\n");
-        let lib = load(d, &visibility("2026-06-01T00:00:00Z"));
+        let lib = load(&fresh(d), &visibility("2026-06-01T00:00:00Z"));
         assert_eq!(lib.posts.len(), 1);
         let mut found: Vec<String> = lib
             .problems
@@ -500,6 +546,39 @@ mod tests {
             lib.problems
                 .iter()
                 .any(|p| p.message.contains("duplicate slug"))
+        );
+    }
+
+    #[test]
+    fn files_of_an_unreadable_folder_keep_their_previous_text() {
+        let content = Path::new("/site/content");
+        let previous: HashMap<PathBuf, Arc<str>> = [
+            ("/site/content/posts/b.md", "B"),
+            ("/site/content/posts/a.md", "A"),
+            ("/site/content/c.md", "C"),
+        ]
+        .into_iter()
+        .map(|(path, text)| (PathBuf::from(path), Arc::from(text)))
+        .collect();
+        let listing = Listing {
+            files: Vec::new(),
+            unreadable: vec![content.join("posts")],
+        };
+        let mut sources = vec![Source {
+            rel: "z.md".into(),
+            path: content.join("z.md"),
+            text: Arc::from("Z"),
+        }];
+        let folders = Folders {
+            content,
+            data: Path::new("/site/data"),
+            previous: Some(&previous),
+        };
+        keep_hidden(&folders, &listing, &HashSet::new(), &mut sources);
+        let kept: Vec<(&str, &str)> = sources.iter().map(|s| (s.rel.as_str(), &*s.text)).collect();
+        assert_eq!(
+            kept,
+            [("posts/a.md", "A"), ("posts/b.md", "B"), ("z.md", "Z")]
         );
     }
 

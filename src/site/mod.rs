@@ -1,6 +1,7 @@
 //! The site: content/ and static/ in, a [`SiteSnapshot`] out. One stage per file:
 //! `frontmatter` and `markdown` read a file, `content` loads the library,
-//! `render` fills the templates, `assets` loads static files, `snapshot` packs
+//! `render` fills the templates, `assets` loads static files (`walk` decides
+//! which files of a folder may be published), `snapshot` packs
 //! everything for serving; `watcher` rebuilds on change and `new_post` writes
 //! drafts. [`build`] runs the stages in order.
 
@@ -12,6 +13,7 @@ pub mod markdown;
 pub mod new_post;
 pub mod render;
 pub mod snapshot;
+pub mod walk;
 pub mod watcher;
 
 use std::collections::HashMap;
@@ -73,6 +75,8 @@ pub struct BuildInputs {
     pub site: SiteConfig,
     pub content: PathBuf,
     pub static_dir: PathBuf,
+    /// Never published, even when it lies inside content/ or static/.
+    pub data: PathBuf,
     pub drafts: bool,
 }
 
@@ -82,6 +86,7 @@ impl BuildInputs {
             site: config.site.clone(),
             content: config.paths.content.clone(),
             static_dir: config.paths.static_dir.clone(),
+            data: config.paths.data.clone(),
             drafts: config.drafts,
         }
     }
@@ -101,7 +106,11 @@ pub fn build(
     // Loading the syntax definitions takes a while; overlap it with reading files.
     rayon::spawn(highlight::preload);
     let mut library = content::load(
-        &inputs.content,
+        &content::Folders {
+            content: &inputs.content,
+            data: &inputs.data,
+            previous: previous.map(|p| &p.sources),
+        },
         &content::Visibility {
             now,
             drafts: inputs.drafts,
@@ -113,8 +122,12 @@ pub fn build(
     let reuse = |digest: &str| reusable.get(digest).cloned();
 
     let loaded = assets::load(
-        &inputs.static_dir,
-        &library.assets,
+        &assets::Sources {
+            static_dir: &inputs.static_dir,
+            data: &inputs.data,
+            content_assets: &library.assets,
+            content_unreadable: &library.unreadable,
+        },
         previous.map(|p| &p.files),
         &reuse,
         &mut problems,
@@ -218,6 +231,7 @@ pub fn build(
         not_found,
         summary,
         files: loaded.files,
+        sources: std::mem::take(&mut library.sources),
     })
 }
 

@@ -225,10 +225,14 @@ pub struct BuildSummary {
     pub next_publish: Option<DateTime<Utc>>,
 }
 
-/// An asset file as last read, so an unchanged file is not read again.
+/// An asset file as last read, so an unchanged file is not read again, and
+/// one that cannot be read keeps being served.
 #[derive(Debug, Clone)]
 pub struct CachedFile {
+    pub url: String,
+    pub path: PathBuf,
     pub modified: SystemTime,
+    pub changed: (i64, i64),
     pub len: u64,
     pub resource: Arc<Resource>,
 }
@@ -240,6 +244,8 @@ pub struct SiteSnapshot {
     pub not_found: Arc<Resource>,
     pub summary: BuildSummary,
     pub files: HashMap<PathBuf, CachedFile>,
+    /// The markdown texts the snapshot was built from, by path.
+    pub sources: HashMap<PathBuf, Arc<str>>,
 }
 
 impl SiteSnapshot {

@@ -32,21 +32,32 @@ impl FileWatch {
     pub fn start(inputs: &BuildInputs, templates_dir: &Path) -> notify::Result<FileWatch> {
         let (tx, changes) = mpsc::channel::<Change>(64);
         let templates = templates_dir.to_path_buf();
-        let mut watcher =
-            notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
-                let Ok(event) = event else { return };
-                if matches!(event.kind, EventKind::Access(_)) {
-                    return;
+        let data = inputs.data.clone();
+        let handler = move |event: notify::Result<notify::Event>| {
+            let Ok(event) = event else { return };
+            if matches!(event.kind, EventKind::Access(_)) {
+                return;
+            }
+            // The data directory may sit inside content/; what quire writes
+            // there is never published, so it must not cause rebuilds.
+            if event.paths.iter().all(|p| p.starts_with(&data)) {
+                return;
+            }
+            let change = match event.paths.iter().find(|p| p.starts_with(&templates)) {
+                Some(path) if event.paths.iter().all(|p| p.starts_with(&templates)) => {
+                    Change::Template(path.clone())
                 }
-                let change = match event.paths.iter().find(|p| p.starts_with(&templates)) {
-                    Some(path) if event.paths.iter().all(|p| p.starts_with(&templates)) => {
-                        Change::Template(path.clone())
-                    }
-                    _ => Change::Content,
-                };
-                // A full queue already holds a pending rebuild; dropping is fine.
-                let _ = tx.try_send(change);
-            })?;
+                _ => Change::Content,
+            };
+            // A full queue already holds a pending rebuild; dropping is fine.
+            let _ = tx.try_send(change);
+        };
+        // Links out of the folders are never published, so never watched: a
+        // link to / would otherwise put a watch on every folder of the system.
+        let mut watcher = notify::RecommendedWatcher::new(
+            handler,
+            notify::Config::default().with_follow_symlinks(false),
+        )?;
         watcher.watch(&inputs.content, RecursiveMode::Recursive)?;
         for dir in [&inputs.static_dir, templates_dir] {
             if dir.is_dir() {
@@ -128,7 +139,11 @@ pub async fn rebuild(
     let built = tokio::task::spawn_blocking(move || build(&inputs, now, Some(&previous))).await;
     match built {
         Ok(Ok(snapshot)) => {
-            let s = &snapshot.summary;
+            // Live first: once a problem of this build is logged, readers
+            // (and tests) get what this build made.
+            let summary = snapshot.summary.clone();
+            live.replace(snapshot);
+            let s = &summary;
             for problem in &s.problems {
                 tracing::warn!("{problem}");
             }
@@ -140,7 +155,6 @@ pub async fn rebuild(
                 ms = s.took.as_millis() as u64,
                 "site rebuilt"
             );
-            live.replace(snapshot);
         }
         Ok(Err(e)) => tracing::error!("rebuild failed, still serving the previous version: {e}"),
         Err(e) => tracing::error!("rebuild panicked, still serving the previous version: {e}"),

@@ -83,6 +83,45 @@ impl SiteDir {
     }
 }
 
+/// The uid and gid of `nobody` on Linux.
+pub const NOBODY: u32 = 65534;
+
+fn serve_command(
+    program: &Path,
+    site: &SiteDir,
+    extra_args: &[&str],
+    env: &[(&str, &str)],
+) -> Command {
+    let mut command = Command::new(program);
+    command
+        // Not a systemd service, whatever runs the tests.
+        .env_remove("INVOCATION_ID")
+        .env("RUST_LOG", "quire=info")
+        .envs(env.iter().copied())
+        .arg("serve")
+        .arg("--config")
+        .arg(site.config())
+        .args(extra_args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    command
+}
+
+fn chown_tree(path: &Path, id: u32) {
+    std::os::unix::fs::lchown(path, Some(id), Some(id)).unwrap();
+    if std::fs::symlink_metadata(path).unwrap().is_dir() {
+        for entry in std::fs::read_dir(path).unwrap() {
+            chown_tree(&entry.unwrap().path(), id);
+        }
+    }
+}
+
+/// Sets the permission bits of `rel` in a [`SiteDir`].
+pub fn chmod(site: &SiteDir, rel: &str, mode: u32) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(site.path(rel), std::fs::Permissions::from_mode(mode)).unwrap();
+}
+
 fn copy_tree(from: &Path, to: &Path) {
     for entry in std::fs::read_dir(from).unwrap() {
         let entry = entry.unwrap();
@@ -150,23 +189,30 @@ impl Binary {
         extra_args: &[&str],
         env: &[(&str, &str)],
     ) -> Binary {
+        Binary::launch(serve_command(program, site, extra_args, env))
+    }
+
+    /// Serves as a user whom file permissions bind. Root reads a `chmod 000`
+    /// file regardless, so under root (as in CI) the site folder is handed to
+    /// `nobody` and the server runs as `nobody`: a permission test then fails
+    /// rather than passes when permissions are not enforced.
+    pub fn serve_unprivileged(site: &SiteDir, extra_args: &[&str]) -> Binary {
+        let mut command = serve_command(Path::new(BIN), site, extra_args, &[]);
+        // SAFETY: geteuid has no preconditions.
+        if unsafe { libc::geteuid() } == 0 {
+            chown_tree(site.dir.path(), NOBODY);
+            std::os::unix::process::CommandExt::uid(&mut command, NOBODY);
+            std::os::unix::process::CommandExt::gid(&mut command, NOBODY);
+        }
+        Binary::launch(command)
+    }
+
+    fn launch(mut command: Command) -> Binary {
         // A successor is orphaned when the process it replaces exits; as a
         // subreaper this test process adopts it, and can reap it by PID.
         // SAFETY: prctl with integer arguments only sets a flag on this process.
         unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) };
-        let mut child = Command::new(program)
-            // Not a systemd service, whatever runs the tests.
-            .env_remove("INVOCATION_ID")
-            .env("RUST_LOG", "quire=info")
-            .envs(env.iter().copied())
-            .arg("serve")
-            .arg("--config")
-            .arg(site.config())
-            .args(extra_args)
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start quire");
+        let mut child = command.spawn().expect("start quire");
         let log = Arc::new(Mutex::new(Vec::new()));
         let (found, addr_rx) = mpsc::channel();
         let stderr = child.stderr.take().unwrap();

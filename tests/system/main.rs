@@ -13,6 +13,7 @@ mod https;
 mod interop;
 mod metrics;
 mod pages;
+mod publishing;
 mod reload;
 mod stats;
 mod upgrade;

@@ -192,8 +192,9 @@ pub fn walk(root: &Path, data: &Path, problems: &mut Vec<Problem>) -> Listing {
 pub fn unreadable(path: &Path, error: &io::Error, folder: bool) -> String {
     match error.kind() {
         io::ErrorKind::PermissionDenied => format!(
-            "permission denied: quire runs as user {}; make it readable (chmod {} {})",
+            "permission denied: quire runs as user {}; make the {} readable (chmod {} {})",
             user_name(),
+            if folder { "folder" } else { "file" },
             if folder { "a+rx" } else { "a+r" },
             path.display()
         ),
@@ -326,11 +327,14 @@ mod tests {
             "{message}"
         );
         assert!(
-            message.ends_with("make it readable (chmod a+r content/posts/x.md)"),
+            message.ends_with("make the file readable (chmod a+r content/posts/x.md)"),
             "{message}"
         );
         let folder = unreadable(Path::new("content"), &denied, true);
-        assert!(folder.ends_with("(chmod a+rx content)"), "{folder}");
+        assert!(
+            folder.ends_with("make the folder readable (chmod a+rx content)"),
+            "{folder}"
+        );
         let other = unreadable(Path::new("x"), &io::Error::other("disk on fire"), false);
         assert!(other.starts_with("cannot read: disk on fire"), "{other}");
     }

@@ -6,8 +6,9 @@
 //!
 //! Whatever clients send is bounded here: each bucket keeps a capped number
 //! of distinct names per metric ([`Caps`]; the rest add up under
-//! [`schema::OTHER`]), and each day tracks a capped number of visitors
-//! ([`MAX_VISITORS_PER_DAY`]).
+//! [`schema::OTHER`]), each day tracks a capped number of visitors
+//! ([`MAX_VISITORS_PER_DAY`]), and each visitor a capped number of referrers
+//! in the seen-set ([`MAX_REFERRERS_PER_VISITOR`]).
 
 use std::collections::{HashMap, HashSet};
 
@@ -22,6 +23,12 @@ use super::store::{Batch, StatsStore, StoreError, read_through};
 /// records until the day is forgotten; a flood of made-up User-Agents would
 /// otherwise add them without end. Beyond it, views still count, as views.
 pub const MAX_VISITORS_PER_DAY: u64 = 100_000;
+
+/// Referrers one visitor is remembered for in one day, at most. A reader
+/// comes from a handful of sites a day; a client that sends a new referrer
+/// with every request would otherwise add a seen record for each. Beyond it
+/// the visitor is remembered once more, under [`schema::OTHER`].
+pub const MAX_REFERRERS_PER_VISITOR: u64 = 16;
 
 /// Admits names into buckets up to [`schema::name_cap`], counting each
 /// bucket's names once per flush or roll-up (from the store, then as added).
@@ -103,6 +110,74 @@ fn visitors_of(store: &dyn StatsStore, batch: &Batch, day: Day) -> Result<u64, S
     Ok(visitors)
 }
 
+/// The day's seen-set, as one flush reads and extends it.
+struct Seen<'s> {
+    store: &'s dyn StatsStore,
+    /// Keys this flush has already looked up or added.
+    in_batch: HashSet<Vec<u8>>,
+    /// Referrers remembered per (day, visitor), from the store, then as added.
+    referrers: HashMap<(Day, u64), u64>,
+}
+
+impl<'s> Seen<'s> {
+    fn new(store: &'s dyn StatsStore) -> Seen<'s> {
+        Seen {
+            store,
+            in_batch: HashSet::new(),
+            referrers: HashMap::new(),
+        }
+    }
+
+    /// True when `visitor` had not been counted for `series` on `day`; a
+    /// referrer past [`MAX_REFERRERS_PER_VISITOR`] is looked up (and
+    /// remembered) as [`schema::OTHER`].
+    fn first_sighting(
+        &mut self,
+        day: Day,
+        visitor: u64,
+        series: &Series,
+        batch: &mut Batch,
+    ) -> Result<bool, StoreError> {
+        let key = schema::seen_key(day, visitor, series);
+        if self.in_batch.contains(&key) {
+            return Ok(false);
+        }
+        if self.store.get(&key)?.is_some() {
+            self.in_batch.insert(key);
+            return Ok(false);
+        }
+        if series.metric == Metric::Referrer && series.name != schema::OTHER {
+            let remembered = match self.referrers.entry((day, visitor)) {
+                std::collections::hash_map::Entry::Occupied(entry) => entry.into_mut(),
+                std::collections::hash_map::Entry::Vacant(entry) => {
+                    entry.insert(stored_referrers(self.store, day, visitor)?)
+                }
+            };
+            if *remembered >= MAX_REFERRERS_PER_VISITOR {
+                let other = Series::new(Metric::Referrer, schema::OTHER);
+                return self.first_sighting(day, visitor, &other, batch);
+            }
+            *remembered += 1;
+        }
+        batch.put(key.clone(), Vec::new());
+        self.in_batch.insert(key);
+        Ok(true)
+    }
+}
+
+/// Named referrers the store remembers for `visitor` on `day`, counted
+/// up to the cap.
+fn stored_referrers(store: &dyn StatsStore, day: Day, visitor: u64) -> Result<u64, StoreError> {
+    let (start, end) = schema::seen_range(day, visitor, Metric::Referrer);
+    let other = schema::seen_key(day, visitor, &Series::new(Metric::Referrer, schema::OTHER));
+    let limit = MAX_REFERRERS_PER_VISITOR as usize + 1;
+    Ok(store
+        .range(&start, &end, limit)?
+        .into_iter()
+        .filter(|(key, _)| *key != other)
+        .count() as u64)
+}
+
 /// What a flush wrote.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct Flushed {
@@ -123,20 +198,7 @@ pub fn flush(
     let remembered_from = Meta::RememberedFrom.read(store)?.map(Day);
     let mut deltas: HashMap<(Hour, Series), Counts> = HashMap::new();
     let mut batch = Batch::default();
-    let mut seen_in_batch: HashSet<Vec<u8>> = HashSet::new();
-    // True when the visitor had not been counted for `series` that day.
-    let mut first_sighting = |day: Day, visitor: u64, series: &Series, batch: &mut Batch| {
-        let key = schema::seen_key(day, visitor, series);
-        if seen_in_batch.contains(&key) {
-            return Ok::<bool, StoreError>(false);
-        }
-        let new = store.get(&key)?.is_none();
-        if new {
-            batch.put(key.clone(), Vec::new());
-        }
-        seen_in_batch.insert(key);
-        Ok(new)
-    };
+    let mut seen = Seen::new(store);
 
     // Identical views (same hour, kind, path, referrer and visitor) are
     // counted together: a busy reader costs one pass, not one per view.
@@ -193,14 +255,14 @@ pub fn flush(
                     )
                 });
                 if let Some(visitor) = visitor {
-                    if first_sighting(day, visitor, &Series::site(), &mut batch)? {
+                    if seen.first_sighting(day, visitor, &Series::site(), &mut batch)? {
                         site.visitors = 1;
                     }
-                    if first_sighting(day, visitor, &page_series, &mut batch)? {
+                    if seen.first_sighting(day, visitor, &page_series, &mut batch)? {
                         page.visitors = 1;
                     }
                     if let Some((series, counts)) = referrer.as_mut()
-                        && first_sighting(day, visitor, series, &mut batch)?
+                        && seen.first_sighting(day, visitor, series, &mut batch)?
                     {
                         counts.visitors = 1;
                     }
@@ -217,7 +279,7 @@ pub fn flush(
                 site.feed_fetches = n;
                 if let Some(visitor) = visitor {
                     let readers = Series::new(Metric::FeedReader, "");
-                    if first_sighting(day, visitor, &readers, &mut batch)? {
+                    if seen.first_sighting(day, visitor, &readers, &mut batch)? {
                         site.feed_readers = 1;
                     }
                 }
@@ -435,6 +497,55 @@ mod tests {
         assert_eq!(day.len(), cap + 1);
         assert!(day.contains(&("/wp-login.php".to_string(), 48)));
         assert_eq!(day.iter().map(|(_, v)| v).sum::<u64>(), 24 * 101);
+    }
+
+    #[test]
+    fn a_flood_of_unique_referrers_from_one_visitor_keeps_the_seen_set_bounded() {
+        let store = MemoryStore::default();
+        let seen = |store: &MemoryStore| {
+            store
+                .range(
+                    &schema::bucket_start(schema::SEEN, 0),
+                    &schema::bucket_start(schema::SEEN, u32::MAX),
+                    usize::MAX,
+                )
+                .unwrap()
+                .len()
+        };
+        // A real reader arrives from two sites: each counts them once.
+        let reader = [
+            view(ViewKind::Page, "/", Some("news.example"), Some(1)),
+            view(ViewKind::Page, "/", Some("news.example"), Some(1)),
+            view(ViewKind::Page, "/", Some("mail.example"), Some(1)),
+        ];
+        flush(&store, &reader, 0, &[], noon()).unwrap();
+        // One client sends a new referrer with every request, over many flushes.
+        for round in 0..10 {
+            let views: Vec<View> = (0..500)
+                .map(|i| {
+                    let host = format!("spam{round}-{i}.example");
+                    view(ViewKind::Page, "/", Some(&host), Some(2))
+                })
+                .collect();
+            flush(&store, &views, 0, &[], noon()).unwrap();
+        }
+        let bound = MAX_REFERRERS_PER_VISITOR as usize + 1;
+        // site + page for each visitor; 2 referrers, and the flood's bound.
+        assert_eq!(seen(&store), 2 + 2 + 2 + bound, "bounded, not 5,000");
+        let referrers = names(&store, HOURLY, Hour::of(noon()).0, Metric::Referrer);
+        let visitors = |host: &str| {
+            let key = schema::hourly_key(Hour::of(noon()), &Series::new(Metric::Referrer, host));
+            Counts::decode(&store.get(&key).unwrap().unwrap())
+                .unwrap()
+                .visitors
+        };
+        assert_eq!(visitors("news.example"), 1);
+        assert_eq!(visitors("mail.example"), 1);
+        assert_eq!(
+            referrers.iter().map(|(_, v)| v).sum::<u64>(),
+            3 + 5_000,
+            "every view still counted"
+        );
     }
 
     #[test]

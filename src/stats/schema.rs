@@ -301,6 +301,16 @@ pub fn seen_key(day: Day, visitor: u64, series: &Series) -> Vec<u8> {
     key
 }
 
+/// The seen keys of `visitor` for `metric` on `day`: `start..end`.
+pub fn seen_range(day: Day, visitor: u64, metric: Metric) -> (Vec<u8>, Vec<u8>) {
+    let mut start = prefixed(SEEN, day.0);
+    start.extend_from_slice(&visitor.to_be_bytes());
+    let mut end = start.clone();
+    start.push(metric.byte());
+    end.push(metric.byte() + 1);
+    (start, end)
+}
+
 /// Bookkeeping values the store keeps about itself.
 #[derive(Debug, Clone, Copy)]
 pub enum Meta {

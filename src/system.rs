@@ -92,9 +92,10 @@ impl RunningServer {
         self.supervisor.stop().await;
         // The listeners have drained: the last views are in memory now.
         if let Some(stats) = self.stats {
-            match tokio::task::spawn_blocking(move || stats.flush_now()).await {
-                Ok(Ok(_)) => {}
-                Ok(Err(e)) => tracing::error!("the last statistics were not saved: {e}"),
+            match tokio::task::spawn_blocking(move || stats.flush_at_exit()).await {
+                Ok(Ok(None)) => {}
+                Ok(Ok(Some(kept))) => tracing::warn!("{kept}"),
+                Ok(Err(e)) => tracing::error!("{e}"),
                 Err(e) => tracing::error!("the last statistics flush panicked: {e}"),
             }
         }

@@ -11,8 +11,17 @@ use chrono::{DateTime, Utc};
 
 use super::store::{create_private_dir, write_private_file};
 
-/// What a backup leaves out: statistics, earlier backups, runtime files.
-const SKIPPED: [&str; 4] = ["stats", "backup", "locks", "control.sock"];
+/// What a backup leaves out: statistics (the outbox is merged into the
+/// store at the next start; `quire backup` dumps the store), earlier
+/// backups, runtime files.
+const SKIPPED: [&str; 6] = [
+    "stats",
+    crate::stats::outbox::FILE,
+    crate::stats::outbox::DAMAGED,
+    "backup",
+    "locks",
+    "control.sock",
+];
 const KEEP: usize = 5;
 
 fn backup_dir(data: &Path) -> PathBuf {
@@ -140,6 +149,8 @@ mod tests {
         write_private_file(&data.join("certs/a/fullchain.pem"), b"chain").unwrap();
         write_private_file(&data.join("acme/ca/account.json"), b"{}").unwrap();
         write_private_file(&data.join("stats/db"), b"big").unwrap();
+        write_private_file(&data.join("stats-outbox"), b"reserved").unwrap();
+        write_private_file(&data.join("stats-outbox.damaged"), b"kept").unwrap();
         let now: DateTime<Utc> = "2026-01-01T00:00:00Z".parse().unwrap();
         let first = write(&data, now).unwrap();
         write_private_file(&data.join("certs/a/fullchain.pem"), b"chain 2").unwrap();

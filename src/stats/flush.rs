@@ -194,20 +194,34 @@ pub fn flush(
     salts: &[(Day, Salt)],
     now: DateTime<Utc>,
 ) -> Result<Flushed, StoreError> {
-    let aggregated_until = Meta::AggregatedUntil.read(store)?.map(Hour);
-    let remembered_from = Meta::RememberedFrom.read(store)?.map(Day);
-    let mut deltas: HashMap<(Hour, Series), Counts> = HashMap::new();
-    let mut batch = Batch::default();
-    let mut seen = Seen::new(store);
-
     // Identical views (same hour, kind, path, referrer and visitor) are
     // counted together: a busy reader costs one pass, not one per view.
     let mut groups: HashMap<&View, u64> = HashMap::new();
     for view in views {
         *groups.entry(view).or_default() += 1;
     }
+    let (batch, flushed) = prepare(store, groups.into_iter().collect(), dropped, salts, now)?;
+    store.apply(batch)?;
+    Ok(flushed)
+}
+
+/// The batch that adds `groups` (each distinct view, with how many times it
+/// was recorded) and `dropped`, and keeps `salts`; not yet applied.
+pub fn prepare(
+    store: &dyn StatsStore,
+    mut groups: Vec<(&View, u64)>,
+    dropped: u64,
+    salts: &[(Day, Salt)],
+    now: DateTime<Utc>,
+) -> Result<(Batch, Flushed), StoreError> {
+    let views: u64 = groups.iter().map(|(_, n)| n).sum();
+    let aggregated_until = Meta::AggregatedUntil.read(store)?.map(Hour);
+    let remembered_from = Meta::RememberedFrom.read(store)?.map(Day);
+    let mut deltas: HashMap<(Hour, Series), Counts> = HashMap::new();
+    let mut batch = Batch::default();
+    let mut seen = Seen::new(store);
+
     // Oldest first, so a visitor is counted in the hour first seen.
-    let mut groups: Vec<(&View, u64)> = groups.into_iter().collect();
     groups.sort_by_key(|(view, _)| view.hour);
     let mut visitors_by_day: HashMap<Day, u64> = HashMap::new();
     for (view, n) in groups {
@@ -341,11 +355,11 @@ pub fn flush(
             batch.put(schema::salt_key(*day), salt.to_vec());
         }
     }
-    store.apply(batch)?;
-    Ok(Flushed {
-        views: views.len(),
+    let flushed = Flushed {
+        views: views as usize,
         records,
-    })
+    };
+    Ok((batch, flushed))
 }
 
 /// Adds `delta` to the counters stored under `key`.

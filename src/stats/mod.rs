@@ -6,12 +6,14 @@
 //!
 //! [`Stats`] ties them together for a running server: it owns the store, runs
 //! the flusher and maintenance tasks on the injected clock, and never lets a
-//! statistics failure reach the site.
+//! statistics failure reach the site. What the store cannot take at shutdown
+//! waits in the `outbox` for the next start.
 
 pub mod command;
 pub mod dump;
 pub mod flush;
 pub mod maintain;
+pub mod outbox;
 pub mod privacy;
 pub mod recorder;
 pub mod report;
@@ -19,7 +21,7 @@ pub mod schema;
 pub mod store;
 
 use std::future::Future;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
@@ -29,6 +31,7 @@ use crate::config::Config;
 use crate::shutdown::Shutdown;
 pub use flush::Flushed;
 pub use maintain::{Maintained, Retention};
+use outbox::{Found, Outbox, Parcel, Seal};
 pub use recorder::{Hit, HitKind, Recorder, RecorderSettings};
 pub use report::Report;
 use schema::{Day, Hour};
@@ -45,6 +48,45 @@ pub const RETRY_CAP: Duration = Duration::from_secs(60);
 /// The wait before attempt `failures + 1`: 1 s, doubling, up to [`RETRY_CAP`].
 fn retry_delay(failures: u32) -> Duration {
     Duration::from_secs(1u64 << failures.saturating_sub(1).min(6)).min(RETRY_CAP)
+}
+
+/// Views the store could not take at shutdown, kept in the outbox.
+#[derive(Debug)]
+pub struct Kept {
+    pub views: u64,
+    /// Views that did not fit in the outbox, kept there as a dropped count.
+    pub folded: u64,
+    pub outbox: PathBuf,
+    pub error: StoreError,
+}
+
+impl std::fmt::Display for Kept {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{}; the last {} statistics views were kept in {} and are added to the store at the next start",
+            self.error,
+            self.views,
+            self.outbox.display()
+        )?;
+        if self.folded > 0 {
+            write!(
+                f,
+                " ({} more did not fit and are counted as dropped)",
+                self.folded
+            )?;
+        }
+        Ok(())
+    }
+}
+
+/// Views lost at shutdown: the store could not take them, nor the outbox.
+#[derive(Debug, thiserror::Error)]
+#[error("the last {views} statistics views were not saved: {error}; {why}")]
+pub struct Unsaved {
+    pub views: u64,
+    pub error: StoreError,
+    pub why: String,
 }
 
 /// What `/ready` and the dashboard say about the statistics store.
@@ -76,6 +118,8 @@ struct Shared {
     clock: SharedClock,
     retention: Retention,
     flush_every: Duration,
+    /// Where the outbox is reserved once a durable store is attached.
+    outbox: Option<PathBuf>,
     /// Why the last flush failed; cleared by one that works.
     last_flush_error: Mutex<Option<String>>,
     flushed: AtomicU64,
@@ -97,6 +141,10 @@ struct Attached {
 struct Unwritten {
     views: Vec<recorder::View>,
     dropped: u64,
+    /// What the last run left in the outbox, until the store has it.
+    pending: Option<(Parcel, Seal)>,
+    /// Reserved while a durable store is attached.
+    outbox: Option<Outbox>,
 }
 
 /// Settings for [`Stats::new`], taken from the config by [`Stats::open`].
@@ -105,6 +153,8 @@ pub struct StatsSettings {
     pub recorder: RecorderSettings,
     pub flush_every: Duration,
     pub retention: Retention,
+    /// Where to keep what the store cannot take at shutdown; `None` drops it.
+    pub outbox: Option<PathBuf>,
 }
 
 impl StatsSettings {
@@ -128,6 +178,7 @@ impl StatsSettings {
                 daily_days: config.stats.daily_retention_days,
                 settle: flush_every * 2 + Duration::from_secs(60),
             },
+            outbox: Some(config.paths.data.join(outbox::FILE)),
         }
     }
 }
@@ -200,6 +251,7 @@ impl Stats {
                 clock,
                 retention: settings.retention,
                 flush_every: settings.flush_every,
+                outbox: settings.outbox,
                 last_flush_error: Mutex::new(None),
                 flushed: AtomicU64::new(0),
                 overflowed: AtomicU64::new(0),
@@ -219,7 +271,114 @@ impl Stats {
             .salts()
             .adopt(flush::stored_salts(store.as_ref())?);
         let _ = self.shared.store.set(Attached { store, persistent });
+        if persistent {
+            self.open_outbox();
+        }
         Ok(persistent)
+    }
+
+    /// Reserves the outbox, and adds to the store what the last run left
+    /// in it (or, while the store fails, keeps it for the flusher to add).
+    fn open_outbox(&self) {
+        let Some(path) = &self.shared.outbox else {
+            return;
+        };
+        let outbox = match Outbox::reserve(path) {
+            Ok(outbox) => outbox,
+            Err(e) => return tracing::error!("{e}"),
+        };
+        let mut unwritten = self.writer();
+        match outbox.read() {
+            Ok(Found::Empty) => unwritten.outbox = Some(outbox),
+            Ok(Found::Parcel(parcel, seal)) => {
+                tracing::info!(
+                    "{} holds {} statistics views kept at the last shutdown, when the store could not take them; adding them to the store",
+                    path.display(),
+                    parcel.count()
+                );
+                self.shared.recorder.salts().adopt(parcel.salts.clone());
+                unwritten.pending = Some((parcel, seal));
+                unwritten.outbox = Some(outbox);
+                drop(unwritten);
+                if let Err(e) = self.flush_now() {
+                    tracing::error!(
+                        "{e}; the views kept in {} stay there and are added when the store works again",
+                        path.display()
+                    );
+                }
+            }
+            Ok(Found::Damaged(why)) => {
+                let (moved, fresh) = outbox.set_aside();
+                match moved {
+                    Ok(aside) => tracing::error!(
+                        "the statistics outbox {} is damaged ({why}); it was not added to the store, and was moved to {} for inspection: remove that file once you no longer need it",
+                        path.display(),
+                        aside.display()
+                    ),
+                    Err(e) => tracing::error!(
+                        "the statistics outbox {} is damaged ({why}) and was not added to the store; {e}",
+                        path.display()
+                    ),
+                }
+                match fresh {
+                    Ok(fresh) => unwritten.outbox = Some(fresh),
+                    Err(e) => tracing::error!("{e}"),
+                }
+            }
+            // Left alone, not written over: the next start reads it again.
+            Err(e) => tracing::error!("{e}; it is read again at the next start"),
+        }
+    }
+
+    /// Adds what the last run left in the outbox to the store, once: the
+    /// batch records the parcel's seal, so a parcel the store already took
+    /// (the process stopped before emptying the outbox) is not added again.
+    fn merge_pending(&self, unwritten: &mut Unwritten) -> Result<(), StoreError> {
+        let Some((parcel, seal)) = &unwritten.pending else {
+            return Ok(());
+        };
+        let store = self.store();
+        let path = self
+            .shared
+            .outbox
+            .as_deref()
+            .unwrap_or(Path::new(outbox::FILE));
+        if store.get(schema::OUTBOX_MERGED)?.as_deref() == Some(&seal[..]) {
+            tracing::info!(
+                "the store already has the views of {}; emptying it",
+                path.display()
+            );
+        } else {
+            let groups = parcel.views.iter().map(|(view, n)| (view, *n)).collect();
+            let (mut batch, flushed) = flush::prepare(
+                store,
+                groups,
+                parcel.dropped,
+                &self.shared.recorder.salts().current(),
+                self.shared.clock.now(),
+            )?;
+            batch.put(schema::OUTBOX_MERGED.to_vec(), seal.to_vec());
+            store.apply(batch)?;
+            self.shared
+                .flushed
+                .fetch_add(flushed.views as u64, Ordering::Relaxed);
+            tracing::info!(
+                "recovered {} statistics views from {} into the store{}",
+                flushed.views,
+                path.display(),
+                match parcel.dropped {
+                    0 => String::new(),
+                    n => format!(" ({n} more had been dropped and are counted as dropped)"),
+                }
+            );
+        }
+        unwritten.pending = None;
+        if let Some(outbox) = &unwritten.outbox
+            && let Err(e) = outbox.clear()
+        {
+            tracing::warn!("{e}; the store has its views and will not add them twice");
+        }
+        Ok(())
     }
 
     pub fn recorder(&self) -> &Recorder {
@@ -264,10 +423,12 @@ impl Stats {
                 .overflowed
                 .fetch_add(excess as u64, Ordering::Relaxed);
         }
-        if unwritten.views.is_empty() && unwritten.dropped == 0 {
+        if unwritten.views.is_empty() && unwritten.dropped == 0 && unwritten.pending.is_none() {
             return Ok(Flushed::default());
         }
-        let outcome = self.store().recover().and_then(|()| {
+        let outcome = (|| {
+            self.store().recover()?;
+            self.merge_pending(&mut unwritten)?;
             flush::flush(
                 self.store(),
                 &unwritten.views,
@@ -275,7 +436,7 @@ impl Stats {
                 &shared.recorder.salts().current(),
                 shared.clock.now(),
             )
-        });
+        })();
         let mut last_error = shared
             .last_flush_error
             .lock()
@@ -292,11 +453,59 @@ impl Stats {
             }
             Err(e) => {
                 *last_error = Some(e.to_string());
+                let pending = unwritten.pending.as_ref().map_or(0, |(p, _)| p.count());
                 shared
                     .waiting
-                    .store(unwritten.views.len() as u64, Ordering::Relaxed);
+                    .store(unwritten.views.len() as u64 + pending, Ordering::Relaxed);
                 Err(e)
             }
+        }
+    }
+
+    /// The last flush, at shutdown. What the store cannot take is written
+    /// into the outbox reserved at start, and added at the next start.
+    /// Returns `None` when the store took everything.
+    pub fn flush_at_exit(&self) -> Result<Option<Kept>, Unsaved> {
+        let error = match self.flush_now() {
+            Ok(_) => return Ok(None),
+            Err(error) => error,
+        };
+        let unwritten = self.writer();
+        let (pending, pending_dropped) = match &unwritten.pending {
+            Some((parcel, _)) => (parcel.views.clone(), parcel.dropped),
+            None => (Vec::new(), 0),
+        };
+        let parcel = Parcel::new(
+            unwritten
+                .views
+                .iter()
+                .map(|view| (view.clone(), 1))
+                .chain(pending),
+            unwritten.dropped + pending_dropped,
+            self.shared.recorder.salts().current(),
+        );
+        let views = parcel.count();
+        // Only an attached durable store reserves the outbox: a successor
+        // still waiting for its predecessor leaves it to that process.
+        let Some(outbox) = &unwritten.outbox else {
+            return Err(Unsaved {
+                views,
+                error,
+                why: "there is no outbox to keep them in (the log at start says why)".into(),
+            });
+        };
+        match outbox.put(&parcel) {
+            Ok((_, folded)) => Ok(Some(Kept {
+                views: views - folded,
+                folded,
+                outbox: outbox.path().to_path_buf(),
+                error,
+            })),
+            Err(e) => Err(Unsaved {
+                views,
+                error,
+                why: e.to_string(),
+            }),
         }
     }
 
@@ -482,6 +691,7 @@ mod tests {
                 daily_days: 730,
                 settle: Duration::from_secs(80),
             },
+            outbox: None,
         }
     }
 
@@ -592,6 +802,79 @@ mod tests {
         assert_eq!(stats.flush_now().unwrap().views as u64, kept);
         let total = stats.report(1, 10).unwrap().total;
         assert_eq!((total.views, total.dropped), (kept, shed + recorded - kept));
+    }
+
+    /// Settings whose outbox is under `dir`.
+    fn with_outbox(dir: &Path) -> StatsSettings {
+        StatsSettings {
+            outbox: Some(dir.join(outbox::FILE)),
+            ..settings()
+        }
+    }
+
+    fn totals(stats: &Stats) -> (u64, u64, u64) {
+        let total = stats.report(1, 10).unwrap().total;
+        (total.views, total.visitors, total.dropped)
+    }
+
+    #[test]
+    fn views_the_store_cannot_take_at_shutdown_wait_in_the_outbox_and_are_added_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(Crashing::default());
+        let stats = Stats::new(Box::new(store.clone()), with_outbox(dir.path()), noon()).unwrap();
+        record(&stats, "192.0.2.1");
+        record(&stats, "192.0.2.1");
+        record(&stats, "192.0.2.2");
+        store.fail_after(0);
+        let kept = stats.flush_at_exit().unwrap().expect("kept, not saved");
+        assert_eq!((kept.views, kept.folded), (3, 0));
+        assert!(kept.to_string().contains("next start"), "{kept}");
+        drop(stats);
+        let outbox = std::fs::read(dir.path().join(outbox::FILE)).unwrap();
+
+        // The next start, with room on the disk again.
+        store.free_space();
+        let stats = Stats::new(Box::new(store.clone()), with_outbox(dir.path()), noon()).unwrap();
+        assert_eq!(totals(&stats), (3, 2, 0), "nothing lost");
+        assert_eq!(stats.flush_at_exit().unwrap().map(|k| k.views), None);
+        drop(stats);
+
+        // Stopped after the store took the parcel, before the outbox was
+        // emptied: the parcel is seen again, and not added twice.
+        std::fs::write(dir.path().join(outbox::FILE), &outbox).unwrap();
+        let stats = Stats::new(Box::new(store.clone()), with_outbox(dir.path()), noon()).unwrap();
+        assert_eq!(totals(&stats), (3, 2, 0), "added once");
+        let emptied = std::fs::read(dir.path().join(outbox::FILE)).unwrap();
+        assert!(emptied.iter().all(|&b| b == 0));
+    }
+
+    #[test]
+    fn an_outbox_found_while_the_store_still_fails_is_kept_until_it_works() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(Crashing::default());
+        let stats = Stats::new(Box::new(store.clone()), with_outbox(dir.path()), noon()).unwrap();
+        record(&stats, "192.0.2.1");
+        store.fail_after(0);
+        assert_eq!(stats.flush_at_exit().unwrap().unwrap().views, 1);
+        drop(stats);
+
+        // Still full at the next start: the parcel waits, and is reported.
+        let stats = Stats::new(Box::new(store.clone()), with_outbox(dir.path()), noon()).unwrap();
+        let StoreHealth::Retrying(why) = stats.health() else {
+            panic!("not writing: {:?}", stats.health())
+        };
+        assert!(why.contains("1 views wait"), "{why}");
+        record(&stats, "192.0.2.2");
+        // And stopped again before the disk had room: both are kept.
+        assert_eq!(stats.flush_at_exit().unwrap().unwrap().views, 2);
+        drop(stats);
+
+        let stats = Stats::new(Box::new(store.clone()), with_outbox(dir.path()), noon()).unwrap();
+        record(&stats, "192.0.2.3");
+        store.free_space();
+        assert_eq!(stats.flush_now().unwrap().views, 1);
+        assert_eq!(totals(&stats), (3, 3, 0));
+        assert_eq!(stats.health(), StoreHealth::Writing);
     }
 
     #[test]

@@ -8,6 +8,7 @@
 //! - `s` day          -> salt     the day's visitor-key salt, forgotten after the day
 //! - `v` day visitor series -> () who was already counted that day, forgotten with the salt
 //! - `m` name         -> u32      bookkeeping (schema version, watermarks)
+//! - `moutbox`        -> seal     the last outbox parcel merged (see `outbox`)
 //!
 //! A series is one byte of [`Metric`] and a name (a path or a host).
 
@@ -310,6 +311,11 @@ pub fn seen_range(day: Day, visitor: u64, metric: Metric) -> (Vec<u8>, Vec<u8>) 
     end.push(metric.byte() + 1);
     (start, end)
 }
+
+/// Where the store keeps the seal of the last outbox parcel it took, in
+/// the batch that took it: a parcel is merged once, even if the process
+/// stops before the outbox is cleared.
+pub const OUTBOX_MERGED: &[u8] = b"moutbox";
 
 /// Bookkeeping values the store keeps about itself.
 #[derive(Debug, Clone, Copy)]

@@ -1,7 +1,8 @@
 //! The open connections of a listener and the progress each one makes: a
-//! request received, a response delivered, or another [`PROGRESS_BYTES`]
-//! written. Bytes alone are not progress: a client that dribbles a preface,
-//! pings, or reads a response a few bytes at a time misses its deadline
+//! request received, a response delivered, or another [`PROGRESS_BYTES`] of a
+//! response body taken by the connection. Other bytes are not progress: a
+//! client that dribbles a preface, pings, or reads a response a few bytes at a
+//! time misses its deadline
 //! ([`Progress::deadline`]), and when the table is full it is the first to be
 //! closed for a newcomer ([`Connections::evict_idlest`]).
 
@@ -15,8 +16,9 @@ use tokio::time::Instant;
 
 use crate::config::Limits;
 
-/// Writing this much more of a response counts as progress, so a client must
-/// read at least this much per `idle_timeout` to keep a response going.
+/// Delivering this much more of a response body counts as progress, so a
+/// client must read at least this much per `idle_timeout` to keep a response
+/// going.
 pub const PROGRESS_BYTES: u64 = 8 * 1024;
 
 /// A response that moved this recently is being read: its connection is not
@@ -61,7 +63,7 @@ pub struct Progress {
     requests: AtomicU64,
     /// Requests whose response body has not been handed over in full.
     in_flight: AtomicU64,
-    written: AtomicU64,
+    delivered: AtomicU64,
     /// Whether the last request was HTTP/1 (else HTTP/2).
     http1: AtomicBool,
     arrived: Notify,
@@ -76,7 +78,7 @@ impl Progress {
             last_ms: AtomicU64::new(0),
             requests: AtomicU64::new(0),
             in_flight: AtomicU64::new(0),
-            written: AtomicU64::new(0),
+            delivered: AtomicU64::new(0),
             http1: AtomicBool::new(false),
             arrived: Notify::new(),
             evicted: AtomicBool::new(false),
@@ -115,13 +117,6 @@ impl Progress {
         InFlight(self.clone())
     }
 
-    pub fn wrote(&self, bytes: usize) {
-        let before = self.written.fetch_add(bytes as u64, Ordering::Relaxed);
-        if (before + bytes as u64) / PROGRESS_BYTES != before / PROGRESS_BYTES {
-            self.touch();
-        }
-    }
-
     pub fn in_flight(&self) -> u64 {
         self.in_flight.load(Ordering::Relaxed)
     }
@@ -149,6 +144,11 @@ impl Progress {
         (last.checked_add(limit).unwrap_or_else(far_future), cut)
     }
 
+    /// Resolves when the table asks this connection to make room.
+    pub async fn evicted(&self) {
+        self.evict.notified().await;
+    }
+
     /// Resolves when the connection has missed its deadline or was evicted,
     /// saying which.
     pub async fn cut(&self, limits: &Limits) -> Cut {
@@ -169,6 +169,19 @@ impl Progress {
 
 /// One request being answered on a connection.
 pub struct InFlight(Arc<Progress>);
+
+impl InFlight {
+    /// The connection took `bytes` more of the response body.
+    pub fn delivered(&self, bytes: usize) {
+        let progress = &self.0;
+        let before = progress
+            .delivered
+            .fetch_add(bytes as u64, Ordering::Relaxed);
+        if (before + bytes as u64) / PROGRESS_BYTES != before / PROGRESS_BYTES {
+            progress.touch();
+        }
+    }
+}
 
 impl Drop for InFlight {
     fn drop(&mut self) {
@@ -267,14 +280,40 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
-    async fn bytes_without_requests_do_not_hold_a_connection() {
+    async fn the_first_request_is_due_from_the_end_of_the_handshake() {
+        let limits = limits();
         let progress = Progress::new();
+        // A slow handshake has its own limit; it does not eat into this one.
+        tokio::time::advance(Duration::from_secs(8)).await;
         progress.ready();
-        for _ in 0..100 {
-            tokio::time::advance(Duration::from_secs(1)).await;
-            progress.wrote(1);
+        tokio::time::advance(Duration::from_secs(9)).await;
+        assert!(progress.deadline(&limits).0 > Instant::now());
+        assert_eq!(progress.cut(&limits).await, Cut::NoRequest);
+        assert_eq!(
+            progress.epoch.elapsed(),
+            Duration::from_secs(18),
+            "cut 10 s after the handshake"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn only_response_bytes_are_progress() {
+        let limits = limits();
+        let progress = Arc::new(Progress::new());
+        progress.ready();
+        progress.request_received(http::Version::HTTP_2);
+        let answer = progress.answering();
+        // Megabytes of body keep the response going; after it, nothing does.
+        for _ in 0..10 {
+            tokio::time::advance(Duration::from_secs(30)).await;
+            answer.delivered(1 << 20);
         }
-        assert_eq!(progress.cut(&limits()).await, Cut::NoRequest);
+        drop(answer);
+        tokio::time::advance(Duration::from_secs(59)).await;
+        assert_eq!(progress.deadline(&limits).1, Cut::Idle);
+        assert!(progress.deadline(&limits).0 > Instant::now());
+        tokio::time::advance(Duration::from_secs(1)).await;
+        assert!(progress.deadline(&limits).0 <= Instant::now());
     }
 
     #[tokio::test(start_paused = true)]
@@ -291,8 +330,8 @@ mod tests {
         // 64 bytes every 5 s, against 8 KiB every 5 s, for three minutes.
         for _ in 0..36 {
             tokio::time::advance(Duration::from_secs(5)).await;
-            slow.wrote(64);
-            steady.wrote(PROGRESS_BYTES as usize);
+            answers[0].delivered(64);
+            answers[1].delivered(PROGRESS_BYTES as usize);
         }
         assert_eq!(slow.deadline(&limits).1, Cut::Stalled);
         assert!(slow.deadline(&limits).0 <= Instant::now(), "slow reader");

@@ -20,19 +20,23 @@ use axum::Router;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::service::TowerToHyperService;
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 use tokio_rustls::TlsAcceptor;
 use tower::ServiceExt;
 
-use super::connections::{Connections, Cut, Entry, InFlight, Progress};
+use super::connections::{Connections, Cut, Entry, InFlight};
 use crate::config::Limits;
 use crate::metrics::{HandshakeFailure, Metrics};
 use crate::shutdown::Shutdown;
 
 /// How long, at shutdown, an idle connection may still send one request.
 const LINGER: Duration = Duration::from_secs(1);
+
+/// How often a newcomer waiting for a full table of busy connections looks
+/// again for one to close.
+const EVICT_AGAIN_AFTER: Duration = Duration::from_millis(500);
 
 /// HTTP/2 pings find a dead peer before its response's deadline; they are
 /// not progress, so they keep no idle connection open.
@@ -67,7 +71,7 @@ pub async fn run(listener: Listener, shutdown: Shutdown) {
     let stop = shutdown.wait();
     tokio::pin!(stop);
     let connections = Connections::default();
-    loop {
+    'accept: loop {
         // A reload may have changed the connection cap.
         let wanted = listener.limits.load().max_connections;
         if wanted > allowed {
@@ -97,13 +101,15 @@ pub async fn run(listener: Listener, shutdown: Shutdown) {
         // the ones after it wait in the kernel's backlog.
         let permit = match permits.clone().try_acquire_owned() {
             Ok(permit) => permit,
-            Err(_) => {
+            Err(_) => loop {
                 connections.evict_idlest();
+                // A busy connection may fall idle or stall: look again.
                 tokio::select! {
-                    () = &mut stop => break,
-                    permit = permits.clone().acquire_owned() => permit.expect("semaphore never closed"),
+                    () = &mut stop => break 'accept,
+                    permit = permits.clone().acquire_owned() => break permit.expect("semaphore never closed"),
+                    () = tokio::time::sleep(EVICT_AGAIN_AFTER) => {}
                 }
-            }
+            },
         };
         let _ = tcp.set_nodelay(true);
         // A dual-stack socket gives IPv4 clients as ::ffff:a.b.c.d; they are
@@ -154,12 +160,6 @@ fn serve_connection(
         metrics.connection_opened(name);
         let _open = OpenConnection(&metrics, name);
         let progress = entry.progress.clone();
-        let cut = progress.cut(&limits);
-        tokio::pin!(cut);
-        let tcp = Tracked {
-            inner: tcp,
-            progress: progress.clone(),
-        };
         let (asked, answered, answering) = (progress.clone(), progress.clone(), progress.clone());
         let service = TowerToHyperService::new(
             app.map_request(move |request: hyper::Request<hyper::body::Incoming>| {
@@ -183,10 +183,9 @@ fn serve_connection(
                 let in_flight = answering.answering();
                 async move {
                     let response: axum::response::Response = answer.await?;
-                    Ok::<_, std::convert::Infallible>(response.map(|body| Delivery {
-                        body,
-                        _in_flight: in_flight,
-                    }))
+                    Ok::<_, std::convert::Infallible>(
+                        response.map(|body| Delivery { body, in_flight }),
+                    )
                 }
             }),
         );
@@ -214,7 +213,7 @@ fn serve_connection(
                     tokio::time::timeout(limits.handshake_timeout, acceptor.accept(tcp));
                 let handshake = tokio::select! {
                     done = handshake => done,
-                    cut = cut.as_mut() => return metrics.connection_cut(name, cut.label()),
+                    () = progress.evicted() => return metrics.connection_cut(name, Cut::Evicted.label()),
                 };
                 match handshake {
                     Ok(Ok(mut stream)) => {
@@ -239,7 +238,11 @@ fn serve_connection(
                 }
             }
         };
+        // The first request's deadline runs from here, not from the accept: a
+        // slow handshake has its own limit.
         progress.ready();
+        let cut = progress.cut(&limits);
+        tokio::pin!(cut);
         let connection = builder
             .serve_connection(TokioIo::new(io), service)
             .into_owned();
@@ -281,9 +284,12 @@ fn describe(cut: Cut) -> &'static str {
 
 /// A response body that keeps its request counted as in flight until it has
 /// been handed to the connection in full (or abandoned).
+/// The connection pulls the next piece only when it has room for it (see
+/// `web::measure`), so what it takes is what the client reads, give or take
+/// a piece and the socket's buffers.
 struct Delivery<B> {
     body: B,
-    _in_flight: InFlight,
+    in_flight: InFlight,
 }
 
 impl<B: http_body::Body + Unpin> http_body::Body for Delivery<B> {
@@ -294,7 +300,13 @@ impl<B: http_body::Body + Unpin> http_body::Body for Delivery<B> {
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
-        Pin::new(&mut self.body).poll_frame(cx)
+        let polled = Pin::new(&mut self.body).poll_frame(cx);
+        if let Poll::Ready(Some(Ok(frame))) = &polled
+            && let Some(data) = frame.data_ref()
+        {
+            self.in_flight.delivered(bytes::Buf::remaining(data));
+        }
+        polled
     }
 
     fn is_end_stream(&self) -> bool {
@@ -326,59 +338,5 @@ fn log_end(
 ) {
     if let Err(e) = result {
         tracing::debug!(listener = name, %peer, "connection ended: {e}");
-    }
-}
-
-/// A stream that reports what it writes to the connection's [`Progress`].
-struct Tracked<S> {
-    inner: S,
-    progress: Arc<Progress>,
-}
-
-impl<S: AsyncRead + Unpin> AsyncRead for Tracked<S> {
-    fn poll_read(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.inner).poll_read(cx, buf)
-    }
-}
-
-impl<S: AsyncWrite + Unpin> AsyncWrite for Tracked<S> {
-    fn poll_write(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<std::io::Result<usize>> {
-        let result = Pin::new(&mut self.inner).poll_write(cx, buf);
-        if let Poll::Ready(Ok(n)) = result {
-            self.progress.wrote(n);
-        }
-        result
-    }
-
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.inner).poll_flush(cx)
-    }
-
-    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.inner).poll_shutdown(cx)
-    }
-
-    fn poll_write_vectored(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[std::io::IoSlice<'_>],
-    ) -> Poll<std::io::Result<usize>> {
-        let result = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
-        if let Poll::Ready(Ok(n)) = result {
-            self.progress.wrote(n);
-        }
-        result
-    }
-
-    fn is_write_vectored(&self) -> bool {
-        self.inner.is_write_vectored()
     }
 }

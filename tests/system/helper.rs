@@ -575,6 +575,25 @@ pub async fn tls_connect(
     root_pem: &str,
     alpn: &[&[u8]],
 ) -> std::io::Result<TlsStream> {
+    let tcp = TcpStream::connect(addr).await?;
+    tls_handshake(tcp, server_name, root_pem, alpn).await
+}
+
+/// The TLS handshake of [`tls_connect`], on a connection already open.
+pub async fn tls_handshake(
+    tcp: TcpStream,
+    server_name: &str,
+    root_pem: &str,
+    alpn: &[&[u8]],
+) -> std::io::Result<TlsStream> {
+    let connector = tls_connector(root_pem, alpn);
+    let name = rustls::pki_types::ServerName::try_from(server_name.to_string()).unwrap();
+    tokio::time::timeout(DEADLINE, connector.connect(name, tcp))
+        .await
+        .expect("handshake in time")
+}
+
+fn tls_connector(root_pem: &str, alpn: &[&[u8]]) -> tokio_rustls::TlsConnector {
     use rustls::pki_types::pem::PemObject;
     let mut roots = rustls::RootCertStore::empty();
     for cert in rustls::pki_types::CertificateDer::pem_slice_iter(root_pem.as_bytes()) {
@@ -587,12 +606,7 @@ pub async fn tls_connect(
         .with_root_certificates(roots)
         .with_no_client_auth();
     config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
-    let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
-    let tcp = TcpStream::connect(addr).await?;
-    let name = rustls::pki_types::ServerName::try_from(server_name.to_string()).unwrap();
-    tokio::time::timeout(DEADLINE, connector.connect(name, tcp))
-        .await
-        .expect("handshake in time")
+    tokio_rustls::TlsConnector::from(Arc::new(config))
 }
 
 /// The DNS names and serial of the certificate the server presented.
@@ -903,4 +917,33 @@ pub fn distinct_colours(file: &Path) -> usize {
         }
     }
     colours.len()
+}
+
+/// Parses a Prometheus exposition with a real parser.
+pub fn scrape(text: &str) -> prometheus_parse::Scrape {
+    prometheus_parse::Scrape::parse(text.lines().map(|l| Ok(l.to_string())))
+        .expect("the exposition parses")
+}
+
+/// The value of `name` with these labels, if the exposition has it.
+pub fn sample(
+    scrape: &prometheus_parse::Scrape,
+    name: &str,
+    labels: &[(&str, &str)],
+) -> Option<f64> {
+    let sample = scrape
+        .samples
+        .iter()
+        .find(|s| s.metric == name && labels.iter().all(|(k, v)| s.labels.get(k) == Some(*v)))?;
+    match sample.value {
+        prometheus_parse::Value::Counter(v)
+        | prometheus_parse::Value::Gauge(v)
+        | prometheus_parse::Value::Untyped(v) => Some(v),
+        ref other => panic!("{name} is not a plain value: {other:?}"),
+    }
+}
+
+/// The value of `name` with these labels, which the exposition must have.
+pub fn value(scrape: &prometheus_parse::Scrape, name: &str, labels: &[(&str, &str)]) -> f64 {
+    sample(scrape, name, labels).unwrap_or_else(|| panic!("no sample {name} {labels:?}"))
 }

@@ -9,32 +9,14 @@ use quire::clock;
 use quire::config::{Config, Overrides, no_env};
 use quire::tls::CertBundle;
 
-use crate::helper::{Binary, SiteDir, TestCa, artifacts, distinct_colours, request, screenshot};
+use crate::helper::{
+    Binary, SiteDir, TestCa, artifacts, distinct_colours, request, scrape, screenshot, value,
+};
 
 const FIREFOX: &str = "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0";
 
 async fn internal(addr: SocketAddr, path: &str, headers: &[(&str, &str)]) -> crate::helper::Reply {
     request(addr, "GET", path, headers).await
-}
-
-fn scrape(text: &str) -> prometheus_parse::Scrape {
-    prometheus_parse::Scrape::parse(text.lines().map(|l| Ok(l.to_string())))
-        .expect("the exposition parses")
-}
-
-/// The value of `name` with exactly these labels.
-fn value(scrape: &prometheus_parse::Scrape, name: &str, labels: &[(&str, &str)]) -> f64 {
-    let sample = scrape
-        .samples
-        .iter()
-        .find(|s| s.metric == name && labels.iter().all(|(k, v)| s.labels.get(k) == Some(*v)))
-        .unwrap_or_else(|| panic!("no sample {name} {labels:?}"));
-    match sample.value {
-        prometheus_parse::Value::Counter(v)
-        | prometheus_parse::Value::Gauge(v)
-        | prometheus_parse::Value::Untyped(v) => v,
-        ref other => panic!("{name} is not a plain value: {other:?}"),
-    }
 }
 
 #[tokio::test]

@@ -75,6 +75,10 @@ pub enum Command {
         /// Lifetime of issued certificates (1m to 200days).
         #[arg(long, value_name = "DURATION", default_value = "90days", value_parser = crate::config::local_ca_lifetime)]
         lifetime: std::time::Duration,
+        /// A name to certify besides localhost and .test (with the names below
+        /// it); repeat for more. The root is constrained to these names.
+        #[arg(long = "domain", value_name = "NAME")]
+        domains: Vec<crate::config::Domain>,
     },
     /// Reading statistics: daily views and visitors, top pages, referrers, 404s.
     Stats {
@@ -245,6 +249,7 @@ pub fn run(cli: Cli, clock: SharedClock) -> anyhow::Result<ExitCode> {
             http_port,
             tls_port,
             lifetime,
+            domains,
         } => {
             let loopback = std::net::Ipv4Addr::LOCALHOST;
             let settings = crate::acme::commands::StandaloneCa {
@@ -255,6 +260,7 @@ pub fn run(cli: Cli, clock: SharedClock) -> anyhow::Result<ExitCode> {
                     tls: (loopback, tls_port).into(),
                 },
                 lifetime,
+                domains,
             };
             runtime()?.block_on(crate::acme::commands::serve_local_ca(settings, clock))?;
             Ok(ExitCode::SUCCESS)
@@ -417,6 +423,27 @@ mod tests {
         let e = parse("500000000y").unwrap_err();
         assert!(
             e.contains("`500000000y` is out of range; use a duration from 1m to 200days"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn local_ca_domains_are_repeatable_and_checked() {
+        let parse = |args: &[&str]| {
+            Cli::try_parse_from([&["quire", "local-ca"], args].concat()).map_err(|e| e.to_string())
+        };
+        let Command::LocalCa { domains, .. } =
+            parse(&["--domain", "Blog.Example.com", "--domain", "x.org"])
+                .unwrap()
+                .command
+        else {
+            panic!("not local-ca");
+        };
+        let domains: Vec<&str> = domains.iter().map(|d| d.as_str()).collect();
+        assert_eq!(domains, ["blog.example.com", "x.org"]);
+        let e = parse(&["--domain", "exa mple.com"]).unwrap_err();
+        assert!(
+            e.contains("use a host name such as blog.example.com"),
             "{e}"
         );
     }

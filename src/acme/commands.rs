@@ -198,6 +198,8 @@ pub struct StandaloneCa {
     pub listen: std::net::SocketAddr,
     pub validation: super::local_ca::ValidationTarget,
     pub lifetime: std::time::Duration,
+    /// Names to certify besides localhost and .test.
+    pub domains: Vec<crate::config::Domain>,
 }
 
 /// `quire local-ca`: only the in-process CA, so that other ACME clients
@@ -209,7 +211,7 @@ pub async fn serve_local_ca(settings: StandaloneCa, clock: SharedClock) -> anyho
     let socket = Arc::new(crate::system::bind(settings.listen, "local_ca").await?);
     let ca = LocalCa::open(LocalCaSettings {
         dir: settings.data.join("local-ca"),
-        domains: Vec::new(),
+        domains: settings.domains.iter().map(|d| d.to_string()).collect(),
         leaf_lifetime: settings.lifetime,
         validation: settings.validation,
         clock,

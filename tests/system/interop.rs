@@ -110,15 +110,17 @@ async fn quire_obtains_a_certificate_from_pebble() {
     assert_eq!(client.get("localhost", "/").await.status, 200);
 }
 
-#[tokio::test]
-async fn certbot_obtains_a_certificate_from_the_local_ca() {
+/// Starts `quire local-ca` with `ca_args` and has certbot obtain a certificate
+/// for `name` from it over loopback http-01.
+fn certbot_from_local_ca(ca_args: &[&str], name: &str) -> quire::tls::CertBundle {
     let dir = tempfile::tempdir().unwrap();
     let http = free_port();
     let mut ca = std::process::Command::new(BIN);
     ca.env("RUST_LOG", "quire=info")
         .args(["local-ca", "--listen", "127.0.0.1:0", "--data-dir"])
         .arg(dir.path().join("data"))
-        .args(["--http-port", &http.to_string(), "--lifetime", "7days"]);
+        .args(["--http-port", &http.to_string()])
+        .args(ca_args);
     let (_ca, line) = start_until(ca, "local CA at ");
     let directory = line
         .split("local CA at ")
@@ -146,7 +148,7 @@ async fn certbot_obtains_a_certificate_from_the_local_ca() {
             "--key-type",
             "ecdsa",
             "-d",
-            "localhost",
+            name,
         ])
         .arg("--config-dir")
         .arg(work.join("config"))
@@ -162,15 +164,28 @@ async fn certbot_obtains_a_certificate_from_the_local_ca() {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
-    let chain = std::fs::read(work.join("config/live/localhost/fullchain.pem")).unwrap();
-    let key = std::fs::read(work.join("config/live/localhost/privkey.pem")).unwrap();
+    let live = work.join("config/live").join(name);
+    let chain = std::fs::read(live.join("fullchain.pem")).unwrap();
+    let key = std::fs::read(live.join("privkey.pem")).unwrap();
     let bundle = quire::tls::CertBundle::from_pem(&chain, &key).unwrap();
-    assert_eq!(bundle.names, ["localhost"]);
     assert!(
         bundle.issuer.contains("quire local CA"),
         "{}",
         bundle.issuer
     );
+    bundle
+}
+
+#[test]
+fn certbot_obtains_a_certificate_from_the_local_ca() {
+    let bundle = certbot_from_local_ca(&["--lifetime", "7days"], "localhost");
+    assert_eq!(bundle.names, ["localhost"]);
     let lifetime = bundle.not_after - bundle.not_before;
     assert_eq!(lifetime.num_days(), 7);
+}
+
+#[test]
+fn the_standalone_local_ca_certifies_a_domain_given_with_dash_dash_domain() {
+    let bundle = certbot_from_local_ca(&["--domain", "Blog.Example.com"], "blog.example.com");
+    assert_eq!(bundle.names, ["blog.example.com"]);
 }

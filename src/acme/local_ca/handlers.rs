@@ -767,7 +767,7 @@ async fn new_order(
                 return Err(Problem::new(
                     ProblemType::RejectedIdentifier,
                     format!(
-                        "the local CA's root is constrained to {} and cannot certify {outside:?}; restart quire with the name in [domains] names to make a root that covers it",
+                        "the local CA's root is constrained to {} and cannot certify {outside:?}; add the name to [domains] names (for `quire local-ca`, pass --domain {outside}) and restart to make a root that covers it",
                         api.ca.authority.permitted().join(", ")
                     ),
                 ));

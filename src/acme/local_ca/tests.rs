@@ -1492,12 +1492,9 @@ async fn the_root_is_trusted_only_for_the_names_local_mode_serves() {
         .signed(&key, Some(&kid), "acme/new-order", Some(&order))
         .await;
     refused.assert_problem(StatusCode::BAD_REQUEST, "rejectedIdentifier");
-    assert!(
-        refused.json()["detail"]
-            .as_str()
-            .unwrap()
-            .contains("[domains]")
-    );
+    let detail = refused.json()["detail"].as_str().unwrap().to_owned();
+    assert!(detail.contains("[domains]"), "{detail}");
+    assert!(detail.contains("--domain example.com"), "{detail}");
 }
 
 #[test]

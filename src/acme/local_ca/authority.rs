@@ -1,8 +1,9 @@
 //! The certificate authority behind the local ACME server: the root and the
 //! intermediate it signs (kept on disk, created on first use, replaced before
-//! they end), the leaves issued for finalized orders, and the CA endpoint's own
-//! certificate. Both CA certificates carry name constraints, so trusting root.pem
-//! trusts it only for the names local mode serves, never for the whole web.
+//! they end), the key identifiers of the intermediates it replaced, the leaves
+//! issued for finalized orders, and the CA endpoint's own certificate. Both CA
+//! certificates carry name constraints, so trusting root.pem trusts it only for
+//! the names local mode serves, never for the whole web.
 
 use std::fs::{self, DirBuilder};
 use std::io::ErrorKind;
@@ -32,6 +33,17 @@ const INTERMEDIATE_LIFETIME_DAYS: i64 = 365;
 /// An intermediate this close to its end is replaced at startup, so that leaves
 /// issued from it never outlive it.
 const INTERMEDIATE_RENEW_DAYS: i64 = 30;
+/// Key identifiers of earlier intermediates, one hex line each, oldest first.
+/// Leaves they signed may still be in use; renewal information tells those to
+/// renew now, and answers 404 for identifiers this CA never had.
+const RETIRED_FILE: &str = "retired-intermediates";
+/// Enough for years of yearly rotations and a few root replacements; an
+/// intermediate older than that has ended, and so have its leaves.
+const MAX_RETIRED: usize = 32;
+/// [`MAX_RETIRED`] lines of at most 128 hex digits (a 64-byte key identifier)
+/// fit; a file beyond this was not written by quire and is refused.
+const MAX_RETIRED_BYTES: u64 = 8192;
+const MAX_KEY_ID_HEX: usize = 128;
 
 #[derive(Debug, thiserror::Error)]
 pub enum LocalCaError {
@@ -55,6 +67,10 @@ pub enum LocalCaError {
         "{present} exists but {missing} does not; restore {missing}, or delete {present} to make a new local CA"
     )]
     Incomplete { present: PathBuf, missing: PathBuf },
+    #[error(
+        "{path} is not usable ({reason}); delete it (certificates from earlier intermediates are then no longer told to renew at once)"
+    )]
+    RetiredList { path: PathBuf, reason: String },
     #[error("cannot make a CA certificate: {0}")]
     Generate(#[from] rcgen::Error),
     #[error("cannot build the CA endpoint's TLS configuration: {0}")]
@@ -85,9 +101,8 @@ pub struct Authority {
     intermediate_der: CertificateDer<'static>,
     intermediate: Issuer<'static, KeyPair>,
     intermediate_not_after: DateTime<Utc>,
-    /// The intermediate's subject key identifier: the authority key identifier
-    /// of every leaf it signs.
-    intermediate_key_id: Vec<u8>,
+    /// Key identifiers of intermediates this CA used before the current one.
+    retired: Vec<Vec<u8>>,
 }
 
 fn corrupt(path: &Path, reason: impl std::fmt::Display) -> LocalCaError {
@@ -180,6 +195,74 @@ fn short_id() -> String {
         .fill(&mut bytes)
         .expect("operating system randomness unavailable");
     bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// A CA certificate's subject key identifier.
+fn subject_key_id(der: &[u8]) -> Option<Vec<u8>> {
+    let (_, x509) = X509Certificate::from_der(der).ok()?;
+    x509.extensions()
+        .iter()
+        .find_map(|ext| match ext.parsed_extension() {
+            ParsedExtension::SubjectKeyIdentifier(id) => Some(id.0.to_vec()),
+            _ => None,
+        })
+}
+
+/// The key identifiers in the retired-intermediates file, oldest first.
+fn read_retired(path: &Path) -> Result<Vec<Vec<u8>>, LocalCaError> {
+    use std::io::Read;
+    let damaged = |reason: String| LocalCaError::RetiredList {
+        path: path.to_owned(),
+        reason,
+    };
+    let file = match fs::File::open(path) {
+        Ok(file) => file,
+        Err(e) if e.kind() == ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(damaged(format!("cannot open it: {e}"))),
+    };
+    let mut bytes = Vec::new();
+    file.take(MAX_RETIRED_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| damaged(format!("cannot read it: {e}")))?;
+    if bytes.len() as u64 > MAX_RETIRED_BYTES {
+        return Err(damaged(format!(
+            "it is larger than {MAX_RETIRED_BYTES} bytes"
+        )));
+    }
+    let text = String::from_utf8(bytes).map_err(|_| damaged("it is not text".into()))?;
+    text.lines()
+        .enumerate()
+        .map(|(i, line)| {
+            let bad = || damaged(format!("line {} is not a hex key identifier", i + 1));
+            let line = line.trim();
+            if line.is_empty() || line.len() % 2 != 0 || line.len() > MAX_KEY_ID_HEX {
+                return Err(bad());
+            }
+            (0..line.len())
+                .step_by(2)
+                .map(|at| u8::from_str_radix(&line[at..at + 2], 16).map_err(|_| bad()))
+                .collect()
+        })
+        .collect()
+}
+
+/// Adds `key_id` to the retired list (once), keeping the newest [`MAX_RETIRED`].
+fn retire(path: &Path, retired: &mut Vec<Vec<u8>>, key_id: Vec<u8>) -> Result<(), LocalCaError> {
+    if retired.contains(&key_id) {
+        return Ok(());
+    }
+    retired.push(key_id);
+    let excess = retired.len().saturating_sub(MAX_RETIRED);
+    retired.drain(..excess);
+    let text: String = retired
+        .iter()
+        .map(|id| {
+            let mut line: String = id.iter().map(|b| format!("{b:02x}")).collect();
+            line.push('\n');
+            line
+        })
+        .collect();
+    write_atomic(path, &text)
 }
 
 /// A certificate and key pair read back from PEM, checked to belong together.
@@ -377,9 +460,12 @@ impl Authority {
         let permitted = permitted_dns(&root_x509);
 
         let (int_cert, int_key) = (dir.join("intermediate.pem"), dir.join("intermediate.key"));
-        let existing = match (read_optional(&int_cert), read_optional(&int_key)) {
+        let retired_path = dir.join(RETIRED_FILE);
+        let mut retired = read_retired(&retired_path)?;
+        let old_cert = read_optional(&int_cert);
+        let existing = match (old_cert.as_ref(), read_optional(&int_key)) {
             (Ok(Some(cert_pem)), Ok(Some(key_pem))) => {
-                load_pair(&int_cert, &cert_pem, &int_key, &key_pem).and_then(|loaded| {
+                load_pair(&int_cert, cert_pem, &int_key, &key_pem).and_then(|loaded| {
                     let (_, x509) = X509Certificate::from_der(&loaded.der)
                         .map_err(|e| corrupt(&int_cert, e))?;
                     x509.verify_signature(Some(root_x509.public_key()))
@@ -388,7 +474,7 @@ impl Authority {
                         return Err(corrupt(&int_cert, why));
                     }
                     let not_after = time(x509.validity().not_after);
-                    Ok((cert_pem, loaded, not_after))
+                    Ok((cert_pem.clone(), loaded, not_after))
                 })
             }
             _ => Err(corrupt(&int_cert, "missing")),
@@ -402,6 +488,15 @@ impl Authority {
                     tracing::warn!("making a new local CA intermediate: {why}");
                 } else {
                     tracing::info!("making the local CA intermediate");
+                }
+                // Recorded before the replacement is written, so that a crash
+                // between the two cannot forget the leaves it signed.
+                let old_key_id = old_cert.ok().flatten().and_then(|pem| {
+                    use rustls::pki_types::pem::PemObject;
+                    subject_key_id(&CertificateDer::from_pem_slice(pem.as_bytes()).ok()?)
+                });
+                if let Some(key_id) = old_key_id {
+                    retire(&retired_path, &mut retired, key_id)?;
                 }
                 let root_issuer = Issuer::from_ca_cert_der(&root.der, root.key)
                     .map_err(|e| corrupt(&root_cert, e))?;
@@ -426,17 +521,10 @@ impl Authority {
             }
         };
         let intermediate_der = intermediate.der;
-        let intermediate_key_id = X509Certificate::from_der(&intermediate_der)
-            .ok()
-            .and_then(|(_, x509)| {
-                x509.extensions()
-                    .iter()
-                    .find_map(|ext| match ext.parsed_extension() {
-                        ParsedExtension::SubjectKeyIdentifier(id) => Some(id.0.to_vec()),
-                        _ => None,
-                    })
-            })
-            .ok_or_else(|| corrupt(&int_cert, "it has no subject key identifier"))?;
+        // Its leaves are found by it in renewal information once it is retired.
+        if subject_key_id(&intermediate_der).is_none() {
+            return Err(corrupt(&int_cert, "it has no subject key identifier"));
+        }
         let issuer = Issuer::from_ca_cert_der(&intermediate_der, intermediate.key)
             .map_err(|e| corrupt(&int_cert, e))?;
         Ok(Authority {
@@ -446,7 +534,7 @@ impl Authority {
             intermediate_der,
             intermediate: issuer,
             intermediate_not_after,
-            intermediate_key_id,
+            retired,
         })
     }
 
@@ -458,8 +546,9 @@ impl Authority {
         &self.intermediate_pem
     }
 
-    pub fn intermediate_key_id(&self) -> &[u8] {
-        &self.intermediate_key_id
+    /// Whether `key_id` is that of an intermediate this CA used before the current one.
+    pub fn retired(&self, key_id: &[u8]) -> bool {
+        self.retired.iter().any(|id| id == key_id)
     }
 
     pub fn intermediate_not_after(&self) -> DateTime<Utc> {
@@ -522,5 +611,26 @@ impl Authority {
             )?;
         config.alpn_protocols = vec![b"http/1.1".to_vec()];
         Ok(Arc::new(config))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_retired_list_keeps_each_key_once_and_only_the_newest() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(RETIRED_FILE);
+        let mut retired = Vec::new();
+        for n in 0..MAX_RETIRED + 3 {
+            retire(&path, &mut retired, vec![n as u8, 0xab]).unwrap();
+            retire(&path, &mut retired, vec![n as u8, 0xab]).unwrap();
+        }
+        let expected: Vec<Vec<u8>> = (3..MAX_RETIRED + 3).map(|n| vec![n as u8, 0xab]).collect();
+        assert_eq!(retired, expected);
+        assert_eq!(read_retired(&path).unwrap(), expected);
+        let mode = fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
     }
 }

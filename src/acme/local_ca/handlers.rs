@@ -1261,8 +1261,9 @@ async fn revoke_cert(State(api): State<Arc<Api>>, headers: HeaderMap, body: Body
 
 /// RFC 9773: the window starts at 2/3 of the lifetime and ends at 3/4; a revoked
 /// certificate, or one issued under an intermediate this CA no longer uses (its
-/// root was replaced, so clients trusting the new root.pem reject it), gets a
-/// window in the past, asking for renewal now.
+/// root may have been replaced, so clients trusting the new root.pem reject it),
+/// gets a window in the past, asking for renewal now. Any other ID is unknown:
+/// a window for it would claim a certificate this CA never issued.
 async fn renewal_info(State(api): State<Arc<Api>>, Path(cert_id): Path<String>) -> Response {
     let found = (|| {
         let (aki, serial) = cert_id.split_once('.').ok_or_else(|| {
@@ -1284,7 +1285,7 @@ async fn renewal_info(State(api): State<Arc<Api>>, Path(cert_id): Path<String>) 
                 )
             }
             Some(_) => (now - Duration::hours(2), now - Duration::hours(1)),
-            None if aki != api.ca.authority.intermediate_key_id() => {
+            None if api.ca.authority.retired(&aki) => {
                 (now - Duration::hours(2), now - Duration::hours(1))
             }
             None => return Err(Problem::not_found("certificate")),

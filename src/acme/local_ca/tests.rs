@@ -159,11 +159,21 @@ fn url(path: &str) -> String {
 
 impl Harness {
     fn new(target: ValidationTarget) -> Harness {
-        let dir = tempfile::tempdir().unwrap();
+        Harness::open(tempfile::tempdir().unwrap(), &[], target)
+    }
+
+    /// What a restart with `domains` configured sees: the same folder, clock and
+    /// validation target, and none of the ACME objects held in memory.
+    fn restart(self, domains: &[&str]) -> Harness {
+        let target = self.ca.settings.validation;
+        Harness::open(self._dir, domains, target)
+    }
+
+    fn open(dir: tempfile::TempDir, domains: &[&str], target: ValidationTarget) -> Harness {
         let clock = ManualClock::new(start());
         let ca = LocalCa::open(LocalCaSettings {
             dir: dir.path().join("local-ca"),
-            domains: Vec::new(),
+            domains: domains.iter().map(|d| d.to_string()).collect(),
             leaf_lifetime: LIFETIME,
             validation: target,
             clock: clock.clone(),
@@ -792,6 +802,19 @@ async fn revocation_by_owner_or_key_and_only_once() {
     .assert_problem(StatusCode::NOT_FOUND, "malformed");
 }
 
+/// The current intermediate's key identifier: the AKI of the leaves it signs.
+fn intermediate_key_id(ca: &LocalCa) -> Vec<u8> {
+    let der = CertificateDer::from_pem_slice(ca.authority.intermediate_pem().as_bytes()).unwrap();
+    let (_, x509) = X509Certificate::from_der(&der).unwrap();
+    x509.extensions()
+        .iter()
+        .find_map(|ext| match ext.parsed_extension() {
+            ParsedExtension::SubjectKeyIdentifier(id) => Some(id.0.to_vec()),
+            _ => None,
+        })
+        .unwrap()
+}
+
 #[tokio::test]
 async fn renewal_info_suggests_two_thirds_to_three_quarters() {
     let h = Harness::new(unused_target());
@@ -841,7 +864,7 @@ async fn renewal_info_suggests_two_thirds_to_three_quarters() {
     // A serial this CA does not know under its current intermediate.
     let unknown = format!(
         "/acme/renewal-info/{}.AAAA",
-        b64(h.ca.authority.intermediate_key_id())
+        b64(intermediate_key_id(&h.ca))
     );
     h.send(Request::get(&unknown).body(Body::empty()).unwrap())
         .await
@@ -1538,21 +1561,31 @@ fn an_unconstrained_root_or_one_that_does_not_cover_the_domains_is_replaced_at_s
 
 #[tokio::test]
 async fn a_certificate_from_a_replaced_ca_is_to_be_renewed_at_once() {
-    // What a restart sees after the root was replaced: a leaf from the old CA.
     let old = Harness::new(unused_target());
     let key = TestKey::es256();
     let kid = old.account(&key).await;
     let (leaf, _) = old.issued(&key, &kid, "a.test").await;
     let (_, cert) = X509Certificate::from_der(&leaf).unwrap();
+    let old_key_id = intermediate_key_id(&old.ca);
     let path = format!(
         "/acme/renewal-info/{}.{}",
-        b64(old.ca.authority.intermediate_key_id()),
+        b64(&old_key_id),
         b64(cert.raw_serial())
     );
 
-    let new = Harness::new(unused_target());
-    let response = new
-        .send(Request::get(&path).body(Body::empty()).unwrap())
+    // A new domain replaces the root and its intermediate; the leaf is unknown
+    // to the restarted CA's memory but was signed by its previous intermediate.
+    let new = old.restart(&["blog.example.com"]);
+    assert_ne!(intermediate_key_id(&new.ca), old_key_id);
+    assert_renew_now(&new, &path).await;
+    // The next start keeps the root, and still knows the old intermediate.
+    let again = new.restart(&["blog.example.com"]);
+    assert_renew_now(&again, &path).await;
+}
+
+async fn assert_renew_now(h: &Harness, path: &str) {
+    let response = h
+        .send(Request::get(path).body(Body::empty()).unwrap())
         .await;
     assert_eq!(response.status, StatusCode::OK, "{}", response.json());
     let end: DateTime<Utc> = response.json()["suggestedWindow"]["end"]
@@ -1560,5 +1593,54 @@ async fn a_certificate_from_a_replaced_ca_is_to_be_renewed_at_once() {
         .unwrap()
         .parse()
         .unwrap();
-    assert!(end < new.clock.now());
+    assert!(end < h.clock.now());
+}
+
+#[tokio::test]
+async fn renewal_info_for_a_certificate_this_ca_never_issued_is_not_found() {
+    let h = Harness::new(unused_target());
+    // A key identifier of no intermediate this CA has had, as a garbage or
+    // another CA's ID carries.
+    for id in ["AAAA.AAAA", "3q2-7w.AQ"] {
+        h.send(
+            Request::get(format!("/acme/renewal-info/{id}"))
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await
+        .assert_problem(StatusCode::NOT_FOUND, "malformed");
+    }
+}
+
+#[test]
+fn a_damaged_list_of_retired_intermediates_is_an_error_naming_the_file_and_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let open = || {
+        LocalCa::open(LocalCaSettings {
+            dir: dir.path().to_owned(),
+            domains: Vec::new(),
+            leaf_lifetime: LIFETIME,
+            validation: unused_target(),
+            clock: ManualClock::new(start()),
+        })
+    };
+    let list = dir.path().join("retired-intermediates");
+    std::fs::write(&list, "0a1b\nnot hex\n").unwrap();
+    let error = open().err().unwrap().to_string();
+    assert!(error.contains(&list.display().to_string()), "{error}");
+    assert!(
+        error.contains("line 2 is not a hex key identifier"),
+        "{error}"
+    );
+    assert!(error.contains("delete it"), "{error}");
+
+    std::fs::write(&list, "00".repeat(5000)).unwrap();
+    let error = open().err().unwrap().to_string();
+    assert!(error.contains("larger than 8192 bytes"), "{error}");
+    std::fs::write(&list, b"0a\xff\n").unwrap();
+    let error = open().err().unwrap().to_string();
+    assert!(error.contains("it is not text"), "{error}");
+
+    std::fs::remove_file(&list).unwrap();
+    open().unwrap();
 }

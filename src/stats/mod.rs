@@ -590,8 +590,13 @@ impl Stats {
         shutdown: Shutdown,
     ) -> impl Future<Output = anyhow::Result<()>> + Send + 'static {
         let clock = self.shared.clock.clone();
+        // A wait past what a date can hold (a huge flush_every) means never,
+        // not a panic.
         let after = |from: chrono::DateTime<chrono::Utc>, wait: Duration| {
-            from + chrono::Duration::from_std(wait).unwrap_or(chrono::Duration::MAX)
+            chrono::Duration::from_std(wait)
+                .ok()
+                .and_then(|wait| from.checked_add_signed(wait))
+                .unwrap_or(chrono::DateTime::<chrono::Utc>::MAX_UTC)
         };
         let mut next = after(clock.now(), self.shared.flush_every);
         async move {
@@ -778,6 +783,23 @@ mod tests {
         .await;
         let total = stats.report(1, 10).unwrap().total;
         assert_eq!((total.views, total.visitors), (2, 2), "nothing lost");
+        shutdown.trigger();
+        flusher.await.unwrap().unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_flush_interval_too_long_for_a_date_means_never_not_a_panic() {
+        let stats = Stats::new(
+            Box::new(MemoryStore::default()),
+            StatsSettings {
+                flush_every: Duration::MAX,
+                ..settings()
+            },
+            noon(),
+        )
+        .unwrap();
+        let shutdown = Shutdown::new();
+        let flusher = tokio::spawn(stats.run_flusher(shutdown.clone()));
         shutdown.trigger();
         flusher.await.unwrap().unwrap();
     }

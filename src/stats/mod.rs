@@ -447,7 +447,11 @@ impl Stats {
                 shared
                     .flushed
                     .fetch_add(flushed.views as u64, Ordering::Relaxed);
-                *unwritten = Unwritten::default();
+                // The outbox stays reserved for the shutdown to come.
+                *unwritten = Unwritten {
+                    outbox: unwritten.outbox.take(),
+                    ..Unwritten::default()
+                };
                 shared.waiting.store(0, Ordering::Relaxed);
                 Ok(flushed)
             }
@@ -868,6 +872,19 @@ mod tests {
         assert_eq!(totals(&stats), (3, 2, 0), "added once");
         let emptied = std::fs::read(dir.path().join(outbox::FILE)).unwrap();
         assert!(emptied.iter().all(|&b| b == 0));
+    }
+
+    #[test]
+    fn the_outbox_outlives_a_flush_that_worked() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(Crashing::default());
+        let stats = Stats::new(Box::new(store.clone()), with_outbox(dir.path()), noon()).unwrap();
+        record(&stats, "192.0.2.1");
+        assert_eq!(stats.flush_now().unwrap().views, 1);
+        record(&stats, "192.0.2.2");
+        store.fail_after(0);
+        let kept = stats.flush_at_exit().unwrap().expect("kept, not saved");
+        assert_eq!(kept.views, 1);
     }
 
     #[test]

@@ -875,6 +875,28 @@ mod tests {
     }
 
     #[test]
+    fn a_parcel_like_one_already_added_is_added_too() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(Crashing::default());
+        // Two runs end alike: the same reader, the same hour, a full disk.
+        for run in 1..=2 {
+            let stats =
+                Stats::new(Box::new(store.clone()), with_outbox(dir.path()), noon()).unwrap();
+            record(&stats, "192.0.2.1");
+            store.fail_after(0);
+            assert_eq!(stats.flush_at_exit().unwrap().unwrap().views, 1, "{run}");
+            drop(stats);
+            store.free_space();
+        }
+        let stats = Stats::new(Box::new(store.clone()), with_outbox(dir.path()), noon()).unwrap();
+        assert_eq!(
+            totals(&stats),
+            (2, 1, 0),
+            "the second parcel is not the first"
+        );
+    }
+
+    #[test]
     fn the_outbox_outlives_a_flush_that_worked() {
         let dir = tempfile::tempdir().unwrap();
         let store = Arc::new(Crashing::default());

@@ -5,7 +5,9 @@
 //! file under the data directory) and later written in place.
 //!
 //! Layout: a [`HEADER`]-byte header (magic, payload length, SHA-256 of the
-//! payload; all zero when empty), then the payload, a compact [`Parcel`].
+//! payload; all zero when empty), then the payload: a [`NONCE`]-byte nonce
+//! and a compact [`Parcel`]. The nonce makes each parcel's seal its own, so
+//! a parcel that happens to equal one already added is not taken for it.
 //! The payload is synced before the header that vouches for it, so a torn
 //! write is caught by the checksum and never merged.
 
@@ -31,6 +33,7 @@ pub const DAMAGED: &str = "stats-outbox.damaged";
 /// waiting buffer holds at most fit; what does not fit is counted as dropped.
 pub const SIZE: usize = 4 * 1024 * 1024;
 const HEADER: usize = 64;
+const NONCE: usize = 16;
 const MAGIC: &[u8; 8] = b"qoutbox1";
 
 /// The SHA-256 of a payload: tells one parcel from another.
@@ -283,6 +286,18 @@ impl<'a> Reader<'a> {
     }
 }
 
+/// Random bytes, after the write time: unique even if the random source
+/// failed, without failing the write that keeps the views.
+fn nonce() -> [u8; NONCE] {
+    let mut nonce = [0u8; NONCE];
+    let written = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |since| since.as_nanos() as u64);
+    nonce[..8].copy_from_slice(&written.to_le_bytes());
+    let _ = ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut nonce[8..]);
+    nonce
+}
+
 /// What [`Outbox::read`] found.
 #[derive(Debug)]
 pub enum Found {
@@ -367,7 +382,10 @@ impl Outbox {
                 "its checksum does not match its contents".into(),
             ));
         }
-        Ok(match Parcel::decode(&payload) {
+        let Some(parcel) = payload.get(NONCE..) else {
+            return Ok(Found::Damaged("it is cut short".into()));
+        };
+        Ok(match Parcel::decode(parcel) {
             Ok(parcel) => Found::Parcel(parcel, seal),
             Err(why) => Found::Damaged(why),
         })
@@ -376,7 +394,9 @@ impl Outbox {
     /// Writes `parcel` over whatever the outbox held, in place. Returns its
     /// seal and how many views did not fit (counted as dropped in it).
     pub fn put(&self, parcel: &Parcel) -> Result<(Seal, u64), OutboxError> {
-        let (payload, folded) = parcel.encode(SIZE - HEADER);
+        let (encoded, folded) = parcel.encode(SIZE - HEADER - NONCE);
+        let mut payload = nonce().to_vec();
+        payload.extend_from_slice(&encoded);
         let seal: Seal = Sha256::digest(&payload).into();
         let mut header = [0u8; HEADER];
         header[..8].copy_from_slice(MAGIC);
@@ -518,6 +538,15 @@ mod tests {
     }
 
     #[test]
+    fn equal_parcels_get_different_seals() {
+        let dir = tempfile::tempdir().unwrap();
+        let outbox = Outbox::reserve(&dir.path().join(FILE)).unwrap();
+        let (first, _) = outbox.put(&parcel()).unwrap();
+        let (second, _) = outbox.put(&parcel()).unwrap();
+        assert_ne!(first, second);
+    }
+
+    #[test]
     fn a_damaged_outbox_is_refused_and_set_aside_not_merged() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join(FILE);
@@ -579,7 +608,7 @@ mod tests {
             )
         });
         let parcel = Parcel::new(views, 0, vec![(Day(20_541), [4; 16])]);
-        let (payload, folded) = parcel.encode(SIZE - HEADER);
+        let (payload, folded) = parcel.encode(SIZE - HEADER - NONCE);
         assert_eq!(folded, 0, "{} bytes", payload.len());
     }
 

@@ -6,7 +6,7 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Mutex, RwLock};
 
 /// What went wrong in the statistics store; each message says what to do.
@@ -83,7 +83,8 @@ pub trait StatsStore: Send + Sync + 'static {
     fn apply(&self, batch: Batch) -> Result<(), StoreError>;
     /// Where the data lives, for messages.
     fn describe(&self) -> String;
-    /// Bytes on disk, for engines that have a disk.
+    /// Bytes on disk, for engines that have a disk, as last measured. Read
+    /// on the request path (`/metrics`): never waits on the disk or a lock.
     fn size_on_disk(&self) -> Option<u64> {
         None
     }
@@ -165,13 +166,21 @@ pub struct SledStore {
     /// disk) it fails every later write until it is reopened, even after
     /// space is freed: [`StatsStore::recover`] reopens it.
     failed: AtomicBool,
+    /// Bytes on disk, measured after each write and reopening (off the
+    /// runtime, by whoever writes); [`UNMEASURED`] when unknown.
+    size: AtomicU64,
 }
+
+/// [`SledStore::size`] when the last measurement failed.
+const UNMEASURED: u64 = u64::MAX;
 
 impl SledStore {
     /// Opens (or creates) the store in `dir`, a private directory.
     pub fn open(dir: &Path) -> Result<SledStore, StoreError> {
+        let db = open_sled(dir)?;
         Ok(SledStore {
-            db: RwLock::new(Some(open_sled(dir)?)),
+            size: AtomicU64::new(measure(&db)),
+            db: RwLock::new(Some(db)),
             path: dir.to_path_buf(),
             failed: AtomicBool::new(false),
         })
@@ -198,6 +207,11 @@ impl SledStore {
     pub fn break_for_test(&self) {
         self.failed.store(true, Ordering::Relaxed);
     }
+}
+
+/// What `db` takes on disk, or [`UNMEASURED`]; reads the directory.
+fn measure(db: &sled::Db) -> u64 {
+    db.size_on_disk().unwrap_or(UNMEASURED)
 }
 
 fn open_sled(dir: &Path) -> Result<sled::Db, StoreError> {
@@ -263,6 +277,7 @@ impl StatsStore for SledStore {
             db.apply_batch(sled_batch)?;
             // sled only syncs on its own timer; a flushed batch must survive a crash.
             db.flush()?;
+            self.size.store(measure(db), Ordering::Relaxed);
             Ok(())
         })
     }
@@ -272,7 +287,7 @@ impl StatsStore for SledStore {
     }
 
     fn size_on_disk(&self) -> Option<u64> {
-        self.with_db(|db| db.size_on_disk()).ok()
+        Some(self.size.load(Ordering::Relaxed)).filter(|&size| size != UNMEASURED)
     }
 
     fn recover(&self) -> Result<(), StoreError> {
@@ -282,7 +297,9 @@ impl StatsStore for SledStore {
         let mut db = self.db.write().unwrap_or_else(|e| e.into_inner());
         // The old handle holds the directory's lock until it is dropped.
         drop(db.take());
-        *db = Some(open_sled(&self.path)?);
+        let reopened = open_sled(&self.path)?;
+        self.size.store(measure(&reopened), Ordering::Relaxed);
+        *db = Some(reopened);
         self.failed.store(false, Ordering::Relaxed);
         Ok(())
     }
@@ -463,6 +480,27 @@ mod tests {
         store.apply(batch).unwrap();
         store.recover().unwrap();
         assert_eq!(store.get(b"k").unwrap(), Some(b"after".to_vec()));
+    }
+
+    #[test]
+    fn the_size_on_disk_is_answered_while_the_store_is_being_reopened() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = std::sync::Arc::new(SledStore::open(&dir.path().join("stats")).unwrap());
+        let mut batch = Batch::default();
+        batch.put(b"k".to_vec(), vec![7; 4096]);
+        store.apply(batch).unwrap();
+        // What recover() holds while sled reopens, for as long as that takes.
+        let reopening = store.db.write().unwrap();
+        let (answer, answered) = std::sync::mpsc::channel();
+        let scrape = std::thread::spawn({
+            let store = store.clone();
+            move || answer.send(store.size_on_disk())
+        });
+        // A bound for a broken build only: a working one answers at once.
+        let size = answered.recv_timeout(std::time::Duration::from_secs(30));
+        drop(reopening);
+        scrape.join().unwrap().ok();
+        assert!(size.expect("answered without waiting").unwrap() > 0);
     }
 
     #[test]

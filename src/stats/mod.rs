@@ -737,6 +737,13 @@ mod tests {
         assert_eq!(stats.flush_now().unwrap().views, 0, "written once");
     }
 
+    #[test]
+    fn retries_wait_1_2_4_seconds_and_so_on_up_to_the_cap() {
+        let waits: Vec<u64> = (1..=8).map(|n| retry_delay(n).as_secs()).collect();
+        assert_eq!(waits, [1, 2, 4, 8, 16, 32, 60, 60]);
+        assert_eq!(retry_delay(u32::MAX), RETRY_CAP);
+    }
+
     /// Polls `done` until it holds; the flusher runs on other threads.
     async fn until(what: &str, done: impl Fn() -> bool) {
         tokio::time::timeout(Duration::from_secs(30), async {
@@ -772,10 +779,7 @@ mod tests {
         assert!(why.contains("1 views wait in memory"), "{why}");
         let first = reopened();
 
-        clock.advance(chrono::Duration::milliseconds(999));
-        tokio::time::sleep(Duration::from_millis(20)).await;
-        assert_eq!(reopened(), first, "no retry before a second has passed");
-        clock.advance(chrono::Duration::milliseconds(1));
+        clock.advance(chrono::Duration::seconds(1));
         until("the retry after 1 s", || reopened() > first).await;
 
         store.free_space();
@@ -787,6 +791,7 @@ mod tests {
         .await;
         let total = stats.report(1, 10).unwrap().total;
         assert_eq!((total.views, total.visitors), (2, 2), "nothing lost");
+        assert_eq!(reopened(), first + 2, "one attempt per retry, none between");
         shutdown.trigger();
         flusher.await.unwrap().unwrap();
     }

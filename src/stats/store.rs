@@ -363,7 +363,9 @@ pub mod testing {
         writes_left: AtomicUsize,
         /// A write failed and the store was not recovered since.
         broken: AtomicBool,
-        /// Calls to [`StatsStore::recover`], made before every write attempt.
+        /// Calls to [`StatsStore::recover`], made before every write attempt;
+        /// each counted once its outcome is decided, so a test that acts on
+        /// the count (frees space) cannot change the attempt it saw.
         reopened: AtomicUsize,
     }
 
@@ -418,12 +420,15 @@ pub mod testing {
         }
 
         fn recover(&self) -> Result<(), StoreError> {
-            self.reopened.fetch_add(1, Ordering::SeqCst);
-            if self.writes_left.load(Ordering::SeqCst) == 0 {
-                return Err(StoreError::Engine("simulated failure to reopen".into()));
+            let full = self.writes_left.load(Ordering::SeqCst) == 0;
+            if !full {
+                self.broken.store(false, Ordering::SeqCst);
             }
-            self.broken.store(false, Ordering::SeqCst);
-            Ok(())
+            self.reopened.fetch_add(1, Ordering::SeqCst);
+            match full {
+                true => Err(StoreError::Engine("simulated failure to reopen".into())),
+                false => Ok(()),
+            }
         }
     }
 }

@@ -69,13 +69,7 @@ impl<'s> Caps<'s> {
             std::collections::hash_map::Entry::Vacant(entry) => {
                 let (start, end) = schema::metric_range(prefix, period, series.metric);
                 let other = bucket_key(prefix, period, &Series::new(series.metric, schema::OTHER));
-                let stored = self
-                    .store
-                    .range(&start, &end, cap + 1)?
-                    .into_iter()
-                    .filter(|(key, _)| *key != other)
-                    .count();
-                entry.insert(stored)
+                entry.insert(names_up_to(self.store, &start, &end, &other, cap)?)
             }
         };
         if *names < cap {
@@ -85,6 +79,23 @@ impl<'s> Caps<'s> {
             Ok(Series::new(series.metric, schema::OTHER))
         }
     }
+}
+
+/// The names stored in `start..end` besides [`schema::OTHER`] (stored under
+/// `other`), counted as far as `cap`: one more than the cap is read, so that
+/// (other) among them does not hide a name.
+fn names_up_to(
+    store: &dyn StatsStore,
+    start: &[u8],
+    end: &[u8],
+    other: &[u8],
+    cap: usize,
+) -> Result<usize, StoreError> {
+    Ok(store
+        .range(start, end, cap + 1)?
+        .into_iter()
+        .filter(|(key, _)| key != other)
+        .count())
 }
 
 fn bucket_key(prefix: u8, period: u32, series: &Series) -> Vec<u8> {
@@ -170,12 +181,8 @@ impl<'s> Seen<'s> {
 fn stored_referrers(store: &dyn StatsStore, day: Day, visitor: u64) -> Result<u64, StoreError> {
     let (start, end) = schema::seen_range(day, visitor, Metric::Referrer);
     let other = schema::seen_key(day, visitor, &Series::new(Metric::Referrer, schema::OTHER));
-    let limit = MAX_REFERRERS_PER_VISITOR as usize + 1;
-    Ok(store
-        .range(&start, &end, limit)?
-        .into_iter()
-        .filter(|(key, _)| *key != other)
-        .count() as u64)
+    let cap = MAX_REFERRERS_PER_VISITOR as usize;
+    Ok(names_up_to(store, &start, &end, &other, cap)? as u64)
 }
 
 /// What a flush wrote.

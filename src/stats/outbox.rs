@@ -182,10 +182,13 @@ impl Parcel {
                 .map_err(|_| "a name is not UTF-8".to_string())?;
             names.push(Box::<str>::from(name));
         }
+        // An index into the table, not a count of what follows: a late view
+        // may name the thousandth page with a few bytes left.
         let name = |reader: &mut Reader<'_>| {
-            let at = reader.count()?;
-            names
-                .get(at)
+            let at = reader.varint()?;
+            usize::try_from(at)
+                .ok()
+                .and_then(|at| names.get(at))
                 .cloned()
                 .ok_or_else(|| format!("name {at} is not in its table"))
         };
@@ -610,6 +613,17 @@ mod tests {
         let parcel = Parcel::new(views, 0, vec![(Day(20_541), [4; 16])]);
         let (payload, folded) = parcel.encode(SIZE - HEADER - NONCE);
         assert_eq!(folded, 0, "{} bytes", payload.len());
+    }
+
+    #[test]
+    fn a_parcel_naming_more_pages_than_its_last_bytes_reads_back() {
+        let views = (0..1000).map(|i| {
+            let path = format!("/junk/{i}");
+            (view(493_000, ViewKind::NotFound, &path, None, None), 1)
+        });
+        let parcel = Parcel::new(views, 0, Vec::new());
+        let (payload, _) = parcel.encode(SIZE);
+        assert_eq!(sorted(Parcel::decode(&payload).unwrap()), sorted(parcel));
     }
 
     #[test]

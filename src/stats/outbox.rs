@@ -2,7 +2,10 @@
 //! wait for the next start, instead of being lost. A full disk is the usual
 //! reason the store fails, and on a full disk no new file can be written, so
 //! the outbox's space is reserved at start ([`Outbox::reserve`]: a fixed-size
-//! file under the data directory) and later written in place.
+//! file under the data directory) and later written in place. That holds on
+//! filesystems that overwrite in place (ext4, XFS); copy-on-write ones
+//! (btrfs, ZFS) write each change to new blocks, so there a full disk can
+//! still refuse the outbox, and the views are reported as not saved.
 //!
 //! Layout: a [`HEADER`]-byte header (magic, payload length, SHA-256 of the
 //! payload; all zero when empty), then the payload: a [`NONCE`]-byte nonce
@@ -336,8 +339,9 @@ impl Outbox {
             .open(path)
             .map_err(failed)?;
         if file.metadata().map_err(failed)?.len() < SIZE as u64 {
-            // Blocks really allocated, not a sparse file: writing into them
-            // later cannot fail for want of space.
+            // Blocks really allocated, not a sparse file, so that writing
+            // into them later needs no new space where blocks are overwritten
+            // in place (not on copy-on-write filesystems: see the top).
             // SAFETY: the descriptor is open for writing for the whole call.
             let code = unsafe { libc::posix_fallocate(file.as_raw_fd(), 0, SIZE as libc::off_t) };
             if code != 0 {

@@ -660,7 +660,7 @@ async fn take_over_data(
             let opened = tokio::task::spawn_blocking(move || open_disk_store(&data))
                 .await
                 .unwrap_or_else(|e| {
-                    Err(crate::stats::StoreError::Engine(format!(
+                    Err(crate::stats::StatsStoreError::Engine(format!(
                         "opening it panicked: {e}"
                     )))
                 });

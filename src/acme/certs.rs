@@ -14,7 +14,7 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use super::store::{Storage, StoreError};
+use super::store::{Storage, StorageError};
 use crate::config::Domain;
 use crate::tls::{BundleError, CertBundle};
 
@@ -89,7 +89,7 @@ impl CertStore {
         format!("certs/{}/{name}", self.primary)
     }
 
-    fn read_text(&self, key: &str) -> Result<Option<String>, StoreError> {
+    fn read_text(&self, key: &str) -> Result<Option<String>, StorageError> {
         Ok(self
             .storage
             .get(key)?
@@ -98,7 +98,7 @@ impl CertStore {
 
     /// The live pair if it is whole; otherwise the newest archived certificate,
     /// written back as the live pair. `None` when nothing usable is stored.
-    pub fn load(&self) -> Result<Option<StoredCert>, StoreError> {
+    pub fn load(&self) -> Result<Option<StoredCert>, StorageError> {
         let live = match (
             self.read_text(&self.key("fullchain.pem"))?,
             self.read_text(&self.key("privkey.pem"))?,
@@ -139,7 +139,7 @@ impl CertStore {
         Ok(None)
     }
 
-    fn write_pair(&self, pem: &IssuedCert) -> Result<(), StoreError> {
+    fn write_pair(&self, pem: &IssuedCert) -> Result<(), StorageError> {
         self.storage
             .put(&self.key("privkey.pem"), pem.key_pem.as_bytes())?;
         self.storage
@@ -152,7 +152,7 @@ impl CertStore {
         cert: &IssuedCert,
         bundle: &CertBundle,
         now: DateTime<Utc>,
-    ) -> Result<(), StoreError> {
+    ) -> Result<(), StorageError> {
         let serial: String = bundle
             .serial
             .iter()
@@ -178,7 +178,7 @@ impl CertStore {
         Ok(())
     }
 
-    pub fn status(&self) -> Result<RenewalStatus, StoreError> {
+    pub fn status(&self) -> Result<RenewalStatus, StorageError> {
         Ok(self
             .storage
             .get(&self.key("status.json"))?
@@ -186,7 +186,7 @@ impl CertStore {
             .unwrap_or_default())
     }
 
-    pub fn save_status(&self, status: &RenewalStatus) -> Result<(), StoreError> {
+    pub fn save_status(&self, status: &RenewalStatus) -> Result<(), StorageError> {
         let json = serde_json::to_vec_pretty(status).expect("status serializes");
         self.storage.put(&self.key("status.json"), &json)
     }

@@ -18,7 +18,7 @@ use super::http::AcmeRoots;
 use super::local_ca::{self, LocalCa, LocalCaSettings, ValidationTarget};
 use super::manager::CertManager;
 use super::schedule::RenewalPolicy;
-use super::store::{FileStore, Storage, StoreError, StoreLock, create_private_dir};
+use super::store::{FileStore, Storage, StorageError, StoreLock, create_private_dir};
 use crate::clock::SharedClock;
 use crate::config::{Config, Mode};
 use crate::tls::{CertBundle, CertResolver, self_signed_pem};
@@ -79,7 +79,7 @@ pub fn lock_certificates(data: &Path) -> anyhow::Result<StoreLock> {
     FileStore::new(data.to_path_buf())
         .lock("certificates")
         .map_err(|e| match e {
-            StoreError::Locked(_) => anyhow::anyhow!(
+            StorageError::Locked(_) => anyhow::anyhow!(
                 "another quire process manages the certificates in {}; stop it, or give this one another [paths] data",
                 data.display()
             ),

@@ -14,7 +14,7 @@ use std::os::unix::io::AsRawFd;
 use std::path::{Path, PathBuf};
 
 #[derive(Debug, thiserror::Error)]
-pub enum StoreError {
+pub enum StorageError {
     #[error("`{0}` is not a valid storage key (relative, no `..` or empty parts)")]
     BadKey(String),
     #[error(
@@ -32,15 +32,15 @@ pub enum StoreError {
 /// Storage for certificates and accounts. Keys look like relative paths:
 /// `certs/example.com/fullchain.pem`.
 pub trait Storage: Send + Sync + 'static {
-    fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError>;
+    fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StorageError>;
     /// Replaces the value atomically.
-    fn put(&self, key: &str, value: &[u8]) -> Result<(), StoreError>;
+    fn put(&self, key: &str, value: &[u8]) -> Result<(), StorageError>;
     /// Keys directly under `prefix` (a "directory"), sorted.
-    fn list(&self, prefix: &str) -> Result<Vec<String>, StoreError>;
-    fn delete(&self, key: &str) -> Result<(), StoreError>;
+    fn list(&self, prefix: &str) -> Result<Vec<String>, StorageError>;
+    fn delete(&self, key: &str) -> Result<(), StorageError>;
     /// An exclusive lock on `name`, across processes, held until dropped.
-    /// Fails at once with [`StoreError::Locked`] if someone else holds it.
-    fn lock(&self, name: &str) -> Result<StoreLock, StoreError>;
+    /// Fails at once with [`StorageError::Locked`] if someone else holds it.
+    fn lock(&self, name: &str) -> Result<StoreLock, StorageError>;
 }
 
 /// A held lock; dropping it releases the lock.
@@ -54,9 +54,9 @@ pub struct FileStore {
     root: PathBuf,
 }
 
-fn io(action: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> StoreError {
+fn io(action: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> StorageError {
     let path = path.to_path_buf();
-    move |source| StoreError::Io {
+    move |source| StorageError::Io {
         action,
         path,
         source,
@@ -106,21 +106,21 @@ impl FileStore {
     }
 
     /// The file behind `key`.
-    pub fn path(&self, key: &str) -> Result<PathBuf, StoreError> {
+    pub fn path(&self, key: &str) -> Result<PathBuf, StorageError> {
         let valid = !key.is_empty()
             && !key.starts_with('/')
             && key
                 .split('/')
                 .all(|part| !part.is_empty() && part != "." && part != "..");
         if !valid {
-            return Err(StoreError::BadKey(key.to_string()));
+            return Err(StorageError::BadKey(key.to_string()));
         }
         Ok(self.root.join(key))
     }
 }
 
 impl Storage for FileStore {
-    fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+    fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StorageError> {
         let path = self.path(key)?;
         match fs::read(&path) {
             Ok(bytes) => Ok(Some(bytes)),
@@ -129,12 +129,12 @@ impl Storage for FileStore {
         }
     }
 
-    fn put(&self, key: &str, value: &[u8]) -> Result<(), StoreError> {
+    fn put(&self, key: &str, value: &[u8]) -> Result<(), StorageError> {
         let path = self.path(key)?;
         write_private_file(&path, value).map_err(io("writing", &path))
     }
 
-    fn list(&self, prefix: &str) -> Result<Vec<String>, StoreError> {
+    fn list(&self, prefix: &str) -> Result<Vec<String>, StorageError> {
         let dir = self.path(prefix)?;
         let entries = match fs::read_dir(&dir) {
             Ok(entries) => entries,
@@ -151,7 +151,7 @@ impl Storage for FileStore {
         Ok(keys)
     }
 
-    fn delete(&self, key: &str) -> Result<(), StoreError> {
+    fn delete(&self, key: &str) -> Result<(), StorageError> {
         let path = self.path(key)?;
         match fs::remove_file(&path) {
             Ok(()) => Ok(()),
@@ -160,7 +160,7 @@ impl Storage for FileStore {
         }
     }
 
-    fn lock(&self, name: &str) -> Result<StoreLock, StoreError> {
+    fn lock(&self, name: &str) -> Result<StoreLock, StorageError> {
         let path = self.path(&format!("locks/{name}.lock"))?;
         if let Some(dir) = path.parent() {
             create_private_dir(dir).map_err(io("creating", dir))?;
@@ -177,7 +177,7 @@ impl Storage for FileStore {
         if held != 0 {
             let e = std::io::Error::last_os_error();
             return match e.raw_os_error() {
-                Some(libc::EWOULDBLOCK) => Err(StoreError::Locked(path)),
+                Some(libc::EWOULDBLOCK) => Err(StorageError::Locked(path)),
                 _ => Err(io("locking", &path)(e)),
             };
         }
@@ -222,7 +222,7 @@ mod tests {
         let store = FileStore::new("/tmp/unused");
         for key in ["../x", "/etc/passwd", "a/../../b", "a//b", ""] {
             assert!(
-                matches!(store.get(key), Err(StoreError::BadKey(_))),
+                matches!(store.get(key), Err(StorageError::BadKey(_))),
                 "{key}"
             );
         }
@@ -233,7 +233,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = FileStore::new(dir.path());
         let held = store.lock("certs").unwrap();
-        assert!(matches!(store.lock("certs"), Err(StoreError::Locked(_))));
+        assert!(matches!(store.lock("certs"), Err(StorageError::Locked(_))));
         assert!(store.lock("other").is_ok());
         drop(held);
         assert!(store.lock("certs").is_ok());

@@ -34,7 +34,7 @@ pub async fn run(config: &Config, days: u32, clock: SharedClock) -> anyhow::Resu
         let store = super::open_disk_store(&config.paths.data)?;
         let stats = Stats::new(Box::new(store), settings, clock)?;
         let report = stats.report(days, TOP)?;
-        Ok::<_, super::StoreError>(format!(
+        Ok::<_, super::StatsStoreError>(format!(
             "from {}\n{}",
             stats.store().describe(),
             report.render()

@@ -3,13 +3,13 @@
 //! safely while the store is open). Format: a magic line, then for each entry
 //! a big-endian u32 key length, the key, a u32 value length, the value.
 
-use super::store::{Batch, StatsStore, StoreError};
+use super::store::{Batch, StatsStore, StatsStoreError};
 
 const MAGIC: &[u8] = b"quire stats dump 1\n";
 /// Entries read and written per batch.
 const CHUNK: usize = 10_000;
 
-pub fn export(store: &dyn StatsStore) -> Result<Vec<u8>, StoreError> {
+pub fn export(store: &dyn StatsStore) -> Result<Vec<u8>, StatsStoreError> {
     let mut out = MAGIC.to_vec();
     let mut start = Vec::new();
     loop {
@@ -29,12 +29,12 @@ pub fn export(store: &dyn StatsStore) -> Result<Vec<u8>, StoreError> {
 }
 
 /// Writes a dump into `store`. Returns the number of entries.
-pub fn import(store: &dyn StatsStore, dump: &[u8]) -> Result<usize, StoreError> {
-    let corrupt = |what: &str| StoreError::Corrupt(format!("the statistics dump {what}"));
+pub fn import(store: &dyn StatsStore, dump: &[u8]) -> Result<usize, StatsStoreError> {
+    let corrupt = |what: &str| StatsStoreError::Corrupt(format!("the statistics dump {what}"));
     let mut rest = dump
         .strip_prefix(MAGIC)
         .ok_or_else(|| corrupt("does not start with its header"))?;
-    let take = |rest: &mut &[u8]| -> Result<Vec<u8>, StoreError> {
+    let take = |rest: &mut &[u8]| -> Result<Vec<u8>, StatsStoreError> {
         let (len, tail) = rest
             .split_first_chunk::<4>()
             .ok_or_else(|| corrupt("is cut short"))?;

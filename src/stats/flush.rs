@@ -17,7 +17,7 @@ use chrono::{DateTime, Utc};
 use super::privacy::Salt;
 use super::recorder::{View, ViewKind};
 use super::schema::{self, Counts, DAILY, Day, HOURLY, Hour, Meta, Metric, Series};
-use super::store::{Batch, StatsStore, StoreError, read_through};
+use super::store::{Batch, StatsStore, StatsStoreError, read_through};
 
 /// Distinct visitors told apart in one day, at most. Each costs a few
 /// records until the day is forgotten; a flood of made-up User-Agents would
@@ -53,7 +53,7 @@ impl<'s> Caps<'s> {
         prefix: u8,
         period: u32,
         series: &Series,
-    ) -> Result<Series, StoreError> {
+    ) -> Result<Series, StatsStoreError> {
         let Some(cap) = schema::name_cap(prefix, series.metric) else {
             return Ok(series.clone());
         };
@@ -90,7 +90,7 @@ fn names_up_to(
     end: &[u8],
     other: &[u8],
     cap: usize,
-) -> Result<usize, StoreError> {
+) -> Result<usize, StatsStoreError> {
     Ok(store
         .range(start, end, cap + 1)?
         .into_iter()
@@ -107,7 +107,7 @@ fn bucket_key(prefix: u8, period: u32, series: &Series) -> Vec<u8> {
 }
 
 /// Visitors counted so far on `day`: the site's visitors over its hours.
-fn visitors_of(store: &dyn StatsStore, batch: &Batch, day: Day) -> Result<u64, StoreError> {
+fn visitors_of(store: &dyn StatsStore, batch: &Batch, day: Day) -> Result<u64, StatsStoreError> {
     let mut visitors = 0;
     for hour in day.first_hour().0..day.next().first_hour().0 {
         if let Some(bytes) = read_through(
@@ -148,7 +148,7 @@ impl<'s> Seen<'s> {
         visitor: u64,
         series: &Series,
         batch: &mut Batch,
-    ) -> Result<bool, StoreError> {
+    ) -> Result<bool, StatsStoreError> {
         let key = schema::seen_key(day, visitor, series);
         if self.in_batch.contains(&key) {
             return Ok(false);
@@ -178,7 +178,11 @@ impl<'s> Seen<'s> {
 
 /// Named referrers the store remembers for `visitor` on `day`, counted
 /// up to the cap.
-fn stored_referrers(store: &dyn StatsStore, day: Day, visitor: u64) -> Result<u64, StoreError> {
+fn stored_referrers(
+    store: &dyn StatsStore,
+    day: Day,
+    visitor: u64,
+) -> Result<u64, StatsStoreError> {
     let (start, end) = schema::seen_range(day, visitor, Metric::Referrer);
     let other = schema::seen_key(day, visitor, &Series::new(Metric::Referrer, schema::OTHER));
     let cap = MAX_REFERRERS_PER_VISITOR as usize;
@@ -200,7 +204,7 @@ pub fn flush(
     dropped: u64,
     salts: &[(Day, Salt)],
     now: DateTime<Utc>,
-) -> Result<Flushed, StoreError> {
+) -> Result<Flushed, StatsStoreError> {
     // Identical views (same hour, kind, path, referrer and visitor) are
     // counted together: a busy reader costs one pass, not one per view.
     let mut groups: HashMap<&View, u64> = HashMap::new();
@@ -220,7 +224,7 @@ pub fn prepare(
     dropped: u64,
     salts: &[(Day, Salt)],
     now: DateTime<Utc>,
-) -> Result<(Batch, Flushed), StoreError> {
+) -> Result<(Batch, Flushed), StatsStoreError> {
     let views: u64 = groups.iter().map(|(_, n)| n).sum();
     let aggregated_until = Meta::AggregatedUntil.read(store)?.map(Hour);
     let remembered_from = Meta::RememberedFrom.read(store)?.map(Day);
@@ -375,10 +379,10 @@ pub fn add_counts(
     batch: &mut Batch,
     key: Vec<u8>,
     delta: &Counts,
-) -> Result<(), StoreError> {
+) -> Result<(), StatsStoreError> {
     let mut counts = match read_through(store, batch, &key)? {
         Some(bytes) => Counts::decode(&bytes).ok_or_else(|| {
-            StoreError::Corrupt(format!("counters under {}", String::from_utf8_lossy(&key)))
+            StatsStoreError::Corrupt(format!("counters under {}", String::from_utf8_lossy(&key)))
         })?,
         None => Counts::default(),
     };
@@ -388,7 +392,7 @@ pub fn add_counts(
 }
 
 /// The salts of days not yet forgotten, to keep visitor keys stable across a restart.
-pub fn stored_salts(store: &dyn StatsStore) -> Result<Vec<(Day, Salt)>, StoreError> {
+pub fn stored_salts(store: &dyn StatsStore) -> Result<Vec<(Day, Salt)>, StatsStoreError> {
     let entries = store.range(
         &schema::bucket_start(schema::SALT, 0),
         &schema::bucket_start(schema::SALT, u32::MAX),

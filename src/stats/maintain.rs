@@ -15,7 +15,7 @@ use chrono::{DateTime, Utc};
 
 use super::flush::{Caps, add_counts};
 use super::schema::{self, Counts, DAILY, Day, HOURLY, Hour, Meta, SALT, SEEN, Series};
-use super::store::{Batch, StatsStore, StoreError};
+use super::store::{Batch, StatsStore, StatsStoreError};
 
 /// How long statistics are kept.
 #[derive(Debug, Clone, Copy)]
@@ -42,7 +42,7 @@ pub fn maintain(
     store: &dyn StatsStore,
     now: DateTime<Utc>,
     retention: &Retention,
-) -> Result<Maintained, StoreError> {
+) -> Result<Maintained, StatsStoreError> {
     let settled = now - chrono::Duration::from_std(retention.settle).unwrap_or_default();
     let mut done = Maintained {
         hours_rolled_up: roll_up(store, Hour::of(settled))?,
@@ -74,7 +74,7 @@ pub fn maintain(
 
 /// Adds every hour before `finished` into its day, a day per batch. Returns
 /// how many hours that covered.
-fn roll_up(store: &dyn StatsStore, finished: Hour) -> Result<u32, StoreError> {
+fn roll_up(store: &dyn StatsStore, finished: Hour) -> Result<u32, StatsStoreError> {
     let mut from = match Meta::AggregatedUntil.read(store)? {
         Some(hour) => Hour(hour),
         // A new store starts at its first hourly bucket.
@@ -111,10 +111,13 @@ fn roll_up(store: &dyn StatsStore, finished: Hour) -> Result<u32, StoreError> {
         let mut sums: BTreeMap<Series, Counts> = BTreeMap::new();
         for (key, value) in &hours {
             let (_, series) = schema::parse_bucket_key(key).ok_or_else(|| {
-                StoreError::Corrupt(format!("hourly key {}", String::from_utf8_lossy(key)))
+                StatsStoreError::Corrupt(format!("hourly key {}", String::from_utf8_lossy(key)))
             })?;
             let counts = Counts::decode(value).ok_or_else(|| {
-                StoreError::Corrupt(format!("hourly counters {}", String::from_utf8_lossy(key)))
+                StatsStoreError::Corrupt(format!(
+                    "hourly counters {}",
+                    String::from_utf8_lossy(key)
+                ))
             })?;
             sums.entry(series).or_default().add(&counts);
         }
@@ -144,7 +147,7 @@ fn delete_range(
     prefix: u8,
     from: u32,
     until: u32,
-) -> Result<usize, StoreError> {
+) -> Result<usize, StatsStoreError> {
     let end = schema::bucket_start(prefix, until);
     let mut deleted = 0;
     loop {

@@ -35,7 +35,7 @@ use outbox::{Found, Outbox, Parcel, Seal};
 pub use recorder::{Hit, HitKind, Recorder, RecorderSettings};
 pub use report::Report;
 use schema::{Day, Hour};
-pub use store::{MemoryStore, SledStore, StatsStore, StoreError, Waiting};
+pub use store::{MemoryStore, SledStore, StatsStore, StatsStoreError, Waiting};
 
 /// Views held in memory between flushes, at most (about 100 bytes each);
 /// also the most kept for a store that fails.
@@ -57,7 +57,7 @@ pub struct Kept {
     /// Views that did not fit in the outbox, kept there as a dropped count.
     pub folded: u64,
     pub outbox: PathBuf,
-    pub error: StoreError,
+    pub error: StatsStoreError,
 }
 
 impl std::fmt::Display for Kept {
@@ -85,7 +85,7 @@ impl std::fmt::Display for Kept {
 #[error("the last {views} statistics views were not saved: {error}; {why}")]
 pub struct Unsaved {
     pub views: u64,
-    pub error: StoreError,
+    pub error: StatsStoreError,
     pub why: String,
 }
 
@@ -184,7 +184,7 @@ impl StatsSettings {
 }
 
 /// Opens the sled store under `data/stats`.
-pub fn open_disk_store(data: &Path) -> Result<SledStore, StoreError> {
+pub fn open_disk_store(data: &Path) -> Result<SledStore, StatsStoreError> {
     SledStore::open(&data.join("stats"))
 }
 
@@ -212,7 +212,7 @@ impl Stats {
     /// Starts writing to the `opened` disk store; when it could not be
     /// opened or used, counts in memory and logs why. Returns whether the
     /// disk store is in use.
-    pub fn attach_opened(&self, opened: Result<SledStore, StoreError>) -> bool {
+    pub fn attach_opened(&self, opened: Result<SledStore, StatsStoreError>) -> bool {
         let attached = opened
             .and_then(|store| self.attach(Box::new(store), true))
             .or_else(|e| {
@@ -227,7 +227,7 @@ impl Stats {
         store: Box<dyn StatsStore>,
         settings: StatsSettings,
         clock: SharedClock,
-    ) -> Result<Stats, StoreError> {
+    ) -> Result<Stats, StatsStoreError> {
         let stats = Stats::unattached(settings, clock, Vec::new());
         stats.attach(store, true)?;
         Ok(stats)
@@ -262,7 +262,11 @@ impl Stats {
 
     /// Migrates `store`, adopts the salts it kept, and makes it the store.
     /// `persistent`: whether it keeps what it is given across a restart.
-    fn attach(&self, store: Box<dyn StatsStore>, persistent: bool) -> Result<bool, StoreError> {
+    fn attach(
+        &self,
+        store: Box<dyn StatsStore>,
+        persistent: bool,
+    ) -> Result<bool, StatsStoreError> {
         for step in schema::migrate(store.as_ref(), schema::MIGRATIONS, schema::SCHEMA_VERSION)? {
             tracing::info!("statistics store migrated: {step}");
         }
@@ -333,7 +337,7 @@ impl Stats {
     /// Adds what the last run left in the outbox to the store, once: the
     /// batch records the parcel's seal, so a parcel the store already took
     /// (the process stopped before emptying the outbox) is not added again.
-    fn merge_pending(&self, unwritten: &mut Unwritten) -> Result<(), StoreError> {
+    fn merge_pending(&self, unwritten: &mut Unwritten) -> Result<(), StatsStoreError> {
         let Some((parcel, seal)) = &unwritten.pending else {
             return Ok(());
         };
@@ -403,7 +407,7 @@ impl Stats {
     /// Writes what the recorder holds. Blocking: call it off the runtime.
     /// When the store fails, the views are kept (up to the buffer size) and
     /// written by a later flush, which first reopens the store if it must.
-    pub fn flush_now(&self) -> Result<Flushed, StoreError> {
+    pub fn flush_now(&self) -> Result<Flushed, StatsStoreError> {
         let shared = &*self.shared;
         let mut unwritten = self.writer();
         let (views, dropped) = shared.recorder.drain();
@@ -521,7 +525,7 @@ impl Stats {
     /// Whether views reach a durable store, and if not, why.
     pub fn health(&self) -> StoreHealth {
         if self.shared.store.get().is_none() {
-            return StoreHealth::Unwritable(StoreError::Waiting.to_string());
+            return StoreHealth::Unwritable(StatsStoreError::Waiting.to_string());
         }
         if self.shared.store.get().is_some_and(|a| !a.persistent) {
             return StoreHealth::Unwritable(
@@ -565,7 +569,7 @@ impl Stats {
     }
 
     /// Rolls up, forgets and prunes as of now. Blocking.
-    pub fn maintain_now(&self) -> Result<Maintained, StoreError> {
+    pub fn maintain_now(&self) -> Result<Maintained, StatsStoreError> {
         let shared = &*self.shared;
         let _writer = self.writer();
         self.store().recover()?;
@@ -577,7 +581,7 @@ impl Stats {
     }
 
     /// The last `days` days, today included. Blocking.
-    pub fn report(&self, days: u32, top: usize) -> Result<Report, StoreError> {
+    pub fn report(&self, days: u32, top: usize) -> Result<Report, StatsStoreError> {
         let today = Day::of(self.shared.clock.now());
         report::report(self.store(), today.minus(days.max(1) - 1), today, top)
     }
@@ -957,7 +961,7 @@ mod tests {
         // The successor counts the same reader before it has the store.
         let new = Stats::awaiting_store(settings(), clock, salts);
         record(&new, "192.0.2.1");
-        assert!(matches!(new.flush_now(), Err(StoreError::Waiting)));
+        assert!(matches!(new.flush_now(), Err(StatsStoreError::Waiting)));
         assert!(new.is_awaiting_store());
         assert!(
             matches!(new.health(), StoreHealth::Unwritable(_)),

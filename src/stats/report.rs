@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;
 
 use super::schema::{self, Counts, DAILY, Day, HOURLY, Hour, Meta, Metric, Series};
-use super::store::{StatsStore, StoreError};
+use super::store::{StatsStore, StatsStoreError};
 
 /// One row of a ranking.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -37,15 +37,16 @@ pub fn report(
     from: Day,
     to: Day,
     top: usize,
-) -> Result<Report, StoreError> {
+) -> Result<Report, StatsStoreError> {
     let aggregated_until = Hour(Meta::AggregatedUntil.read(store)?.unwrap_or(0));
     let mut per_day: BTreeMap<Day, Counts> = BTreeMap::new();
     let mut per_series: HashMap<Series, Counts> = HashMap::new();
-    let mut take = |period: Day, key: &[u8], value: &[u8]| -> Result<(), StoreError> {
-        let (_, series) = schema::parse_bucket_key(key)
-            .ok_or_else(|| StoreError::Corrupt(format!("key {}", String::from_utf8_lossy(key))))?;
+    let mut take = |period: Day, key: &[u8], value: &[u8]| -> Result<(), StatsStoreError> {
+        let (_, series) = schema::parse_bucket_key(key).ok_or_else(|| {
+            StatsStoreError::Corrupt(format!("key {}", String::from_utf8_lossy(key)))
+        })?;
         let counts = Counts::decode(value).ok_or_else(|| {
-            StoreError::Corrupt(format!("counters {}", String::from_utf8_lossy(key)))
+            StatsStoreError::Corrupt(format!("counters {}", String::from_utf8_lossy(key)))
         })?;
         if series.metric == Metric::Site {
             per_day.entry(period).or_default().add(&counts);

@@ -14,7 +14,7 @@
 
 use chrono::{DateTime, NaiveDate, TimeZone, Utc};
 
-use super::store::{Batch, StatsStore, StoreError};
+use super::store::{Batch, StatsStore, StatsStoreError};
 
 /// The layout this binary writes.
 pub const SCHEMA_VERSION: u32 = 1;
@@ -340,12 +340,12 @@ impl Meta {
         key
     }
 
-    pub fn read(self, store: &dyn StatsStore) -> Result<Option<u32>, StoreError> {
+    pub fn read(self, store: &dyn StatsStore) -> Result<Option<u32>, StatsStoreError> {
         match store.get(&self.key())? {
             None => Ok(None),
             Some(bytes) => {
                 let bytes: [u8; 4] = bytes.as_slice().try_into().map_err(|_| {
-                    StoreError::Corrupt(format!("the value of {self:?} is not 4 bytes"))
+                    StatsStoreError::Corrupt(format!("the value of {self:?} is not 4 bytes"))
                 })?;
                 Ok(Some(u32::from_be_bytes(bytes)))
             }
@@ -369,7 +369,7 @@ impl Meta {
 pub struct Migration {
     pub from: u32,
     pub describe: &'static str,
-    pub apply: fn(&dyn StatsStore, &mut Batch) -> Result<(), StoreError>,
+    pub apply: fn(&dyn StatsStore, &mut Batch) -> Result<(), StatsStoreError>,
 }
 
 /// The migrations this binary knows. Version 0 is a store written before
@@ -386,7 +386,7 @@ pub fn migrate(
     store: &dyn StatsStore,
     migrations: &[Migration],
     target: u32,
-) -> Result<Vec<&'static str>, StoreError> {
+) -> Result<Vec<&'static str>, StatsStoreError> {
     let mut applied = Vec::new();
     loop {
         let version = Meta::SchemaVersion.read(store)?.unwrap_or(0);
@@ -394,7 +394,7 @@ pub fn migrate(
             return Ok(applied);
         }
         if version > target {
-            return Err(StoreError::NewerSchema {
+            return Err(StatsStoreError::NewerSchema {
                 found: version,
                 supported: target,
             });
@@ -402,7 +402,7 @@ pub fn migrate(
         let step = migrations
             .iter()
             .find(|m| m.from == version)
-            .ok_or(StoreError::NoMigration { from: version })?;
+            .ok_or(StatsStoreError::NoMigration { from: version })?;
         let mut batch = Batch::default();
         (step.apply)(store, &mut batch)?;
         Meta::SchemaVersion.write(&mut batch, version + 1);
@@ -490,7 +490,10 @@ mod tests {
         assert_eq!(Meta::SchemaVersion.read(&store).unwrap(), Some(2));
         assert!(migrate(&store, STEPS, 2).unwrap().is_empty(), "idempotent");
         let error = migrate(&store, MIGRATIONS, SCHEMA_VERSION).unwrap_err();
-        assert!(matches!(error, StoreError::NewerSchema { found: 2, .. }));
+        assert!(matches!(
+            error,
+            StatsStoreError::NewerSchema { found: 2, .. }
+        ));
         assert!(error.to_string().contains("newer quire"), "{error}");
     }
 }

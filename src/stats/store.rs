@@ -11,7 +11,7 @@ use std::sync::{Mutex, RwLock};
 
 /// What went wrong in the statistics store; each message says what to do.
 #[derive(Debug, thiserror::Error)]
-pub enum StoreError {
+pub enum StatsStoreError {
     #[error(
         "cannot open the statistics store at {path}: {reason}; {hint}. The site is served anyway, and statistics are counted in memory until the next restart"
     )]
@@ -75,12 +75,12 @@ impl Batch {
 
 /// An ordered key-value store with atomic, durable batches.
 pub trait StatsStore: Send + Sync + 'static {
-    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError>;
+    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StatsStoreError>;
     /// Up to `limit` entries with `start <= key < end`, in key order.
-    fn range(&self, start: &[u8], end: &[u8], limit: usize) -> Result<Entries, StoreError>;
+    fn range(&self, start: &[u8], end: &[u8], limit: usize) -> Result<Entries, StatsStoreError>;
     /// Applies every write of `batch` atomically; when it returns, they are
     /// on disk (for engines that have one).
-    fn apply(&self, batch: Batch) -> Result<(), StoreError>;
+    fn apply(&self, batch: Batch) -> Result<(), StatsStoreError>;
     /// Where the data lives, for messages.
     fn describe(&self) -> String;
     /// Bytes on disk, for engines that have a disk, as last measured. Read
@@ -90,7 +90,7 @@ pub trait StatsStore: Send + Sync + 'static {
     }
     /// Makes the store usable again after an operation failed, for engines
     /// that stay broken until then. Called before retrying.
-    fn recover(&self) -> Result<(), StoreError> {
+    fn recover(&self) -> Result<(), StatsStoreError> {
         Ok(())
     }
 }
@@ -98,15 +98,15 @@ pub trait StatsStore: Send + Sync + 'static {
 /// A shared store is a store: the server and a test (or a bench) can hold
 /// the same one.
 impl<S: StatsStore + ?Sized> StatsStore for std::sync::Arc<S> {
-    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StatsStoreError> {
         (**self).get(key)
     }
 
-    fn range(&self, start: &[u8], end: &[u8], limit: usize) -> Result<Entries, StoreError> {
+    fn range(&self, start: &[u8], end: &[u8], limit: usize) -> Result<Entries, StatsStoreError> {
         (**self).range(start, end, limit)
     }
 
-    fn apply(&self, batch: Batch) -> Result<(), StoreError> {
+    fn apply(&self, batch: Batch) -> Result<(), StatsStoreError> {
         (**self).apply(batch)
     }
 
@@ -118,7 +118,7 @@ impl<S: StatsStore + ?Sized> StatsStore for std::sync::Arc<S> {
         (**self).size_on_disk()
     }
 
-    fn recover(&self) -> Result<(), StoreError> {
+    fn recover(&self) -> Result<(), StatsStoreError> {
         (**self).recover()
     }
 }
@@ -128,16 +128,16 @@ impl<S: StatsStore + ?Sized> StatsStore for std::sync::Arc<S> {
 pub struct Waiting;
 
 impl StatsStore for Waiting {
-    fn get(&self, _: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
-        Err(StoreError::Waiting)
+    fn get(&self, _: &[u8]) -> Result<Option<Vec<u8>>, StatsStoreError> {
+        Err(StatsStoreError::Waiting)
     }
 
-    fn range(&self, _: &[u8], _: &[u8], _: usize) -> Result<Entries, StoreError> {
-        Err(StoreError::Waiting)
+    fn range(&self, _: &[u8], _: &[u8], _: usize) -> Result<Entries, StatsStoreError> {
+        Err(StatsStoreError::Waiting)
     }
 
-    fn apply(&self, _: Batch) -> Result<(), StoreError> {
-        Err(StoreError::Waiting)
+    fn apply(&self, _: Batch) -> Result<(), StatsStoreError> {
+        Err(StatsStoreError::Waiting)
     }
 
     fn describe(&self) -> String {
@@ -150,7 +150,7 @@ pub fn read_through(
     store: &dyn StatsStore,
     batch: &Batch,
     key: &[u8],
-) -> Result<Option<Vec<u8>>, StoreError> {
+) -> Result<Option<Vec<u8>>, StatsStoreError> {
     match batch.pending(key) {
         Some(write) => Ok(write.map(<[u8]>::to_vec)),
         None => store.get(key),
@@ -176,7 +176,7 @@ const UNMEASURED: u64 = u64::MAX;
 
 impl SledStore {
     /// Opens (or creates) the store in `dir`, a private directory.
-    pub fn open(dir: &Path) -> Result<SledStore, StoreError> {
+    pub fn open(dir: &Path) -> Result<SledStore, StatsStoreError> {
         let db = open_sled(dir)?;
         Ok(SledStore {
             size: AtomicU64::new(measure(&db)),
@@ -189,16 +189,16 @@ impl SledStore {
     fn with_db<T>(
         &self,
         use_db: impl FnOnce(&sled::Db) -> sled::Result<T>,
-    ) -> Result<T, StoreError> {
+    ) -> Result<T, StatsStoreError> {
         let db = self.db.read().unwrap_or_else(|e| e.into_inner());
         let Some(db) = db.as_ref() else {
-            return Err(StoreError::Engine(
+            return Err(StatsStoreError::Engine(
                 "it was closed after a failure and could not be opened again".into(),
             ));
         };
         use_db(db).map_err(|e| {
             self.failed.store(true, Ordering::Relaxed);
-            StoreError::Engine(e.to_string())
+            StatsStoreError::Engine(e.to_string())
         })
     }
 
@@ -214,8 +214,8 @@ fn measure(db: &sled::Db) -> u64 {
     db.size_on_disk().unwrap_or(UNMEASURED)
 }
 
-fn open_sled(dir: &Path) -> Result<sled::Db, StoreError> {
-    let open_error = |reason: String, hint: &str| StoreError::Open {
+fn open_sled(dir: &Path) -> Result<sled::Db, StatsStoreError> {
+    let open_error = |reason: String, hint: &str| StatsStoreError::Open {
         path: dir.to_path_buf(),
         reason,
         hint: hint.to_string(),
@@ -252,11 +252,11 @@ fn open_sled(dir: &Path) -> Result<sled::Db, StoreError> {
 }
 
 impl StatsStore for SledStore {
-    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StatsStoreError> {
         self.with_db(|db| Ok(db.get(key)?.map(|v| v.to_vec())))
     }
 
-    fn range(&self, start: &[u8], end: &[u8], limit: usize) -> Result<Entries, StoreError> {
+    fn range(&self, start: &[u8], end: &[u8], limit: usize) -> Result<Entries, StatsStoreError> {
         self.with_db(|db| {
             db.range(start..end)
                 .take(limit)
@@ -265,7 +265,7 @@ impl StatsStore for SledStore {
         })
     }
 
-    fn apply(&self, batch: Batch) -> Result<(), StoreError> {
+    fn apply(&self, batch: Batch) -> Result<(), StatsStoreError> {
         let mut sled_batch = sled::Batch::default();
         for (key, value) in batch.writes {
             match value {
@@ -290,7 +290,7 @@ impl StatsStore for SledStore {
         Some(self.size.load(Ordering::Relaxed)).filter(|&size| size != UNMEASURED)
     }
 
-    fn recover(&self) -> Result<(), StoreError> {
+    fn recover(&self) -> Result<(), StatsStoreError> {
         if !self.failed.load(Ordering::Relaxed) {
             return Ok(());
         }
@@ -319,11 +319,11 @@ impl MemoryStore {
 }
 
 impl StatsStore for MemoryStore {
-    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StatsStoreError> {
         Ok(self.entries().get(key).cloned())
     }
 
-    fn range(&self, start: &[u8], end: &[u8], limit: usize) -> Result<Entries, StoreError> {
+    fn range(&self, start: &[u8], end: &[u8], limit: usize) -> Result<Entries, StatsStoreError> {
         Ok(self
             .entries()
             .range(start.to_vec()..end.to_vec())
@@ -332,7 +332,7 @@ impl StatsStore for MemoryStore {
             .collect())
     }
 
-    fn apply(&self, batch: Batch) -> Result<(), StoreError> {
+    fn apply(&self, batch: Batch) -> Result<(), StatsStoreError> {
         let mut entries = self.entries();
         for (key, value) in batch.writes {
             match value {
@@ -396,19 +396,24 @@ pub mod testing {
     }
 
     impl StatsStore for Crashing {
-        fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StatsStoreError> {
             self.inner.get(key)
         }
 
-        fn range(&self, start: &[u8], end: &[u8], limit: usize) -> Result<Entries, StoreError> {
+        fn range(
+            &self,
+            start: &[u8],
+            end: &[u8],
+            limit: usize,
+        ) -> Result<Entries, StatsStoreError> {
             self.inner.range(start, end, limit)
         }
 
-        fn apply(&self, batch: Batch) -> Result<(), StoreError> {
+        fn apply(&self, batch: Batch) -> Result<(), StatsStoreError> {
             let left = self.writes_left.load(Ordering::SeqCst);
             if left == 0 || self.broken.load(Ordering::SeqCst) {
                 self.broken.store(true, Ordering::SeqCst);
-                return Err(StoreError::Engine("simulated failure".into()));
+                return Err(StatsStoreError::Engine("simulated failure".into()));
             }
             self.writes_left
                 .store(left.saturating_sub(1), Ordering::SeqCst);
@@ -419,14 +424,16 @@ pub mod testing {
             "crashing".into()
         }
 
-        fn recover(&self) -> Result<(), StoreError> {
+        fn recover(&self) -> Result<(), StatsStoreError> {
             let full = self.writes_left.load(Ordering::SeqCst) == 0;
             if !full {
                 self.broken.store(false, Ordering::SeqCst);
             }
             self.reopened.fetch_add(1, Ordering::SeqCst);
             match full {
-                true => Err(StoreError::Engine("simulated failure to reopen".into())),
+                true => Err(StatsStoreError::Engine(
+                    "simulated failure to reopen".into(),
+                )),
                 false => Ok(()),
             }
         }

@@ -122,15 +122,14 @@ pub fn random_unit() -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::tls::{CertBundle, self_signed_pem};
+    use crate::tls::CertBundle;
 
     fn at(s: &str) -> DateTime<Utc> {
         s.parse().unwrap()
     }
 
     fn bundle(now: DateTime<Utc>) -> CertBundle {
-        let (chain, key) = self_signed_pem(&["blog.test".parse::<Domain>().unwrap()], now).unwrap();
-        CertBundle::from_pem(chain.as_bytes(), key.as_bytes()).unwrap()
+        CertBundle::temporary(&["blog.test".parse::<Domain>().unwrap()], now).unwrap()
     }
 
     #[test]

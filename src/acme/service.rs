@@ -21,7 +21,7 @@ use super::schedule::RenewalPolicy;
 use super::store::{FileStore, Storage, StorageError, StoreLock, create_private_dir};
 use crate::clock::SharedClock;
 use crate::config::{Config, Mode};
-use crate::tls::{CertBundle, CertResolver, self_signed_pem};
+use crate::tls::{CertBundle, CertResolver};
 use crate::upgrade::sockets::Inherited;
 use crate::web::ChallengeMap;
 
@@ -119,8 +119,7 @@ pub async fn prepare(
     let storage: Arc<dyn Storage> = Arc::new(FileStore::new(data.clone()));
 
     let primary = config.canonical_domain().clone();
-    let (chain, key) = self_signed_pem(&config.domains, clock.now())?;
-    let temporary = CertBundle::from_pem(chain.as_bytes(), key.as_bytes())?;
+    let temporary = CertBundle::temporary(&config.domains, clock.now())?;
     let resolver = CertResolver::new(temporary);
 
     let (local_ca, directory, dry_run_directory, roots, name) = match config.mode {

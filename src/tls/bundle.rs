@@ -54,6 +54,8 @@ pub enum BundleError {
         "the certificate does not cover {missing}; it names {names}; get one that covers every domain in [domains] names"
     )]
     NamesMissing { missing: String, names: String },
+    #[error("cannot make the temporary certificate: {0}")]
+    Generate(#[from] rcgen::Error),
 }
 
 /// A parsed chain and key, ready for the certificate resolver.
@@ -72,6 +74,9 @@ pub struct CertBundle {
     /// for ACME Renewal Information (RFC 9773).
     pub serial: Vec<u8>,
     pub authority_key_id: Option<Vec<u8>>,
+    /// The self-signed stand-in served until the first real certificate
+    /// ([`CertBundle::temporary`]).
+    pub temporary: bool,
 }
 
 impl std::fmt::Debug for CertBundle {
@@ -185,6 +190,19 @@ impl CertBundle {
                 .min(),
             serial: leaf.raw_serial().to_vec(),
             authority_key_id,
+            temporary: false,
+        })
+    }
+
+    /// A self-signed certificate for `domains`, valid for a day from `now`.
+    /// It serves until the first real certificate arrives, so the HTTPS port
+    /// is never closed; browsers warn, which is the truth.
+    pub fn temporary(domains: &[Domain], now: DateTime<Utc>) -> Result<CertBundle, BundleError> {
+        let (chain, key) = self_signed_pem(domains, now)?;
+        let bundle = CertBundle::from_pem(chain.as_bytes(), key.as_bytes())?;
+        Ok(CertBundle {
+            temporary: true,
+            ..bundle
         })
     }
 
@@ -224,13 +242,11 @@ impl CertBundle {
     }
 }
 
-/// The common name of the temporary certificate, which tells it apart.
-pub const TEMPORARY_CERT_NAME: &str = "quire temporary certificate";
+/// The common name of the temporary certificate, for people who look at it.
+const TEMPORARY_CERT_NAME: &str = "quire temporary certificate";
 
-/// A self-signed certificate for `domains`, valid for a day from `now`, PEM
-/// (chain, key). It serves until the first real certificate arrives, so the
-/// HTTPS port is never closed; browsers warn, which is the truth.
-pub fn self_signed_pem(
+/// The temporary certificate as PEM (chain, key).
+fn self_signed_pem(
     domains: &[Domain],
     now: DateTime<Utc>,
 ) -> Result<(String, String), rcgen::Error> {
@@ -250,4 +266,23 @@ pub fn self_signed_pem(
 fn to_offset(t: DateTime<Utc>) -> ::time::OffsetDateTime {
     ::time::OffsetDateTime::from_unix_timestamp(t.timestamp())
         .unwrap_or(::time::OffsetDateTime::UNIX_EPOCH)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_temporary_certificate_says_so_and_a_loaded_one_does_not() {
+        let now = Utc::now();
+        let domains = ["blog.test".parse::<Domain>().unwrap()];
+        let temporary = CertBundle::temporary(&domains, now).unwrap();
+        assert!(temporary.temporary);
+        assert!(temporary.check(&domains, now).is_ok());
+        // The same certificate read back from its files is not the stand-in:
+        // what it is comes from how it was made, not from its issuer's name.
+        let (chain, key) = self_signed_pem(&domains, now).unwrap();
+        let loaded = CertBundle::from_pem(chain.as_bytes(), key.as_bytes()).unwrap();
+        assert!(!loaded.temporary);
+    }
 }

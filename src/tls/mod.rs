@@ -11,7 +11,7 @@ pub mod resolver;
 
 use std::sync::Arc;
 
-pub use bundle::{BundleError, CertBundle, self_signed_pem};
+pub use bundle::{BundleError, CertBundle};
 pub use resolver::{ACME_TLS_ALPN, CertResolver};
 
 /// The rustls configuration of the HTTPS listener.

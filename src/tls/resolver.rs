@@ -56,7 +56,7 @@ impl CertSet {
                     names: b.names.clone(),
                     issuer: b.issuer.clone(),
                     not_after: b.not_after,
-                    temporary: b.issuer.contains(super::bundle::TEMPORARY_CERT_NAME),
+                    temporary: b.temporary,
                 })
                 .collect(),
         }

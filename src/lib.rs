@@ -3,7 +3,8 @@
 //! activity: `site` (content to pages), `web` (routers), `tls` (listeners and
 //! certificates), `acme` (obtaining them), `stats` (reading statistics),
 //! `metrics` (the operator's view), `upgrade` (handing the sockets to a new
-//! binary).
+//! binary). `watch` is the settle-then-act file watcher that `site` and `tls`
+//! share.
 
 pub mod acme;
 pub mod backup;
@@ -20,4 +21,5 @@ pub mod supervisor;
 pub mod system;
 pub mod tls;
 pub mod upgrade;
+pub mod watch;
 pub mod web;

@@ -6,12 +6,12 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use notify::{EventKind, RecursiveMode, Watcher};
-use tokio::sync::mpsc;
+use notify::RecursiveMode;
 
 use super::{BuildInputs, LiveSite, build};
 use crate::clock::SharedClock;
 use crate::shutdown::Shutdown;
+use crate::watch::Watch;
 
 /// Editors write a file in several steps; wait for a quiet moment before building.
 const SETTLE: Duration = Duration::from_millis(100);
@@ -23,51 +23,34 @@ enum Change {
 
 /// File system notifications for content/, static/ and templates/, registered
 /// before the first build so that no edit falls between the build and the watch.
-pub struct FileWatch {
-    _watcher: notify::RecommendedWatcher,
-    changes: mpsc::Receiver<Change>,
-}
+pub struct FileWatch(Watch<Change>);
 
 impl FileWatch {
     pub fn start(inputs: &BuildInputs, templates_dir: &Path) -> notify::Result<FileWatch> {
-        let (tx, changes) = mpsc::channel::<Change>(64);
         let templates = templates_dir.to_path_buf();
         let data = inputs.data.clone();
-        let handler = move |event: notify::Result<notify::Event>| {
-            let Ok(event) = event else { return };
-            if matches!(event.kind, EventKind::Access(_)) {
-                return;
-            }
+        let classify = move |event: &notify::Event| {
             // The data directory may sit inside content/; what quire writes
             // there is never published, so it must not cause rebuilds.
             if event.paths.iter().all(|p| p.starts_with(&data)) {
-                return;
+                return None;
             }
-            let change = match event.paths.iter().find(|p| p.starts_with(&templates)) {
-                Some(path) if event.paths.iter().all(|p| p.starts_with(&templates)) => {
-                    Change::Template(path.clone())
-                }
-                _ => Change::Content,
-            };
-            // A full queue already holds a pending rebuild; dropping is fine.
-            let _ = tx.try_send(change);
+            Some(
+                match event.paths.iter().find(|p| p.starts_with(&templates)) {
+                    Some(path) if event.paths.iter().all(|p| p.starts_with(&templates)) => {
+                        Change::Template(path.clone())
+                    }
+                    _ => Change::Content,
+                },
+            )
         };
-        // Links out of the folders are never published, so never watched: a
-        // link to / would otherwise put a watch on every folder of the system.
-        let mut watcher = notify::RecommendedWatcher::new(
-            handler,
-            notify::Config::default().with_follow_symlinks(false),
-        )?;
-        watcher.watch(&inputs.content, RecursiveMode::Recursive)?;
+        let mut paths = vec![(inputs.content.as_path(), RecursiveMode::Recursive)];
         for dir in [&inputs.static_dir, templates_dir] {
             if dir.is_dir() {
-                watcher.watch(dir, RecursiveMode::Recursive)?;
+                paths.push((dir, RecursiveMode::Recursive));
             }
         }
-        Ok(FileWatch {
-            _watcher: watcher,
-            changes,
-        })
+        Watch::start(&paths, SETTLE, classify).map(FileWatch)
     }
 }
 
@@ -80,10 +63,7 @@ pub async fn run(
     clock: SharedClock,
     shutdown: Shutdown,
 ) {
-    let (_watcher, mut changes) = match files {
-        Some(FileWatch { _watcher, changes }) => (Some(_watcher), changes),
-        None => (None, mpsc::channel(1).1),
-    };
+    let mut files = files;
     let stop = shutdown.wait();
     tokio::pin!(stop);
     loop {
@@ -97,17 +77,24 @@ pub async fn run(
         tokio::select! {
             () = &mut stop => return,
             () = scheduled => rebuild(&live, &inputs, &clock, "a scheduled post is due").await,
-            Some(change) = changes.recv() => {
+            Some(change) = next_change(&mut files) => {
                 let mut content_changed = note(change);
-                // Collect the burst of events that one save produces.
-                while let Ok(Some(change)) = tokio::time::timeout(SETTLE, changes.recv()).await {
-                    content_changed |= note(change);
+                if let Some(FileWatch(watch)) = &mut files {
+                    watch.settle(|change| content_changed |= note(change)).await;
                 }
                 if content_changed {
                     rebuild(&live, &inputs, &clock, "files changed").await;
                 }
             }
         }
+    }
+}
+
+/// Without a watch there is never a change, which disables its `select!` branch.
+async fn next_change(files: &mut Option<FileWatch>) -> Option<Change> {
+    match files {
+        Some(FileWatch(watch)) => watch.changed().await,
+        None => None,
     }
 }
 

@@ -6,13 +6,13 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use notify::{RecursiveMode, Watcher};
-use tokio::sync::mpsc;
+use notify::RecursiveMode;
 
 use super::{CertBundle, CertResolver};
 use crate::clock::SharedClock;
 use crate::config::Domain;
 use crate::shutdown::Shutdown;
+use crate::watch::Watch;
 
 /// Where manual mode reads its certificate from.
 #[derive(Clone)]
@@ -43,49 +43,34 @@ const SETTLE: Duration = Duration::from_millis(200);
 
 /// Notifications for changes to the two files, registered before they are
 /// first read so that no replacement falls between the read and the watch.
-pub struct CertFilesWatch {
-    _watcher: notify::RecommendedWatcher,
-    changes: mpsc::Receiver<()>,
-}
+pub struct CertFilesWatch(Watch<()>);
 
 impl CertFilesWatch {
     pub fn start(files: &ManualFiles) -> notify::Result<CertFilesWatch> {
-        let (tx, changes) = mpsc::channel::<()>(16);
         let names: Vec<PathBuf> = [&files.cert_file, &files.key_file]
             .iter()
             .filter_map(|p| p.file_name().map(PathBuf::from))
             .collect();
-        let mut watcher =
-            notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
-                let Ok(event) = event else { return };
-                if event.kind.is_access() {
-                    return;
-                }
-                if event
-                    .paths
-                    .iter()
-                    .any(|p| p.file_name().is_some_and(|n| names.iter().any(|m| m == n)))
-                {
-                    let _ = tx.try_send(());
-                }
-            })?;
+        let classify = move |event: &notify::Event| {
+            event
+                .paths
+                .iter()
+                .any(|p| p.file_name().is_some_and(|n| names.iter().any(|m| m == n)))
+                .then_some(())
+        };
         // Watch the folders, not the files: tools replace files by renaming.
-        let mut dirs: Vec<&Path> = [&files.cert_file, &files.key_file]
+        let mut dirs: Vec<(&Path, RecursiveMode)> = [&files.cert_file, &files.key_file]
             .iter()
             .map(|p| {
-                p.parent()
+                let dir = p
+                    .parent()
                     .filter(|d| !d.as_os_str().is_empty())
-                    .unwrap_or(Path::new("."))
+                    .unwrap_or(Path::new("."));
+                (dir, RecursiveMode::NonRecursive)
             })
             .collect();
         dirs.dedup();
-        for dir in dirs {
-            watcher.watch(dir, RecursiveMode::NonRecursive)?;
-        }
-        Ok(CertFilesWatch {
-            _watcher: watcher,
-            changes,
-        })
+        Watch::start(&dirs, SETTLE, classify).map(CertFilesWatch)
     }
 }
 
@@ -97,17 +82,14 @@ pub async fn watch(
     clock: SharedClock,
     shutdown: Shutdown,
 ) {
-    let CertFilesWatch {
-        _watcher,
-        mut changes,
-    } = watch;
+    let CertFilesWatch(mut watch) = watch;
     let stop = shutdown.wait();
     tokio::pin!(stop);
     loop {
         tokio::select! {
             () = &mut stop => return,
-            Some(()) = changes.recv() => {
-                while let Ok(Some(())) = tokio::time::timeout(SETTLE, changes.recv()).await {}
+            Some(()) = watch.changed() => {
+                watch.settle(|()| {}).await;
                 match files.load(&clock) {
                     Ok(bundle) => {
                         tracing::info!(names = ?bundle.names, not_after = %bundle.not_after, "installed the new manual certificate");

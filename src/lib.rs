@@ -13,6 +13,7 @@ pub mod clock;
 pub mod config;
 pub mod control;
 pub mod metrics;
+pub mod names;
 pub mod reload;
 pub mod shutdown;
 pub mod site;

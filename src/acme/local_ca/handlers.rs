@@ -27,6 +27,7 @@ use super::state::{
     Status, random_id,
 };
 use super::validate;
+use crate::names::DnsName;
 use crate::tls::listener::PeerAddr;
 
 const MAX_BODY: usize = 64 * 1024;
@@ -662,50 +663,16 @@ async fn key_change(State(api): State<Arc<Api>>, headers: HeaderMap, body: Body)
     .await
 }
 
-/// A name this CA will certify: lowercase LDH labels, not an IP address or wildcard.
+/// A name this CA will certify, by the rules the config checks its domains with.
 fn check_name(name: &str) -> Result<String, Problem> {
-    let reject = |why: &str| {
-        Problem::new(
-            ProblemType::RejectedIdentifier,
-            format!("cannot certify {name:?}: {why}"),
-        )
-    };
-    let name = name.to_ascii_lowercase();
-    if name.starts_with("*.") {
-        return Err(reject("wildcard names are not supported"));
-    }
-    if name.parse::<IpAddr>().is_ok() {
-        return Err(reject("IP addresses are not DNS names"));
-    }
-    if name.ends_with('.') {
-        return Err(reject("leave out the trailing dot"));
-    }
-    if name.is_empty() || name.len() > 253 {
-        return Err(reject("a DNS name has 1 to 253 characters"));
-    }
-    for label in name.split('.') {
-        let ldh = label
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
-        if label.is_empty()
-            || label.len() > 63
-            || !ldh
-            || label.starts_with('-')
-            || label.ends_with('-')
-        {
-            return Err(reject(
-                "each label must be 1 to 63 letters, digits or inner hyphens",
-            ));
-        }
-    }
-    if name
-        .rsplit('.')
-        .next()
-        .is_some_and(|tld| tld.bytes().all(|b| b.is_ascii_digit()))
-    {
-        return Err(reject("the last label must not be all digits"));
-    }
-    Ok(name)
+    DnsName::parse(name)
+        .map(DnsName::into_string)
+        .map_err(|why| {
+            Problem::new(
+                ProblemType::RejectedIdentifier,
+                format!("cannot certify {name:?}: {why}"),
+            )
+        })
 }
 
 fn identifiers(payload: &Map<String, Value>) -> Result<Vec<String>, Problem> {

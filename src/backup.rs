@@ -9,8 +9,8 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 
 use crate::acme::backup::archive;
-use crate::acme::store::write_private_file;
 use crate::config::Config;
+use crate::datadir::{DataDir, write_private_file};
 use crate::stats::{StatsStore, dump};
 
 /// The statistics inside an archive.
@@ -109,7 +109,7 @@ pub async fn backup(config: &Config, file: &Path) -> anyhow::Result<String> {
         );
     }
     tokio::task::spawn_blocking(move || {
-        let stats = match data.join("stats").is_dir() {
+        let stats = match DataDir::new(&data).stats().is_dir() {
             true => Some(crate::stats::open_disk_store(&data)?),
             false => None,
         };
@@ -129,11 +129,11 @@ pub async fn restore(config: &Config, file: &Path) -> anyhow::Result<String> {
             data.display()
         );
     }
-    for state in ["certs", "acme", "local-ca", "stats"] {
-        if data.join(state).exists() {
+    for state in DataDir::new(&data).state() {
+        if state.exists() {
             anyhow::bail!(
                 "{} already exists; a restore never overwrites state. Move the data directory aside (e.g. `mv {} {}.old`) and run the restore again",
-                data.join(state).display(),
+                state.display(),
                 data.display(),
                 data.display()
             );

@@ -14,6 +14,7 @@ use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::acme::manager::RenewRequest;
+use crate::datadir::DataDir;
 use crate::shutdown::Shutdown;
 use crate::stats::Stats;
 use crate::upgrade::sockets::Inherited;
@@ -42,7 +43,7 @@ pub const MAX_REQUEST: usize = 8 * 1024;
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
 
 pub fn socket_path(data: &Path) -> PathBuf {
-    data.join("control.sock")
+    DataDir::new(data).control_socket()
 }
 
 /// The socket given at start (an upgrade), or a new one bound in `data`,
@@ -51,7 +52,7 @@ pub fn bind(data: &Path, sockets: &mut Inherited) -> anyhow::Result<UnixListener
     if let Some(given) = sockets.take_unix("control") {
         return UnixListener::from_std(given).context("using the given control socket");
     }
-    crate::acme::store::create_private_dir(data)
+    crate::datadir::create_private_dir(data)
         .with_context(|| format!("creating the data directory {}", data.display()))?;
     let path = socket_path(data);
     let _ = std::fs::remove_file(&path);

@@ -12,6 +12,7 @@ pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod control;
+pub mod datadir;
 pub mod metrics;
 pub mod names;
 pub mod reload;

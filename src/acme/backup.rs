@@ -9,26 +9,15 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 use chrono::{DateTime, Utc};
 
-use super::store::{create_private_dir, write_private_file};
+use crate::datadir::{DataDir, create_private_dir, write_private_file};
 
-/// What a backup leaves out: statistics (the outbox is merged into the
-/// store at the next start; `quire backup` dumps the store), earlier
-/// backups, runtime files.
-const SKIPPED: [&str; 6] = [
-    "stats",
-    crate::stats::outbox::FILE,
-    crate::stats::outbox::DAMAGED,
-    "backup",
-    "locks",
-    "control.sock",
-];
 const KEEP: usize = 5;
 
 fn backup_dir(data: &Path) -> PathBuf {
-    data.join("backup")
+    DataDir::new(data).backup()
 }
 
-/// A tar of `data` (what a backup keeps, see [`SKIPPED`]) with `extra`
+/// A tar of `data` (what a backup keeps, see [`DataDir::backup_skips`]) with `extra`
 /// files (name, contents) added at its root.
 pub fn archive(data: &Path, extra: &[(&str, &[u8])]) -> anyhow::Result<Vec<u8>> {
     let mut archive = tar::Builder::new(Vec::new());
@@ -40,7 +29,7 @@ pub fn archive(data: &Path, extra: &[(&str, &[u8])]) -> anyhow::Result<Vec<u8>> 
             .components()
             .next()
             .and_then(|c| c.as_os_str().to_str());
-        if top.is_some_and(|t| SKIPPED.contains(&t))
+        if top.is_some_and(|t| DataDir::backup_skips().contains(&t))
             || entry.file_name().to_string_lossy().starts_with('.')
         {
             continue;
@@ -128,7 +117,8 @@ pub fn restore(archive: &Path, data: &Path) -> anyhow::Result<()> {
 /// At boot: if no certificate state exists but a backup does, restores the
 /// newest backup. Returns the archive used.
 pub fn restore_if_missing(data: &Path) -> anyhow::Result<Option<PathBuf>> {
-    if data.join("certs").exists() || data.join("acme").exists() {
+    let dir = DataDir::new(data);
+    if dir.certs_root().exists() || dir.acme().exists() {
         return Ok(None);
     }
     let Some(newest) = archives(data)?.pop() else {

@@ -86,7 +86,7 @@ impl CertStore {
     }
 
     pub fn key(&self, name: &str) -> String {
-        format!("certs/{}/{name}", self.primary)
+        format!("{}/{}/{name}", crate::datadir::CERTS, self.primary)
     }
 
     fn read_text(&self, key: &str) -> Result<Option<String>, StorageError> {

@@ -97,8 +97,8 @@ impl Certifier {
         let url = &self.settings.directory;
         let host = url.host_str().unwrap_or("ca");
         match url.port() {
-            Some(port) => format!("acme/{host}_{port}/account.json"),
-            None => format!("acme/{host}/account.json"),
+            Some(port) => format!("{}/{host}_{port}/account.json", crate::datadir::ACME),
+            None => format!("{}/{host}/account.json", crate::datadir::ACME),
         }
     }
 

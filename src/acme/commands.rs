@@ -12,6 +12,7 @@ use super::service;
 use super::store::{FileStore, Storage};
 use crate::clock::SharedClock;
 use crate::config::{Config, Mode};
+use crate::datadir::DataDir;
 use crate::shutdown::Shutdown;
 use crate::tls::listener::{self, Listener};
 use crate::web::{self, ChallengeMap, SitePolicy};
@@ -27,11 +28,7 @@ fn when(t: Option<DateTime<Utc>>) -> String {
 pub fn status(config: &Config, now: DateTime<Utc>) -> anyhow::Result<String> {
     let storage: Arc<dyn Storage> = Arc::new(FileStore::new(config.paths.data.clone()));
     let store = CertStore::new(storage, config.canonical_domain().clone());
-    let dir = config
-        .paths
-        .data
-        .join("certs")
-        .join(store.primary().as_str());
+    let dir = DataDir::new(&config.paths.data).certs(store.primary().as_str());
     let mut out = String::new();
     let mut line = |label: &str, value: String| out.push_str(&format!("  {label:<13} {value}\n"));
     let status = store.status()?;
@@ -206,11 +203,12 @@ pub struct StandaloneCa {
 /// (certbot, lego) can be tried against it. Runs until SIGINT/SIGTERM.
 pub async fn serve_local_ca(settings: StandaloneCa, clock: SharedClock) -> anyhow::Result<()> {
     use super::local_ca::{self, LocalCa, LocalCaSettings};
-    super::store::create_private_dir(&settings.data)
+    let data = DataDir::new(&settings.data);
+    data.create()
         .with_context(|| format!("creating {}", settings.data.display()))?;
     let socket = Arc::new(crate::system::bind(settings.listen, "local_ca").await?);
     let ca = LocalCa::open(LocalCaSettings {
-        dir: settings.data.join("local-ca"),
+        dir: data.local_ca(),
         domains: settings.domains.iter().map(|d| d.to_string()).collect(),
         leaf_lifetime: settings.lifetime,
         validation: settings.validation,

@@ -301,10 +301,7 @@ impl CertManager {
 
     /// Runs the hook in the background; its outcome is logged.
     fn run_hook(&self, hook: &str, bundle: &CertBundle) {
-        let dir = self
-            .data_dir
-            .join("certs")
-            .join(self.store.primary().as_str());
+        let dir = crate::datadir::DataDir::new(&self.data_dir).certs(self.store.primary().as_str());
         let mut command = tokio::process::Command::new("/bin/sh");
         command
             .arg("-c")

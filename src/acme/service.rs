@@ -18,9 +18,10 @@ use super::http::AcmeRoots;
 use super::local_ca::{self, LocalCa, LocalCaSettings, ValidationTarget};
 use super::manager::CertManager;
 use super::schedule::RenewalPolicy;
-use super::store::{FileStore, Storage, StorageError, StoreLock, create_private_dir};
+use super::store::{FileStore, Storage, StorageError, StoreLock};
 use crate::clock::SharedClock;
 use crate::config::{Config, Mode};
+use crate::datadir::{DataDir, create_private_dir};
 use crate::tls::{CertBundle, CertResolver};
 use crate::upgrade::sockets::Inherited;
 use crate::web::ChallengeMap;
@@ -127,7 +128,7 @@ pub async fn prepare(
             let socket = crate::system::listen(config.listen.local_ca, "local_ca", sockets).await?;
             let bound = socket.local_addr()?;
             let ca = LocalCa::open(LocalCaSettings {
-                dir: data.join("local-ca"),
+                dir: DataDir::new(data).local_ca(),
                 domains: config.domains.iter().map(|d| d.to_string()).collect(),
                 leaf_lifetime: config.tls.local_ca_lifetime,
                 validation: ValidationTarget {
@@ -216,5 +217,5 @@ pub async fn prepare(
 
 /// The local CA's root certificate file, where clients find it.
 pub fn local_ca_root(config: &Config) -> PathBuf {
-    config.paths.data.join("local-ca").join("root.pem")
+    DataDir::new(&config.paths.data).local_ca().join("root.pem")
 }

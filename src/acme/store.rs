@@ -3,15 +3,15 @@
 //! implemented on the file system by [`FileStore`]. Keeping the ACME code on the
 //! trait lets several nodes share one store later without touching it.
 //!
-//! Files are written to a temporary name, fsynced and renamed over the target,
-//! so a crash leaves either the old or the new content, never a torn file.
-//! Directories are 0700 and files 0600: the store holds private keys.
+//! Files are written with [`crate::datadir`]'s private writes (atomic, 0600 in
+//! 0700 directories): the store holds private keys.
 
 use std::fs::{self, File, OpenOptions};
-use std::io::Write;
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::os::unix::fs::OpenOptionsExt;
 use std::os::unix::io::AsRawFd;
 use std::path::{Path, PathBuf};
+
+use crate::datadir::{self, create_private_dir, write_private_file};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StorageError {
@@ -61,39 +61,6 @@ fn io(action: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> Stora
         path,
         source,
     }
-}
-
-/// Creates `dir` and its missing parents with mode 0700.
-pub fn create_private_dir(dir: &Path) -> std::io::Result<()> {
-    fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(dir)
-}
-
-/// Writes `value` to `path` atomically with mode 0600: temporary file, fsync,
-/// rename, fsync of the directory.
-pub fn write_private_file(path: &Path, value: &[u8]) -> std::io::Result<()> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    create_private_dir(dir)?;
-    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("file");
-    let temp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
-    let result = (|| {
-        let mut file = OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o600)
-            .open(&temp)?;
-        file.write_all(value)?;
-        file.sync_all()?;
-        fs::rename(&temp, path)?;
-        File::open(dir)?.sync_all()
-    })();
-    if result.is_err() {
-        let _ = fs::remove_file(&temp);
-    }
-    result
 }
 
 impl FileStore {
@@ -161,7 +128,7 @@ impl Storage for FileStore {
     }
 
     fn lock(&self, name: &str) -> Result<StoreLock, StorageError> {
-        let path = self.path(&format!("locks/{name}.lock"))?;
+        let path = self.path(&format!("{}/{name}.lock", datadir::LOCKS))?;
         if let Some(dir) = path.parent() {
             create_private_dir(dir).map_err(io("creating", dir))?;
         }

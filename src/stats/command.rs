@@ -21,7 +21,7 @@ pub async fn run(config: &Config, days: u32, clock: SharedClock) -> anyhow::Resu
         let text = crate::control::into_result(&reply)?;
         return Ok(format!("{text}\n(reported by the running server)"));
     }
-    let dir = config.paths.data.join("stats");
+    let dir = crate::datadir::DataDir::new(&config.paths.data).stats();
     if !dir.is_dir() {
         anyhow::bail!(
             "no statistics yet: {} does not exist. Start the server (`quire serve`) and read a few pages first",

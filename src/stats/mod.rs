@@ -28,6 +28,7 @@ use std::time::Duration;
 
 use crate::clock::SharedClock;
 use crate::config::Config;
+use crate::datadir::DataDir;
 use crate::shutdown::Shutdown;
 pub use flush::Flushed;
 pub use maintain::{Maintained, Retention};
@@ -178,14 +179,14 @@ impl StatsSettings {
                 daily_days: config.stats.daily_retention_days,
                 settle: flush_every * 2 + Duration::from_secs(60),
             },
-            outbox: Some(config.paths.data.join(outbox::FILE)),
+            outbox: Some(DataDir::new(&config.paths.data).stats_outbox()),
         }
     }
 }
 
 /// Opens the sled store under `data/stats`.
 pub fn open_disk_store(data: &Path) -> Result<SledStore, StatsStoreError> {
-    SledStore::open(&data.join("stats"))
+    SledStore::open(&DataDir::new(data).stats())
 }
 
 impl Stats {
@@ -346,7 +347,7 @@ impl Stats {
             .shared
             .outbox
             .as_deref()
-            .unwrap_or(Path::new(outbox::FILE));
+            .unwrap_or(Path::new("the outbox"));
         if store.get(schema::OUTBOX_MERGED)?.as_deref() == Some(&seal[..]) {
             tracing::info!(
                 "the store already has the views of {}; emptying it",
@@ -842,7 +843,7 @@ mod tests {
     /// Settings whose outbox is under `dir`.
     fn with_outbox(dir: &Path) -> StatsSettings {
         StatsSettings {
-            outbox: Some(dir.join(outbox::FILE)),
+            outbox: Some(DataDir::new(dir).stats_outbox()),
             ..settings()
         }
     }
@@ -865,7 +866,7 @@ mod tests {
         assert_eq!((kept.views, kept.folded), (3, 0));
         assert!(kept.to_string().contains("next start"), "{kept}");
         drop(stats);
-        let outbox = std::fs::read(dir.path().join(outbox::FILE)).unwrap();
+        let outbox = std::fs::read(DataDir::new(dir.path()).stats_outbox()).unwrap();
 
         // The next start, with room on the disk again.
         store.free_space();
@@ -876,10 +877,10 @@ mod tests {
 
         // Stopped after the store took the parcel, before the outbox was
         // emptied: the parcel is seen again, and not added twice.
-        std::fs::write(dir.path().join(outbox::FILE), &outbox).unwrap();
+        std::fs::write(DataDir::new(dir.path()).stats_outbox(), &outbox).unwrap();
         let stats = Stats::new(Box::new(store.clone()), with_outbox(dir.path()), noon()).unwrap();
         assert_eq!(totals(&stats), (3, 2, 0), "added once");
-        let emptied = std::fs::read(dir.path().join(outbox::FILE)).unwrap();
+        let emptied = std::fs::read(DataDir::new(dir.path()).stats_outbox()).unwrap();
         assert!(emptied.iter().all(|&b| b == 0));
     }
 

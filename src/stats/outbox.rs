@@ -25,12 +25,8 @@ use sha2::{Digest, Sha256};
 use super::privacy::Salt;
 use super::recorder::{View, ViewKind};
 use super::schema::{Day, Hour};
+use crate::datadir::STATS_OUTBOX_DAMAGED as DAMAGED;
 
-/// The outbox, under the data directory. Not part of backups: it is
-/// merged into the store (which is) at the next start.
-pub const FILE: &str = "stats-outbox";
-/// Where a damaged outbox is moved, kept for inspection, never merged.
-pub const DAMAGED: &str = "stats-outbox.damaged";
 /// The reserved size. A waiting view costs about 17 bytes once repeats are
 /// counted together and names are listed once, so a full waiting buffer
 /// (200,000 views) of readers of a few pages fits whole. Each new name costs
@@ -516,7 +512,7 @@ mod tests {
     #[test]
     fn a_parcel_survives_the_round_trip_through_the_reserved_file_written_in_place() {
         let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join(FILE);
+        let path = dir.path().join("stats-outbox");
         let outbox = Outbox::reserve(&path).unwrap();
         let meta = std::fs::metadata(&path).unwrap();
         assert_eq!(meta.len(), SIZE as u64);
@@ -550,7 +546,7 @@ mod tests {
     #[test]
     fn equal_parcels_get_different_seals() {
         let dir = tempfile::tempdir().unwrap();
-        let outbox = Outbox::reserve(&dir.path().join(FILE)).unwrap();
+        let outbox = Outbox::reserve(&dir.path().join("stats-outbox")).unwrap();
         let (first, _) = outbox.put(&parcel()).unwrap();
         let (second, _) = outbox.put(&parcel()).unwrap();
         assert_ne!(first, second);
@@ -559,7 +555,7 @@ mod tests {
     #[test]
     fn a_damaged_outbox_is_refused_and_set_aside_not_merged() {
         let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join(FILE);
+        let path = dir.path().join("stats-outbox");
         let outbox = Outbox::reserve(&path).unwrap();
         outbox.put(&parcel()).unwrap();
         // One bit flipped in the payload.

@@ -220,7 +220,7 @@ fn open_sled(dir: &Path) -> Result<sled::Db, StatsStoreError> {
         reason,
         hint: hint.to_string(),
     };
-    crate::acme::store::create_private_dir(dir).map_err(|e| {
+    crate::datadir::create_private_dir(dir).map_err(|e| {
         open_error(
             e.to_string(),
             "check that the data directory exists and belongs to the user running quire",

@@ -126,7 +126,7 @@ fn read_optional(path: &Path) -> Result<Option<String>, LocalCaError> {
 
 /// Written as all of data/ is: atomically, private to quire's user.
 fn write_atomic(path: &Path, contents: &str) -> Result<(), LocalCaError> {
-    crate::acme::store::write_private_file(path, contents.as_bytes()).map_err(|source| {
+    crate::datadir::write_private_file(path, contents.as_bytes()).map_err(|source| {
         LocalCaError::Write {
             path: path.to_owned(),
             source,

@@ -17,7 +17,7 @@ use crate::acme::manager::RenewRequest;
 use crate::datadir::DataDir;
 use crate::shutdown::Shutdown;
 use crate::stats::Stats;
-use crate::upgrade::sockets::Inherited;
+use crate::upgrade::sockets::{Inherited, SocketName};
 
 /// What the running server can be asked to do.
 #[derive(Clone)]
@@ -49,7 +49,7 @@ pub fn socket_path(data: &Path) -> PathBuf {
 /// The socket given at start (an upgrade), or a new one bound in `data`,
 /// replacing a stale one left by a crash.
 pub fn bind(data: &Path, sockets: &mut Inherited) -> anyhow::Result<UnixListener> {
-    if let Some(given) = sockets.take_unix("control") {
+    if let Some(given) = sockets.take_unix(SocketName::Control) {
         return UnixListener::from_std(given).context("using the given control socket");
     }
     crate::datadir::create_private_dir(data)

@@ -35,7 +35,7 @@ use crate::supervisor::{Supervisor, TaskRegistry};
 use crate::tls::listener::{self, Listener, LiveLimits, live_limits};
 use crate::tls::manual::{self, CertFilesWatch, ManualFiles};
 use crate::tls::{self, CertResolver};
-use crate::upgrade::sockets::Inherited;
+use crate::upgrade::sockets::{Inherited, SocketName};
 use crate::upgrade::{self, DataOwnership, Launch, Predecessor, Successor};
 use crate::web::{self, ChallengeMap, SitePolicy};
 
@@ -79,7 +79,7 @@ pub struct RunningServer {
     pub upgrade_requests: Option<mpsc::Receiver<UpgradeRequest>>,
     supervisor: Supervisor,
     /// Every listening socket by name, to hand to a successor.
-    sockets: Vec<(&'static str, Arc<TcpListener>)>,
+    sockets: Vec<(SocketName, Arc<TcpListener>)>,
     control: Arc<UnixListener>,
     ownership: DataOwnership,
     _certificate_lock: Arc<Mutex<Option<StoreLock>>>,
@@ -114,12 +114,12 @@ impl RunningServer {
                     .into(),
             );
         }
-        let mut sockets: Vec<(&str, std::os::fd::BorrowedFd<'_>)> = self
+        let mut sockets: Vec<(SocketName, std::os::fd::BorrowedFd<'_>)> = self
             .sockets
             .iter()
             .map(|(name, socket)| (*name, socket.as_fd()))
             .collect();
-        sockets.push(("control", self.control.as_fd()));
+        sockets.push((SocketName::Control, self.control.as_fd()));
         let salts = self
             .stats
             .as_ref()
@@ -130,7 +130,7 @@ impl RunningServer {
 }
 
 /// Binds a listener, explaining the usual reasons it fails.
-pub async fn bind(addr: SocketAddr, key: &str) -> anyhow::Result<TcpListener> {
+pub async fn bind(addr: SocketAddr, key: SocketName) -> anyhow::Result<TcpListener> {
     let bound = match addr {
         // Every address, IPv6 and IPv4 alike, whatever net.ipv6.bindv6only
         // says; IPv4 only on a machine without IPv6.
@@ -186,7 +186,7 @@ fn is_ipv6_missing(e: &std::io::Error) -> bool {
 /// (or bound to `addr`), else a new one bound to `addr`.
 pub async fn listen(
     addr: SocketAddr,
-    key: &str,
+    key: SocketName,
     sockets: &mut Inherited,
 ) -> anyhow::Result<TcpListener> {
     let Some(given) = sockets.take_tcp(key, addr)? else {
@@ -250,20 +250,20 @@ pub async fn start_with(
     };
 
     // Bind before the (slower) build, so a taken port fails at once.
-    let http_socket = Arc::new(listen(config.listen.http, "http", &mut sockets).await?);
+    let http_socket = Arc::new(listen(config.listen.http, SocketName::Http, &mut sockets).await?);
     let http_addr = http_socket
         .local_addr()
         .context("reading the bound address")?;
     let https_socket = match serves_tls {
         true => Some(Arc::new(
-            listen(config.listen.https, "https", &mut sockets).await?,
+            listen(config.listen.https, SocketName::Https, &mut sockets).await?,
         )),
         false => None,
     };
     let https_addr = https_socket.as_ref().map(|s| s.local_addr()).transpose()?;
     let metrics_socket = match config.metrics.enabled {
         true => Some(Arc::new(
-            listen(config.listen.metrics, "metrics", &mut sockets).await?,
+            listen(config.listen.metrics, SocketName::Metrics, &mut sockets).await?,
         )),
         false => None,
     };
@@ -376,7 +376,7 @@ pub async fn start_with(
     };
     spawn_listener(
         &mut supervisor,
-        "http listener",
+        SocketName::Http,
         http_socket,
         None,
         http_app,
@@ -386,7 +386,7 @@ pub async fn start_with(
     if let (Some(socket), Some(acceptor)) = (https_socket, https_acceptor) {
         spawn_listener(
             &mut supervisor,
-            "https listener",
+            SocketName::Https,
             socket,
             Some(acceptor),
             site_app,
@@ -451,9 +451,9 @@ pub async fn start_with(
         upgrades: None,
     };
     let mut local_ca_root = None;
-    let mut sockets_by_name = vec![("http", http_socket_for_handover)];
-    sockets_by_name.extend(https_socket_for_handover.map(|s| ("https", s)));
-    sockets_by_name.extend(metrics_socket.clone().map(|s| ("metrics", s)));
+    let mut sockets_by_name = vec![(SocketName::Http, http_socket_for_handover)];
+    sockets_by_name.extend(https_socket_for_handover.map(|s| (SocketName::Https, s)));
+    sockets_by_name.extend(metrics_socket.clone().map(|s| (SocketName::Metrics, s)));
     let certificates = acme.as_ref().map(|a| a.manager.store.clone());
     let reloader = Arc::new(Reloader::new(
         config.overrides.clone(),
@@ -474,10 +474,10 @@ pub async fn start_with(
                 root.display(),
                 config.site.base_url
             );
-            sockets_by_name.push(("local_ca", ca.socket.clone()));
+            sockets_by_name.push((SocketName::LocalCa, ca.socket.clone()));
             spawn_listener(
                 &mut supervisor,
-                "local CA",
+                SocketName::LocalCa,
                 ca.socket,
                 Some(acceptor),
                 ca.app,
@@ -502,7 +502,7 @@ pub async fn start_with(
     let (upgrade_tx, upgrade_rx) = mpsc::channel(1);
     handlers.upgrades = Some(upgrade_tx);
     let (control_socket, shutdown) = (control.clone(), supervisor.shutdown().clone());
-    supervisor.spawn("control socket", move || {
+    supervisor.spawn(SocketName::Control.listener(), move || {
         control::serve(control_socket.clone(), handlers.clone(), shutdown.clone())
     });
     if let Some((predecessor, grant)) = predecessor {
@@ -559,7 +559,7 @@ pub async fn start_with(
         let app = metrics::server::router(sources, config.metrics.token.clone());
         spawn_listener(
             &mut supervisor,
-            "metrics listener",
+            SocketName::Metrics,
             socket,
             None,
             app,
@@ -677,7 +677,7 @@ async fn take_over_data(
 
 fn spawn_listener(
     supervisor: &mut Supervisor,
-    name: &'static str,
+    name: SocketName,
     socket: Arc<TcpListener>,
     tls: Option<tokio_rustls::TlsAcceptor>,
     app: axum::Router,
@@ -687,7 +687,7 @@ fn spawn_listener(
     let shutdown = supervisor.shutdown().clone();
     let limits = limits.clone();
     let metrics = metrics.clone();
-    supervisor.spawn(name, move || {
+    supervisor.spawn(name.listener(), move || {
         let listener = Listener {
             name,
             socket: socket.clone(),

@@ -15,6 +15,7 @@ use crate::config::{Config, Mode};
 use crate::datadir::DataDir;
 use crate::shutdown::Shutdown;
 use crate::tls::listener::{self, Listener};
+use crate::upgrade::sockets::SocketName;
 use crate::web::{self, ChallengeMap, SitePolicy};
 
 fn when(t: Option<DateTime<Utc>>) -> String {
@@ -123,8 +124,8 @@ async fn renew_directly(
     dry_run: bool,
     clock: SharedClock,
 ) -> anyhow::Result<String> {
-    let http = Arc::new(crate::system::bind(config.listen.http, "http").await?);
-    let https = Arc::new(crate::system::bind(config.listen.https, "https").await?);
+    let http = Arc::new(crate::system::bind(config.listen.http, SocketName::Http).await?);
+    let https = Arc::new(crate::system::bind(config.listen.https, SocketName::Https).await?);
     let challenges = ChallengeMap::default();
     // A one-off run: its figures are not exported.
     let metrics = crate::metrics::Metrics::new();
@@ -145,7 +146,7 @@ async fn renew_directly(
     let policy = web::live_policy(SitePolicy::from_config(config, true));
     let mut listeners = vec![
         Listener {
-            name: "http listener",
+            name: SocketName::Http,
             socket: http,
             tls: None,
             app: web::redirect_router(challenges, policy),
@@ -153,7 +154,7 @@ async fn renew_directly(
             metrics: metrics.clone(),
         },
         Listener {
-            name: "https listener",
+            name: SocketName::Https,
             socket: https,
             tls: Some(crate::tls::server_config(parts.resolver.clone())?.into()),
             app: axum::Router::new(),
@@ -163,7 +164,7 @@ async fn renew_directly(
     ];
     if let Some(ca) = parts.local_ca {
         listeners.push(Listener {
-            name: "local CA",
+            name: SocketName::LocalCa,
             socket: ca.socket,
             tls: Some(ca.ca.server_config().into()),
             app: ca.app,
@@ -206,7 +207,7 @@ pub async fn serve_local_ca(settings: StandaloneCa, clock: SharedClock) -> anyho
     let data = DataDir::new(&settings.data);
     data.create()
         .with_context(|| format!("creating {}", settings.data.display()))?;
-    let socket = Arc::new(crate::system::bind(settings.listen, "local_ca").await?);
+    let socket = Arc::new(crate::system::bind(settings.listen, SocketName::LocalCa).await?);
     let ca = LocalCa::open(LocalCaSettings {
         dir: data.local_ca(),
         domains: settings.domains.iter().map(|d| d.to_string()).collect(),
@@ -224,7 +225,7 @@ pub async fn serve_local_ca(settings: StandaloneCa, clock: SharedClock) -> anyho
     );
     let shutdown = Shutdown::new();
     let listener = Listener {
-        name: "local CA",
+        name: SocketName::LocalCa,
         socket,
         tls: Some(ca.server_config().into()),
         app: ca.router(base),

@@ -30,6 +30,7 @@ use super::connections::{Connections, Cut, Entry, InFlight};
 use crate::config::Limits;
 use crate::metrics::{HandshakeFailure, Metrics};
 use crate::shutdown::Shutdown;
+use crate::upgrade::sockets::SocketName;
 
 /// How long, at shutdown, an idle connection may still send one request.
 const LINGER: Duration = Duration::from_secs(1);
@@ -56,7 +57,7 @@ pub fn live_limits(limits: Limits) -> LiveLimits {
 
 /// One listening socket and how to serve it.
 pub struct Listener {
-    pub name: &'static str,
+    pub name: SocketName,
     pub socket: Arc<TcpListener>,
     pub tls: Option<TlsAcceptor>,
     pub app: Router,
@@ -86,10 +87,10 @@ pub async fn run(listener: Listener, shutdown: Shutdown) {
                 Ok(accepted) => accepted,
                 Err(e) => {
                     if is_resource_exhaustion(&e) {
-                        tracing::warn!(listener = listener.name, "accept failed: {e}; pausing 100 ms");
+                        tracing::warn!(listener = listener.name.listener(), "accept failed: {e}; pausing 100 ms");
                         tokio::time::sleep(Duration::from_millis(100)).await;
                     } else {
-                        tracing::debug!(listener = listener.name, "accept failed: {e}");
+                        tracing::debug!(listener = listener.name.listener(), "accept failed: {e}");
                     }
                     continue;
                 }
@@ -129,7 +130,7 @@ pub async fn run(listener: Listener, shutdown: Shutdown) {
         .is_err()
     {
         tracing::warn!(
-            listener = listener.name,
+            listener = listener.name.listener(),
             "connections still open after {grace:?}; closing them"
         );
     }
@@ -151,7 +152,7 @@ fn serve_connection(
 ) -> impl Future<Output = ()> + Send + 'static {
     let limits = listener.limits.load_full();
     let tls = listener.tls.clone();
-    let name = listener.name;
+    let name = listener.name.listener();
     let app = listener.app.clone();
     let stop = shutdown.wait();
     let closing = shutdown.clone();

@@ -129,7 +129,7 @@ impl Successor {
 /// Starts the binary at `launch` with `sockets` and gives it `salts`.
 pub fn start_successor(
     launch: &Launch,
-    sockets: &[(&str, BorrowedFd<'_>)],
+    sockets: &[(sockets::SocketName, BorrowedFd<'_>)],
     salts: &[(Day, Salt)],
 ) -> Result<Starting, UpgradeError> {
     let start_error = |reason| UpgradeError::Start {

@@ -3,6 +3,7 @@
 //! replaces; [`pass_sockets`] gives ours to a successor. Both sides speak the
 //! `LISTEN_FDS` protocol of sd_listen_fds(3): the sockets are descriptors 3,
 //! 4, ..., `LISTEN_FDS` says how many and `LISTEN_FDNAMES` names them.
+//! [`SocketName`] is the one list of those names.
 
 use std::net::SocketAddr;
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
@@ -11,6 +12,69 @@ use std::process::Command;
 
 /// The first passed descriptor (`SD_LISTEN_FDS_START`).
 const FIRST_FD: RawFd = 3;
+
+/// Every socket quire listens on. An enum, so a misspelt name does not
+/// compile instead of silently missing its inherited socket.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SocketName {
+    Http,
+    Https,
+    Metrics,
+    LocalCa,
+    Control,
+}
+
+impl SocketName {
+    pub const ALL: [SocketName; 5] = [
+        SocketName::Http,
+        SocketName::Https,
+        SocketName::Metrics,
+        SocketName::LocalCa,
+        SocketName::Control,
+    ];
+
+    /// The name in `LISTEN_FDNAMES`, which systemd socket units set
+    /// (`FileDescriptorName=`), so it must never change; for the TCP ones it
+    /// is also the `[listen]` key.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SocketName::Http => "http",
+            SocketName::Https => "https",
+            SocketName::Metrics => "metrics",
+            SocketName::LocalCa => "local_ca",
+            SocketName::Control => "control",
+        }
+    }
+
+    /// The name of the task serving it, in logs and (for the TCP ones) the
+    /// `listener` metrics label, which dashboards and alerts match on.
+    pub fn listener(self) -> &'static str {
+        match self {
+            SocketName::Http => "http listener",
+            SocketName::Https => "https listener",
+            SocketName::Metrics => "metrics listener",
+            SocketName::LocalCa => "local CA",
+            SocketName::Control => "control socket",
+        }
+    }
+}
+
+impl std::fmt::Display for SocketName {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for SocketName {
+    type Err = ();
+
+    fn from_str(name: &str) -> Result<SocketName, ()> {
+        SocketName::ALL
+            .into_iter()
+            .find(|known| known.as_str() == name)
+            .ok_or(())
+    }
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum InheritError {
@@ -35,7 +99,16 @@ pub enum InheritError {
 /// Listening sockets given at start, by name.
 #[derive(Default)]
 pub struct Inherited {
-    sockets: Vec<(String, OwnedFd)>,
+    sockets: Vec<Given>,
+}
+
+/// One socket given at start.
+struct Given {
+    /// `None` for a name quire does not use (or none at all).
+    name: Option<SocketName>,
+    /// As `LISTEN_FDNAMES` said it, to report a socket nobody took.
+    label: String,
+    fd: OwnedFd,
 }
 
 impl Inherited {
@@ -82,8 +155,12 @@ impl Inherited {
             // Not handed on to programs we start (the post-issue hook).
             // SAFETY: sets a flag on a descriptor we own.
             unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) };
-            let name = names.get(index).cloned().unwrap_or_default();
-            sockets.push((name, owned));
+            let label = names.get(index).cloned().unwrap_or_default();
+            sockets.push(Given {
+                name: label.parse().ok(),
+                label,
+                fd: owned,
+            });
         }
         Ok(Inherited { sockets })
     }
@@ -96,24 +173,24 @@ impl Inherited {
     /// systemd socket unit that names none), ready for tokio.
     pub fn take_tcp(
         &mut self,
-        name: &str,
+        name: SocketName,
         configured: SocketAddr,
     ) -> Result<Option<std::net::TcpListener>, InheritError> {
-        let by_name = self.sockets.iter().position(|(n, _)| n == name);
+        let by_name = self.position(name);
         let by_address = || {
-            self.sockets.iter().position(|(_, fd)| {
+            self.sockets.iter().position(|given| {
                 configured.port() != 0
-                    && local_tcp_address(fd.as_raw_fd()).is_ok_and(|a| a == configured)
+                    && local_tcp_address(given.fd.as_raw_fd()).is_ok_and(|a| a == configured)
             })
         };
         let Some(index) = by_name.or_else(by_address) else {
             return Ok(None);
         };
-        let (name, fd) = self.sockets.remove(index);
+        let Given { label, fd, .. } = self.sockets.remove(index);
         let raw = fd.as_raw_fd();
         let listener = std::net::TcpListener::from(fd);
         let not_tcp = |reason| InheritError::NotTcp {
-            name: name.clone(),
+            name: label.clone(),
             fd: raw,
             reason,
         };
@@ -123,21 +200,26 @@ impl Inherited {
     }
 
     /// The Unix socket named `name`, ready for tokio.
-    pub fn take_unix(&mut self, name: &str) -> Option<std::os::unix::net::UnixListener> {
-        let index = self.sockets.iter().position(|(n, _)| n == name)?;
-        let (_, fd) = self.sockets.remove(index);
-        let listener = std::os::unix::net::UnixListener::from(fd);
+    pub fn take_unix(&mut self, name: SocketName) -> Option<std::os::unix::net::UnixListener> {
+        let index = self.position(name)?;
+        let listener = std::os::unix::net::UnixListener::from(self.sockets.remove(index).fd);
         listener.set_nonblocking(true).ok()?;
         Some(listener)
+    }
+
+    fn position(&self, name: SocketName) -> Option<usize> {
+        self.sockets
+            .iter()
+            .position(|given| given.name == Some(name))
     }
 
     /// Names (or descriptors) of the sockets nobody took; they are closed.
     pub fn unused(self) -> Vec<String> {
         self.sockets
             .into_iter()
-            .map(|(name, fd)| match name.is_empty() {
-                true => format!("descriptor {}", fd.as_raw_fd()),
-                false => name,
+            .map(|given| match given.label.is_empty() {
+                true => format!("descriptor {}", given.fd.as_raw_fd()),
+                false => given.label,
             })
             .collect()
     }
@@ -159,7 +241,7 @@ fn local_tcp_address(fd: RawFd) -> std::io::Result<SocketAddr> {
 /// the child aborts instead; callers check the program can be run first.
 pub fn pass_sockets(
     command: &mut Command,
-    sockets: &[(&str, BorrowedFd<'_>)],
+    sockets: &[(SocketName, BorrowedFd<'_>)],
     extra: BorrowedFd<'_>,
 ) -> std::io::Result<RawFd> {
     let count = sockets.len() as RawFd;
@@ -181,7 +263,7 @@ pub fn pass_sockets(
             }
         })
         .collect::<std::io::Result<Vec<OwnedFd>>>()?;
-    let names: Vec<&str> = sockets.iter().map(|(name, _)| *name).collect();
+    let names: Vec<&str> = sockets.iter().map(|(name, _)| name.as_str()).collect();
     command
         .env("LISTEN_FDS", count.to_string())
         .env("LISTEN_FDNAMES", names.join(":"))
@@ -227,6 +309,55 @@ mod tests {
                 .unwrap()
                 .is_empty()
         );
+    }
+
+    #[test]
+    fn socket_names_keep_the_strings_socket_units_and_dashboards_use() {
+        let wire: Vec<&str> = SocketName::ALL.iter().map(|n| n.as_str()).collect();
+        assert_eq!(wire, ["http", "https", "metrics", "local_ca", "control"]);
+        let labels: Vec<&str> = SocketName::ALL.iter().map(|n| n.listener()).collect();
+        assert_eq!(
+            labels,
+            [
+                "http listener",
+                "https listener",
+                "metrics listener",
+                "local CA",
+                "control socket"
+            ]
+        );
+        for name in SocketName::ALL {
+            assert_eq!(name.as_str().parse(), Ok(name));
+        }
+        assert_eq!("local-ca".parse::<SocketName>(), Err(()));
+    }
+
+    #[test]
+    fn a_given_socket_is_taken_by_its_name_and_an_unknown_one_reported_as_named() {
+        let listeners: Vec<std::net::TcpListener> = (0..2)
+            .map(|_| std::net::TcpListener::bind("127.0.0.1:0").unwrap())
+            .collect();
+        let bound = listeners[0].local_addr().unwrap();
+        let sockets = listeners
+            .into_iter()
+            .zip(["https", "spare"])
+            .map(|(listener, label)| Given {
+                name: label.parse().ok(),
+                label: label.to_string(),
+                fd: listener.into(),
+            })
+            .collect();
+        let mut inherited = Inherited { sockets };
+        let unbound = SocketAddr::from(([127, 0, 0, 1], 0));
+        assert!(
+            inherited
+                .take_tcp(SocketName::Http, unbound)
+                .unwrap()
+                .is_none()
+        );
+        let https = inherited.take_tcp(SocketName::Https, unbound).unwrap();
+        assert_eq!(https.unwrap().local_addr().unwrap(), bound);
+        assert_eq!(inherited.unused(), ["spare"]);
     }
 
     #[test]

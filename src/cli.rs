@@ -1,16 +1,12 @@
-//! The command line: parses arguments, loads the configuration, runs one
-//! command, and turns the outcome into an exit code with a readable error.
+//! The command line's shape: the clap types, and nothing else. What each
+//! verb does is in `commands`. `--mode` stays a string, not a clap value
+//! enum: it goes through the configuration like QUIRE_MODE, so a bad one is
+//! reported as `--mode: mode: unknown mode ...` with exit code 1, as config
+//! problems are, rather than as a clap usage error (exit code 2).
 
-use std::io::IsTerminal;
 use std::path::PathBuf;
-use std::process::ExitCode;
 
-use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
-
-use crate::clock::{self, SharedClock};
-use crate::config::{Config, Overrides, process_env};
-use crate::site;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -60,26 +56,7 @@ pub enum Command {
         command: CertCommand,
     },
     /// Run only the local ACME CA, to try other ACME clients (certbot, lego) against it.
-    LocalCa {
-        /// Where its root lives (DIR/local-ca/root.pem).
-        #[arg(long, value_name = "DIR", default_value = "data")]
-        data_dir: PathBuf,
-        #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8444")]
-        listen: std::net::SocketAddr,
-        /// Where http-01 validation connects (on 127.0.0.1).
-        #[arg(long, value_name = "PORT", default_value_t = 80)]
-        http_port: u16,
-        /// Where tls-alpn-01 validation connects (on 127.0.0.1).
-        #[arg(long, value_name = "PORT", default_value_t = 443)]
-        tls_port: u16,
-        /// Lifetime of issued certificates (1m to 200days).
-        #[arg(long, value_name = "DURATION", default_value = "90days", value_parser = crate::config::local_ca_lifetime)]
-        lifetime: std::time::Duration,
-        /// A name to certify besides localhost and .test (with the names below
-        /// it); repeat for more. The root is constrained to these names.
-        #[arg(long = "domain", value_name = "NAME")]
-        domains: Vec<crate::config::Domain>,
-    },
+    LocalCa(LocalCaArgs),
     /// Reading statistics: daily views and visitors, top pages, referrers, 404s.
     Stats {
         #[command(flatten)]
@@ -156,257 +133,26 @@ pub enum CertCommand {
     },
 }
 
-pub fn main() -> ExitCode {
-    let cli = Cli::parse();
-    // What quire writes under data/ is private to its user, including the
-    // files sled creates on its own. A post made by `new` is the author's to
-    // share, under the author's umask.
-    if !matches!(cli.command, Command::New { .. }) {
-        // SAFETY: umask(2) only sets this process's file creation mask.
-        unsafe {
-            libc::umask(0o077);
-        }
-    }
-    init_logging(matches!(
-        cli.command,
-        Command::Serve { .. } | Command::LocalCa { .. }
-    ));
-    match run(cli, clock::system()) {
-        Ok(code) => code,
-        Err(e) => {
-            eprintln!("error: {e}");
-            for cause in e.chain().skip(1) {
-                eprintln!("  because: {cause}");
-            }
-            ExitCode::FAILURE
-        }
-    }
-}
-
-/// Sends `request` to the server running on `config`'s data directory; its
-/// message, or an error saying there is none (`nothing`: what that means).
-fn ask_running_server(config: &Config, request: &str, nothing: &str) -> anyhow::Result<String> {
-    let reply = runtime()?.block_on(crate::control::request(&config.paths.data, request))?;
-    let Some(reply) = reply else {
-        anyhow::bail!(
-            "no server is running on {} ({nothing}); start it with `quire serve`",
-            config.paths.data.display()
-        );
-    };
-    crate::control::into_result(&reply)
-}
-
-fn init_logging(serving: bool) {
-    let default = if serving { "quire=info,warn" } else { "warn" };
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    use tracing_subscriber::layer::SubscriberExt;
-    use tracing_subscriber::util::SubscriberInitExt;
-    let format = tracing_subscriber::fmt::layer()
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .with_target(false);
-    tracing_subscriber::registry()
-        .with(filter)
-        .with(format)
-        .with(crate::metrics::recent::RecentProblems)
-        .init();
-}
-
-fn load_config(config: &ConfigArgs, overrides: Overrides) -> anyhow::Result<Config> {
-    let overrides = Overrides {
-        config_file: config.config.clone(),
-        ..overrides
-    };
-    Ok(Config::load(&overrides, &process_env)?)
-}
-
-pub fn run(cli: Cli, clock: SharedClock) -> anyhow::Result<ExitCode> {
-    match cli.command {
-        Command::Serve {
-            config,
-            mode,
-            data_dir,
-            drafts,
-        } => {
-            let config = load_config(
-                &config,
-                Overrides {
-                    mode,
-                    data_dir,
-                    drafts,
-                    ..Default::default()
-                },
-            )?;
-            runtime()?.block_on(crate::system::serve(config, clock))?;
-            Ok(ExitCode::SUCCESS)
-        }
-        Command::Check { config, drafts } => check(&config, drafts, &clock),
-        Command::Cert { command } => cert(command, clock),
-        Command::LocalCa {
-            data_dir,
-            listen,
-            http_port,
-            tls_port,
-            lifetime,
-            domains,
-        } => {
-            let loopback = std::net::Ipv4Addr::LOCALHOST;
-            let settings = crate::acme::commands::StandaloneCa {
-                data: data_dir,
-                listen,
-                validation: crate::acme::local_ca::ValidationTarget {
-                    http: (loopback, http_port).into(),
-                    tls: (loopback, tls_port).into(),
-                },
-                lifetime,
-                domains,
-            };
-            runtime()?.block_on(crate::acme::commands::serve_local_ca(settings, clock))?;
-            Ok(ExitCode::SUCCESS)
-        }
-        Command::Stats {
-            config,
-            data_dir,
-            days,
-        } => {
-            let config = load_config(&config, Overrides::data_dir(data_dir))?;
-            let text = runtime()?.block_on(crate::stats::command::run(&config, days, clock))?;
-            println!("{text}");
-            Ok(ExitCode::SUCCESS)
-        }
-        Command::Backup {
-            file,
-            config,
-            data_dir,
-        } => {
-            let config = load_config(&config, Overrides::data_dir(data_dir))?;
-            println!(
-                "{}",
-                runtime()?.block_on(crate::backup::backup(&config, &file))?
-            );
-            Ok(ExitCode::SUCCESS)
-        }
-        Command::Restore {
-            file,
-            config,
-            data_dir,
-        } => {
-            let config = load_config(&config, Overrides::data_dir(data_dir))?;
-            println!(
-                "{}",
-                runtime()?.block_on(crate::backup::restore(&config, &file))?
-            );
-            Ok(ExitCode::SUCCESS)
-        }
-        Command::Reload { config, data_dir } => {
-            let config = load_config(&config, Overrides::data_dir(data_dir))
-                .context("not reloading: the running server keeps its configuration")?;
-            println!(
-                "{}",
-                ask_running_server(&config, "reload", "nothing to reload")?
-            );
-            Ok(ExitCode::SUCCESS)
-        }
-        Command::Upgrade { config, data_dir } => {
-            let config = load_config(&config, Overrides::data_dir(data_dir))?;
-            println!(
-                "{}",
-                ask_running_server(&config, "upgrade", "nothing to upgrade")?
-            );
-            Ok(ExitCode::SUCCESS)
-        }
-        Command::New { title, config } => {
-            let config = load_config(&config, Overrides::default())?;
-            let path = site::new_post::create(&config.paths.content, &title, clock.now())?;
-            println!("{}", path.display());
-            Ok(ExitCode::SUCCESS)
-        }
-    }
-}
-
-fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
-    tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("starting the async runtime")
-}
-
-fn cert(command: CertCommand, clock: SharedClock) -> anyhow::Result<ExitCode> {
-    let (config, mode, data_dir) = match &command {
-        CertCommand::Status {
-            config,
-            mode,
-            data_dir,
-        }
-        | CertCommand::Renew {
-            config,
-            mode,
-            data_dir,
-            ..
-        } => (config, mode, data_dir),
-    };
-    let config = load_config(
-        config,
-        Overrides {
-            mode: mode.clone(),
-            data_dir: data_dir.clone(),
-            ..Default::default()
-        },
-    )?;
-    match command {
-        CertCommand::Status { .. } => {
-            print!("{}", crate::acme::commands::status(&config, clock.now())?);
-        }
-        CertCommand::Renew { dry_run, .. } => {
-            let message =
-                runtime()?.block_on(crate::acme::commands::renew(&config, dry_run, clock))?;
-            println!("{message}");
-        }
-    }
-    Ok(ExitCode::SUCCESS)
-}
-
-/// `quire check`: every problem at once, `file:line: what, what to do`.
-fn check(config_args: &ConfigArgs, drafts: bool, clock: &SharedClock) -> anyhow::Result<ExitCode> {
-    let config = match load_config(
-        config_args,
-        Overrides {
-            drafts,
-            ..Default::default()
-        },
-    ) {
-        Ok(config) => config,
-        Err(e) => {
-            println!("{e}");
-            return Ok(ExitCode::FAILURE);
-        }
-    };
-    let inputs = site::BuildInputs::from_config(&config);
-    let snapshot = match site::build(&inputs, clock.now(), None) {
-        Ok(snapshot) => snapshot,
-        Err(e) => {
-            println!("{e}");
-            return Ok(ExitCode::FAILURE);
-        }
-    };
-    let s = &snapshot.summary;
-    for problem in &s.problems {
-        println!("{problem}");
-    }
-    eprintln!(
-        "checked {} posts, {} pages, {} assets in {} ms: {} problem(s)",
-        s.posts,
-        s.pages,
-        s.assets,
-        s.took.as_millis(),
-        s.problems.len()
-    );
-    Ok(if s.problems.is_empty() {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::FAILURE
-    })
+#[derive(Args, Debug)]
+pub struct LocalCaArgs {
+    /// Where its root lives (DIR/local-ca/root.pem).
+    #[arg(long, value_name = "DIR", default_value = "data")]
+    pub data_dir: PathBuf,
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8444")]
+    pub listen: std::net::SocketAddr,
+    /// Where http-01 validation connects (on 127.0.0.1).
+    #[arg(long, value_name = "PORT", default_value_t = 80)]
+    pub http_port: u16,
+    /// Where tls-alpn-01 validation connects (on 127.0.0.1).
+    #[arg(long, value_name = "PORT", default_value_t = 443)]
+    pub tls_port: u16,
+    /// Lifetime of issued certificates (1m to 200days).
+    #[arg(long, value_name = "DURATION", default_value = "90days", value_parser = crate::config::local_ca_lifetime)]
+    pub lifetime: std::time::Duration,
+    /// A name to certify besides localhost and .test (with the names below
+    /// it); repeat for more. The root is constrained to these names.
+    #[arg(long = "domain", value_name = "NAME")]
+    pub domains: Vec<crate::config::Domain>,
 }
 
 #[cfg(test)]
@@ -432,7 +178,7 @@ mod tests {
         let parse = |args: &[&str]| {
             Cli::try_parse_from([&["quire", "local-ca"], args].concat()).map_err(|e| e.to_string())
         };
-        let Command::LocalCa { domains, .. } =
+        let Command::LocalCa(LocalCaArgs { domains, .. }) =
             parse(&["--domain", "Blog.Example.com", "--domain", "x.org"])
                 .unwrap()
                 .command

@@ -1,5 +1,7 @@
-//! quire: a blog server that runs its own operations. `cli` is the entry point;
-//! `system` starts the activities under the `supervisor`; each folder owns one
+//! quire: a blog server that runs its own operations. `cli` is the command
+//! line's shape and `commands` runs its verbs, reaching a running server
+//! through `control`; `system` starts the activities under the `supervisor`;
+//! each folder owns one
 //! activity: `site` (content to pages), `web` (routers), `tls` (listeners and
 //! certificates), `acme` (obtaining them), `stats` (reading statistics),
 //! `metrics` (the operator's view), `upgrade` (handing the sockets to a new
@@ -10,6 +12,7 @@ pub mod acme;
 pub mod backup;
 pub mod cli;
 pub mod clock;
+pub mod commands;
 pub mod config;
 pub mod control;
 pub mod datadir;

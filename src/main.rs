@@ -1,5 +1,8 @@
-//! The `quire` binary: everything happens in [`quire::cli`].
+//! The `quire` binary: parses the command line ([`quire::cli`]) and hands it
+//! to [`quire::commands`], which runs it and chooses the exit code.
+
+use clap::Parser;
 
 fn main() -> std::process::ExitCode {
-    quire::cli::main()
+    quire::commands::main(quire::cli::Cli::parse())
 }

@@ -22,7 +22,7 @@ use crate::acme::service;
 use crate::acme::store::StoreLock;
 use crate::clock::SharedClock;
 use crate::config::{Config, Mode};
-use crate::control;
+use crate::control::server::{self as control, UpgradeRequest};
 use crate::metrics::{self, Metrics};
 use crate::reload::Reloader;
 use crate::shutdown::Shutdown;
@@ -38,9 +38,6 @@ use crate::tls::{self, CertResolver};
 use crate::upgrade::sockets::{Inherited, SocketName};
 use crate::upgrade::{self, DataOwnership, Launch, Predecessor, Successor};
 use crate::web::{self, ChallengeMap, SitePolicy};
-
-/// An upgrade asked for through the control socket, and where its outcome goes.
-pub type UpgradeRequest = oneshot::Sender<Result<String, String>>;
 
 /// What a server starts from besides its config: sockets given at start
 /// (systemd, or a predecessor), and a predecessor still holding the data

@@ -12,6 +12,8 @@ use super::service;
 use super::store::{FileStore, Storage};
 use crate::clock::SharedClock;
 use crate::config::{Config, Mode};
+use crate::control::client;
+use crate::control::protocol::Request;
 use crate::datadir::DataDir;
 use crate::shutdown::Shutdown;
 use crate::tls::listener::{self, Listener};
@@ -111,9 +113,8 @@ pub async fn renew(config: &Config, dry_run: bool, clock: SharedClock) -> anyhow
             config.mode
         );
     }
-    let request = if dry_run { "renew --dry-run" } else { "renew" };
-    if let Some(reply) = crate::control::request(&config.paths.data, request).await? {
-        let message = crate::control::into_result(&reply)?;
+    let request = Request::Renew { dry_run };
+    if let Some(message) = client::ask_if_running(&config.paths.data, &request).await? {
         return Ok(format!("{message} (done by the running server)"));
     }
     renew_directly(config, dry_run, clock).await

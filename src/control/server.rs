@@ -1,11 +1,12 @@
-//! The control socket, `data/control.sock` (0600): how commands reach a
-//! running server that owns the work (`quire cert renew` needs its challenge
-//! listener; `quire stats` needs its open store, which sled locks). One request
-//! line in (at most [`MAX_REQUEST`] bytes of UTF-8); the reply runs to the end
-//! of the stream and starts with `ok:` or `error:`. Every request gets one,
-//! a malformed or overlong one included.
+//! The control socket's server, `data/control.sock` (0600): the activity that
+//! answers commands needing what a running server owns (`quire cert renew`
+//! needs its challenge listener; `quire stats` needs its open store, which
+//! sled locks). Every request gets one reply, a malformed or overlong one
+//! included; what it can act on is handed in as [`Handlers`], so this file
+//! knows the channels and handles, not who serves them.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
@@ -13,11 +14,17 @@ use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWriteExt, BufRead
 use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::{mpsc, oneshot};
 
+use super::protocol::{DecodeError, MAX_REQUEST, Reply, Request};
 use crate::acme::manager::RenewRequest;
 use crate::datadir::DataDir;
+use crate::reload::Reloader;
 use crate::shutdown::Shutdown;
 use crate::stats::Stats;
 use crate::upgrade::sockets::{Inherited, SocketName};
+
+/// An upgrade asked for through the control socket, and where its outcome
+/// goes; the serving loop, which owns the sockets to hand over, answers it.
+pub type UpgradeRequest = oneshot::Sender<Result<String, String>>;
 
 /// What the running server can be asked to do.
 #[derive(Clone)]
@@ -27,44 +34,36 @@ pub struct Handlers {
     pub stats: Option<Stats>,
     /// The data directory, for backups.
     pub data: PathBuf,
-    pub reloader: Option<std::sync::Arc<crate::reload::Reloader>>,
+    pub reloader: Option<Arc<Reloader>>,
     /// The serving loop, which hands over to a new binary.
-    pub upgrades: Option<mpsc::Sender<crate::system::UpgradeRequest>>,
+    pub upgrades: Option<mpsc::Sender<UpgradeRequest>>,
 }
 
-/// A renewal may wait on a CA; give it time, but not forever.
-const REPLY_TIMEOUT: Duration = Duration::from_secs(300);
 /// How long a stopping server waits for control requests it is answering.
 const ANSWER_GRACE: Duration = Duration::from_secs(10);
-/// The longest request line: `backup` and a path fit (PATH_MAX is 4096); a
-/// client that never sends a newline cannot fill memory.
-pub const MAX_REQUEST: usize = 8 * 1024;
 /// How long a client may take to send its request line.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
 
-pub fn socket_path(data: &Path) -> PathBuf {
-    DataDir::new(data).control_socket()
-}
-
 /// The socket given at start (an upgrade), or a new one bound in `data`,
 /// replacing a stale one left by a crash.
-pub fn bind(data: &Path, sockets: &mut Inherited) -> anyhow::Result<UnixListener> {
+pub fn bind(data: &std::path::Path, sockets: &mut Inherited) -> anyhow::Result<UnixListener> {
     if let Some(given) = sockets.take_unix(SocketName::Control) {
         return UnixListener::from_std(given).context("using the given control socket");
     }
     crate::datadir::create_private_dir(data)
         .with_context(|| format!("creating the data directory {}", data.display()))?;
-    let path = socket_path(data);
+    let path = DataDir::new(data).control_socket();
     let _ = std::fs::remove_file(&path);
     let listener =
         UnixListener::bind(&path).with_context(|| format!("binding {}", path.display()))?;
-    std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o600))?;
+    std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o600))
+        .with_context(|| format!("making {} private", path.display()))?;
     Ok(listener)
 }
 
 /// Answers requests until shutdown.
 pub async fn serve(
-    listener: std::sync::Arc<UnixListener>,
+    listener: Arc<UnixListener>,
     handlers: Handlers,
     shutdown: Shutdown,
 ) -> anyhow::Result<()> {
@@ -93,181 +92,131 @@ pub async fn serve(
     Ok(())
 }
 
-async fn answer(stream: UnixStream, handlers: Handlers) -> anyhow::Result<()> {
+async fn answer(stream: UnixStream, handlers: Handlers) -> std::io::Result<()> {
     let (read, mut write) = stream.into_split();
     let reply = match read_request(read).await {
-        Ok(line) => handle(&line, &handlers).await,
-        Err(refused) => Err(refused),
+        Ok(request) => handle(request, &handlers).await,
+        Err(refused) => Reply::Error(refused.to_string()),
     };
-    let text = match reply {
-        Ok(message) => format!("ok: {message}\n"),
-        Err(message) => format!("error: {message}\n"),
-    };
-    write.write_all(text.as_bytes()).await?;
-    Ok(())
+    write.write_all(reply.encode().as_bytes()).await
 }
 
-/// The request line, without its newline; or why it cannot be answered.
+/// Why a request line was not read.
+#[derive(Debug, thiserror::Error)]
+enum Unread {
+    #[error("no request line within {REQUEST_TIMEOUT:?}; send one line, such as `ping`")]
+    Timeout,
+    #[error("cannot read the request: {0}")]
+    Io(#[from] std::io::Error),
+    #[error(transparent)]
+    Malformed(#[from] DecodeError),
+}
+
 /// Reads [`MAX_REQUEST`] bytes and one more at most, so an overlong line is
 /// known as such without being held.
-async fn read_request(read: impl AsyncRead + Unpin) -> Result<String, String> {
+async fn read_request(read: impl AsyncRead + Unpin) -> Result<Request, Unread> {
     let mut line = Vec::new();
     let mut bounded = BufReader::new(read.take(MAX_REQUEST as u64 + 1));
-    match tokio::time::timeout(REQUEST_TIMEOUT, bounded.read_until(b'\n', &mut line)).await {
-        Err(_) => {
-            return Err(format!(
-                "no request line within {REQUEST_TIMEOUT:?}; send one line, such as `ping`"
-            ));
-        }
-        Ok(Err(e)) => return Err(format!("cannot read the request: {e}")),
-        Ok(Ok(_)) => {}
-    }
+    tokio::time::timeout(REQUEST_TIMEOUT, bounded.read_until(b'\n', &mut line))
+        .await
+        .map_err(|_| Unread::Timeout)??;
     if line.last() == Some(&b'\n') {
         line.pop();
     }
-    if line.len() > MAX_REQUEST {
-        return Err(format!(
-            "the request is longer than {MAX_REQUEST} bytes; send one short line, such as `ping`"
-        ));
-    }
-    String::from_utf8(line).map_err(|_| {
-        "the request is not UTF-8 text; send one line of text, such as `ping` (a backup path must be UTF-8 too)".to_string()
-    })
+    Ok(Request::decode(&line)?)
 }
 
-async fn handle(line: &str, handlers: &Handlers) -> Result<String, String> {
-    match line.split_whitespace().collect::<Vec<_>>().as_slice() {
-        ["renew"] => renew(handlers, false).await,
-        ["renew", "--dry-run"] => renew(handlers, true).await,
-        ["stats", days] => match days.parse::<u32>() {
-            Ok(days) => stats(handlers, days).await,
-            Err(_) => Err(format!("`{days}` is not a number of days")),
-        },
-        ["ping"] => Ok("running".into()),
-        ["reload"] => reload(handlers).await,
-        ["upgrade"] => upgrade(handlers).await,
-        ["backup", ..] => {
-            let file = line.trim_start().strip_prefix("backup").unwrap_or_default();
-            backup(handlers, file.trim()).await
-        }
-        _ => Err(format!("unknown request `{}`", line.trim())),
+async fn handle(request: Request, handlers: &Handlers) -> Reply {
+    match request {
+        Request::Ping => Reply::Ok("running".into()),
+        Request::Renew { dry_run } => renew(handlers, dry_run).await,
+        Request::Stats { days } => stats(handlers, days).await,
+        Request::Reload => reload(handlers).await,
+        Request::Upgrade => upgrade(handlers).await,
+        Request::Backup { file } => backup(handlers, file).await,
     }
 }
 
-async fn renew(handlers: &Handlers, dry_run: bool) -> Result<String, String> {
+async fn renew(handlers: &Handlers, dry_run: bool) -> Reply {
     let Some(renewals) = &handlers.renewals else {
-        return Err("this server's mode does not obtain certificates by ACME".into());
+        return Reply::Error("this server's mode does not obtain certificates by ACME".into());
     };
     let (reply, outcome) = oneshot::channel();
-    renewals
+    if renewals
         .send(RenewRequest { dry_run, reply })
         .await
-        .map_err(|_| "the certificate manager is not running".to_string())?;
-    outcome
-        .await
-        .unwrap_or_else(|_| Err("the certificate manager stopped before answering".into()))
+        .is_err()
+    {
+        return Reply::Error("the certificate manager is not running".into());
+    }
+    match outcome.await {
+        Ok(outcome) => Reply::from_outcome(outcome),
+        Err(_) => Reply::Error("the certificate manager stopped before answering".into()),
+    }
 }
 
-async fn reload(handlers: &Handlers) -> Result<String, String> {
+async fn reload(handlers: &Handlers) -> Reply {
     let Some(reloader) = handlers.reloader.clone() else {
-        return Err("this server cannot reload".into());
+        return Reply::Error("this server cannot reload".into());
     };
-    tokio::task::spawn_blocking(move || reloader.reload(&crate::config::process_env))
-        .await
-        .map_err(|e| format!("the reload failed: {e}"))?
+    match tokio::task::spawn_blocking(move || reloader.reload(&crate::config::process_env)).await {
+        Ok(outcome) => Reply::from_outcome(outcome),
+        Err(e) => Reply::Error(format!("the reload failed: {e}")),
+    }
 }
 
-async fn upgrade(handlers: &Handlers) -> Result<String, String> {
+async fn upgrade(handlers: &Handlers) -> Reply {
     let Some(upgrades) = &handlers.upgrades else {
-        return Err("this server cannot upgrade".into());
+        return Reply::Error("this server cannot upgrade".into());
     };
     let (reply, outcome) = oneshot::channel();
-    upgrades
-        .send(reply)
-        .await
-        .map_err(|_| "the server is stopping".to_string())?;
-    outcome
-        .await
-        .unwrap_or_else(|_| Err("the server stopped before answering".into()))
+    if upgrades.send(reply).await.is_err() {
+        return Reply::Error("the server is stopping".into());
+    }
+    match outcome.await {
+        Ok(outcome) => Reply::from_outcome(outcome),
+        Err(_) => Reply::Error("the server stopped before answering".into()),
+    }
 }
 
 /// Flushes statistics first, so the archive holds the latest views.
-async fn backup(handlers: &Handlers, file: &str) -> Result<String, String> {
-    let (data, stats, file) = (
-        handlers.data.clone(),
-        handlers.stats.clone(),
-        PathBuf::from(file),
-    );
-    tokio::task::spawn_blocking(move || {
+async fn backup(handlers: &Handlers, file: PathBuf) -> Reply {
+    let (data, stats) = (handlers.data.clone(), handlers.stats.clone());
+    let made = tokio::task::spawn_blocking(move || {
         if let Some(stats) = &stats {
-            stats.flush_now().map_err(|e| e.to_string())?;
+            stats.flush_now().context("flushing the statistics")?;
         }
         crate::backup::write_archive(&data, stats.as_ref().map(|s| s.store()), &file)
-            .map_err(|e| format!("{e:#}"))
     })
-    .await
-    .map_err(|e| format!("the backup failed: {e}"))?
-}
-
-/// Flushes what is in memory first, so the report includes the latest views.
-async fn stats(handlers: &Handlers, days: u32) -> Result<String, String> {
-    let Some(stats) = handlers.stats.clone() else {
-        return Err("statistics are disabled in this server's config ([stats] enabled)".into());
-    };
-    tokio::task::spawn_blocking(move || {
-        stats.flush_now().map_err(|e| e.to_string())?;
-        let report = stats
-            .report(days, crate::stats::command::TOP)
-            .map_err(|e| e.to_string())?;
-        Ok(format!(
-            "from {}\n{}",
-            stats.store().describe(),
-            report.render()
-        ))
-    })
-    .await
-    .map_err(|e| format!("the statistics query failed: {e}"))?
-}
-
-/// The message of an `ok:` reply; an `error:` reply becomes the error.
-pub fn into_result(reply: &str) -> anyhow::Result<String> {
-    match reply.strip_prefix("ok: ") {
-        Some(message) => Ok(message.to_string()),
-        None => Err(anyhow::anyhow!(
-            "{}",
-            reply.strip_prefix("error: ").unwrap_or(reply)
-        )),
+    .await;
+    match made {
+        Ok(outcome) => Reply::from_outcome(outcome),
+        Err(e) => Reply::Error(format!("the backup failed: {e}")),
     }
 }
 
-/// Sends `request` to the server using `data`, if one is running. `None` when
-/// no server listens there.
-pub async fn request(data: &Path, request: &str) -> anyhow::Result<Option<String>> {
-    let path = socket_path(data);
-    let stream = match UnixStream::connect(&path).await {
-        Ok(stream) => stream,
-        Err(e)
-            if matches!(
-                e.kind(),
-                std::io::ErrorKind::NotFound | std::io::ErrorKind::ConnectionRefused
-            ) =>
-        {
-            return Ok(None);
-        }
-        Err(e) => return Err(e).with_context(|| format!("connecting to {}", path.display())),
+/// Flushes what is in memory first, so the report includes the latest views.
+async fn stats(handlers: &Handlers, days: u32) -> Reply {
+    let Some(stats) = handlers.stats.clone() else {
+        return Reply::Error(
+            "statistics are disabled in this server's config ([stats] enabled)".into(),
+        );
     };
-    let (read, mut write) = stream.into_split();
-    write.write_all(format!("{request}\n").as_bytes()).await?;
-    let mut reply = String::new();
-    let mut read = read;
-    tokio::time::timeout(REPLY_TIMEOUT, read.read_to_string(&mut reply))
-        .await
-        .context("the server did not answer in time")??;
-    Ok(Some(reply.trim_end().to_string()))
+    let report = tokio::task::spawn_blocking(move || {
+        stats.flush_now()?;
+        crate::stats::command::report_text(&stats, days)
+    })
+    .await;
+    match report {
+        Ok(outcome) => Reply::from_outcome(outcome),
+        Err(e) => Reply::Error(format!("the statistics query failed: {e}")),
+    }
 }
 
 #[cfg(test)]
 mod tests {
+    use std::path::Path;
+
     use super::*;
 
     fn handlers(data: &Path) -> Handlers {
@@ -362,20 +311,20 @@ mod tests {
     #[tokio::test]
     async fn a_stopping_server_still_answers_the_request_in_flight() {
         let dir = tempfile::tempdir().unwrap();
-        let listener = UnixListener::bind(socket_path(dir.path())).unwrap();
+        let socket = DataDir::new(dir.path()).control_socket();
+        let listener = UnixListener::bind(&socket).unwrap();
         let (upgrades, mut upgrade_requests) = mpsc::channel(1);
         let handlers = Handlers {
             upgrades: Some(upgrades),
             ..handlers(dir.path())
         };
         let shutdown = Shutdown::new();
-        let mut serving = tokio::spawn(serve(
-            std::sync::Arc::new(listener),
-            handlers,
-            shutdown.clone(),
-        ));
-        let data = dir.path().to_path_buf();
-        let client = tokio::spawn(async move { request(&data, "upgrade").await });
+        let mut serving = tokio::spawn(serve(Arc::new(listener), handlers, shutdown.clone()));
+        let client = tokio::spawn(async move {
+            let mut stream = UnixStream::connect(socket).await.unwrap();
+            stream.write_all(b"upgrade\n").await.unwrap();
+            read_reply(stream).await
+        });
 
         // The serving loop has the request when the server starts stopping,
         // as after a handover.
@@ -385,7 +334,7 @@ mod tests {
         assert!(still_serving.is_err(), "stopped before answering");
         reply.send(Ok("handed over".into())).unwrap();
         serving.await.unwrap().unwrap();
-        let answer = client.await.unwrap().unwrap();
-        assert_eq!(answer.as_deref(), Some("ok: handed over"));
+        let answer = client.await.unwrap();
+        assert_eq!(answer.trim_end(), "ok: handed over");
     }
 }

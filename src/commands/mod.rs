@@ -1,0 +1,130 @@
+//! The verbs of the command line, one file each, and what they share: the
+//! umask, logging, loading the configuration, the async runtime, and turning
+//! the outcome into an exit code with the whole chain of causes. `cli` holds
+//! only the clap types; verbs that need a running server reach it through
+//! `control::client`.
+
+mod backup;
+mod cert;
+mod check;
+mod local_ca;
+mod new;
+mod reload;
+mod serve;
+mod stats;
+mod upgrade;
+
+use std::io::IsTerminal;
+use std::process::ExitCode;
+
+use anyhow::Context;
+
+use crate::cli::{Cli, Command, ConfigArgs};
+use crate::clock::{self, SharedClock};
+use crate::config::{Config, Overrides, process_env};
+use crate::control::client::{self, ClientError};
+use crate::control::protocol::Request;
+
+/// The binary's whole life: parse, run one command, exit.
+pub fn main(cli: Cli) -> ExitCode {
+    // What quire writes under data/ is private to its user, including the
+    // files sled creates on its own. A post made by `new` is the author's to
+    // share, under the author's umask.
+    if !matches!(cli.command, Command::New { .. }) {
+        // SAFETY: umask(2) only sets this process's file creation mask.
+        unsafe {
+            libc::umask(0o077);
+        }
+    }
+    init_logging(matches!(
+        cli.command,
+        Command::Serve { .. } | Command::LocalCa(_)
+    ));
+    match run(cli, clock::system()) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e}");
+            for cause in e.chain().skip(1) {
+                eprintln!("  because: {cause}");
+            }
+            ExitCode::FAILURE
+        }
+    }
+}
+
+pub fn run(cli: Cli, clock: SharedClock) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Command::Serve {
+            config,
+            mode,
+            data_dir,
+            drafts,
+        } => serve::run(&config, mode, data_dir, drafts, clock),
+        Command::Check { config, drafts } => check::run(&config, drafts, &clock),
+        Command::Cert { command } => cert::run(command, clock),
+        Command::LocalCa(args) => local_ca::run(args, clock),
+        Command::Stats {
+            config,
+            data_dir,
+            days,
+        } => stats::run(&config, data_dir, days, clock),
+        Command::Backup {
+            file,
+            config,
+            data_dir,
+        } => backup::backup(&file, &config, data_dir),
+        Command::Restore {
+            file,
+            config,
+            data_dir,
+        } => backup::restore(&file, &config, data_dir),
+        Command::Reload { config, data_dir } => reload::run(&config, data_dir),
+        Command::Upgrade { config, data_dir } => upgrade::run(&config, data_dir),
+        Command::New { title, config } => new::run(&title, &config, &clock),
+    }
+}
+
+fn init_logging(serving: bool) {
+    let default = if serving { "quire=info,warn" } else { "warn" };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    let format = tracing_subscriber::fmt::layer()
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_target(false);
+    tracing_subscriber::registry()
+        .with(filter)
+        .with(format)
+        .with(crate::metrics::recent::RecentProblems)
+        .init();
+}
+
+fn load_config(config: &ConfigArgs, overrides: Overrides) -> anyhow::Result<Config> {
+    let overrides = Overrides {
+        config_file: config.config.clone(),
+        ..overrides
+    };
+    Ok(Config::load(&overrides, &process_env)?)
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")
+}
+
+/// Sends `request` to the server running on `config`'s data directory; its
+/// message, or an error saying there is none (`nothing`: what that means).
+fn ask_running_server(config: &Config, request: Request, nothing: &str) -> anyhow::Result<String> {
+    let data = &config.paths.data;
+    match runtime()?.block_on(client::ask(data, &request)) {
+        Err(ClientError::NotRunning { .. }) => anyhow::bail!(
+            "no server is running on {} ({nothing}); start it with `quire serve`",
+            data.display()
+        ),
+        answered => Ok(answered?),
+    }
+}

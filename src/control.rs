@@ -175,6 +175,7 @@ async fn reload(handlers: &Handlers) -> Result<String, String> {
     tokio::task::spawn_blocking(move || reloader.reload(&crate::config::process_env))
         .await
         .map_err(|e| format!("the reload failed: {e}"))?
+        .map_err(|e| e.to_string())
 }
 
 async fn upgrade(handlers: &Handlers) -> Result<String, String> {

@@ -37,7 +37,7 @@ impl Mode {
     }
 
     /// Modes for a laptop or a proxy: loopback ports and `localhost` by default.
-    pub(crate) fn is_local(self) -> bool {
+    pub(super) fn is_local(self) -> bool {
         matches!(self, Mode::Local | Mode::Off)
     }
 }

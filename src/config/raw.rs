@@ -1,0 +1,186 @@
+//! The config file as written: serde structs that keep every value's span, so
+//! a problem can name its line, and the parse that collects every key TOML's
+//! types or the schema refuse instead of stopping at the first.
+
+use std::path::PathBuf;
+
+use serde::Deserialize;
+use toml::Spanned;
+
+use super::problem::{ConfigProblem, Origin};
+
+/// A key as written, with where it was written; `None` when absent.
+pub(super) type Field<T> = Option<Spanned<T>>;
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawFile {
+    #[serde(default)]
+    pub(super) site: RawSite,
+    #[serde(default)]
+    pub(super) domains: RawDomains,
+    #[serde(default)]
+    pub(super) paths: RawPaths,
+    #[serde(default)]
+    pub(super) listen: RawListen,
+    #[serde(default)]
+    pub(super) tls: RawTls,
+    #[serde(default)]
+    pub(super) stats: RawStats,
+    #[serde(default)]
+    pub(super) metrics: RawMetrics,
+    #[serde(default)]
+    pub(super) limits: RawLimits,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawSite {
+    pub(super) title: Field<String>,
+    pub(super) base_url: Field<String>,
+    pub(super) author: Field<String>,
+    pub(super) description: Field<String>,
+    pub(super) language: Field<String>,
+    pub(super) posts_per_page: Field<i64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawDomains {
+    pub(super) names: Field<Vec<String>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawPaths {
+    pub(super) content: Field<String>,
+    pub(super) templates: Field<String>,
+    #[serde(rename = "static")]
+    pub(super) static_dir: Field<String>,
+    pub(super) data: Field<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawListen {
+    pub(super) http: Field<String>,
+    pub(super) https: Field<String>,
+    pub(super) metrics: Field<String>,
+    pub(super) local_ca: Field<String>,
+    pub(super) local_ca_public: Field<bool>,
+    pub(super) trusted_proxies: Field<Vec<String>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawLimits {
+    pub(super) handshake_timeout: Field<String>,
+    pub(super) header_read_timeout: Field<String>,
+    pub(super) idle_timeout: Field<String>,
+    pub(super) max_header_bytes: Field<i64>,
+    pub(super) max_connections: Field<i64>,
+    pub(super) h2_max_concurrent_streams: Field<i64>,
+    pub(super) shutdown_grace: Field<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawTls {
+    pub(super) mode: Field<String>,
+    pub(super) directory_url: Field<String>,
+    pub(super) contacts: Field<Vec<String>>,
+    pub(super) eab_kid: Field<String>,
+    pub(super) eab_hmac: Field<String>,
+    pub(super) cert_file: Field<String>,
+    pub(super) key_file: Field<String>,
+    pub(super) renew_before_days: Field<i64>,
+    pub(super) check_every: Field<String>,
+    pub(super) challenge: Field<String>,
+    pub(super) post_issue_hook: Field<String>,
+    pub(super) local_ca_lifetime: Field<String>,
+    pub(super) hsts: Field<bool>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawStats {
+    pub(super) enabled: Field<bool>,
+    pub(super) flush_every: Field<String>,
+    pub(super) hourly_retention_days: Field<i64>,
+    pub(super) daily_retention_days: Field<i64>,
+    pub(super) respect_dnt: Field<bool>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawMetrics {
+    pub(super) enabled: Field<bool>,
+    pub(super) token: Field<String>,
+}
+
+/// The file's tables, and a problem for each key that TOML's types or the
+/// schema refuse. serde stops at the first; that key (or unknown table) is
+/// blanked out, offsets kept so later lines keep their numbers, and the rest
+/// parsed again, so that one run lists them all. `None` when the file cannot
+/// be read at all: a syntax error, which TOML finds before any key.
+pub(super) fn parse_file(
+    file: &Option<PathBuf>,
+    text: &str,
+) -> (Option<RawFile>, Vec<ConfigProblem>) {
+    const MOST: usize = 100;
+    let mut text = text.to_string();
+    let mut problems = Vec::new();
+    while problems.len() < MOST {
+        let e = match toml::from_str::<RawFile>(&text) {
+            Ok(raw) => return (Some(raw), problems),
+            Err(e) => e,
+        };
+        let line = e.span().map_or(1, |s| line_of(&text, s.start));
+        problems.push(ConfigProblem {
+            origin: Origin::Line {
+                file: file.clone(),
+                line,
+            },
+            key: "toml".into(),
+            message: format!(
+                "{}; fix the file (every key is documented in config.example.toml)",
+                e.message().trim_end()
+            ),
+        });
+        let about_one_key = ["unknown field", "invalid type", "invalid value"]
+            .iter()
+            .any(|start| e.message().starts_with(start));
+        match e.span() {
+            Some(span) if about_one_key => blank_entry(&mut text, span.start),
+            _ => break,
+        }
+    }
+    (None, problems)
+}
+
+/// Spaces over the line holding `offset`, and over the whole table when that
+/// line is a table header.
+fn blank_entry(text: &mut String, offset: usize) {
+    let start = text[..offset].rfind('\n').map_or(0, |i| i + 1);
+    let is_header = text[start..].trim_start().starts_with('[');
+    let mut end = text[offset..].find('\n').map_or(text.len(), |i| offset + i);
+    if is_header {
+        while end < text.len() && !text[end + 1..].trim_start().starts_with('[') {
+            end = text[end + 1..]
+                .find('\n')
+                .map_or(text.len(), |i| end + 1 + i);
+        }
+    }
+    let blank: String = text[start..end]
+        .chars()
+        .map(|c| match c {
+            '\n' => "\n".to_string(),
+            c => " ".repeat(c.len_utf8()),
+        })
+        .collect();
+    text.replace_range(start..end, &blank);
+}
+
+pub(super) fn line_of(text: &str, offset: usize) -> usize {
+    text[..offset.min(text.len())].matches('\n').count() + 1
+}

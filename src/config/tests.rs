@@ -1,0 +1,310 @@
+//! The whole merge, file text to [`Config`], as `quire check` and start see
+//! it: every problem at once with its origin, defaults, precedence, ranges.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use super::values::*;
+use super::*;
+
+fn parse(text: &str) -> Result<Config, ConfigError> {
+    Config::from_parts(
+        Some(Path::new("/etc/quire/quire.toml")),
+        text,
+        &Overrides::default(),
+        &no_env,
+    )
+}
+
+fn problems(text: &str) -> Vec<ConfigProblem> {
+    match parse(text) {
+        Err(ConfigError::Invalid(p)) => p,
+        other => panic!("expected problems, got {other:?}"),
+    }
+}
+
+#[test]
+fn every_refused_key_is_listed_with_its_line_in_one_run() {
+    let p = problems(
+        "[site]\ntitel = \"x\"\nposts_per_page = \"ten\"\n\n[lisen]\nhttp = \"127.0.0.1:80\"\nhttps = \"127.0.0.1:443\"\n\n[listen]\nhtps = \"1\"\nhttp = \"bad\"\n",
+    );
+    let found: Vec<(String, &str)> = p
+        .iter()
+        .map(|p| (p.origin.to_string(), p.message.split(',').next().unwrap()))
+        .collect();
+    let found: Vec<(&str, &str)> = found.iter().map(|(o, m)| (o.as_str(), *m)).collect();
+    assert_eq!(
+        found,
+        [
+            ("/etc/quire/quire.toml:2", "unknown field `titel`"),
+            ("/etc/quire/quire.toml:3", "invalid type: string \"ten\""),
+            ("/etc/quire/quire.toml:5", "unknown field `lisen`"),
+            ("/etc/quire/quire.toml:10", "unknown field `htps`"),
+            (
+                "/etc/quire/quire.toml:11",
+                "`bad` is not an address with a port from 0 to 65535; use a value such as \"127.0.0.1:8080\" or \"[::]:443\""
+            ),
+        ]
+    );
+}
+
+#[test]
+fn a_syntax_error_is_listed_alone_as_nothing_else_can_be_read() {
+    let p = problems("[site]\ntitel = 1\ntitle = \"unclosed\n");
+    assert_eq!(p.len(), 1, "{p:?}");
+    assert_eq!(p[0].origin.to_string(), "/etc/quire/quire.toml:3");
+    assert!(p[0].message.contains("expected `\"`"), "{p:?}");
+}
+
+#[test]
+fn defaults_serve_localhost_in_local_mode() {
+    let c = Config::from_parts(None, "", &Overrides::default(), &no_env).unwrap();
+    assert_eq!(c.mode, Mode::Local);
+    assert_eq!(c.domains[0].as_str(), "localhost");
+    assert_eq!(c.listen.http.to_string(), "127.0.0.1:8080");
+    assert_eq!(c.listen.https.to_string(), "127.0.0.1:8443");
+    assert_eq!(c.listen.metrics.to_string(), "127.0.0.1:9100");
+    assert_eq!(c.site.base_url.as_str(), "https://localhost:8443/");
+    assert_eq!(c.paths.content, PathBuf::from("content"));
+    assert_eq!(c.stats.hourly_retention_days, 14);
+    assert_eq!(c.tls.check_every, Duration::from_secs(8 * 3600));
+}
+
+#[test]
+fn production_needs_domains_and_uses_public_ports() {
+    let p = problems("[tls]\nmode = \"production\"\n");
+    assert_eq!(p[0].key, "domains.names");
+    let c = parse("[tls]\nmode = \"production\"\n[domains]\nnames = [\"Blog.Example.com\", \"www.example.com\"]\n").unwrap();
+    assert_eq!(c.listen.https.port(), 443);
+    assert_eq!(c.canonical_domain().as_str(), "blog.example.com");
+    assert_eq!(c.site.base_url.as_str(), "https://blog.example.com/");
+}
+
+#[test]
+fn paths_are_relative_to_the_config_file() {
+    let c = parse("[paths]\ncontent = \"posts\"\ndata = \"/var/lib/quire\"\n").unwrap();
+    assert_eq!(c.paths.content, PathBuf::from("/etc/quire/posts"));
+    assert_eq!(c.paths.data, PathBuf::from("/var/lib/quire"));
+    assert_eq!(c.paths.static_dir, PathBuf::from("/etc/quire/static"));
+}
+
+#[test]
+fn unknown_key_names_the_line() {
+    let p = problems("[site]\ntitle = \"x\"\ntitel = \"y\"\n");
+    assert_eq!(p.len(), 1);
+    assert!(
+        p[0].origin.to_string().ends_with("quire.toml:3"),
+        "{:?}",
+        p[0]
+    );
+    assert!(p[0].message.contains("titel"), "{:?}", p[0]);
+}
+
+#[test]
+fn wrong_type_names_the_line() {
+    let p = problems("[site]\n\nposts_per_page = \"ten\"\n");
+    assert!(p[0].origin.to_string().ends_with(":3"), "{:?}", p[0]);
+}
+
+#[test]
+fn impossible_values_are_all_reported_with_lines() {
+    let p = problems(
+        "[site]\nbase_url = \"not a url\"\n[listen]\nhttp = \"127.0.0.1:70000\"\n[stats]\nhourly_retention_days = 0\nflush_every = \"soon\"\n",
+    );
+    let found: Vec<(&str, String)> = p
+        .iter()
+        .map(|p| (p.key.as_str(), p.origin.to_string()))
+        .collect();
+    let found: Vec<(&str, &str)> = found
+        .iter()
+        .map(|(k, o)| (*k, o.rsplit(':').next().unwrap()))
+        .collect();
+    assert_eq!(
+        found,
+        vec![
+            ("site.base_url", "2"),
+            ("listen.http", "4"),
+            ("stats.hourly_retention_days", "6"),
+            ("stats.flush_every", "7"),
+        ]
+    );
+    assert!(
+        p.iter().all(|p| p.message.contains("use")),
+        "every problem says what to do: {p:?}"
+    );
+}
+
+/// Every duration key, with its section and range as the message gives it.
+const DURATIONS: [(&str, &str, &str); 7] = [
+    ("limits", "handshake_timeout", "from 1s to 5m"),
+    ("limits", "header_read_timeout", "from 1s to 5m"),
+    ("limits", "idle_timeout", "from 1s to 1h"),
+    ("limits", "shutdown_grace", "from 1s to 1h"),
+    ("tls", "check_every", "from 1m to 7days"),
+    ("tls", "local_ca_lifetime", "from 1m to 200days"),
+    ("stats", "flush_every", "from 1s to 1h"),
+];
+
+fn one_key(section: &str, key: &str, value: &str) -> String {
+    format!("[{section}]\n{key} = {value}\n")
+}
+
+#[test]
+fn durations_that_would_overflow_are_refused_with_their_range() {
+    for (section, key, range) in DURATIONS {
+        for huge in ["\"18446744073709551615s\"", "\"500000000y\""] {
+            let p = problems(&one_key(section, key, huge));
+            assert_eq!(p.len(), 1, "{p:?}");
+            assert_eq!(p[0].key, format!("{section}.{key}"));
+            assert_eq!(p[0].origin.to_string(), "/etc/quire/quire.toml:2");
+            assert!(
+                p[0].message
+                    .ends_with(&format!("is out of range; use a duration {range}")),
+                "{p:?}"
+            );
+        }
+    }
+}
+
+#[test]
+fn each_duration_takes_its_bounds_and_nothing_beyond() {
+    let bounds = [
+        HANDSHAKE_TIMEOUT,
+        HEADER_READ_TIMEOUT,
+        IDLE_TIMEOUT,
+        SHUTDOWN_GRACE,
+        CHECK_EVERY,
+        LOCAL_CA_LIFETIME,
+        FLUSH_EVERY,
+    ];
+    for ((section, key, _), range) in DURATIONS.into_iter().zip(bounds) {
+        let text = |d: Duration| format!("\"{}ms\"", d.as_millis());
+        for inside in [range.min, range.max] {
+            parse(&one_key(section, key, &text(inside)))
+                .unwrap_or_else(|e| panic!("{key} = {inside:?}: {e}"));
+        }
+        let millisecond = Duration::from_millis(1);
+        for outside in [
+            range.min - millisecond,
+            range.max + millisecond,
+            Duration::ZERO,
+        ] {
+            let p = problems(&one_key(section, key, &text(outside)));
+            assert!(p[0].message.contains("out of range"), "{p:?}");
+        }
+    }
+}
+
+#[test]
+fn counts_take_their_bounds_and_nothing_beyond() {
+    let counts = [
+        ("site", "posts_per_page", POSTS_PER_PAGE),
+        ("limits", "max_header_bytes", MAX_HEADER_BYTES),
+        ("limits", "max_connections", MAX_CONNECTIONS),
+        (
+            "limits",
+            "h2_max_concurrent_streams",
+            H2_MAX_CONCURRENT_STREAMS,
+        ),
+        ("tls", "renew_before_days", RENEW_BEFORE_DAYS),
+        ("stats", "hourly_retention_days", HOURLY_RETENTION_DAYS),
+        ("stats", "daily_retention_days", DAILY_RETENTION_DAYS),
+    ];
+    for (section, key, range) in counts {
+        for inside in [range.min, range.max] {
+            parse(&one_key(section, key, &inside.to_string()))
+                .unwrap_or_else(|e| panic!("{key} = {inside}: {e}"));
+        }
+        for outside in [range.min - 1, range.max + 1, i64::MIN, i64::MAX] {
+            let p = problems(&one_key(section, key, &outside.to_string()));
+            assert_eq!(
+                p[0].message,
+                format!(
+                    "{outside} is out of range; use a number from {} to {}",
+                    range.min, range.max
+                )
+            );
+        }
+    }
+}
+
+#[test]
+fn a_word_where_a_duration_belongs_gets_the_range() {
+    let p = problems("[stats]\nflush_every = \"soon\"\n");
+    assert!(
+        p[0].message.starts_with("`soon` is not a duration (")
+            && p[0].message.ends_with("; use a duration from 1s to 1h"),
+        "{p:?}"
+    );
+}
+
+#[test]
+fn flags_beat_environment_beat_file() {
+    let env = env_from(HashMap::from([
+        ("MODE", "manual"),
+        ("QUIRE_DATA_DIR", "/srv/data"),
+    ]));
+    let file = "[tls]\nmode = \"local\"\n";
+    let c = Config::from_parts(None, file, &Overrides::default(), &env);
+    assert!(
+        matches!(c, Err(ConfigError::Invalid(ref p)) if p.iter().any(|p| p.key == "tls.cert_file/key_file"))
+    );
+    let flags = Overrides {
+        mode: Some("off".into()),
+        ..Default::default()
+    };
+    let c = Config::from_parts(None, file, &flags, &env).unwrap();
+    assert_eq!(c.mode, Mode::Off);
+    assert_eq!(c.paths.data, PathBuf::from("/srv/data"));
+    assert_eq!(c.site.base_url.as_str(), "http://localhost:8080/");
+    let env = env_from(HashMap::from([("QUIRE_MODE", "off"), ("MODE", "manual")]));
+    assert_eq!(
+        Config::from_parts(None, "", &Overrides::default(), &env)
+            .unwrap()
+            .mode,
+        Mode::Off
+    );
+}
+
+#[test]
+fn bad_mode_from_flag_is_reported() {
+    let flags = Overrides {
+        mode: Some("prod".into()),
+        ..Default::default()
+    };
+    let err = Config::from_parts(None, "", &flags, &no_env)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("--mode: mode: unknown mode `prod`"), "{err}");
+}
+
+#[test]
+fn the_example_config_is_valid_and_matches_the_defaults() {
+    let text = include_str!("../../config.example.toml");
+    let path = Path::new("/srv/quire/config.toml");
+    let example = Config::from_parts(Some(path), text, &Overrides::default(), &no_env).unwrap();
+    let defaults = Config::from_parts(Some(path), "", &Overrides::default(), &no_env).unwrap();
+    assert_eq!(format!("{example:?}"), format!("{defaults:?}"));
+}
+
+#[test]
+fn a_local_ca_reachable_from_other_machines_needs_consent() {
+    let p = problems("[listen]\nlocal_ca = \"0.0.0.0:8444\"\n");
+    assert_eq!(p.len(), 1, "{p:?}");
+    assert_eq!(p[0].key, "listen.local_ca");
+    assert_eq!(p[0].origin.to_string(), "/etc/quire/quire.toml:2");
+    assert!(p[0].message.contains("local_ca_public = true"), "{p:?}");
+    let c = parse("[listen]\nlocal_ca = \"[::]:8444\"\nlocal_ca_public = true\n").unwrap();
+    assert!(c.listen.local_ca_public);
+    parse("[listen]\nlocal_ca = \"[::1]:8444\"\n").unwrap();
+    parse("[tls]\nmode = \"off\"\n[listen]\nlocal_ca = \"0.0.0.0:8444\"\n").unwrap();
+}
+
+#[test]
+fn base_url_must_be_an_origin() {
+    let c = parse("[site]\nbase_url = \"https://example.com\"\n").unwrap();
+    assert_eq!(c.site.base_url.as_str(), "https://example.com/");
+    let p = problems("[site]\nbase_url = \"https://example.com/blog/\"\n");
+    assert_eq!(p[0].key, "site.base_url");
+}

@@ -1,0 +1,213 @@
+//! The validated configuration the rest of quire reads: [`Config`] and its
+//! sections, each field already parsed, in range and defaulted. Nothing here
+//! parses or reports; `validate` builds these from the raw file.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::num::NonZeroUsize;
+use std::path::PathBuf;
+use std::str::FromStr;
+use std::time::Duration;
+
+use url::Url;
+
+use crate::names::DnsName;
+
+/// Where certificates come from; also picks the default ports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    Local,
+    Staging,
+    Production,
+    Acme,
+    Manual,
+    Off,
+}
+
+impl Mode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Mode::Local => "local",
+            Mode::Staging => "staging",
+            Mode::Production => "production",
+            Mode::Acme => "acme",
+            Mode::Manual => "manual",
+            Mode::Off => "off",
+        }
+    }
+
+    /// Modes for a laptop or a proxy: loopback ports and `localhost` by default.
+    pub(super) fn is_local(self) -> bool {
+        matches!(self, Mode::Local | Mode::Off)
+    }
+}
+
+/// A mode name that is none of [`Mode`]'s.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown mode `{0}`; use one of local, staging, production, acme, manual or off")]
+pub struct UnknownMode(pub String);
+
+impl FromStr for Mode {
+    type Err = UnknownMode;
+    fn from_str(s: &str) -> Result<Self, UnknownMode> {
+        Ok(match s.trim().to_ascii_lowercase().as_str() {
+            "local" => Mode::Local,
+            "staging" => Mode::Staging,
+            "production" => Mode::Production,
+            "acme" => Mode::Acme,
+            "manual" => Mode::Manual,
+            "off" => Mode::Off,
+            _ => return Err(UnknownMode(s.to_string())),
+        })
+    }
+}
+
+impl fmt::Display for Mode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Challenge {
+    Http01,
+    TlsAlpn01,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    pub mode: Mode,
+    /// Show drafts (`serve --drafts`).
+    pub drafts: bool,
+    pub site: SiteConfig,
+    /// The first one is canonical; the others redirect to it.
+    pub domains: Vec<DnsName>,
+    pub paths: Paths,
+    pub listen: Listen,
+    pub tls: TlsConfig,
+    pub stats: StatsConfig,
+    pub metrics: MetricsConfig,
+    pub limits: Limits,
+    /// The file this came from, if any.
+    pub source: Option<PathBuf>,
+    /// The command-line layer it was loaded with, so that a reload reads the
+    /// same file and keeps the same flags.
+    pub overrides: Overrides,
+}
+
+impl Config {
+    pub fn canonical_domain(&self) -> &DnsName {
+        &self.domains[0]
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SiteConfig {
+    pub title: String,
+    /// Absolute, ends with `/`; feeds and the sitemap are built on it.
+    pub base_url: Url,
+    pub author: String,
+    pub description: String,
+    pub language: String,
+    pub posts_per_page: NonZeroUsize,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Paths {
+    pub content: PathBuf,
+    pub templates: PathBuf,
+    pub static_dir: PathBuf,
+    pub data: PathBuf,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Listen {
+    pub http: SocketAddr,
+    pub https: SocketAddr,
+    pub metrics: SocketAddr,
+    /// The in-process ACME CA of local mode.
+    pub local_ca: SocketAddr,
+    /// The operator's explicit consent to the local CA on a non-loopback address.
+    pub local_ca_public: bool,
+    /// Peers whose `X-Forwarded-For`/`Forwarded` headers name the client.
+    pub trusted_proxies: Vec<ipnet::IpNet>,
+}
+
+/// Protection against slow and abusive clients.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Limits {
+    pub handshake_timeout: Duration,
+    /// Time allowed to send a request head (slowloris): the first request on
+    /// any protocol, and the next one on an HTTP/1.1 connection.
+    pub header_read_timeout: Duration,
+    /// A connection without progress for this long is closed (see
+    /// `tls::connections`): pings and dribbled bytes are not progress.
+    pub idle_timeout: Duration,
+    pub max_header_bytes: usize,
+    pub max_connections: usize,
+    pub h2_max_concurrent_streams: u32,
+    /// How long in-flight requests may run on after SIGTERM.
+    pub shutdown_grace: Duration,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsConfig {
+    pub directory_url: Option<Url>,
+    pub contacts: Vec<String>,
+    pub eab: Option<ExternalAccountBinding>,
+    pub cert_file: Option<PathBuf>,
+    pub key_file: Option<PathBuf>,
+    pub renew_before_days: u32,
+    pub check_every: Duration,
+    pub challenge: Challenge,
+    /// A shell command run after each new certificate, with the file paths in
+    /// its environment.
+    pub post_issue_hook: Option<String>,
+    /// Lifetime of the certificates the local CA issues.
+    pub local_ca_lifetime: Duration,
+    /// Send Strict-Transport-Security (off by default in local mode, where a
+    /// browser would otherwise pin HTTPS for `localhost`).
+    pub hsts: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExternalAccountBinding {
+    pub kid: String,
+    pub hmac: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StatsConfig {
+    pub enabled: bool,
+    pub flush_every: Duration,
+    pub hourly_retention_days: u32,
+    pub daily_retention_days: u32,
+    /// Readers who send `DNT: 1` or `Sec-GPC: 1` are counted as views only,
+    /// never as visitors.
+    pub respect_dnt: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MetricsConfig {
+    pub enabled: bool,
+    pub token: Option<String>,
+}
+
+/// What the command line says; `None` leaves the lower layers in charge.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Overrides {
+    pub config_file: Option<PathBuf>,
+    pub mode: Option<String>,
+    pub data_dir: Option<PathBuf>,
+    pub drafts: bool,
+}
+
+impl Overrides {
+    /// Only a data directory, as commands that read the data dir take.
+    pub fn data_dir(data_dir: Option<PathBuf>) -> Overrides {
+        Overrides {
+            data_dir,
+            ..Overrides::default()
+        }
+    }
+}

@@ -1,0 +1,478 @@
+//! From the raw file, the environment and the flags to one [`Config`], one
+//! section at a time. Every problem is collected with its origin rather than
+//! returned early, so that one run lists them all; a refused value takes its
+//! default so later sections can still be checked against it.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use toml::Spanned;
+use url::Url;
+
+use super::defaults;
+use super::env;
+use super::problem::{ConfigError, ConfigProblem, Origin};
+use super::raw::{
+    Field, RawDomains, RawLimits, RawListen, RawMetrics, RawPaths, RawSite, RawStats, RawTls,
+    line_of, parse_file,
+};
+use super::types::{
+    Config, ExternalAccountBinding, Limits, Listen, MetricsConfig, Mode, Overrides, Paths,
+    SiteConfig, StatsConfig, TlsConfig,
+};
+use super::values::{self, ValueError};
+use crate::names::DnsName;
+
+/// Merges the file text (may be empty) with the environment and flags.
+pub(super) fn config(
+    path: Option<&Path>,
+    text: &str,
+    overrides: &Overrides,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Config, ConfigError> {
+    let file = path.map(Path::to_path_buf);
+    let (raw, refused) = parse_file(&file, text);
+    let raw = raw.ok_or_else(|| ConfigError::Invalid(refused.clone()))?;
+    // Relative paths in a file are relative to that file, so a service can be
+    // started from any working directory.
+    let resolver = Resolver {
+        base_dir: path
+            .and_then(Path::parent)
+            .map(Path::to_path_buf)
+            .unwrap_or_default(),
+    };
+    let mut v = Validator {
+        file,
+        text,
+        problems: refused,
+    };
+
+    let mode = mode(&mut v, &raw.tls, overrides, env);
+    let domains = domains(&mut v, &raw.domains, mode);
+    let listen = listen(&mut v, &raw.listen, mode);
+    let site = site(&mut v, &raw.site, mode, &domains, &listen);
+    let paths = paths(&raw.paths, &resolver, overrides, env);
+    let tls = tls(&mut v, &raw.tls, mode, &resolver);
+    let limits = limits(&mut v, &raw.limits);
+    let stats = stats(&mut v, &raw.stats);
+    let metrics = metrics(&mut v, &raw.metrics);
+    exposure(&mut v, &raw.listen, mode, &listen, &metrics);
+
+    if !v.problems.is_empty() {
+        v.problems.sort_by_key(|p| p.origin.line());
+        return Err(ConfigError::Invalid(v.problems));
+    }
+    Ok(Config {
+        mode,
+        drafts: overrides.drafts,
+        site,
+        domains,
+        paths,
+        listen,
+        tls,
+        stats,
+        metrics,
+        limits,
+        source: path.map(Path::to_path_buf),
+        overrides: overrides.clone(),
+    })
+}
+
+/// Collects problems while the config is validated, locating each in the file.
+struct Validator<'a> {
+    file: Option<PathBuf>,
+    text: &'a str,
+    problems: Vec<ConfigProblem>,
+}
+
+impl Validator<'_> {
+    fn at<T>(&self, field: &Spanned<T>) -> Origin {
+        Origin::Line {
+            file: self.file.clone(),
+            line: line_of(self.text, field.span().start),
+        }
+    }
+
+    /// The key's line, or the file as a whole when a default is at fault.
+    fn at_or_file<T>(&self, field: &Field<T>) -> Origin {
+        match field {
+            Some(field) => self.at(field),
+            None => Origin::File(self.file.clone()),
+        }
+    }
+
+    fn report(&mut self, origin: Origin, key: &str, message: impl fmt::Display) {
+        self.problems.push(ConfigProblem {
+            origin,
+            key: key.to_string(),
+            message: message.to_string(),
+        });
+    }
+
+    /// Parses a file value with `parse`, reporting failures at its line.
+    fn parse<T, U>(
+        &mut self,
+        key: &str,
+        field: &Field<T>,
+        parse: impl FnOnce(&T) -> Result<U, ValueError>,
+    ) -> Option<U> {
+        let field = field.as_ref()?;
+        match parse(field.get_ref()) {
+            Ok(value) => Some(value),
+            Err(e) => {
+                let origin = self.at(field);
+                self.report(origin, key, e);
+                None
+            }
+        }
+    }
+
+    /// Parses every item of a list value, reporting the first refusal.
+    fn parse_each<U>(
+        &mut self,
+        key: &str,
+        field: &Field<Vec<String>>,
+        parse: impl Fn(&str) -> Result<U, ValueError>,
+    ) -> Option<Vec<U>> {
+        self.parse(key, field, |list| {
+            list.iter().map(|item| parse(item)).collect()
+        })
+    }
+}
+
+fn string(field: &Field<String>) -> Option<String> {
+    field.as_ref().map(|f| f.get_ref().clone())
+}
+
+fn flag(field: &Field<bool>) -> Option<bool> {
+    field.as_ref().map(|f| *f.get_ref())
+}
+
+/// Paths as written, made absolute against the config file's folder.
+struct Resolver {
+    base_dir: PathBuf,
+}
+
+impl Resolver {
+    fn path(&self, written: &str) -> PathBuf {
+        let p = PathBuf::from(written);
+        if p.is_absolute() {
+            p
+        } else {
+            self.base_dir.join(p)
+        }
+    }
+
+    fn field_or(&self, field: &Field<String>, default: &str) -> PathBuf {
+        self.path(field.as_ref().map_or(default, |f| f.get_ref().as_str()))
+    }
+
+    fn field(&self, field: &Field<String>) -> Option<PathBuf> {
+        field.as_ref().map(|f| self.path(f.get_ref()))
+    }
+}
+
+fn mode(
+    v: &mut Validator,
+    raw: &RawTls,
+    overrides: &Overrides,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Mode {
+    match env::mode(overrides, env) {
+        Some((origin, text)) => text.parse().unwrap_or_else(|e| {
+            v.report(origin, "mode", e);
+            defaults::MODE
+        }),
+        None => v
+            .parse("tls.mode", &raw.mode, |m| Ok(m.parse()?))
+            .unwrap_or(defaults::MODE),
+    }
+}
+
+fn domains(v: &mut Validator, raw: &RawDomains, mode: Mode) -> Vec<DnsName> {
+    let Some(names) = &raw.names else {
+        if mode.is_local() {
+            return defaults::domains();
+        }
+        v.report(
+            Origin::Missing,
+            "domains.names",
+            format!("is required in {mode} mode; add [domains] names = [\"blog.example.com\"]"),
+        );
+        return Vec::new();
+    };
+    let mut parsed = Vec::new();
+    for name in names.get_ref() {
+        match name.parse::<DnsName>() {
+            Ok(d) => parsed.push(d),
+            Err(e) => {
+                let origin = v.at(names);
+                v.report(origin, "domains.names", e);
+            }
+        }
+    }
+    if names.get_ref().is_empty() {
+        let origin = v.at(names);
+        v.report(
+            origin,
+            "domains.names",
+            "is empty; list at least one domain, the canonical one first",
+        );
+    }
+    parsed
+}
+
+fn listen(v: &mut Validator, raw: &RawListen, mode: Mode) -> Listen {
+    let mut address = |key: &str, field: &Field<String>, default| {
+        v.parse(key, field, |t| values::socket_addr(t))
+            .unwrap_or(default)
+    };
+    Listen {
+        http: address("listen.http", &raw.http, defaults::http_addr(mode)),
+        https: address("listen.https", &raw.https, defaults::https_addr(mode)),
+        metrics: address("listen.metrics", &raw.metrics, defaults::METRICS_ADDR),
+        local_ca: address("listen.local_ca", &raw.local_ca, defaults::LOCAL_CA_ADDR),
+        local_ca_public: flag(&raw.local_ca_public).unwrap_or(defaults::LOCAL_CA_PUBLIC),
+        trusted_proxies: v
+            .parse_each(
+                "listen.trusted_proxies",
+                &raw.trusted_proxies,
+                values::trusted_proxy,
+            )
+            .unwrap_or_default(),
+    }
+}
+
+fn site(
+    v: &mut Validator,
+    raw: &RawSite,
+    mode: Mode,
+    domains: &[DnsName],
+    listen: &Listen,
+) -> SiteConfig {
+    let canonical = domains.first().map_or("localhost", DnsName::as_str);
+    let base_url = v
+        .parse("site.base_url", &raw.base_url, |t| values::base_url(t))
+        .unwrap_or_else(|| {
+            let default = defaults::base_url(mode, canonical, listen.http, listen.https);
+            Url::parse(&default).expect("default base url")
+        });
+    let posts_per_page = v
+        .parse("site.posts_per_page", &raw.posts_per_page, |&n| {
+            values::POSTS_PER_PAGE.check(n)
+        })
+        .and_then(std::num::NonZeroUsize::new)
+        .unwrap_or(defaults::POSTS_PER_PAGE);
+    let language = v
+        .parse("site.language", &raw.language, |l| values::language(l))
+        .unwrap_or_else(|| defaults::LANGUAGE.into());
+    SiteConfig {
+        title: string(&raw.title).unwrap_or_else(|| defaults::TITLE.into()),
+        base_url,
+        author: string(&raw.author).unwrap_or_else(|| defaults::AUTHOR.into()),
+        description: string(&raw.description).unwrap_or_else(|| defaults::DESCRIPTION.into()),
+        language,
+        posts_per_page,
+    }
+}
+
+fn paths(
+    raw: &RawPaths,
+    resolver: &Resolver,
+    overrides: &Overrides,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Paths {
+    Paths {
+        content: resolver.field_or(&raw.content, defaults::CONTENT_DIR),
+        templates: resolver.field_or(&raw.templates, defaults::TEMPLATES_DIR),
+        static_dir: resolver.field_or(&raw.static_dir, defaults::STATIC_DIR),
+        data: env::data_dir(overrides, env)
+            .unwrap_or_else(|| resolver.field_or(&raw.data, defaults::DATA_DIR)),
+    }
+}
+
+fn tls(v: &mut Validator, raw: &RawTls, mode: Mode, resolver: &Resolver) -> TlsConfig {
+    let directory_url = v.parse("tls.directory_url", &raw.directory_url, |u| {
+        values::directory_url(u)
+    });
+    if mode == Mode::Acme && raw.directory_url.is_none() {
+        v.report(
+            Origin::Missing,
+            "tls.directory_url",
+            "is required in acme mode; set it to your CA's ACME directory URL",
+        );
+    }
+    let contacts = v
+        .parse_each("tls.contacts", &raw.contacts, values::contact)
+        .unwrap_or_default();
+    let eab = match (&raw.eab_kid, &raw.eab_hmac) {
+        (Some(kid), Some(hmac)) => Some(ExternalAccountBinding {
+            kid: kid.get_ref().clone(),
+            hmac: hmac.get_ref().clone(),
+        }),
+        (None, None) => None,
+        (Some(f), None) | (None, Some(f)) => {
+            let origin = v.at(f);
+            v.report(
+                origin,
+                "tls.eab_kid/eab_hmac",
+                "set both or neither; your CA gives you the pair",
+            );
+            None
+        }
+    };
+    let cert_file = resolver.field(&raw.cert_file);
+    let key_file = resolver.field(&raw.key_file);
+    if mode == Mode::Manual && (cert_file.is_none() || key_file.is_none()) {
+        v.report(
+            Origin::Missing,
+            "tls.cert_file/key_file",
+            "manual mode needs both; point them at your PEM certificate chain and private key",
+        );
+    }
+    let challenge = v
+        .parse("tls.challenge", &raw.challenge, |c| values::challenge(c))
+        .unwrap_or(defaults::CHALLENGE);
+    TlsConfig {
+        directory_url,
+        contacts,
+        eab,
+        cert_file,
+        key_file,
+        renew_before_days: v
+            .parse("tls.renew_before_days", &raw.renew_before_days, |&n| {
+                values::RENEW_BEFORE_DAYS.check(n)
+            })
+            .unwrap_or(defaults::RENEW_BEFORE_DAYS),
+        check_every: v
+            .parse("tls.check_every", &raw.check_every, |t| {
+                values::CHECK_EVERY.parse(t)
+            })
+            .unwrap_or(defaults::CHECK_EVERY),
+        challenge,
+        post_issue_hook: raw
+            .post_issue_hook
+            .as_ref()
+            .map(|h| h.get_ref().trim().to_string())
+            .filter(|h| !h.is_empty()),
+        local_ca_lifetime: v
+            .parse("tls.local_ca_lifetime", &raw.local_ca_lifetime, |t| {
+                values::LOCAL_CA_LIFETIME.parse(t)
+            })
+            .unwrap_or(defaults::LOCAL_CA_LIFETIME),
+        hsts: flag(&raw.hsts).unwrap_or(defaults::hsts(mode)),
+    }
+}
+
+fn limits(v: &mut Validator, raw: &RawLimits) -> Limits {
+    let d = Limits::default();
+    Limits {
+        handshake_timeout: v
+            .parse("limits.handshake_timeout", &raw.handshake_timeout, |t| {
+                values::HANDSHAKE_TIMEOUT.parse(t)
+            })
+            .unwrap_or(d.handshake_timeout),
+        header_read_timeout: v
+            .parse(
+                "limits.header_read_timeout",
+                &raw.header_read_timeout,
+                |t| values::HEADER_READ_TIMEOUT.parse(t),
+            )
+            .unwrap_or(d.header_read_timeout),
+        idle_timeout: v
+            .parse("limits.idle_timeout", &raw.idle_timeout, |t| {
+                values::IDLE_TIMEOUT.parse(t)
+            })
+            .unwrap_or(d.idle_timeout),
+        max_header_bytes: v
+            .parse("limits.max_header_bytes", &raw.max_header_bytes, |&n| {
+                values::MAX_HEADER_BYTES.check(n)
+            })
+            .unwrap_or(d.max_header_bytes),
+        max_connections: v
+            .parse("limits.max_connections", &raw.max_connections, |&n| {
+                values::MAX_CONNECTIONS.check(n)
+            })
+            .unwrap_or(d.max_connections),
+        h2_max_concurrent_streams: v
+            .parse(
+                "limits.h2_max_concurrent_streams",
+                &raw.h2_max_concurrent_streams,
+                |&n| values::H2_MAX_CONCURRENT_STREAMS.check(n),
+            )
+            .unwrap_or(d.h2_max_concurrent_streams),
+        shutdown_grace: v
+            .parse("limits.shutdown_grace", &raw.shutdown_grace, |t| {
+                values::SHUTDOWN_GRACE.parse(t)
+            })
+            .unwrap_or(d.shutdown_grace),
+    }
+}
+
+fn stats(v: &mut Validator, raw: &RawStats) -> StatsConfig {
+    StatsConfig {
+        enabled: flag(&raw.enabled).unwrap_or(defaults::STATS_ENABLED),
+        flush_every: v
+            .parse("stats.flush_every", &raw.flush_every, |t| {
+                values::FLUSH_EVERY.parse(t)
+            })
+            .unwrap_or(defaults::FLUSH_EVERY),
+        hourly_retention_days: v
+            .parse(
+                "stats.hourly_retention_days",
+                &raw.hourly_retention_days,
+                |&n| values::HOURLY_RETENTION_DAYS.check(n),
+            )
+            .unwrap_or(defaults::HOURLY_RETENTION_DAYS),
+        daily_retention_days: v
+            .parse(
+                "stats.daily_retention_days",
+                &raw.daily_retention_days,
+                |&n| values::DAILY_RETENTION_DAYS.check(n),
+            )
+            .unwrap_or(defaults::DAILY_RETENTION_DAYS),
+        respect_dnt: flag(&raw.respect_dnt).unwrap_or(defaults::RESPECT_DNT),
+    }
+}
+
+fn metrics(v: &mut Validator, raw: &RawMetrics) -> MetricsConfig {
+    MetricsConfig {
+        enabled: flag(&raw.enabled).unwrap_or(defaults::METRICS_ENABLED),
+        token: v.parse("metrics.token", &raw.token, |t| values::metrics_token(t)),
+    }
+}
+
+/// Listeners that other machines could reach, refused unless the operator
+/// has said how they are protected.
+fn exposure(
+    v: &mut Validator,
+    raw: &RawListen,
+    mode: Mode,
+    listen: &Listen,
+    metrics: &MetricsConfig,
+) {
+    if metrics.enabled && !listen.metrics.ip().is_loopback() && metrics.token.is_none() {
+        let origin = v.at_or_file(&raw.metrics);
+        v.report(
+            origin,
+            "listen.metrics",
+            format!(
+                "{} is reachable from other machines, so the metrics endpoint needs [metrics] token (a bearer token of 16+ random characters, e.g. `openssl rand -hex 24`); or bind it to 127.0.0.1",
+                listen.metrics
+            ),
+        );
+    }
+
+    // The local CA issues for any account that asks: other machines have no business there.
+    if mode == Mode::Local && !listen.local_ca.ip().is_loopback() && !listen.local_ca_public {
+        let origin = v.at_or_file(&raw.local_ca);
+        v.report(
+            origin,
+            "listen.local_ca",
+            format!(
+                "{} is reachable from other machines, who could then order certificates from the local CA; bind it to 127.0.0.1, or set [listen] local_ca_public = true if that is intended",
+                listen.local_ca
+            ),
+        );
+    }
+}

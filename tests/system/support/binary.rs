@@ -10,6 +10,7 @@ use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use super::notify::{self, Listening, Notifications};
 use super::site::SiteDir;
 use super::{BIN, DEADLINE};
 
@@ -21,11 +22,17 @@ fn serve_command(
     site: &SiteDir,
     extra_args: &[&str],
     env: &[(&str, &str)],
+    notifications: &Notifications,
 ) -> Command {
+    assert!(
+        env.iter().all(|(key, _)| *key != "NOTIFY_SOCKET"),
+        "the harness owns NOTIFY_SOCKET: read Binary::notifications instead"
+    );
     let mut command = Command::new(program);
     command
         // Not a systemd service, whatever runs the tests.
         .env_remove("INVOCATION_ID")
+        .env("NOTIFY_SOCKET", notifications.path())
         .env("RUST_LOG", "quire=info")
         .envs(env.iter().copied())
         .arg("serve")
@@ -46,7 +53,9 @@ fn chown_tree(path: &Path, id: u32) {
     }
 }
 
-/// Waits for the binary to log `needle`.
+/// Waits for the binary to log `needle`, for tests about what quire tells
+/// the operator (where it listens, whether it is ready or has handed over,
+/// [`Binary::notifications`] says).
 pub fn wait_for_log(server: &Binary, needle: &str) {
     let started = Instant::now();
     while !server.log().contains(needle) {
@@ -67,11 +76,16 @@ pub struct Binary {
     pub https: Option<SocketAddr>,
     /// The metrics listener, unless disabled.
     pub metrics: Option<SocketAddr>,
+    /// The local CA's listener, in local mode.
+    pub local_ca: Option<SocketAddr>,
     /// The serving process: the one started, or the one it upgraded to.
     pub pid: u32,
     /// The started process, until it hands over to a successor.
     child: Option<Child>,
+    /// Until it has been stopped and reaped.
+    running: bool,
     log: Arc<Mutex<Vec<String>>>,
+    notifications: Notifications,
 }
 
 impl Binary {
@@ -90,7 +104,9 @@ impl Binary {
         extra_args: &[&str],
         env: &[(&str, &str)],
     ) -> Binary {
-        Binary::launch(serve_command(program, site, extra_args, env))
+        let notifications = Notifications::open(None);
+        let command = serve_command(program, site, extra_args, env, &notifications);
+        Binary::launch(command, notifications)
     }
 
     /// Serves as a user whom file permissions bind. Root reads a `chmod 000`
@@ -98,63 +114,73 @@ impl Binary {
     /// `nobody` and the server runs as `nobody`: a permission test then fails
     /// rather than passes when permissions are not enforced.
     pub fn serve_unprivileged(site: &SiteDir, extra_args: &[&str]) -> Binary {
-        let mut command = serve_command(Path::new(BIN), site, extra_args, &[]);
         // SAFETY: geteuid has no preconditions.
-        if unsafe { libc::geteuid() } == 0 {
+        let as_root = unsafe { libc::geteuid() } == 0;
+        let notifications = Notifications::open(as_root.then_some(NOBODY));
+        let mut command = serve_command(Path::new(BIN), site, extra_args, &[], &notifications);
+        if as_root {
             chown_tree(site.dir.path(), NOBODY);
             std::os::unix::process::CommandExt::uid(&mut command, NOBODY);
             std::os::unix::process::CommandExt::gid(&mut command, NOBODY);
         }
-        Binary::launch(command)
+        Binary::launch(command, notifications)
     }
 
-    fn launch(mut command: Command) -> Binary {
+    /// Starts `command` and waits for its `READY=1`, which comes once every
+    /// listener is up, with their addresses.
+    fn launch(mut command: Command, notifications: Notifications) -> Binary {
         // A successor is orphaned when the process it replaces exits; as a
         // subreaper this test process adopts it, and can reap it by PID.
         // SAFETY: prctl with integer arguments only sets a flag on this process.
         unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) };
         let mut child = command.spawn().expect("start quire");
         let log = Arc::new(Mutex::new(Vec::new()));
-        let (found, addr_rx) = mpsc::channel();
+        let (closed, stderr_closed) = mpsc::channel::<()>();
         let stderr = child.stderr.take().unwrap();
         let lines = log.clone();
         std::thread::spawn(move || {
-            let mut https = None;
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if let Some(addr) = line.split("listening on https://").nth(1) {
-                    https = Some(addr.trim().parse::<SocketAddr>().expect("address in log"));
-                }
-                // The startup summary comes after every listener is up.
-                if line.contains("serving ") && line.contains("(open ") {
-                    let _ = found.send(https);
-                }
                 lines.lock().unwrap().push(line);
             }
+            drop(closed);
         });
-        let started = addr_rx.recv_timeout(DEADLINE);
-        let log_text = log.lock().unwrap().join("\n");
-        let http = log_text
-            .split("listening on http://")
-            .nth(1)
-            .and_then(|rest| rest.split_whitespace().next())
-            .and_then(|addr| addr.parse().ok());
-        let metrics = log_text
-            .split("metrics and dashboard on http://")
-            .nth(1)
-            .and_then(|rest| rest.split('/').next())
-            .and_then(|addr| addr.parse().ok());
-        match (started, http) {
-            (Ok(https), Some(addr)) => Binary {
+        let started = Instant::now();
+        let listening = loop {
+            if let Some(listening) = notifications.wait(Duration::from_millis(100), Listening::find)
+            {
+                break Some(listening);
+            }
+            if child.try_wait().unwrap().is_some() || started.elapsed() > DEADLINE {
+                break None;
+            }
+        };
+        match listening {
+            Some(Listening {
+                http: Some(addr),
+                https,
+                metrics,
+                local_ca,
+            }) => Binary {
                 addr,
                 https,
                 metrics,
+                local_ca,
                 pid: child.id(),
                 child: Some(child),
+                running: true,
                 log,
+                notifications,
             },
-            _ => {
+            listening => {
                 let _ = child.kill();
-                panic!("quire did not start:\n{log_text}");
+                let _ = child.wait();
+                // The whole log, up to the exit.
+                let _ = stderr_closed.recv_timeout(DEADLINE);
+                let log_text = log.lock().unwrap().join("\n");
+                panic!(
+                    "quire did not start (listening: {listening:?}; notifications: {:?}):\n{log_text}",
+                    notifications.all()
+                );
             }
         }
     }
@@ -163,11 +189,17 @@ impl Binary {
         self.log.lock().unwrap().join("\n")
     }
 
+    /// What quire told its service manager (here, this harness) so far, and
+    /// from now on: a handle that outlives the process.
+    pub fn notifications(&self) -> Notifications {
+        self.notifications.clone()
+    }
+
     /// Sends SIGTERM and waits for the exit code.
     pub fn terminate(mut self) -> i32 {
         self.signal(libc::SIGTERM);
         let code = self.wait_exit();
-        std::mem::forget(self);
+        self.running = false;
         code
     }
 
@@ -175,7 +207,7 @@ impl Binary {
     pub fn kill(mut self) {
         self.signal(libc::SIGKILL);
         let _ = self.wait_exit();
-        std::mem::forget(self);
+        self.running = false;
     }
 
     /// Sends SIGHUP: reload the configuration.
@@ -190,31 +222,22 @@ impl Binary {
         self.adopt_successor()
     }
 
-    /// Waits until a successor serves and this process has exited; from
-    /// then on this follows the successor. Returns the old process's exit
-    /// code.
+    /// Waits until a successor serves (the process it replaces tells the
+    /// service manager `MAINPID=`) and this process has exited; from then on
+    /// this follows the successor, on the same sockets. Returns the old
+    /// process's exit code.
     pub fn adopt_successor(&mut self) -> i32 {
-        let started = Instant::now();
-        let successor = loop {
-            let found = self.log.lock().unwrap().iter().rev().find_map(|line| {
-                line.split("upgrade: pid ")
-                    .nth(1)?
-                    .split(' ')
-                    .next()?
-                    .parse::<u32>()
-                    .ok()
-                    .filter(|pid| *pid != self.pid)
+        let current = self.pid;
+        let successor = self
+            .notifications
+            .wait(DEADLINE, |all| notify::successor(all, current))
+            .unwrap_or_else(|| {
+                panic!(
+                    "no successor took over (notifications: {:?}):\n{}",
+                    self.notifications.all(),
+                    self.log()
+                )
             });
-            if let Some(pid) = found {
-                break pid;
-            }
-            assert!(
-                started.elapsed() < DEADLINE,
-                "no successor took over:\n{}",
-                self.log()
-            );
-            std::thread::sleep(Duration::from_millis(10));
-        };
         let code = self.wait_exit();
         self.pid = successor;
         code
@@ -268,7 +291,9 @@ impl Binary {
 
 impl Drop for Binary {
     fn drop(&mut self) {
-        self.signal(libc::SIGTERM);
-        let _ = self.wait_exit();
+        if self.running {
+            self.signal(libc::SIGTERM);
+            let _ = self.wait_exit();
+        }
     }
 }

@@ -1,16 +1,18 @@
 //! What the system tests share, one concern per file: `site` (throwaway
 //! sites and fixtures), `binary` (the real quire, started and stopped by
-//! PID), `http` and `tls` (clients), `certs` (a test CA for manual mode),
-//! `ports`, `time` (waiting on what the test does not control), `metrics`
-//! (scraping), `peers` (other programs, with install hints) and `browser`.
-//! Everything is re-exported here, so a test imports `crate::support::*` or
-//! the names it uses.
+//! PID), `notify` (what quire tells its service manager: readiness,
+//! addresses, upgrades), `http` and `tls` (clients), `certs` (a test CA for
+//! manual mode), `ports`, `time` (waiting on what the test does not
+//! control), `metrics` (scraping), `peers` (other programs, with install
+//! hints) and `browser`. Everything is re-exported here, so a test imports
+//! `crate::support::*` or the names it uses.
 
 mod binary;
 mod browser;
 mod certs;
 mod http;
 mod metrics;
+mod notify;
 mod peers;
 mod ports;
 mod site;

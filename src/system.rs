@@ -35,6 +35,7 @@ use crate::supervisor::{Supervisor, TaskRegistry};
 use crate::tls::listener::{self, Listener, LiveLimits, live_limits};
 use crate::tls::manual::{self, CertFilesWatch, ManualFiles};
 use crate::tls::{self, CertResolver};
+use crate::upgrade::notify::{Notification, Status};
 use crate::upgrade::sockets::{Inherited, SocketName};
 use crate::upgrade::{self, DataOwnership, Launch, Predecessor, Successor};
 use crate::web::{self, ChallengeMap, SitePolicy};
@@ -742,7 +743,13 @@ pub async fn serve(config: Config, clock: SharedClock) -> anyhow::Result<()> {
             });
         }
         None => {
-            upgrade::notify::notify(env, "READY=1");
+            let status = Status::listening(
+                server
+                    .sockets
+                    .iter()
+                    .filter_map(|(name, socket)| Some((*name, socket.local_addr().ok()?))),
+            );
+            upgrade::notify::notify(env, &Notification::Ready(&status));
         }
     }
 
@@ -773,7 +780,7 @@ pub async fn serve(config: Config, clock: SharedClock) -> anyhow::Result<()> {
             Ok(None) => break None,
             Ok(Some(successor)) => {
                 let pid = std::process::id();
-                match upgrade::notify::notify(env, &format!("MAINPID={}", successor.pid)) {
+                match upgrade::notify::notify(env, &Notification::MainPid(successor.pid)) {
                     true => Ok(successor),
                     false => {
                         // SAFETY: kill(2) on the child this process started.
@@ -814,7 +821,7 @@ pub async fn serve(config: Config, clock: SharedClock) -> anyhow::Result<()> {
     match &successor {
         Some(_) => tracing::info!("handing over: no new connections, finishing requests in flight"),
         None => {
-            upgrade::notify::notify(env, "STOPPING=1");
+            upgrade::notify::notify(env, &Notification::Stopping);
             tracing::info!("shutting down: no new connections, finishing requests in flight");
         }
     }

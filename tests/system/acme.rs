@@ -8,7 +8,7 @@ use chrono::{DateTime, Utc};
 use quire::clock::{self, ManualClock};
 use quire::config::{Config, Overrides, no_env};
 
-use crate::helper::*;
+use crate::support::*;
 
 fn load(site: &SiteDir) -> Config {
     let overrides = Overrides {

@@ -5,7 +5,7 @@
 
 use std::os::unix::fs::PermissionsExt;
 
-use crate::helper::*;
+use crate::support::*;
 
 fn stats_total(site: &SiteDir) -> String {
     let (code, out, err) = site.run(&["stats", "--config", "quire.toml", "--days", "1"]);

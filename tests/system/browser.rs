@@ -4,7 +4,7 @@
 //! violation, a failed load) is a failure. Screenshots are kept in
 //! target/test-artifacts/ for people to look at.
 
-use crate::helper::{Binary, SiteDir, artifacts, distinct_colours, screenshot};
+use crate::support::{Binary, SiteDir, artifacts, distinct_colours, screenshot};
 
 const PAGES: [(&str, &str); 4] = [
     ("home", "/"),

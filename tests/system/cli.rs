@@ -1,6 +1,6 @@
 //! The commands as a user runs them: check, new, and serve's start-up errors.
 
-use crate::helper::{Binary, SiteDir, post};
+use crate::support::{Binary, SiteDir, post};
 
 #[test]
 fn check_passes_on_the_example_site() {
@@ -173,7 +173,7 @@ fn environment_selects_the_mode() {
     )
     .unwrap();
     // The file says nothing about the mode; QUIRE_MODE=off serves plain HTTP.
-    let output = std::process::Command::new(crate::helper::BIN)
+    let output = std::process::Command::new(crate::support::BIN)
         .args(["check", "--config"])
         .arg(site.config())
         .env("QUIRE_MODE", "bogus")

@@ -3,7 +3,7 @@
 //! domain list; a broken file is refused with its reason and the running
 //! configuration stays.
 
-use crate::helper::*;
+use crate::support::*;
 
 fn config(domains: &str, limits: &str) -> String {
     format!(

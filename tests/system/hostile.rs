@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use crate::helper::{
+use crate::support::{
     Binary, DEADLINE, SiteDir, TestCa, TlsClient, eventually, get, manual_site, request, sample,
     scrape, tls_connect, tls_handshake, value,
 };

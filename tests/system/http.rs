@@ -6,7 +6,7 @@ use std::io::Read;
 
 use std::net::{Ipv6Addr, SocketAddr};
 
-use crate::helper::{Binary, SiteDir, get, raw_response, raw_status_line, request, wait_for_log};
+use crate::support::{Binary, SiteDir, get, raw_response, raw_status_line, request, wait_for_log};
 
 #[tokio::test]
 async fn etags_304s_compression_and_head() {

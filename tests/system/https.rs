@@ -8,7 +8,7 @@ use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use crate::helper::{
+use crate::support::{
     Binary, SiteDir, TestCa, TlsClient, eventually, get, install_pair, manual_site,
     peer_certificate, peer_command, request, tls_connect, wait_for_log,
 };

@@ -7,7 +7,7 @@ use std::path::Path;
 use std::process::Stdio;
 use std::sync::mpsc;
 
-use crate::helper::*;
+use crate::support::*;
 
 /// Starts `command` and waits for a line of its output containing `ready`;
 /// returns the peer and that line.

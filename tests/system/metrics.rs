@@ -9,13 +9,13 @@ use quire::clock;
 use quire::config::{Config, Overrides, no_env};
 use quire::tls::CertBundle;
 
-use crate::helper::{
+use crate::support::{
     Binary, SiteDir, TestCa, artifacts, distinct_colours, request, scrape, screenshot, value,
 };
 
 const FIREFOX: &str = "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0";
 
-async fn internal(addr: SocketAddr, path: &str, headers: &[(&str, &str)]) -> crate::helper::Reply {
+async fn internal(addr: SocketAddr, path: &str, headers: &[(&str, &str)]) -> crate::support::Reply {
     request(addr, "GET", path, headers).await
 }
 
@@ -267,14 +267,14 @@ async fn the_dashboard_renders_empty_and_with_data_in_a_browser() {
 
 #[tokio::test]
 async fn certificate_and_acme_figures_are_exported() {
-    let site = crate::helper::local_site("");
+    let site = crate::support::local_site("");
     let server = Binary::serve(&site, &[]);
-    crate::helper::wait_for_log(&server, "obtained a certificate");
+    crate::support::wait_for_log(&server, "obtained a certificate");
     let root = std::fs::read_to_string(site.path("data/local-ca/root.pem")).unwrap();
-    let stream = crate::helper::tls_connect(server.https.unwrap(), "localhost", &root, &[b"h2"])
+    let stream = crate::support::tls_connect(server.https.unwrap(), "localhost", &root, &[b"h2"])
         .await
         .unwrap();
-    let mut client = crate::helper::TlsClient::new(stream).await;
+    let mut client = crate::support::TlsClient::new(stream).await;
     assert_eq!(client.get("localhost", "/").await.status, 200);
     client.close().await;
 

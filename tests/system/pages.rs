@@ -1,6 +1,6 @@
 //! Every page kind of the example site, served by the real binary.
 
-use crate::helper::{Binary, SiteDir, get};
+use crate::support::{Binary, SiteDir, get};
 
 fn links(html: &str) -> Vec<String> {
     html.split("href=\"")

@@ -5,7 +5,7 @@
 
 use std::os::unix::fs::symlink;
 
-use crate::helper::{Binary, SiteDir, chmod, eventually, get, post, wait_for_log};
+use crate::support::{Binary, SiteDir, chmod, eventually, get, post, wait_for_log};
 
 #[tokio::test]
 async fn links_out_of_content_and_static_are_refused() {

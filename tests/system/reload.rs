@@ -8,7 +8,7 @@ use chrono::{DateTime, Utc};
 use quire::clock::ManualClock;
 use quire::config::{Config, Overrides, no_env};
 
-use crate::helper::{Binary, SiteDir, eventually, get, post, wait_for_log};
+use crate::support::{Binary, SiteDir, eventually, get, post, wait_for_log};
 
 #[tokio::test]
 async fn added_edited_broken_and_fixed_posts() {

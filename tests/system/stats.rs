@@ -9,7 +9,7 @@ use quire::clock::{Clock, ManualClock};
 use quire::config::{Config, Overrides, no_env};
 use quire::stats::schema::{Day, Meta};
 
-use crate::helper::{Binary, SiteDir, clear_of_utc_midnight, eventually, get, request};
+use crate::support::{Binary, SiteDir, clear_of_utc_midnight, eventually, get, request};
 
 const FIREFOX: &str = "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0";
 const CHROME: &str = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0 Safari/537.36";

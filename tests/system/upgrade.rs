@@ -4,14 +4,13 @@
 //! readers, and a broken new binary leaves the old one serving.
 
 use std::net::SocketAddr;
-use std::os::unix::net::UnixDatagram;
 use std::path::Path;
 use std::process::Stdio;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use crate::helper::*;
+use crate::support::*;
 
 const FIREFOX: &str = "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0";
 
@@ -170,23 +169,18 @@ fn replacing_the_binary_under_sequential_load_loses_no_request() {
     let site = local_site("");
     let program = site.path("bin/quire");
     install(Path::new(BIN), &program);
-    let notify_path = site.path("notify.sock");
-    let notifications = UnixDatagram::bind(&notify_path).unwrap();
-    notifications.set_read_timeout(Some(DEADLINE)).unwrap();
-    let notify_env = notify_path.to_str().unwrap().to_string();
-    let mut server = Binary::serve_program(
-        &program,
-        &site,
-        &[],
-        &[("NOTIFY_SOCKET", notify_env.as_str())],
-    );
-    let next_notification = || {
-        let mut buffer = [0u8; 256];
-        let n = notifications.recv(&mut buffer).expect("a notification");
-        String::from_utf8_lossy(&buffer[..n]).into_owned()
-    };
-    assert_eq!(next_notification(), "READY=1");
+    let mut server = Binary::serve_program(&program, &site, &[], &[]);
+    let notifications = server.notifications();
     let https = server.https.unwrap();
+    assert_eq!(
+        notifications.nth(0),
+        format!(
+            "READY=1\nSTATUS=listening http={} https={https} metrics={} local_ca={}",
+            server.addr,
+            server.metrics.unwrap(),
+            server.local_ca.unwrap()
+        )
+    );
     wait_for_log(&server, "obtained a certificate");
     let root_path = site.path("data/local-ca/root.pem");
     let root = std::fs::read_to_string(&root_path).unwrap();
@@ -206,7 +200,7 @@ fn replacing_the_binary_under_sequential_load_loses_no_request() {
     let started = Instant::now();
     assert_eq!(server.upgrade(), 0, "the old process exits cleanly");
     let handover = started.elapsed();
-    assert_eq!(next_notification(), format!("MAINPID={}", server.pid));
+    assert_eq!(notifications.nth(1), format!("MAINPID={}", server.pid));
     wait_for_log(&server, "this process now owns");
     let during = tally.lock().unwrap().ok - before;
     let after_handover = tally.lock().unwrap().ok;
@@ -255,7 +249,7 @@ fn replacing_the_binary_under_sequential_load_loses_no_request() {
     assert_eq!(total[1], 1, "one reader\n{out}");
 
     assert_eq!(server.terminate(), 0);
-    assert_eq!(next_notification(), "STOPPING=1");
+    assert_eq!(notifications.nth(2), "STOPPING=1");
 }
 
 #[test]

@@ -15,9 +15,9 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::acme::manager::RenewRequest;
 use crate::datadir::DataDir;
+use crate::net::{Inherited, SocketName};
 use crate::shutdown::Shutdown;
 use crate::stats::Stats;
-use crate::upgrade::sockets::{Inherited, SocketName};
 
 /// What the running server can be asked to do.
 #[derive(Clone)]

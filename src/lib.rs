@@ -15,6 +15,7 @@ pub mod control;
 pub mod datadir;
 pub mod metrics;
 pub mod names;
+pub mod net;
 pub mod reload;
 pub mod shutdown;
 pub mod site;

@@ -11,7 +11,7 @@ use std::sync::Mutex;
 use tokio::sync::watch;
 
 use crate::config::{Config, Overrides};
-use crate::tls::listener::LiveLimits;
+use crate::net::LiveLimits;
 use crate::web::{LivePolicy, SitePolicy};
 
 /// What a reload can reach in the running server.

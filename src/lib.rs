@@ -1,10 +1,10 @@
 //! quire: a blog server that runs its own operations. `cli` is the entry point;
 //! `system` starts the activities under the `supervisor`; each folder owns one
-//! activity: `site` (content to pages), `web` (routers), `tls` (listeners and
-//! certificates), `acme` (obtaining them), `stats` (reading statistics),
-//! `metrics` (the operator's view), `upgrade` (handing the sockets to a new
-//! binary). `watch` is the settle-then-act file watcher that `site` and `tls`
-//! share.
+//! activity: `site` (content to pages), `web` (routers), `net` (binding, the
+//! sockets given at start, the accept loop), `tls` (certificates), `acme`
+//! (obtaining them), `stats` (reading statistics), `metrics` (the operator's
+//! view), `upgrade` (handing the sockets to a new binary). `watch` is the
+//! settle-then-act file watcher that `site` and `tls` share.
 
 pub mod acme;
 pub mod backup;

@@ -13,7 +13,7 @@ mod running;
 mod serve;
 
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use anyhow::Context;
 use tokio::sync::{mpsc, oneshot};
@@ -35,7 +35,6 @@ use crate::shutdown::Shutdown;
 use crate::site;
 use crate::supervisor::Supervisor;
 use crate::tls;
-use crate::upgrade::DataOwnership;
 use crate::web::{self, ChallengeMap, SitePolicy};
 
 /// An upgrade asked for through the control socket, and where its outcome goes.
@@ -83,22 +82,7 @@ pub async fn start_with(
 
     let metrics = Metrics::new();
     let challenges = ChallengeMap::default();
-    // Writing the data directory waits for a predecessor to exit; a fresh
-    // start takes the certificate lock at once, failing fast if taken.
-    let certificate_lock = Arc::new(Mutex::new(None));
-    let (ownership, grant) = match &predecessor {
-        Some(_) => {
-            let (ownership, grant) = DataOwnership::pending();
-            (ownership, Some(grant))
-        }
-        None => {
-            if uses_acme {
-                let lock = service::lock_certificates(&config.paths.data)?;
-                *certificate_lock.lock().expect("new lock") = Some(lock);
-            }
-            (DataOwnership::owned(), None)
-        }
-    };
+    let claim = handover::claim_data(predecessor.is_some(), uses_acme, &config.paths.data)?;
     let acme = match (uses_acme, https_addr) {
         (true, Some(https_addr)) => Some(
             service::prepare(
@@ -160,19 +144,7 @@ pub async fn start_with(
         }) => (Some(manager), Some(domains), local_ca),
         None => (None, None, None),
     };
-    let local_ca_root = local_ca.map(|ca| {
-        let root = ca.ca.root_pem_path();
-        tracing::info!(
-            "local CA at {}; its root is {} (trust it with: curl --cacert {} {})",
-            ca.directory,
-            root.display(),
-            root.display(),
-            config.site.base_url
-        );
-        let tls = ca.ca.server_config();
-        listeners.add(SocketName::LocalCa, ca.socket, Some(tls.into()), ca.app);
-        root
-    });
+    let local_ca_root = local_ca.map(|ca| build::local_ca(ca, &config, &mut listeners));
     for unused in sockets.unused() {
         tracing::warn!(
             "the socket {unused} given at start matches no [listen] address; it is closed"
@@ -217,23 +189,29 @@ pub async fn start_with(
         supervisor.spawn(manual);
     }
     if let Some(stats) = &stats {
-        supervisor.spawn(WhenOwned::new(StatsFlusher(stats.clone()), &ownership));
-        supervisor.spawn(WhenOwned::new(StatsMaintenance(stats.clone()), &ownership));
+        supervisor.spawn(WhenOwned::new(
+            StatsFlusher(stats.clone()),
+            &claim.ownership,
+        ));
+        supervisor.spawn(WhenOwned::new(
+            StatsMaintenance(stats.clone()),
+            &claim.ownership,
+        ));
     }
     if let Some(manager) = manager {
         let (renew_tx, renew_rx) = mpsc::channel(4);
         let requests = Arc::new(tokio::sync::Mutex::new(renew_rx));
         let manager = CertificateManager { manager, requests };
-        supervisor.spawn(WhenOwned::new(manager, &ownership));
+        supervisor.spawn(WhenOwned::new(manager, &claim.ownership));
         handlers.renewals = Some(renew_tx);
     }
     let socket = control.clone();
     supervisor.spawn(ControlSocket { socket, handlers });
-    if let (Some(predecessor), Some(grant)) = (predecessor, grant) {
+    if let (Some(predecessor), Some(grant)) = (predecessor, claim.grant) {
         tokio::spawn(handover::take_over_data(
             predecessor.exited,
             config.paths.data.clone(),
-            uses_acme.then(|| certificate_lock.clone()),
+            uses_acme.then(|| claim.certificate_lock.clone()),
             stats.clone(),
             grant,
         ));
@@ -256,8 +234,8 @@ pub async fn start_with(
         supervisor,
         listeners,
         control,
-        ownership,
-        _certificate_lock: certificate_lock,
+        ownership: claim.ownership,
+        _certificate_lock: claim.certificate_lock,
     })
 }
 

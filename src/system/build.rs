@@ -1,18 +1,21 @@
 //! Building the parts of `quire serve` from its configuration, each ready for
 //! [`super::start_with`] to spawn: manual mode's certificate, the first site
-//! build with its watcher, the statistics, the public routers, and the lines
-//! that say where the server listens.
+//! build with its watcher, the statistics, the public routers, the local CA's
+//! listener, and the lines that say where the server listens.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::Context;
 use axum::middleware;
 
 use super::activities::{CertificateFiles, ContentWatcher};
+use crate::acme::service::LocalCaEndpoint;
 use crate::clock::SharedClock;
 use crate::config::Config;
 use crate::metrics::Metrics;
+use crate::net::{Listeners, SocketName};
 use crate::site::snapshot::BuildSummary;
 use crate::site::watcher::FileWatch;
 use crate::site::{self, BuildInputs, LiveSite};
@@ -137,6 +140,21 @@ pub fn routers(
         false => site_app.clone(),
     };
     (site_app, http_app)
+}
+
+/// The local CA's listener, added to `listeners`; where its root is.
+pub fn local_ca(ca: LocalCaEndpoint, config: &Config, listeners: &mut Listeners) -> PathBuf {
+    let root = ca.ca.root_pem_path();
+    tracing::info!(
+        "local CA at {}; its root is {} (trust it with: curl --cacert {} {})",
+        ca.directory,
+        root.display(),
+        root.display(),
+        config.site.base_url
+    );
+    let tls = ca.ca.server_config();
+    listeners.add(SocketName::LocalCa, ca.socket, Some(tls.into()), ca.app);
+    root
 }
 
 /// Says where the server listens and what it serves.

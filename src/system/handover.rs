@@ -2,9 +2,11 @@
 //! and taking over the data directory once the process it replaces has
 //! exited (see [`crate::upgrade`] for the handshake).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
+
+use tokio::sync::watch;
 
 use crate::acme::service;
 use crate::acme::store::StoreLock;
@@ -12,6 +14,7 @@ use crate::net::Inherited;
 use crate::stats::privacy::Salt;
 use crate::stats::schema::Day;
 use crate::stats::{Stats, open_disk_store};
+use crate::upgrade::DataOwnership;
 
 /// What a server starts from besides its config: sockets given at start
 /// (systemd, or a predecessor), and a predecessor still holding the data
@@ -30,6 +33,38 @@ pub struct PredecessorState {
     pub exited: Pin<Box<dyn Future<Output = ()> + Send>>,
 }
 
+/// This process's hold on the data directory.
+pub(super) struct Claim {
+    /// Whether the tasks that write it may run yet.
+    pub ownership: DataOwnership,
+    /// Grants the ownership once the predecessor has exited (an upgrade).
+    pub grant: Option<watch::Sender<bool>>,
+    /// The certificate lock, when this mode manages certificates.
+    pub certificate_lock: Arc<Mutex<Option<StoreLock>>>,
+}
+
+/// Writing the data directory waits for a predecessor to exit; a fresh
+/// start takes the certificate lock at once, failing fast if taken.
+pub(super) fn claim_data(upgrading: bool, uses_acme: bool, data: &Path) -> anyhow::Result<Claim> {
+    let certificate_lock = Arc::new(Mutex::new(None));
+    if upgrading {
+        let (ownership, grant) = DataOwnership::pending();
+        return Ok(Claim {
+            ownership,
+            grant: Some(grant),
+            certificate_lock,
+        });
+    }
+    if uses_acme {
+        *certificate_lock.lock().expect("new lock") = Some(service::lock_certificates(data)?);
+    }
+    Ok(Claim {
+        ownership: DataOwnership::owned(),
+        grant: None,
+        certificate_lock,
+    })
+}
+
 /// Once the predecessor has exited: takes the certificate lock (into
 /// `certificate_lock`, when this mode manages certificates), opens the
 /// statistics store, and grants the data directory to the waiting tasks.
@@ -38,7 +73,7 @@ pub(super) async fn take_over_data(
     data: PathBuf,
     certificate_lock: Option<Arc<Mutex<Option<StoreLock>>>>,
     stats: Option<Stats>,
-    grant: tokio::sync::watch::Sender<bool>,
+    grant: watch::Sender<bool>,
 ) {
     predecessor_exited.await;
     tracing::info!(

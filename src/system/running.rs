@@ -17,7 +17,7 @@ use crate::site::LiveSite;
 use crate::stats::Stats;
 use crate::supervisor::{Supervisor, TaskRegistry};
 use crate::tls::CertResolver;
-use crate::upgrade::{self, DataOwnership, Launch};
+use crate::upgrade::{self, DataOwnership, Launch, UpgradeError};
 use crate::web::ChallengeMap;
 
 /// A started server; stop it with [`RunningServer::stop`].
@@ -68,12 +68,9 @@ impl RunningServer {
 
     /// Starts the binary at `launch` on this server's sockets; see
     /// [`upgrade::Starting::wait_ready`].
-    pub fn start_successor(&self, launch: &Launch) -> Result<upgrade::Starting, String> {
+    pub fn start_successor(&self, launch: &Launch) -> Result<upgrade::Starting, UpgradeError> {
         if !self.ownership.is_owned() {
-            return Err(
-                "this process is still taking over from the one it replaced; try again in a moment"
-                    .into(),
-            );
+            return Err(UpgradeError::StillTakingOver);
         }
         let mut sockets = self.listeners.sockets();
         sockets.push((SocketName::Control, self.control.as_fd()));
@@ -82,6 +79,6 @@ impl RunningServer {
             .as_ref()
             .map(|s| s.recorder().salts().current())
             .unwrap_or_default();
-        upgrade::start_successor(launch, &sockets, &salts).map_err(|e| e.to_string())
+        upgrade::start_successor(launch, &sockets, &salts)
     }
 }

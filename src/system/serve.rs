@@ -9,7 +9,7 @@ use super::{Inheritance, PredecessorState, RunningServer, UpgradeRequest, start_
 use crate::clock::SharedClock;
 use crate::config::Config;
 use crate::net::Inherited;
-use crate::upgrade::{self, Launch, Predecessor, Successor};
+use crate::upgrade::{self, Launch, Predecessor, Successor, UpgradeError};
 
 /// `quire serve`: runs until SIGINT or SIGTERM; SIGHUP reloads the config;
 /// SIGUSR2 (or `quire upgrade`) hands over to the binary now installed.
@@ -88,10 +88,10 @@ pub async fn serve(config: Config, clock: SharedClock) -> anyhow::Result<()> {
                     false => {
                         // SAFETY: kill(2) on the child this process started.
                         unsafe { libc::kill(successor.pid as libc::pid_t, libc::SIGTERM) };
-                        Err(format!(
-                            "systemd was not told that pid {} takes over, so pid {pid} keeps serving and has stopped it",
-                            successor.pid
-                        ))
+                        Err(UpgradeError::NotHandedOver {
+                            successor: successor.pid,
+                            pid,
+                        })
                     }
                 }
             }
@@ -113,7 +113,7 @@ pub async fn serve(config: Config, clock: SharedClock) -> anyhow::Result<()> {
             Err(e) => {
                 tracing::error!("upgrade: {e}");
                 if let Some(reply) = reply {
-                    let _ = reply.send(Err(e));
+                    let _ = reply.send(Err(e.to_string()));
                 }
             }
         }
@@ -150,20 +150,21 @@ async fn upgrade(
     launch: &std::io::Result<Launch>,
     env: &dyn Fn(&str) -> Option<String>,
     stop: std::pin::Pin<&mut impl Future<Output = ()>>,
-) -> Result<Option<Successor>, String> {
+) -> Result<Option<Successor>, UpgradeError> {
     if let Some(refusal) = upgrade::refusal(env, std::process::id()) {
-        return Err(refusal.to_string());
+        return Err(refusal);
     }
-    let launch = launch.as_ref().map_err(|e| {
-        format!("cannot tell which binary this process runs ({e}); upgrade with a restart instead")
-    })?;
+    // Noted once at start; each upgrade asked for says why it cannot go ahead.
+    let launch = launch
+        .as_ref()
+        .map_err(|e| UpgradeError::UnknownBinary(std::io::Error::new(e.kind(), e.to_string())))?;
     let starting = server.start_successor(launch)?;
     let pid = starting.pid();
     let ready = tokio::task::spawn_blocking(move || starting.wait_ready(upgrade::READY_TIMEOUT));
     tokio::select! {
         ready = ready => match ready {
-            Ok(outcome) => outcome.map(Some).map_err(|e| e.to_string()),
-            Err(e) => Err(format!("the upgrade failed: {e}")),
+            Ok(outcome) => outcome.map(Some),
+            Err(e) => Err(UpgradeError::Interrupted(e)),
         },
         () = stop => {
             tracing::info!("asked to stop during the upgrade; stopping the new process (pid {pid}) too");

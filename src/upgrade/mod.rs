@@ -68,6 +68,16 @@ pub enum UpgradeError {
         side: &'static str,
         reason: std::io::Error,
     },
+    #[error("this process is still taking over from the one it replaced; try again in a moment")]
+    StillTakingOver,
+    #[error("cannot tell which binary this process runs ({0}); upgrade with a restart instead")]
+    UnknownBinary(std::io::Error),
+    #[error("the upgrade failed: {0}")]
+    Interrupted(tokio::task::JoinError),
+    #[error(
+        "systemd was not told that pid {successor} takes over, so pid {pid} keeps serving and has stopped it"
+    )]
+    NotHandedOver { successor: u32, pid: u32 },
 }
 
 /// How to start this program again: the path it was started from (which now

@@ -1,9 +1,9 @@
 //! quire: a blog server that runs its own operations. `cli` is the command
 //! line's shape and `commands` runs its verbs, reaching a running server
 //! through `control`; `system` starts the activities under the `supervisor`;
-//! each folder owns one
-//! activity: `site` (content to pages), `web` (routers), `tls` (listeners and
-//! certificates), `acme` (obtaining them), `stats` (reading statistics),
+//! each folder owns one activity: `site` (content to pages), `web` (routers),
+//! `net` (binding, the sockets given at start, the accept loop), `tls`
+//! (certificates), `acme` (obtaining them), `stats` (reading statistics),
 //! `metrics` (the operator's view), `upgrade` (handing the sockets to a new
 //! binary). `watch` is the settle-then-act file watcher that `site` and `tls`
 //! share.
@@ -18,6 +18,7 @@ pub mod control;
 pub mod datadir;
 pub mod metrics;
 pub mod names;
+pub mod net;
 pub mod reload;
 pub mod shutdown;
 pub mod site;

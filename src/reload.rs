@@ -16,7 +16,7 @@ use crate::config::{
     TlsConfig,
 };
 use crate::names::DnsName;
-use crate::tls::listener::LiveLimits;
+use crate::net::LiveLimits;
 use crate::web::{LivePolicy, SitePolicy};
 
 /// A part of the running server a reload can change in place.
@@ -453,7 +453,7 @@ mod tests {
         Reloader::new(
             overrides,
             running.clone(),
-            crate::tls::listener::live_limits(running.limits.clone()),
+            crate::net::live_limits(running.limits.clone()),
             crate::web::live_policy(SitePolicy::from_config(&running, true)),
             None,
         )

@@ -1,7 +1,8 @@
-//! Runs each activity as a named task and keeps it running: a task that fails
-//! or panics is logged with its name, counted, and restarted after a backoff
-//! that doubles up to a cap (and resets once the task has run for a while).
-//! On shutdown the tasks are asked to stop and awaited.
+//! Runs each [`Activity`] as a named task and keeps it running: a task that
+//! fails or panics is logged with its name, counted, and restarted from a
+//! fresh clone of the activity after a backoff that doubles up to a cap (and
+//! resets once the task has run for a while). On shutdown the tasks are asked
+//! to stop and awaited.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -16,6 +17,40 @@ const FIRST_BACKOFF: Duration = Duration::from_millis(100);
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
 /// A task that ran this long before failing starts again from the first backoff.
 const STABLE_AFTER: Duration = Duration::from_secs(60);
+
+/// A long-running part of the server. The supervisor keeps the activity and
+/// runs a clone of it each time, so a restart starts from the state it was
+/// built with: whatever a run needs afresh it makes in [`Activity::run`].
+pub trait Activity: Clone + Send + 'static {
+    /// The task's name in logs and the restart counts.
+    fn name(&self) -> &'static str;
+
+    /// Runs until `shutdown`; returning earlier, with or without an error, is
+    /// a failure the supervisor restarts.
+    fn run(self, shutdown: Shutdown) -> impl Future<Output = anyhow::Result<()>> + Send + 'static;
+}
+
+/// Something an activity prepares before its first run so that nothing is
+/// missed meanwhile (a file watch set up before the first read): the first
+/// run takes it, a restart prepares its own.
+pub struct Prepared<T>(Arc<Mutex<Option<T>>>);
+
+impl<T> Clone for Prepared<T> {
+    fn clone(&self) -> Self {
+        Prepared(self.0.clone())
+    }
+}
+
+impl<T> Prepared<T> {
+    pub fn new(first: Option<T>) -> Prepared<T> {
+        Prepared(Arc::new(Mutex::new(first)))
+    }
+
+    /// The prepared value if no run has taken it yet.
+    pub fn take(&self) -> Option<T> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).take()
+    }
+}
 
 type RestartCounter = (&'static str, Arc<AtomicU64>);
 
@@ -68,12 +103,9 @@ impl Supervisor {
         &self.shutdown
     }
 
-    /// Runs `make()` as task `name` until shutdown, restarting it when it ends early.
-    pub fn spawn<F, Fut>(&mut self, name: &'static str, mut make: F)
-    where
-        F: FnMut() -> Fut + Send + 'static,
-        Fut: Future<Output = anyhow::Result<()>> + Send + 'static,
-    {
+    /// Runs `activity` until shutdown, restarting it when it ends early.
+    pub fn spawn(&mut self, activity: impl Activity) {
+        let name = activity.name();
         let shutdown = self.shutdown.clone();
         let stop_deadline = self.stop_deadline;
         let restarts = self.registry.register(name);
@@ -81,7 +113,7 @@ impl Supervisor {
             let mut backoff = FIRST_BACKOFF;
             loop {
                 let started = Instant::now();
-                let mut task = tokio::spawn(make());
+                let mut task = tokio::spawn(activity.clone().run(shutdown.clone()));
                 let outcome = tokio::select! {
                     outcome = &mut task => outcome,
                     () = shutdown.wait() => {
@@ -142,21 +174,10 @@ mod tests {
     async fn failing_and_panicking_tasks_are_restarted_with_backoff() {
         let mut supervisor = Supervisor::new(Shutdown::new(), Duration::from_secs(1));
         let runs = Arc::new(AtomicU64::new(0));
-        let counter = runs.clone();
         let (done_tx, mut done) = tokio::sync::mpsc::channel(1);
-        supervisor.spawn("flaky", move || {
-            let n = counter.fetch_add(1, Ordering::SeqCst);
-            let done_tx = done_tx.clone();
-            async move {
-                match n {
-                    0 => anyhow::bail!("first run fails"),
-                    1 => panic!("second run panics"),
-                    _ => {
-                        done_tx.send(()).await.unwrap();
-                        std::future::pending::<anyhow::Result<()>>().await
-                    }
-                }
-            }
+        supervisor.spawn(Flaky {
+            runs: runs.clone(),
+            done: done_tx,
         });
         let started = Instant::now();
         done.recv().await.unwrap();
@@ -165,5 +186,38 @@ mod tests {
         // 100 ms after the failure, then 200 ms after the panic.
         assert!(started.elapsed() >= Duration::from_millis(300));
         supervisor.stop().await;
+    }
+
+    /// Fails, then panics, then runs until stopped.
+    #[derive(Clone)]
+    struct Flaky {
+        runs: Arc<AtomicU64>,
+        done: tokio::sync::mpsc::Sender<()>,
+    }
+
+    impl Activity for Flaky {
+        fn name(&self) -> &'static str {
+            "flaky"
+        }
+
+        async fn run(self, shutdown: Shutdown) -> anyhow::Result<()> {
+            match self.runs.fetch_add(1, Ordering::SeqCst) {
+                0 => anyhow::bail!("first run fails"),
+                1 => panic!("second run panics"),
+                _ => {
+                    self.done.send(()).await.unwrap();
+                    shutdown.wait().await;
+                    Ok(())
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_prepared_value_goes_to_the_first_run_only() {
+        let prepared = Prepared::new(Some(7));
+        let restart = prepared.clone();
+        assert_eq!(prepared.take(), Some(7));
+        assert_eq!(restart.take(), None);
     }
 }

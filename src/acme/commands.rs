@@ -15,9 +15,7 @@ use crate::config::{Config, Mode};
 use crate::control::client;
 use crate::control::protocol::Request;
 use crate::datadir::DataDir;
-use crate::shutdown::Shutdown;
-use crate::tls::listener::{self, Listener};
-use crate::upgrade::sockets::SocketName;
+use crate::net::{self, Listeners, SocketName};
 use crate::web::{self, ChallengeMap, SitePolicy};
 
 fn when(t: Option<DateTime<Utc>>) -> String {
@@ -125,8 +123,8 @@ async fn renew_directly(
     dry_run: bool,
     clock: SharedClock,
 ) -> anyhow::Result<String> {
-    let http = Arc::new(crate::system::bind(config.listen.http, SocketName::Http).await?);
-    let https = Arc::new(crate::system::bind(config.listen.https, SocketName::Https).await?);
+    let http = Arc::new(net::bind(config.listen.http, SocketName::Http).await?);
+    let https = Arc::new(net::bind(config.listen.https, SocketName::Https).await?);
     let challenges = ChallengeMap::default();
     // A one-off run: its figures are not exported.
     let metrics = crate::metrics::Metrics::new();
@@ -142,51 +140,33 @@ async fn renew_directly(
         &metrics,
     )
     .await?;
-    let shutdown = Shutdown::new();
-    let limits = crate::tls::listener::live_limits(config.limits.clone());
     let policy = web::live_policy(SitePolicy::from_config(config, true));
-    let mut listeners = vec![
-        Listener {
-            name: SocketName::Http,
-            socket: http,
-            tls: None,
-            app: web::redirect_router(challenges, policy),
-            limits: limits.clone(),
-            metrics: metrics.clone(),
-        },
-        Listener {
-            name: SocketName::Https,
-            socket: https,
-            tls: Some(crate::tls::server_config(parts.resolver.clone())?.into()),
-            app: axum::Router::new(),
-            limits: limits.clone(),
-            metrics: metrics.clone(),
-        },
-    ];
+    let mut listeners = Listeners::new(net::live_limits(config.limits.clone()), metrics);
+    listeners.add(
+        SocketName::Http,
+        http,
+        None,
+        web::redirect_router(challenges, policy),
+    );
+    let tls = crate::tls::server_config(parts.resolver.clone())?;
+    listeners.add(
+        SocketName::Https,
+        https,
+        Some(tls.into()),
+        axum::Router::new(),
+    );
     if let Some(ca) = parts.local_ca {
-        listeners.push(Listener {
-            name: SocketName::LocalCa,
-            socket: ca.socket,
-            tls: Some(ca.ca.server_config().into()),
-            app: ca.app,
-            limits,
-            metrics,
-        });
+        let tls = ca.ca.server_config();
+        listeners.add(SocketName::LocalCa, ca.socket, Some(tls.into()), ca.app);
     }
-    let running: Vec<_> = listeners
-        .into_iter()
-        .map(|l| tokio::spawn(listener::run(l, shutdown.clone())))
-        .collect();
+    let running = listeners.start();
     let mut manager = parts.manager;
     let mut status = manager.store.status()?;
     let outcome = manager.obtain(&mut status, dry_run).await;
     if !dry_run {
         manager.store.save_status(&status)?;
     }
-    shutdown.trigger();
-    for task in running {
-        let _ = task.await;
-    }
+    running.stop().await;
     drop(lock);
     outcome.context("renewal failed")
 }
@@ -208,7 +188,7 @@ pub async fn serve_local_ca(settings: StandaloneCa, clock: SharedClock) -> anyho
     let data = DataDir::new(&settings.data);
     data.create()
         .with_context(|| format!("creating {}", settings.data.display()))?;
-    let socket = Arc::new(crate::system::bind(settings.listen, SocketName::LocalCa).await?);
+    let socket = Arc::new(net::bind(settings.listen, SocketName::LocalCa).await?);
     let ca = LocalCa::open(LocalCaSettings {
         dir: data.local_ca(),
         domains: settings.domains.iter().map(|d| d.to_string()).collect(),
@@ -224,18 +204,17 @@ pub async fn serve_local_ca(settings: StandaloneCa, clock: SharedClock) -> anyho
         settings.validation.http,
         settings.validation.tls
     );
-    let shutdown = Shutdown::new();
-    let listener = Listener {
-        name: SocketName::LocalCa,
+    let limits = net::live_limits(crate::config::Limits::default());
+    let mut listeners = Listeners::new(limits, crate::metrics::Metrics::new());
+    let tls = ca.server_config();
+    listeners.add(
+        SocketName::LocalCa,
         socket,
-        tls: Some(ca.server_config().into()),
-        app: ca.router(base),
-        limits: crate::tls::listener::live_limits(crate::config::Limits::default()),
-        metrics: crate::metrics::Metrics::new(),
-    };
-    let running = tokio::spawn(listener::run(listener, shutdown.clone()));
+        Some(tls.into()),
+        ca.router(base),
+    );
+    let running = listeners.start();
     crate::shutdown::os_signal().await;
-    shutdown.trigger();
-    let _ = running.await;
+    running.stop().await;
     Ok(())
 }

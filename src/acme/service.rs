@@ -22,8 +22,8 @@ use super::store::{FileStore, Storage, StorageError, StoreLock};
 use crate::clock::SharedClock;
 use crate::config::{Config, Mode};
 use crate::datadir::{DataDir, create_private_dir};
+use crate::net::{self, Inherited, SocketName};
 use crate::tls::{CertBundle, CertResolver};
-use crate::upgrade::sockets::{Inherited, SocketName};
 use crate::web::ChallengeMap;
 
 pub const LETS_ENCRYPT: &str = "https://acme-v02.api.letsencrypt.org/directory";
@@ -125,8 +125,7 @@ pub async fn prepare(
 
     let (local_ca, directory, dry_run_directory, roots, name) = match config.mode {
         Mode::Local => {
-            let socket =
-                crate::system::listen(config.listen.local_ca, SocketName::LocalCa, sockets).await?;
+            let socket = net::listen(config.listen.local_ca, SocketName::LocalCa, sockets).await?;
             let bound = socket.local_addr()?;
             let ca = LocalCa::open(LocalCaSettings {
                 dir: DataDir::new(data).local_ca(),

@@ -17,10 +17,10 @@ use tokio::sync::{mpsc, oneshot};
 use super::protocol::{DecodeError, MAX_REQUEST, Reply, Request};
 use crate::acme::manager::RenewRequest;
 use crate::datadir::DataDir;
+use crate::net::{Inherited, SocketName};
 use crate::reload::Reloader;
 use crate::shutdown::Shutdown;
 use crate::stats::Stats;
-use crate::upgrade::sockets::{Inherited, SocketName};
 
 /// An upgrade asked for through the control socket, and where its outcome
 /// goes; the serving loop, which owns the sockets to hand over, answers it.

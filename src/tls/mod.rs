@@ -1,11 +1,9 @@
 //! TLS: certificate bundles and their checks, the hot-swappable resolver, the
 //! rustls server configuration (TLS 1.2/1.3, ALPN h2 and http/1.1, session
-//! tickets), the connection loop shared by every listener, and manual mode's
-//! certificate files.
+//! tickets), and manual mode's certificate files. The accept loop that serves
+//! it is `crate::net`'s.
 
 pub mod bundle;
-pub mod connections;
-pub mod listener;
 pub mod manual;
 pub mod resolver;
 

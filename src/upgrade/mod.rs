@@ -1,6 +1,6 @@
 //! Zero-downtime upgrade. On SIGUSR2 (or `quire upgrade`) the running quire
 //! starts the binary now installed at its own path, with the same arguments,
-//! and hands it every listening socket ([`sockets`]). Both processes accept
+//! and hands it every listening socket ([`crate::net::pass_sockets`]). Both processes accept
 //! on the same sockets for a moment, so no connection meets a closed port:
 //!
 //! 1. old: starts the new binary with the sockets and a private link
@@ -19,7 +19,6 @@
 //! `MAINPID=` ([`notify`]).
 
 pub mod notify;
-pub mod sockets;
 
 use std::ffi::OsString;
 use std::io::{BufRead, BufReader, Write};
@@ -28,6 +27,7 @@ use std::os::unix::net::UnixStream;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
+use crate::net::{SocketName, pass_sockets};
 use crate::stats::privacy::Salt;
 use crate::stats::schema::Day;
 
@@ -68,6 +68,16 @@ pub enum UpgradeError {
         side: &'static str,
         reason: std::io::Error,
     },
+    #[error("this process is still taking over from the one it replaced; try again in a moment")]
+    StillTakingOver,
+    #[error("cannot tell which binary this process runs ({0}); upgrade with a restart instead")]
+    UnknownBinary(std::io::Error),
+    #[error("the upgrade failed: {0}")]
+    Interrupted(tokio::task::JoinError),
+    #[error(
+        "systemd was not told that pid {successor} takes over, so pid {pid} keeps serving and has stopped it"
+    )]
+    NotHandedOver { successor: u32, pid: u32 },
 }
 
 /// How to start this program again: the path it was started from (which now
@@ -129,7 +139,7 @@ impl Successor {
 /// Starts the binary at `launch` with `sockets` and gives it `salts`.
 pub fn start_successor(
     launch: &Launch,
-    sockets: &[(sockets::SocketName, BorrowedFd<'_>)],
+    sockets: &[(SocketName, BorrowedFd<'_>)],
     salts: &[(Day, Salt)],
 ) -> Result<Starting, UpgradeError> {
     let start_error = |reason| UpgradeError::Start {
@@ -137,7 +147,7 @@ pub fn start_successor(
         reason,
     };
     // A missing or unreadable file is said as such, rather than as a child
-    // that died (see `sockets::pass_sockets`).
+    // that died (see `pass_sockets`).
     let exe = std::ffi::CString::new(launch.exe.as_os_str().as_encoded_bytes())
         .map_err(|e| start_error(std::io::Error::other(e)))?;
     // SAFETY: access(2) reads a NUL-terminated path we own.
@@ -151,8 +161,7 @@ pub fn start_successor(
     let (ours, theirs) = UnixStream::pair().map_err(link_error)?;
     let mut command = std::process::Command::new(&launch.exe);
     command.args(&launch.args);
-    let link_fd =
-        sockets::pass_sockets(&mut command, sockets, theirs.as_fd()).map_err(link_error)?;
+    let link_fd = pass_sockets(&mut command, sockets, theirs.as_fd()).map_err(link_error)?;
     command.env(LINK_VARIABLE, link_fd.to_string());
     let child = command.spawn().map_err(start_error)?;
     drop(command);

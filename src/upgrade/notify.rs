@@ -8,7 +8,7 @@ use std::fmt;
 use std::net::SocketAddr;
 use std::os::unix::net::UnixDatagram;
 
-use super::sockets::SocketName;
+use crate::net::SocketName;
 
 /// One message to the service manager.
 #[derive(Debug)]
@@ -45,11 +45,12 @@ pub struct Status {
 }
 
 impl Status {
-    /// Listening on these sockets, in this order.
+    /// Listening on these sockets, listed in [`SocketName`]'s order whatever
+    /// order they were started in, so the line reads the same on every start.
     pub fn listening(sockets: impl IntoIterator<Item = (SocketName, SocketAddr)>) -> Status {
-        Status {
-            listening: sockets.into_iter().collect(),
-        }
+        let mut listening: Vec<_> = sockets.into_iter().collect();
+        listening.sort_by_key(|(name, _)| *name);
+        Status { listening }
     }
 }
 
@@ -100,12 +101,12 @@ mod tests {
     use super::*;
 
     #[test]
-    fn ready_carries_every_listening_address_by_its_listen_name() {
+    fn ready_carries_every_listening_address_by_its_listen_name_in_one_order() {
         let status = Status::listening([
-            (SocketName::Http, "127.0.0.1:8080".parse().unwrap()),
+            (SocketName::LocalCa, "127.0.0.1:8444".parse().unwrap()),
             (SocketName::Https, "[::]:8443".parse().unwrap()),
             (SocketName::Metrics, "127.0.0.1:9100".parse().unwrap()),
-            (SocketName::LocalCa, "127.0.0.1:8444".parse().unwrap()),
+            (SocketName::Http, "127.0.0.1:8080".parse().unwrap()),
         ]);
         assert_eq!(
             Notification::Ready(&status).encode(),

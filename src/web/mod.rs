@@ -25,10 +25,10 @@ use axum::response::{IntoResponse, Response};
 use http_body::Body as _;
 
 use crate::config::Config;
+use crate::net::PeerAddr;
 use crate::site::snapshot::CachePolicy;
 use crate::site::{LiveSite, Route};
 use crate::stats::Recorder;
-use crate::tls::listener::PeerAddr;
 pub use challenge::ChallengeMap;
 
 /// How the site presents itself: its canonical origin, the other names that

@@ -28,7 +28,7 @@ use super::state::{
 };
 use super::validate;
 use crate::names::DnsName;
-use crate::tls::listener::PeerAddr;
+use crate::net::PeerAddr;
 
 const MAX_BODY: usize = 64 * 1024;
 const MAX_IDENTIFIERS: usize = 100;

@@ -25,7 +25,7 @@ use super::jws::{Jwk, b64};
 use super::state::{self, Account, Status};
 use super::{LocalCa, LocalCaSettings, ValidationTarget, directory_url};
 use crate::clock::{Clock, ManualClock};
-use crate::tls::listener::PeerAddr;
+use crate::net::PeerAddr;
 
 const BASE: &str = "https://127.0.0.1:8444";
 const LIFETIME: StdDuration = StdDuration::from_secs(3 * 24 * 3600);

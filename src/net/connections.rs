@@ -42,8 +42,6 @@ pub enum Cut {
 }
 
 impl Cut {
-    pub const ALL: [Cut; 4] = [Cut::NoRequest, Cut::Idle, Cut::Stalled, Cut::Evicted];
-
     pub fn label(self) -> &'static str {
         match self {
             Cut::NoRequest => "no_request",

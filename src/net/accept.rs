@@ -1,4 +1,4 @@
-//! The connection loop shared by the HTTP and HTTPS listeners: accept (never
+//! The accept loop every listener runs, plain HTTP and HTTPS alike: accept (never
 //! dying on a per-connection error, backing off when out of file descriptors),
 //! cap concurrent connections (a newcomer to a full table closes the idlest),
 //! finish the TLS handshake within a deadline, then let hyper serve HTTP/1.1
@@ -26,11 +26,12 @@ use tokio::sync::Semaphore;
 use tokio_rustls::TlsAcceptor;
 use tower::ServiceExt;
 
+use super::SocketName;
 use super::connections::{Connections, Cut, Entry, InFlight};
 use crate::config::Limits;
 use crate::metrics::{HandshakeFailure, Metrics};
 use crate::shutdown::Shutdown;
-use crate::upgrade::sockets::SocketName;
+use crate::supervisor::Activity;
 
 /// How long, at shutdown, an idle connection may still send one request.
 const LINGER: Duration = Duration::from_secs(1);
@@ -55,7 +56,9 @@ pub fn live_limits(limits: Limits) -> LiveLimits {
     Arc::new(arc_swap::ArcSwap::from_pointee(limits))
 }
 
-/// One listening socket and how to serve it.
+/// One listening socket and how to serve it; cheap to clone, so the
+/// supervisor restarts it from a copy.
+#[derive(Clone)]
 pub struct Listener {
     pub name: SocketName,
     pub socket: Arc<TcpListener>,
@@ -65,8 +68,19 @@ pub struct Listener {
     pub metrics: Metrics,
 }
 
+impl Activity for Listener {
+    fn name(&self) -> &'static str {
+        self.name.listener()
+    }
+
+    async fn run(self, shutdown: Shutdown) -> anyhow::Result<()> {
+        accept_and_serve(self, shutdown).await;
+        Ok(())
+    }
+}
+
 /// Accepts and serves connections until `shutdown`, then drains them.
-pub async fn run(listener: Listener, shutdown: Shutdown) {
+async fn accept_and_serve(listener: Listener, shutdown: Shutdown) {
     let mut allowed = listener.limits.load().max_connections;
     let permits = Arc::new(Semaphore::new(allowed));
     let stop = shutdown.wait();
@@ -220,7 +234,7 @@ fn serve_connection(
                     Ok(Ok(mut stream)) => {
                         metrics.handshake(Ok(()));
                         // A tls-alpn-01 validator only looks at the certificate.
-                        if stream.get_ref().1.alpn_protocol() == Some(super::ACME_TLS_ALPN) {
+                        if stream.get_ref().1.alpn_protocol() == Some(crate::tls::ACME_TLS_ALPN) {
                             let _ = tokio::io::AsyncWriteExt::shutdown(&mut stream).await;
                             return;
                         }

@@ -1,0 +1,20 @@
+//! The network edge every command shares: binding listening sockets
+//! ([`bind`], `[::]` as a dual stack), the sockets given at start by systemd or
+//! a predecessor ([`Inherited`], named by [`SocketName`]), the accept loop
+//! that serves plain HTTP and HTTPS alike (`accept`), and [`Listeners`], the
+//! one way a command starts a set of them. The table of open connections
+//! (`connections`) lives here rather than in `tls` because it is the accept
+//! loop's: it tracks every TCP connection, encrypted or not.
+
+mod accept;
+mod bind;
+mod connections;
+mod inherited;
+mod listeners;
+mod name;
+
+pub use accept::{Listener, LiveLimits, PeerAddr, live_limits};
+pub use bind::{bind, listen};
+pub use inherited::{InheritError, Inherited, pass_sockets};
+pub use listeners::Listeners;
+pub use name::SocketName;

@@ -1,14 +1,20 @@
 //! The in-process ACME server (RFC 8555) and its certificate authority: local
 //! mode points quire's ACME client at it, so the whole certificate lifecycle
 //! (order, validation, issuance, renewal, revocation) runs without the internet.
-//! `authority` owns the keys and certificates, `jws` request authentication,
-//! `state` the ACME objects, `handlers` the endpoints, `validate` the challenges.
+//! `authority` owns the keys and certificates (`retired` the intermediates it
+//! replaced), `jws` request authentication, `orders` the ACME objects and their
+//! transitions, `state` the memory holding them, `api` the endpoints, `csr` and
+//! `issue` finalizing, `validate` the challenges, `budget` per-client limits.
 
+mod api;
 mod authority;
 mod budget;
-mod handlers;
+mod csr;
+mod issue;
 mod jws;
+mod orders;
 mod problem;
+mod retired;
 mod state;
 mod validate;
 
@@ -86,7 +92,7 @@ impl LocalCa {
     /// The ACME API, with `base` (e.g. `https://127.0.0.1:8444`) as the address
     /// clients reach it at; the directory is at [`directory_url`].
     pub fn router(self: &Arc<Self>, base: url::Url) -> axum::Router {
-        handlers::router(self.clone(), &base)
+        api::router(self.clone(), &base)
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {

@@ -22,7 +22,8 @@ use tower::ServiceExt;
 use x509_parser::prelude::*;
 
 use super::jws::{Jwk, b64};
-use super::state::{self, Account, Status};
+use super::orders::{Account, Status};
+use super::state;
 use super::{LocalCa, LocalCaSettings, ValidationTarget, directory_url};
 use crate::clock::{Clock, ManualClock};
 use crate::tls::listener::PeerAddr;

@@ -62,6 +62,13 @@ pub enum LocalCaError {
         "{path} is not usable ({reason}); delete it (certificates from earlier intermediates are then no longer told to renew at once)"
     )]
     RetiredList { path: PathBuf, reason: String },
+    #[error(
+        "cannot read {path}: {source}; check that quire may read it, or delete it (certificates from earlier intermediates are then no longer told to renew at once)"
+    )]
+    RetiredListUnreadable {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("cannot make a CA certificate: {0}")]
     Generate(#[from] rcgen::Error),
     #[error("cannot build the CA endpoint's TLS configuration: {0}")]

@@ -27,15 +27,19 @@ pub(super) fn read_retired(path: &Path) -> Result<Vec<Vec<u8>>, LocalCaError> {
         path: path.to_owned(),
         reason,
     };
+    let unreadable = |source| LocalCaError::RetiredListUnreadable {
+        path: path.to_owned(),
+        source,
+    };
     let file = match fs::File::open(path) {
         Ok(file) => file,
         Err(e) if e.kind() == ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(e) => return Err(damaged(format!("cannot open it: {e}"))),
+        Err(source) => return Err(unreadable(source)),
     };
     let mut bytes = Vec::new();
     file.take(MAX_RETIRED_BYTES + 1)
         .read_to_end(&mut bytes)
-        .map_err(|e| damaged(format!("cannot read it: {e}")))?;
+        .map_err(unreadable)?;
     if bytes.len() as u64 > MAX_RETIRED_BYTES {
         return Err(damaged(format!(
             "it is larger than {MAX_RETIRED_BYTES} bytes"

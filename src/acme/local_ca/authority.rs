@@ -6,10 +6,9 @@
 //! the names local mode serves, never for the whole web.
 
 use std::fs::{self, DirBuilder};
-use std::io::ErrorKind;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 
 use chrono::{DateTime, Duration, Utc};
@@ -22,6 +21,7 @@ use ring::rand::{SecureRandom, SystemRandom};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 use x509_parser::prelude::*;
 
+use super::files::{LocalCaError, corrupt, read_optional, write_atomic};
 use super::retired::{RETIRED_FILE, read_retired, retire};
 
 /// Names every local CA may certify, with all names below them: loopback names
@@ -35,45 +35,6 @@ const INTERMEDIATE_LIFETIME_DAYS: i64 = 365;
 /// An intermediate this close to its end is replaced at startup, so that leaves
 /// issued from it never outlive it.
 const INTERMEDIATE_RENEW_DAYS: i64 = 30;
-
-#[derive(Debug, thiserror::Error)]
-pub enum LocalCaError {
-    #[error("cannot write {path}: {source}; check that quire may write to that folder")]
-    Write {
-        path: PathBuf,
-        source: std::io::Error,
-    },
-    #[error(
-        "cannot read {path}: {source}; check that quire may read it, or delete root.pem and root.key to make a new local CA"
-    )]
-    Read {
-        path: PathBuf,
-        source: std::io::Error,
-    },
-    #[error(
-        "{path} is not usable ({reason}); restore it from a backup, or delete root.pem and root.key in its folder to make a new local CA (clients must then trust the new root.pem)"
-    )]
-    Corrupt { path: PathBuf, reason: String },
-    #[error(
-        "{present} exists but {missing} does not; restore {missing}, or delete {present} to make a new local CA"
-    )]
-    Incomplete { present: PathBuf, missing: PathBuf },
-    #[error(
-        "{path} is not usable ({reason}); delete it (certificates from earlier intermediates are then no longer told to renew at once)"
-    )]
-    RetiredList { path: PathBuf, reason: String },
-    #[error(
-        "cannot read {path}: {source}; check that quire may read it, or delete it (certificates from earlier intermediates are then no longer told to renew at once)"
-    )]
-    RetiredListUnreadable {
-        path: PathBuf,
-        source: std::io::Error,
-    },
-    #[error("cannot make a CA certificate: {0}")]
-    Generate(#[from] rcgen::Error),
-    #[error("cannot build the CA endpoint's TLS configuration: {0}")]
-    Tls(#[from] rustls::Error),
-}
 
 /// A CSR's public key, in the form rcgen signs certificates for.
 pub struct LeafKey {
@@ -101,35 +62,6 @@ pub struct Authority {
     intermediate_not_after: DateTime<Utc>,
     /// Key identifiers of intermediates this CA used before the current one.
     retired: Vec<Vec<u8>>,
-}
-
-fn corrupt(path: &Path, reason: impl std::fmt::Display) -> LocalCaError {
-    LocalCaError::Corrupt {
-        path: path.to_owned(),
-        reason: reason.to_string(),
-    }
-}
-
-/// Reads a file, `None` when it does not exist.
-fn read_optional(path: &Path) -> Result<Option<String>, LocalCaError> {
-    match fs::read_to_string(path) {
-        Ok(text) => Ok(Some(text)),
-        Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
-        Err(source) => Err(LocalCaError::Read {
-            path: path.to_owned(),
-            source,
-        }),
-    }
-}
-
-/// Written as all of data/ is: atomically, private to quire's user.
-pub(super) fn write_atomic(path: &Path, contents: &str) -> Result<(), LocalCaError> {
-    crate::datadir::write_private_file(path, contents.as_bytes()).map_err(|source| {
-        LocalCaError::Write {
-            path: path.to_owned(),
-            source,
-        }
-    })
 }
 
 fn random_serial() -> SerialNumber {

@@ -4,11 +4,21 @@
 //! objects (a validation moving its orders along) are `State`'s.
 
 use chrono::{DateTime, Utc};
+use ring::rand::{SecureRandom, SystemRandom};
 use serde::Serialize;
 
-use super::jws::Jwk;
+use super::jws::{Jwk, b64};
 use super::problem::{Problem, ProblemType};
-use super::state::random_id;
+
+/// Ids of ACME objects and nonces: unguessable, URL-safe.
+pub fn random_id(len: usize) -> String {
+    let mut bytes = vec![0u8; len];
+    // Filling a buffer from the OS only fails if the OS has no randomness at all.
+    SystemRandom::new()
+        .fill(&mut bytes)
+        .expect("operating system randomness unavailable");
+    b64(bytes)
+}
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]

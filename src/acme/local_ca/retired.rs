@@ -6,7 +6,7 @@ use std::fs;
 use std::io::ErrorKind;
 use std::path::Path;
 
-use super::authority::{LocalCaError, write_atomic};
+use super::files::{LocalCaError, write_atomic};
 
 /// Key identifiers of earlier intermediates, one hex line each, oldest first.
 /// Leaves they signed may still be in use; renewal information tells those to

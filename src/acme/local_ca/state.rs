@@ -9,13 +9,11 @@ use std::collections::{HashMap, VecDeque};
 use std::net::IpAddr;
 
 use chrono::{DateTime, Duration, Utc};
-use ring::rand::{SecureRandom, SystemRandom};
 
 use super::budget::Budgets;
-use super::jws::b64;
-use super::orders::ChallengeKind;
 use super::orders::{
-    Account, Authorization, IssuedCert, Order, Status, check_owner, expired_while_signing,
+    Account, Authorization, ChallengeKind, IssuedCert, Order, Status, check_owner,
+    expired_while_signing, random_id,
 };
 use super::problem::Problem;
 
@@ -56,15 +54,6 @@ pub struct State {
 
 fn seconds_until(when: Option<DateTime<Utc>>, now: DateTime<Utc>, fallback: i64) -> u64 {
     when.map_or(fallback, |t| (t - now).num_seconds()).max(1) as u64
-}
-
-pub fn random_id(len: usize) -> String {
-    let mut bytes = vec![0u8; len];
-    // Filling a buffer from the OS only fails if the OS has no randomness at all.
-    SystemRandom::new()
-        .fill(&mut bytes)
-        .expect("operating system randomness unavailable");
-    b64(bytes)
 }
 
 impl State {

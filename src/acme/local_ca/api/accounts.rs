@@ -10,10 +10,9 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
 use super::super::jws::{Expect, Jwk};
-use super::super::orders::{Account, Status};
+use super::super::orders::{Account, Status, random_id};
 use super::super::problem::{Problem, ProblemType};
-use super::super::state::random_id;
-use super::{Api, Client, json_response, now, posted};
+use super::http::{Api, Client, json_response, now, posted};
 
 /// Contacts per account and characters per contact: enough for real addresses,
 /// too few to make each account hold a 64 KiB body.

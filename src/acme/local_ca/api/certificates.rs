@@ -14,7 +14,7 @@ use serde_json::{Value, json};
 use super::super::jws::{Expect, Signer, unb64};
 use super::super::orders::check_owner;
 use super::super::problem::{Problem, ProblemType};
-use super::{Api, json_response, now, posted, rfc3339};
+use super::http::{Api, json_response, now, posted, rfc3339};
 
 /// RFC 9773: how long clients should wait before asking again.
 const ARI_RETRY_AFTER_SECS: &str = "21600";

@@ -18,7 +18,7 @@ use super::super::orders::{ChallengeKind, Status, check_owner};
 use super::super::problem::{Problem, ProblemType};
 use super::super::state::ORDER_LIFETIME_SECS;
 use super::super::validate;
-use super::{Api, Client, json_response, now, posted, with_link};
+use super::http::{Api, Client, json_response, now, posted, with_link};
 use crate::names::DnsName;
 
 const MAX_IDENTIFIERS: usize = 100;

@@ -1,43 +1,37 @@
 //! The ACME endpoints (RFC 8555 §7, RFC 9773 renewal information) over HTTP:
-//! the routes, what every response carries (nonce, index link), reading and
-//! authenticating a POST, and one handler per resource in `accounts`,
-//! `issuance` and `certificates`, with the JSON each resource shows in `views`.
+//! the routes, with one handler per resource in `accounts`, `issuance` and
+//! `certificates`, what they share (reading and authenticating a POST, what
+//! every response carries) in `http`, and the JSON each resource shows in `views`.
 
 mod accounts;
 mod certificates;
+mod http;
 mod issuance;
 mod views;
 
-use std::convert::Infallible;
-use std::net::{IpAddr, Ipv6Addr};
 use std::sync::Arc;
 
 use axum::Router;
-use axum::body::{Body, Bytes};
-use axum::extract::{FromRequestParts, Request, State};
-use axum::http::request::Parts;
-use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
-use axum::middleware::{self, Next};
+use axum::extract::State;
+use axum::http::{Method, StatusCode, header};
+use axum::middleware;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodRouter, get, post};
-use chrono::{DateTime, SecondsFormat, Utc};
-use serde_json::{Value, json};
+use serde_json::json;
 
 use super::LocalCa;
-use super::jws::{Accounts, Authenticated, Expect, Jwk};
-use super::orders::Status;
-use super::problem::{Problem, ProblemType};
-use crate::tls::listener::PeerAddr;
+use super::problem::Problem;
+use http::{Api, json_response, stamp};
 
-const MAX_BODY: usize = 64 * 1024;
-
-struct Api {
-    ca: Arc<LocalCa>,
-    /// The base URL without a trailing slash; every resource URL starts with it.
-    base: String,
+impl LocalCa {
+    /// The ACME API, with `base` (e.g. `https://127.0.0.1:8444`) as the address
+    /// clients reach it at; the directory is at [`super::directory_url`].
+    pub fn router(self: &Arc<Self>, base: url::Url) -> Router {
+        router(self.clone(), &base)
+    }
 }
 
-pub fn router(ca: Arc<LocalCa>, base: &url::Url) -> Router {
+fn router(ca: Arc<LocalCa>, base: &url::Url) -> Router {
     let api = Arc::new(Api {
         ca,
         base: base.as_str().trim_end_matches('/').to_owned(),
@@ -96,145 +90,6 @@ fn only_post(route: MethodRouter<Arc<Api>>) -> MethodRouter<Arc<Api>> {
         Problem::malformed("this resource only answers POST (use POST-as-GET to read it)")
             .with_status(StatusCode::METHOD_NOT_ALLOWED)
     })
-}
-
-/// The address a request came from, for per-client budgets; requests that did not
-/// come through a listener (tests, in-process calls) share one budget.
-struct Client(IpAddr);
-
-impl<S: Send + Sync> FromRequestParts<S> for Client {
-    type Rejection = Infallible;
-
-    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Client, Infallible> {
-        let peer = parts.extensions.get::<PeerAddr>().map(|p| p.0.ip());
-        Ok(Client(peer.unwrap_or(IpAddr::V6(Ipv6Addr::UNSPECIFIED))))
-    }
-}
-
-/// Every response carries a fresh nonce and points at the directory (RFC 8555 §6.5, §7.1).
-async fn stamp(State(api): State<Arc<Api>>, request: Request, next: Next) -> Response {
-    let mut response = next.run(request).await;
-    let now = now(&api);
-    let nonce = {
-        let mut state = api.ca.lock();
-        state.sweep(now);
-        state.new_nonce(now)
-    };
-    let headers = response.headers_mut();
-    if let Ok(value) = HeaderValue::from_str(&nonce) {
-        headers.insert("replay-nonce", value);
-    }
-    if let Ok(value) = HeaderValue::from_str(&format!("<{}>;rel=\"index\"", api.url("directory"))) {
-        headers.append(header::LINK, value);
-    }
-    response
-}
-
-fn rfc3339(t: DateTime<Utc>) -> String {
-    t.to_rfc3339_opts(SecondsFormat::Secs, true)
-}
-
-fn json_response(status: StatusCode, body: &Value, location: Option<&str>) -> Response {
-    let mut response = (status, body.to_string()).into_response();
-    let headers = response.headers_mut();
-    headers.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
-    if let Some(value) = location.and_then(|l| HeaderValue::from_str(l).ok()) {
-        headers.insert(header::LOCATION, value);
-    }
-    response
-}
-
-fn with_link(mut response: Response, url: &str, rel: &str) -> Response {
-    if let Ok(value) = HeaderValue::from_str(&format!("<{url}>;rel=\"{rel}\"")) {
-        response.headers_mut().append(header::LINK, value);
-    }
-    response
-}
-
-async fn read_body(headers: &HeaderMap, body: Body) -> Result<Bytes, Problem> {
-    let content_type = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split(';').next())
-        .map(str::trim);
-    if !content_type.is_some_and(|t| t.eq_ignore_ascii_case("application/jose+json")) {
-        return Err(
-            Problem::malformed("Content-Type must be application/jose+json")
-                .with_status(StatusCode::UNSUPPORTED_MEDIA_TYPE),
-        );
-    }
-    let too_large = || {
-        Problem::malformed("request body is larger than 64 KiB")
-            .with_status(StatusCode::PAYLOAD_TOO_LARGE)
-    };
-    let declared = headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<usize>().ok());
-    if declared.is_some_and(|len| len > MAX_BODY) {
-        return Err(too_large());
-    }
-    axum::body::to_bytes(body, MAX_BODY)
-        .await
-        .map_err(|_| too_large())
-}
-
-/// Reads and authenticates a POST, then runs the synchronous handler on it.
-async fn posted(
-    api: &Api,
-    headers: &HeaderMap,
-    body: Body,
-    path: &str,
-    expect: Expect,
-    handle: impl FnOnce(&Api, Authenticated) -> Result<Response, Problem>,
-) -> Response {
-    let result = match read_body(headers, body).await {
-        Ok(bytes) => Authenticated::new(&bytes, &api.url(path), expect, api)
-            .and_then(|request| handle(api, request)),
-        Err(problem) => Err(problem),
-    };
-    result.unwrap_or_else(IntoResponse::into_response)
-}
-
-fn now(api: &Api) -> DateTime<Utc> {
-    api.ca.settings.clock.now()
-}
-
-impl Api {
-    fn url(&self, path: &str) -> String {
-        format!("{}/{path}", self.base)
-    }
-}
-
-impl Accounts for Api {
-    fn take_nonce(&self, nonce: &str) -> bool {
-        self.ca.lock().take_nonce(nonce, now(self))
-    }
-
-    fn account(&self, kid: &str) -> Result<(String, Jwk), Problem> {
-        let no_account = || {
-            Problem::new(
-                ProblemType::AccountDoesNotExist,
-                format!("no account at {kid:?}"),
-            )
-        };
-        let id = kid
-            .strip_prefix(&self.url("acme/acct/"))
-            .ok_or_else(no_account)?;
-        let now = now(self);
-        let mut state = self.ca.lock();
-        let account = state.accounts.get_mut(id).ok_or_else(no_account)?;
-        if account.status != Status::Valid {
-            return Err(Problem::unauthorized(format!(
-                "account {kid} is deactivated"
-            )));
-        }
-        account.last_used = now;
-        Ok((id.to_owned(), account.key.clone()))
-    }
 }
 
 async fn directory(State(api): State<Arc<Api>>) -> Response {

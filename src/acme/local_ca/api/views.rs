@@ -3,7 +3,7 @@
 use serde_json::{Value, json};
 
 use super::super::orders::{Account, Authorization, Challenge, ChallengeKind, Order};
-use super::{Api, rfc3339};
+use super::http::{Api, rfc3339};
 
 impl Api {
     pub(super) fn account_json(&self, id: &str, account: &Account) -> Value {

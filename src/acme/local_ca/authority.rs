@@ -6,10 +6,9 @@
 //! the names local mode serves, never for the whole web.
 
 use std::fs::{self, DirBuilder};
-use std::io::ErrorKind;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 
 use chrono::{DateTime, Duration, Utc};
@@ -22,6 +21,9 @@ use ring::rand::{SecureRandom, SystemRandom};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 use x509_parser::prelude::*;
 
+use super::files::{LocalCaError, corrupt, read_optional, write_atomic};
+use super::retired::{RETIRED_FILE, read_retired, retire};
+
 /// Names every local CA may certify, with all names below them: loopback names
 /// and the testing TLD RFC 6761 reserves, which no public CA certifies.
 const BASE_NAMES: [&str; 2] = ["localhost", "test"];
@@ -33,49 +35,6 @@ const INTERMEDIATE_LIFETIME_DAYS: i64 = 365;
 /// An intermediate this close to its end is replaced at startup, so that leaves
 /// issued from it never outlive it.
 const INTERMEDIATE_RENEW_DAYS: i64 = 30;
-/// Key identifiers of earlier intermediates, one hex line each, oldest first.
-/// Leaves they signed may still be in use; renewal information tells those to
-/// renew now, and answers 404 for identifiers this CA never had.
-const RETIRED_FILE: &str = "retired-intermediates";
-/// Enough for years of yearly rotations and a few root replacements; an
-/// intermediate older than that has ended, and so have its leaves.
-const MAX_RETIRED: usize = 32;
-/// [`MAX_RETIRED`] lines of at most 128 hex digits (a 64-byte key identifier)
-/// fit; a file beyond this was not written by quire and is refused.
-const MAX_RETIRED_BYTES: u64 = 8192;
-const MAX_KEY_ID_HEX: usize = 128;
-
-#[derive(Debug, thiserror::Error)]
-pub enum LocalCaError {
-    #[error("cannot write {path}: {source}; check that quire may write to that folder")]
-    Write {
-        path: PathBuf,
-        source: std::io::Error,
-    },
-    #[error(
-        "cannot read {path}: {source}; check that quire may read it, or delete root.pem and root.key to make a new local CA"
-    )]
-    Read {
-        path: PathBuf,
-        source: std::io::Error,
-    },
-    #[error(
-        "{path} is not usable ({reason}); restore it from a backup, or delete root.pem and root.key in its folder to make a new local CA (clients must then trust the new root.pem)"
-    )]
-    Corrupt { path: PathBuf, reason: String },
-    #[error(
-        "{present} exists but {missing} does not; restore {missing}, or delete {present} to make a new local CA"
-    )]
-    Incomplete { present: PathBuf, missing: PathBuf },
-    #[error(
-        "{path} is not usable ({reason}); delete it (certificates from earlier intermediates are then no longer told to renew at once)"
-    )]
-    RetiredList { path: PathBuf, reason: String },
-    #[error("cannot make a CA certificate: {0}")]
-    Generate(#[from] rcgen::Error),
-    #[error("cannot build the CA endpoint's TLS configuration: {0}")]
-    Tls(#[from] rustls::Error),
-}
 
 /// A CSR's public key, in the form rcgen signs certificates for.
 pub struct LeafKey {
@@ -103,35 +62,6 @@ pub struct Authority {
     intermediate_not_after: DateTime<Utc>,
     /// Key identifiers of intermediates this CA used before the current one.
     retired: Vec<Vec<u8>>,
-}
-
-fn corrupt(path: &Path, reason: impl std::fmt::Display) -> LocalCaError {
-    LocalCaError::Corrupt {
-        path: path.to_owned(),
-        reason: reason.to_string(),
-    }
-}
-
-/// Reads a file, `None` when it does not exist.
-fn read_optional(path: &Path) -> Result<Option<String>, LocalCaError> {
-    match fs::read_to_string(path) {
-        Ok(text) => Ok(Some(text)),
-        Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
-        Err(source) => Err(LocalCaError::Read {
-            path: path.to_owned(),
-            source,
-        }),
-    }
-}
-
-/// Written as all of data/ is: atomically, private to quire's user.
-fn write_atomic(path: &Path, contents: &str) -> Result<(), LocalCaError> {
-    crate::datadir::write_private_file(path, contents.as_bytes()).map_err(|source| {
-        LocalCaError::Write {
-            path: path.to_owned(),
-            source,
-        }
-    })
 }
 
 fn random_serial() -> SerialNumber {
@@ -206,63 +136,6 @@ fn subject_key_id(der: &[u8]) -> Option<Vec<u8>> {
             ParsedExtension::SubjectKeyIdentifier(id) => Some(id.0.to_vec()),
             _ => None,
         })
-}
-
-/// The key identifiers in the retired-intermediates file, oldest first.
-fn read_retired(path: &Path) -> Result<Vec<Vec<u8>>, LocalCaError> {
-    use std::io::Read;
-    let damaged = |reason: String| LocalCaError::RetiredList {
-        path: path.to_owned(),
-        reason,
-    };
-    let file = match fs::File::open(path) {
-        Ok(file) => file,
-        Err(e) if e.kind() == ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(e) => return Err(damaged(format!("cannot open it: {e}"))),
-    };
-    let mut bytes = Vec::new();
-    file.take(MAX_RETIRED_BYTES + 1)
-        .read_to_end(&mut bytes)
-        .map_err(|e| damaged(format!("cannot read it: {e}")))?;
-    if bytes.len() as u64 > MAX_RETIRED_BYTES {
-        return Err(damaged(format!(
-            "it is larger than {MAX_RETIRED_BYTES} bytes"
-        )));
-    }
-    let text = String::from_utf8(bytes).map_err(|_| damaged("it is not text".into()))?;
-    text.lines()
-        .enumerate()
-        .map(|(i, line)| {
-            let bad = || damaged(format!("line {} is not a hex key identifier", i + 1));
-            let line = line.trim();
-            if line.is_empty() || line.len() % 2 != 0 || line.len() > MAX_KEY_ID_HEX {
-                return Err(bad());
-            }
-            (0..line.len())
-                .step_by(2)
-                .map(|at| u8::from_str_radix(&line[at..at + 2], 16).map_err(|_| bad()))
-                .collect()
-        })
-        .collect()
-}
-
-/// Adds `key_id` to the retired list (once), keeping the newest [`MAX_RETIRED`].
-fn retire(path: &Path, retired: &mut Vec<Vec<u8>>, key_id: Vec<u8>) -> Result<(), LocalCaError> {
-    if retired.contains(&key_id) {
-        return Ok(());
-    }
-    retired.push(key_id);
-    let excess = retired.len().saturating_sub(MAX_RETIRED);
-    retired.drain(..excess);
-    let text: String = retired
-        .iter()
-        .map(|id| {
-            let mut line: String = id.iter().map(|b| format!("{b:02x}")).collect();
-            line.push('\n');
-            line
-        })
-        .collect();
-    write_atomic(path, &text)
 }
 
 /// A certificate and key pair read back from PEM, checked to belong together.
@@ -611,26 +484,5 @@ impl Authority {
             )?;
         config.alpn_protocols = vec![b"http/1.1".to_vec()];
         Ok(Arc::new(config))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_retired_list_keeps_each_key_once_and_only_the_newest() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join(RETIRED_FILE);
-        let mut retired = Vec::new();
-        for n in 0..MAX_RETIRED + 3 {
-            retire(&path, &mut retired, vec![n as u8, 0xab]).unwrap();
-            retire(&path, &mut retired, vec![n as u8, 0xab]).unwrap();
-        }
-        let expected: Vec<Vec<u8>> = (3..MAX_RETIRED + 3).map(|n| vec![n as u8, 0xab]).collect();
-        assert_eq!(retired, expected);
-        assert_eq!(read_retired(&path).unwrap(), expected);
-        let mode = fs::metadata(&path).unwrap().permissions().mode() & 0o777;
-        assert_eq!(mode, 0o600);
     }
 }

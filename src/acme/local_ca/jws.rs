@@ -1,7 +1,8 @@
-//! Flattened JWS (RFC 7515) as ACME uses it (RFC 8555 §6.2): parsing the
-//! protected header, verifying the signature with ring, and the public keys
-//! (JWK) that accounts and certificates are identified by, with their RFC 7638
-//! thumbprints.
+//! Flattened JWS (RFC 7515) as ACME uses it (RFC 8555 §6.2-6.4): parsing the
+//! protected header, authenticating a request (nonce, url, key selection,
+//! signature), the inner JWS of a key change, and the public keys (JWK) that
+//! accounts and certificates are identified by, with their RFC 7638 thumbprints.
+//! Every JWS signature the local CA checks is checked here.
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -207,24 +208,24 @@ impl Jwk {
 
 /// How the request identifies its signer: a new key or an existing account.
 #[derive(Debug)]
-pub enum KeyRef {
+enum KeyRef {
     Jwk(Jwk),
     Kid(String),
 }
 
 #[derive(Debug)]
-pub struct Header {
-    pub alg: Alg,
-    pub nonce: Option<String>,
-    pub url: String,
-    pub key: KeyRef,
+struct Header {
+    alg: Alg,
+    nonce: Option<String>,
+    url: String,
+    key: KeyRef,
 }
 
 /// A parsed, not yet verified, flattened JWS.
 #[derive(Debug)]
-pub struct Jws {
-    pub header: Header,
-    pub payload: Vec<u8>,
+struct Jws {
+    header: Header,
+    payload: Vec<u8>,
     signing_input: Vec<u8>,
     signature: Vec<u8>,
 }
@@ -237,7 +238,7 @@ fn member<'a>(object: &'a Map<String, Value>, name: &str) -> Result<&'a str, Pro
 }
 
 impl Jws {
-    pub fn parse(body: &[u8]) -> Result<Jws, Problem> {
+    fn parse(body: &[u8]) -> Result<Jws, Problem> {
         let value: Value = serde_json::from_slice(body)
             .map_err(|e| Problem::malformed(format!("body is not JSON: {e}")))?;
         let object = value
@@ -306,7 +307,147 @@ impl Jws {
         })
     }
 
-    pub fn verify(&self, key: &Jwk) -> Result<(), Problem> {
+    fn verify(&self, key: &Jwk) -> Result<(), Problem> {
         key.verify(self.header.alg, &self.signing_input, &self.signature)
+    }
+}
+
+/// Which key selection a resource accepts (RFC 8555 §6.2): "kid" for an
+/// account's requests, "jwk" for a new account, either for revocation.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Expect {
+    Kid,
+    Jwk,
+    Either,
+}
+
+/// Who signed a request: an existing account, or a bare key (new account, revocation by key).
+pub enum Signer {
+    Account { id: String, key: Jwk },
+    Key(Jwk),
+}
+
+impl Signer {
+    pub fn key(&self) -> &Jwk {
+        match self {
+            Signer::Account { key, .. } | Signer::Key(key) => key,
+        }
+    }
+
+    pub fn account(&self) -> Result<&str, Problem> {
+        match self {
+            Signer::Account { id, .. } => Ok(id),
+            Signer::Key(_) => Err(Problem::malformed(
+                "this request must be signed with \"kid\"",
+            )),
+        }
+    }
+}
+
+/// What authenticating a request needs from the server's memory, which the
+/// caller holds: nonces are spent, and accounts are found by their URL.
+pub trait Accounts {
+    /// True once for each nonce the server handed out and has not forgotten.
+    fn take_nonce(&self, nonce: &str) -> bool;
+    /// The id and key of the valid account at `kid`, marking it used.
+    fn account(&self, kid: &str) -> Result<(String, Jwk), Problem>;
+}
+
+/// A request whose signature verified, with its payload.
+pub struct Authenticated {
+    pub payload: Vec<u8>,
+    pub signer: Signer,
+}
+
+impl Authenticated {
+    /// RFC 8555 §6.2-6.4, in this order: nonce, url, key selection, then the signature.
+    pub fn new(
+        body: &[u8],
+        url: &str,
+        expect: Expect,
+        accounts: &impl Accounts,
+    ) -> Result<Authenticated, Problem> {
+        let jws = Jws::parse(body)?;
+        let bad_nonce = |detail: &str| Problem::new(ProblemType::BadNonce, detail);
+        let nonce = jws
+            .header
+            .nonce
+            .as_deref()
+            .ok_or_else(|| bad_nonce("protected header lacks \"nonce\""))?;
+        if !accounts.take_nonce(nonce) {
+            return Err(bad_nonce(
+                "nonce was not issued by this server or was already used; get a fresh one",
+            ));
+        }
+        if jws.header.url != url {
+            return Err(Problem::unauthorized(format!(
+                "\"url\" header is {:?} but the request was sent to {url:?}",
+                jws.header.url
+            )));
+        }
+        let signer = match (&jws.header.key, expect) {
+            (KeyRef::Kid(kid), Expect::Kid | Expect::Either) => {
+                let (id, key) = accounts.account(kid)?;
+                Signer::Account { id, key }
+            }
+            (KeyRef::Jwk(jwk), Expect::Jwk | Expect::Either) => Signer::Key(jwk.clone()),
+            (KeyRef::Kid(_), _) => {
+                return Err(Problem::malformed(
+                    "this request must be signed with \"jwk\", not \"kid\"",
+                ));
+            }
+            (KeyRef::Jwk(_), _) => {
+                return Err(Problem::malformed(
+                    "this request must be signed with \"kid\" (the account URL), not \"jwk\"",
+                ));
+            }
+        };
+        jws.verify(signer.key())?;
+        Ok(Authenticated {
+            payload: jws.payload,
+            signer,
+        })
+    }
+
+    pub fn is_post_as_get(&self) -> bool {
+        self.payload.is_empty()
+    }
+
+    pub fn object(&self) -> Result<Map<String, Value>, Problem> {
+        match serde_json::from_slice(&self.payload) {
+            Ok(Value::Object(object)) => Ok(object),
+            Ok(_) => Err(Problem::malformed("payload is not a JSON object")),
+            Err(e) => Err(Problem::malformed(format!("payload is not JSON: {e}"))),
+        }
+    }
+
+    pub fn post_as_get(&self) -> Result<(), Problem> {
+        if self.is_post_as_get() {
+            Ok(())
+        } else {
+            Err(Problem::malformed(
+                "this resource is read by POST-as-GET: send an empty payload",
+            ))
+        }
+    }
+
+    /// RFC 8555 §7.3.5: the payload is a JWS signed by the new key, as "jwk",
+    /// for the same url as this request; the new key and the inner payload.
+    pub fn key_change(&self, url: &str) -> Result<(Jwk, Value), Problem> {
+        let inner = Jws::parse(&self.payload)?;
+        let KeyRef::Jwk(new_key) = &inner.header.key else {
+            return Err(Problem::malformed(
+                "the inner JWS must carry the new key as \"jwk\"",
+            ));
+        };
+        inner.verify(new_key)?;
+        if inner.header.url != url {
+            return Err(Problem::malformed(
+                "the inner JWS must have the same \"url\" as the outer one",
+            ));
+        }
+        let change: Value = serde_json::from_slice(&inner.payload)
+            .map_err(|_| Problem::malformed("the inner payload is not JSON"))?;
+        Ok((new_key.clone(), change))
     }
 }

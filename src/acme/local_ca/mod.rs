@@ -1,14 +1,22 @@
 //! The in-process ACME server (RFC 8555) and its certificate authority: local
 //! mode points quire's ACME client at it, so the whole certificate lifecycle
 //! (order, validation, issuance, renewal, revocation) runs without the internet.
-//! `authority` owns the keys and certificates, `jws` request authentication,
-//! `state` the ACME objects, `handlers` the endpoints, `validate` the challenges.
+//! `authority` owns the keys and certificates (`retired` the intermediates it
+//! replaced, `files` their files and errors), `jws` request authentication,
+//! `orders` the ACME objects and their transitions, `state` the memory holding
+//! them, `api` the endpoints, `csr` and `issue` finalizing, `validate` the
+//! challenges, `budget` per-client limits.
 
+mod api;
 mod authority;
 mod budget;
-mod handlers;
+mod csr;
+mod files;
+mod issue;
 mod jws;
+mod orders;
 mod problem;
+mod retired;
 mod state;
 mod validate;
 
@@ -19,7 +27,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard};
 
-pub use authority::LocalCaError;
+pub use files::LocalCaError;
 
 use authority::Authority;
 use state::State;
@@ -81,12 +89,6 @@ impl LocalCa {
     /// localhost issued under the root, so clients trusting only root.pem can connect.
     pub fn server_config(&self) -> Arc<rustls::ServerConfig> {
         self.server_config.clone()
-    }
-
-    /// The ACME API, with `base` (e.g. `https://127.0.0.1:8444`) as the address
-    /// clients reach it at; the directory is at [`directory_url`].
-    pub fn router(self: &Arc<Self>, base: url::Url) -> axum::Router {
-        handlers::router(self.clone(), &base)
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {

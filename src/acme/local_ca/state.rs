@@ -1,6 +1,7 @@
 //! The ACME server's memory: nonces, accounts, orders, authorizations with their
-//! challenges, and issued certificates, with the status transitions between them.
-//! Everything here is synchronous; callers hold the lock only between awaits.
+//! challenges, and issued certificates, with the transitions that span several
+//! of them. Everything here is synchronous and quick; callers hold the lock only
+//! between awaits, and never while a certificate is signed.
 //! All of it is bounded: totals are capped, and what is abandoned is forgotten
 //! within minutes, so a flood of requests cannot grow the process.
 
@@ -8,11 +9,12 @@ use std::collections::{HashMap, VecDeque};
 use std::net::IpAddr;
 
 use chrono::{DateTime, Duration, Utc};
-use ring::rand::{SecureRandom, SystemRandom};
-use serde::Serialize;
 
 use super::budget::Budgets;
-use super::jws::{Jwk, b64};
+use super::orders::{
+    Account, Authorization, ChallengeKind, IssuedCert, Order, Status, check_owner,
+    expired_while_signing, random_id,
+};
 use super::problem::Problem;
 
 /// Outstanding nonces kept; older ones are forgotten (and then rejected as badNonce).
@@ -35,98 +37,6 @@ pub const MAX_CERTS: usize = 1_000;
 /// Expired objects are swept at most this often (and whenever a total is reached).
 const SWEEP_EVERY_SECS: i64 = 10;
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Status {
-    Pending,
-    Ready,
-    Processing,
-    Valid,
-    Invalid,
-    Deactivated,
-    Expired,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ChallengeKind {
-    Http01,
-    TlsAlpn01,
-}
-
-impl ChallengeKind {
-    pub fn name(self) -> &'static str {
-        match self {
-            ChallengeKind::Http01 => "http-01",
-            ChallengeKind::TlsAlpn01 => "tls-alpn-01",
-        }
-    }
-
-    pub fn from_name(name: &str) -> Option<ChallengeKind> {
-        match name {
-            "http-01" => Some(ChallengeKind::Http01),
-            "tls-alpn-01" => Some(ChallengeKind::TlsAlpn01),
-            _ => None,
-        }
-    }
-}
-
-pub struct Account {
-    pub key: Jwk,
-    pub status: Status,
-    pub contact: Vec<String>,
-    pub terms_agreed: bool,
-    pub orders: Vec<String>,
-    pub last_used: DateTime<Utc>,
-}
-
-pub struct Order {
-    pub account: String,
-    pub status: Status,
-    pub expires: DateTime<Utc>,
-    pub identifiers: Vec<String>,
-    pub authorizations: Vec<String>,
-    pub error: Option<Problem>,
-    pub certificate: Option<String>,
-}
-
-pub struct Challenge {
-    pub kind: ChallengeKind,
-    pub token: String,
-    pub status: Status,
-    pub validated: Option<DateTime<Utc>>,
-    pub error: Option<Problem>,
-}
-
-pub struct Authorization {
-    pub account: String,
-    pub identifier: String,
-    pub status: Status,
-    pub expires: DateTime<Utc>,
-    pub challenges: Vec<Challenge>,
-}
-
-impl Authorization {
-    fn expire(&mut self, now: DateTime<Utc>) {
-        if self.status == Status::Pending && self.expires <= now {
-            self.status = Status::Expired;
-        }
-    }
-}
-
-pub struct IssuedCert {
-    pub account: String,
-    /// Thumbprint of the certified key, for revocation signed by that key.
-    pub key_thumbprint: String,
-    /// Content octets of the DER serial and the authority key identifier: the ARI CertID.
-    pub serial: Vec<u8>,
-    pub authority_key_id: Vec<u8>,
-    pub der: Vec<u8>,
-    pub chain_pem: String,
-    pub not_before: DateTime<Utc>,
-    pub not_after: DateTime<Utc>,
-    pub revoked: bool,
-}
-
 #[derive(Default)]
 pub struct State {
     /// Nonce -> when it was handed out.
@@ -144,15 +54,6 @@ pub struct State {
 
 fn seconds_until(when: Option<DateTime<Utc>>, now: DateTime<Utc>, fallback: i64) -> u64 {
     when.map_or(fallback, |t| (t - now).num_seconds()).max(1) as u64
-}
-
-pub fn random_id(len: usize) -> String {
-    let mut bytes = vec![0u8; len];
-    // Filling a buffer from the OS only fails if the OS has no randomness at all.
-    SystemRandom::new()
-        .fill(&mut bytes)
-        .expect("operating system randomness unavailable");
-    b64(bytes)
 }
 
 impl State {
@@ -259,12 +160,7 @@ impl State {
         let Some(order) = self.orders.get_mut(id) else {
             return;
         };
-        if matches!(order.status, Status::Pending | Status::Ready) && order.expires <= now {
-            order.status = Status::Invalid;
-            order.error = Some(Problem::malformed(
-                "the order expired before it was finalized",
-            ));
-        }
+        order.expire(now);
         for authz_id in &order.authorizations {
             if let Some(authz) = self.authorizations.get_mut(authz_id) {
                 authz.expire(now);
@@ -276,6 +172,84 @@ impl State {
         if let Some(authz) = self.authorizations.get_mut(id) {
             authz.expire(now);
         }
+    }
+
+    /// A new pending order of `account` for `names`, one authorization each,
+    /// all living until `expires`; the order's id.
+    pub fn add_order(
+        &mut self,
+        account: &str,
+        names: Vec<String>,
+        expires: DateTime<Utc>,
+    ) -> String {
+        let authorizations = names
+            .iter()
+            .map(|name| {
+                let id = random_id(16);
+                let authz = Authorization::new(account.to_owned(), name.clone(), expires);
+                self.authorizations.insert(id.clone(), authz);
+                id
+            })
+            .collect();
+        let id = random_id(16);
+        let order = Order::new(account.to_owned(), names, authorizations, expires);
+        self.orders.insert(id.clone(), order);
+        if let Some(account) = self.accounts.get_mut(account) {
+            account.orders.push(id.clone());
+        }
+        id
+    }
+
+    /// The first half of finalizing: the order must be `account`'s and ready,
+    /// and the CA must have room for a certificate. The order is then
+    /// processing, so that the lock can be let go while the certificate is
+    /// signed; the order's identifiers, which the CSR must name.
+    pub fn start_issuing(
+        &mut self,
+        id: &str,
+        account: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<String>, Problem> {
+        self.expire_order(id, now);
+        self.admit_cert(now)?;
+        let order = self
+            .orders
+            .get_mut(id)
+            .ok_or_else(|| Problem::not_found("order"))?;
+        check_owner(&order.account, account)?;
+        order.start_issuing()?;
+        Ok(order.identifiers.clone())
+    }
+
+    /// Issuing failed before a certificate was made: the order is ready again.
+    pub fn stop_issuing(&mut self, id: &str) {
+        if let Some(order) = self.orders.get_mut(id) {
+            order.stop_issuing();
+        }
+    }
+
+    /// The second half of finalizing, once the certificate is signed: records
+    /// it on the order, unless the order expired (or was forgotten) meanwhile,
+    /// in which case the certificate is never handed out. The order.
+    pub fn finish_issuing(
+        &mut self,
+        id: &str,
+        cert: IssuedCert,
+        now: DateTime<Utc>,
+    ) -> Result<&Order, Problem> {
+        if !self.orders.contains_key(id) {
+            return Err(expired_while_signing());
+        }
+        // Other orders may have been finalized while this one was signed.
+        if let Err(full) = self.admit_cert(now) {
+            self.stop_issuing(id);
+            return Err(full);
+        }
+        let cert_id = random_id(16);
+        let order = self.orders.get_mut(id).ok_or_else(expired_while_signing)?;
+        order.issued(cert_id.clone(), now)?;
+        self.certs.insert(cert_id, cert);
+        Ok(order)
     }
 
     /// Forgets expired nonces, orders with their authorizations, idle accounts and
@@ -333,47 +307,20 @@ impl State {
         let Some(authz) = self.authorizations.get_mut(authz_id) else {
             return;
         };
-        let Some(challenge) = authz.challenges.iter_mut().find(|c| c.kind == kind) else {
+        if !authz.finish_validation(kind, &outcome, now) {
             return;
-        };
-        if challenge.status != Status::Processing {
-            return;
-        }
-        match &outcome {
-            Ok(()) => {
-                challenge.status = Status::Valid;
-                challenge.validated = Some(now);
-                authz.status = Status::Valid;
-            }
-            Err(problem) => {
-                challenge.status = Status::Invalid;
-                challenge.error = Some(problem.clone());
-                authz.status = Status::Invalid;
-            }
         }
         let authorizations = &self.authorizations;
         for order in self.orders.values_mut() {
-            if order.status != Status::Pending
-                || !order.authorizations.iter().any(|a| a == authz_id)
-            {
+            if !order.authorizations.iter().any(|a| a == authz_id) {
                 continue;
             }
-            match &outcome {
-                Err(problem) => {
-                    order.status = Status::Invalid;
-                    order.error = Some(problem.clone());
-                }
-                Ok(()) => {
-                    let all_valid = order.authorizations.iter().all(|a| {
-                        authorizations
-                            .get(a)
-                            .is_some_and(|authz| authz.status == Status::Valid)
-                    });
-                    if all_valid {
-                        order.status = Status::Ready;
-                    }
-                }
-            }
+            let all_valid = order.authorizations.iter().all(|a| {
+                authorizations
+                    .get(a)
+                    .is_some_and(|authz| authz.status == Status::Valid)
+            });
+            order.authorization_settled(&outcome, all_valid);
         }
     }
 
@@ -383,14 +330,98 @@ impl State {
             authz.status = Status::Deactivated;
         }
         for order in self.orders.values_mut() {
-            if matches!(order.status, Status::Pending | Status::Ready)
-                && order.authorizations.iter().any(|a| a == authz_id)
-            {
-                order.status = Status::Invalid;
-                order.error = Some(Problem::unauthorized(
-                    "an authorization of the order was deactivated",
-                ));
+            if order.authorizations.iter().any(|a| a == authz_id) {
+                order.authorization_deactivated();
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::acme::local_ca::problem::ProblemType;
+
+    fn start() -> DateTime<Utc> {
+        "2026-03-01T12:00:00Z".parse().unwrap()
+    }
+
+    fn cert(now: DateTime<Utc>) -> IssuedCert {
+        IssuedCert {
+            account: "acct".into(),
+            key_thumbprint: "thumb".into(),
+            serial: vec![1],
+            authority_key_id: vec![2],
+            der: vec![3],
+            chain_pem: String::new(),
+            not_before: now,
+            not_after: now + Duration::days(3),
+            revoked: false,
+        }
+    }
+
+    /// A state with one order of "acct" for a.test whose authorization passed.
+    fn ready_order() -> (State, String) {
+        let mut state = State::default();
+        let expires = start() + Duration::seconds(ORDER_LIFETIME_SECS);
+        let id = state.add_order("acct", vec!["a.test".into()], expires);
+        let authz = state.orders[&id].authorizations[0].clone();
+        state.authorizations.get_mut(&authz).unwrap().challenges[0].status = Status::Processing;
+        let kind = state.authorizations[&authz].challenges[0].kind;
+        state.finish_validation(&authz, kind, Ok(()), start());
+        assert_eq!(state.orders[&id].status, Status::Ready);
+        (state, id)
+    }
+
+    #[test]
+    fn a_processing_order_takes_the_certificate_signed_for_it_once() {
+        let (mut state, id) = ready_order();
+        let names = state.start_issuing(&id, "acct", start()).unwrap();
+        assert_eq!(names, ["a.test"]);
+        assert_eq!(state.orders[&id].status, Status::Processing);
+        // A second finalize while the first signs is refused, not signed twice.
+        let again = state.start_issuing(&id, "acct", start()).unwrap_err();
+        assert_eq!(again.kind, ProblemType::OrderNotReady);
+
+        let order = state.finish_issuing(&id, cert(start()), start()).unwrap();
+        assert_eq!(order.status, Status::Valid);
+        let cert_id = order.certificate.clone().unwrap();
+        assert!(state.certs.contains_key(&cert_id));
+    }
+
+    #[test]
+    fn only_the_owner_finalizes_and_a_failed_signing_leaves_the_order_ready() {
+        let (mut state, id) = ready_order();
+        let other = state.start_issuing(&id, "other", start()).unwrap_err();
+        assert_eq!(other.kind, ProblemType::Unauthorized);
+        assert_eq!(state.orders[&id].status, Status::Ready);
+        state.start_issuing(&id, "acct", start()).unwrap();
+        state.stop_issuing(&id);
+        assert_eq!(state.orders[&id].status, Status::Ready);
+        state.start_issuing(&id, "acct", start()).unwrap();
+    }
+
+    #[test]
+    fn an_order_that_expires_while_its_certificate_is_signed_never_gets_it() {
+        let after = start() + Duration::seconds(ORDER_LIFETIME_SECS);
+
+        // Expired, still remembered: invalid, saying why.
+        let (mut state, id) = ready_order();
+        state.start_issuing(&id, "acct", start()).unwrap();
+        let problem = state.finish_issuing(&id, cert(start()), after).unwrap_err();
+        assert!(problem.detail.contains("expired"), "{problem}");
+        assert_eq!(state.orders[&id].status, Status::Invalid);
+        assert!(state.orders[&id].error.is_some());
+        assert!(state.orders[&id].certificate.is_none());
+        assert!(state.certs.is_empty());
+
+        // Expired and swept away meanwhile.
+        let (mut state, id) = ready_order();
+        state.start_issuing(&id, "acct", start()).unwrap();
+        state.prune(after);
+        assert!(!state.orders.contains_key(&id));
+        let problem = state.finish_issuing(&id, cert(start()), after).unwrap_err();
+        assert!(problem.detail.contains("expired"), "{problem}");
+        assert!(state.certs.is_empty());
     }
 }

@@ -242,7 +242,12 @@ async fn handshake(target: SocketAddr, identifier: &str) -> Result<Vec<u8>, Prob
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let mut config = rustls::ClientConfig::builder_with_provider(provider.clone())
         .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
-        .map_err(|e| Problem::new(ProblemType::ServerInternal, e.to_string()))?
+        .map_err(|e| {
+            Problem::new(
+                ProblemType::ServerInternal,
+                format!("cannot set up the tls-alpn-01 client: {e}"),
+            )
+        })?
         .dangerous()
         .with_custom_certificate_verifier(Arc::new(AnyCertificate(provider)))
         .with_no_client_auth();

@@ -10,9 +10,9 @@ use std::sync::{Arc, LazyLock};
 use bytes::Bytes;
 use rayon::prelude::*;
 
-use super::Problem;
 use super::content::AssetFile;
 use super::highlight;
+use super::problem::Problem;
 use super::snapshot::{CachePolicy, CachedFile, Resource, ResourceKind, Route};
 use super::walk::{unreadable, walk};
 

@@ -16,7 +16,7 @@ use chrono::{DateTime, Utc};
 use sha2::{Digest, Sha256};
 use tokio::sync::watch;
 
-use super::Problem;
+use super::problem::Problem;
 
 /// What a resource is. Its responses carry it (an http extension), so that
 /// metrics and statistics tell pages from feeds and assets without guessing.

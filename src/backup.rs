@@ -10,7 +10,7 @@ use anyhow::Context;
 
 use crate::acme::backup::archive;
 use crate::datadir::{DataDir, write_private_file};
-use crate::stats::{StatsStore, dump};
+use crate::stats::{StatsBackend, dump};
 
 /// The statistics inside an archive.
 const STATS_DUMP: &str = "stats.dump";
@@ -18,12 +18,12 @@ const STATS_DUMP: &str = "stats.dump";
 /// Writes the archive of `data` to `file`, with `stats` dumped into it.
 pub fn write_archive(
     data: &Path,
-    stats: Option<&dyn StatsStore>,
+    stats: Option<&dyn StatsBackend>,
     file: &Path,
 ) -> anyhow::Result<String> {
     check_target(file)?;
     let dumped = stats
-        .map(dump::export)
+        .map(|stats| stats.export())
         .transpose()
         .context("dumping the statistics")?;
     let extra: Vec<(&str, &[u8])> = dumped
@@ -93,7 +93,7 @@ pub fn write_archive_offline(data: &Path, file: &Path) -> anyhow::Result<String>
         true => Some(crate::stats::open_disk_store(data)?),
         false => None,
     };
-    write_archive(data, stats.as_ref().map(|s| s as &dyn StatsStore), file)
+    write_archive(data, stats.as_ref().map(|s| s as &dyn StatsBackend), file)
 }
 
 /// Unpacks the archive `file` into `data` and imports the statistics it

@@ -9,7 +9,7 @@ use chrono::{DateTime, Utc};
 
 use super::health;
 use super::recent;
-use super::server::Sources;
+use super::sources::Sources;
 use crate::site::markdown::escape_html as esc;
 use crate::stats::Report;
 use crate::stats::schema::Counts;

@@ -11,7 +11,7 @@
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-use super::server::Sources;
+use super::sources::Sources;
 use crate::config::Mode;
 use crate::stats::StoreHealth;
 

@@ -4,7 +4,7 @@
 //! process, statistics). `process` reads /proc, `health` answers /health and
 //! /ready, `exposition` speaks both text formats, `dashboard` renders the HTML
 //! page, `recent` keeps the last logged errors for it, `server` is the
-//! internal listener with its token rule.
+//! internal listener with its token rule, over the `sources` they all read.
 
 pub mod dashboard;
 pub mod exposition;
@@ -12,6 +12,7 @@ pub mod health;
 pub mod process;
 pub mod recent;
 pub mod server;
+pub mod sources;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -12,60 +12,11 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use chrono::{DateTime, Utc};
 use sha2::Digest as _;
 
 use super::exposition::Format;
-use super::{Metrics, Snapshot, dashboard, health};
-use crate::acme::certs::CertStore;
-use crate::clock::SharedClock;
-use crate::config::Mode;
-use crate::site::LiveSite;
-use crate::stats::Stats;
-use crate::supervisor::TaskRegistry;
-use crate::tls::CertResolver;
-
-/// Everything the operator's view reads; all of it read-only.
-#[derive(Clone)]
-pub struct Sources {
-    pub metrics: Metrics,
-    pub site: LiveSite,
-    pub resolver: Option<Arc<CertResolver>>,
-    pub stats: Option<Stats>,
-    pub tasks: TaskRegistry,
-    pub certificates: Option<CertStore>,
-    pub clock: SharedClock,
-    pub mode: Mode,
-    pub title: String,
-    pub started: DateTime<Utc>,
-}
-
-impl Sources {
-    /// The figures the exposition reads at scrape time.
-    pub fn snapshot(&self) -> Snapshot {
-        let (stats_recorded, stats_dropped) = self
-            .stats
-            .as_ref()
-            .map_or((0, 0), |s| (s.recorder().totals().0, s.dropped()));
-        Snapshot {
-            // The generation counts rebuilds; the first build is generation 0.
-            site_builds: *self.site.subscribe().borrow() + 1,
-            site_problems: self.site.snapshot().summary.problems.len(),
-            certificates: self
-                .resolver
-                .iter()
-                .flat_map(|r| r.served())
-                .filter(|c| !c.temporary)
-                .flat_map(|c| c.names.into_iter().map(move |n| (n, c.not_after)))
-                .collect(),
-            task_restarts: self.tasks.restarts(),
-            stats_recorded,
-            stats_dropped,
-            stats_flushed: self.stats.as_ref().map_or(0, Stats::flushed),
-            stats_store_bytes: self.stats.as_ref().and_then(|s| s.store().size_on_disk()),
-        }
-    }
-}
+pub use super::sources::Sources;
+use super::{dashboard, health};
 
 pub fn router(sources: Sources, token: Option<String>) -> Router {
     Router::new()

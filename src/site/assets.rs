@@ -10,9 +10,9 @@ use std::sync::{Arc, LazyLock};
 use bytes::Bytes;
 use rayon::prelude::*;
 
-use super::Problem;
 use super::content::AssetFile;
 use super::highlight;
+use super::problem::Problem;
 use super::snapshot::{CachePolicy, CachedFile, Resource, ResourceKind, Route};
 use super::walk::{unreadable, walk};
 
@@ -163,9 +163,10 @@ pub fn load(
                     return Err((Problem::new(file.path.clone(), 0, message), keep));
                 }
             };
+            let content_type = content_type_of(&file.url);
             let resource = Resource::new(
-                ResourceKind::Asset,
-                content_type_of(&file.url),
+                ResourceKind::of_file(&content_type),
+                content_type,
                 Bytes::from(bytes),
                 Some(file.modified),
                 reuse,

@@ -11,9 +11,9 @@ use std::time::SystemTime;
 use chrono::{DateTime, NaiveDate, Utc};
 use rayon::prelude::*;
 
-use super::Problem;
 use super::frontmatter::{self, FrontMatter};
 use super::markdown::{self, Links, Rendered, slugify};
+use super::problem::Problem;
 use super::walk::{Listing, unreadable, walk};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -36,8 +36,13 @@ pub struct FrontMatter {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Timestamp(pub DateTime<Utc>);
 
+/// Text that is none of the date formats front matter accepts.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("`{0}` is not a date; write it as 2026-03-14 or 2026-03-14T09:30:00Z")]
+pub struct NotADate(pub String);
+
 impl Timestamp {
-    pub fn parse(text: &str) -> Result<Timestamp, String> {
+    pub fn parse(text: &str) -> Result<Timestamp, NotADate> {
         let text = text.trim();
         if let Ok(dt) = DateTime::parse_from_rfc3339(text) {
             return Ok(Timestamp(dt.with_timezone(&Utc)));
@@ -57,9 +62,7 @@ impl Timestamp {
                 d.and_hms_opt(0, 0, 0).expect("midnight").and_utc(),
             ));
         }
-        Err(format!(
-            "`{text}` is not a date; write it as 2026-03-14 or 2026-03-14T09:30:00Z"
-        ))
+        Err(NotADate(text.to_string()))
     }
 }
 

@@ -11,13 +11,13 @@ pub mod frontmatter;
 pub mod highlight;
 pub mod markdown;
 pub mod new_post;
+pub mod problem;
 pub mod render;
 pub mod snapshot;
 pub mod walk;
 pub mod watcher;
 
 use std::collections::HashMap;
-use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
@@ -27,39 +27,10 @@ use chrono::{DateTime, Utc};
 use rayon::prelude::*;
 
 use crate::config::{Config, SiteConfig};
+pub use problem::Problem;
 use render::{DocKind, Renderer, Theme};
 use snapshot::{BuildSummary, CachePolicy};
 pub use snapshot::{LiveSite, Resource, ResourceKind, Route, SiteSnapshot};
-
-/// Something wrong in a content file, located as precisely as we can.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Problem {
-    pub file: PathBuf,
-    /// 1-based; 0 when the problem concerns the file as a whole.
-    pub line: usize,
-    /// What is wrong and what to do about it.
-    pub message: String,
-}
-
-impl Problem {
-    pub fn new(file: PathBuf, line: usize, message: String) -> Problem {
-        Problem {
-            file,
-            line,
-            message,
-        }
-    }
-}
-
-impl fmt::Display for Problem {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.line == 0 {
-            write!(f, "{}: {}", self.file.display(), self.message)
-        } else {
-            write!(f, "{}:{}: {}", self.file.display(), self.line, self.message)
-        }
-    }
-}
 
 #[derive(Debug, thiserror::Error)]
 pub enum BuildError {

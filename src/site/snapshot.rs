@@ -16,10 +16,10 @@ use chrono::{DateTime, Utc};
 use sha2::{Digest, Sha256};
 use tokio::sync::watch;
 
-use super::Problem;
+use super::problem::Problem;
 
-/// What a resource is, so that responses and (later) statistics can tell pages
-/// from feeds and assets.
+/// What a resource is. Its responses carry it (an http extension), so that
+/// metrics and statistics tell pages from feeds and assets without guessing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ResourceKind {
     Page,
@@ -27,6 +27,28 @@ pub enum ResourceKind {
     Meta,
     Asset,
     NotFound,
+}
+
+/// Content types of feeds, as a file's type names them.
+const FEED_TYPES: [&str; 3] = [
+    "application/atom+xml",
+    "application/rss+xml",
+    "application/feed+json",
+];
+
+impl ResourceKind {
+    /// The kind of a file served as it is (from static/ or content/): an
+    /// HTML file is a page readers read, and a feed file one feed readers
+    /// fetch, as they have always been counted; anything else is an asset.
+    pub fn of_file(content_type: &str) -> ResourceKind {
+        if content_type.starts_with("text/html") {
+            ResourceKind::Page
+        } else if FEED_TYPES.iter().any(|feed| content_type.starts_with(feed)) {
+            ResourceKind::Feed
+        } else {
+            ResourceKind::Asset
+        }
+    }
 }
 
 /// How long clients may keep a resource.
@@ -360,5 +382,18 @@ mod tests {
         let reuse = |d: &str| (d == first.digest).then(|| first.clone());
         let second = Resource::new(ResourceKind::Page, "text/html".into(), body, None, &reuse);
         assert!(Arc::ptr_eq(&first, &second));
+    }
+
+    #[test]
+    fn files_are_pages_feeds_or_assets_by_their_type() {
+        let kind = |url| ResourceKind::of_file(&crate::site::assets::content_type_of(url));
+        assert_eq!(kind("/about.html"), ResourceKind::Page);
+        assert_eq!(kind("/old/feed.atom"), ResourceKind::Feed);
+        assert_eq!(
+            ResourceKind::of_file("application/rss+xml"),
+            ResourceKind::Feed
+        );
+        assert_eq!(kind("/sitemap.xml"), ResourceKind::Asset);
+        assert_eq!(kind("/photo.png"), ResourceKind::Asset);
     }
 }

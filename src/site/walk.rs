@@ -10,7 +10,7 @@ use std::io;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
-use super::Problem;
+use super::problem::Problem;
 
 /// What a walk found.
 #[derive(Debug, Default)]

@@ -13,7 +13,8 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
-use super::flush::{Caps, add_counts};
+use super::caps::Caps;
+use super::flush::add_counts;
 use super::schema::{self, Counts, DAILY, Day, HOURLY, Hour, Meta, SALT, SEEN, Series};
 use super::store::{Batch, StatsStore, StatsStoreError};
 

@@ -13,17 +13,17 @@ use std::sync::{Mutex, RwLock};
 #[derive(Debug, thiserror::Error)]
 pub enum StatsStoreError {
     #[error(
-        "cannot open the statistics store at {path}: {reason}; {hint}. The site is served anyway, and statistics are counted in memory until the next restart"
+        "cannot open the statistics store at {path}: {source}; {hint}. The site is served anyway, and statistics are counted in memory until the next restart"
     )]
     Open {
         path: PathBuf,
-        reason: String,
-        hint: String,
+        source: Cause,
+        hint: &'static str,
     },
     #[error(
         "the statistics store failed: {0}; check the disk (space, permissions) under data/stats"
     )]
-    Engine(String),
+    Engine(#[source] Cause),
     #[error(
         "the statistics store holds a bad record ({0}); move data/stats aside and restart to start a new store"
     )]
@@ -39,6 +39,10 @@ pub enum StatsStoreError {
     )]
     Waiting,
 }
+
+/// What an engine reported, kept whole so that its cause chain is printed;
+/// a plain message (`"...".into()`) when the failure is quire's own finding.
+pub type Cause = Box<dyn std::error::Error + Send + Sync>;
 
 /// Key-value pairs, in key order.
 pub type Entries = Vec<(Vec<u8>, Vec<u8>)>;
@@ -198,7 +202,7 @@ impl SledStore {
         };
         use_db(db).map_err(|e| {
             self.failed.store(true, Ordering::Relaxed);
-            StatsStoreError::Engine(e.to_string())
+            StatsStoreError::Engine(e.into())
         })
     }
 
@@ -215,14 +219,14 @@ fn measure(db: &sled::Db) -> u64 {
 }
 
 fn open_sled(dir: &Path) -> Result<sled::Db, StatsStoreError> {
-    let open_error = |reason: String, hint: &str| StatsStoreError::Open {
+    let open_error = |source: Cause, hint| StatsStoreError::Open {
         path: dir.to_path_buf(),
-        reason,
-        hint: hint.to_string(),
+        source,
+        hint,
     };
     crate::datadir::create_private_dir(dir).map_err(|e| {
         open_error(
-            e.to_string(),
+            e.into(),
             "check that the data directory exists and belongs to the user running quire",
         )
     })?;
@@ -232,12 +236,12 @@ fn open_sled(dir: &Path) -> Result<sled::Db, StatsStoreError> {
         .cache_capacity(64 * 1024 * 1024)
         .open()
         .map_err(|e| {
-            let reason = e.to_string();
+            let locked = e.to_string().contains("lock");
             let hint = match &e {
                 sled::Error::Io(io) if io.raw_os_error() == Some(libc::ENOSPC) => {
                     "the disk is full; free some space and restart"
                 }
-                sled::Error::Io(io) if io.kind() == std::io::ErrorKind::WouldBlock || reason.contains("lock") => {
+                sled::Error::Io(io) if io.kind() == std::io::ErrorKind::WouldBlock || locked => {
                     "another process (probably another quire) has it open; stop that process, or give this one its own [paths] data"
                 }
                 sled::Error::Io(io) if io.kind() == std::io::ErrorKind::PermissionDenied => {
@@ -247,7 +251,7 @@ fn open_sled(dir: &Path) -> Result<sled::Db, StatsStoreError> {
                     "the store looks damaged; move it aside (e.g. `mv data/stats data/stats.broken`) and restart to begin a new one"
                 }
             };
-            open_error(reason, hint)
+            open_error(e.into(), hint)
         })
 }
 

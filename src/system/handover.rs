@@ -107,9 +107,9 @@ pub(super) async fn take_over_data(
             let opened = tokio::task::spawn_blocking(move || open_disk_store(&data))
                 .await
                 .unwrap_or_else(|e| {
-                    Err(crate::stats::StatsStoreError::Engine(format!(
-                        "opening it panicked: {e}"
-                    )))
+                    Err(crate::stats::StatsStoreError::Engine(
+                        format!("opening it panicked: {e}").into(),
+                    ))
                 });
             if opened.is_ok() || started.elapsed() > PATIENCE {
                 break opened;

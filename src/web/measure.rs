@@ -1,5 +1,5 @@
-//! Request metrics for the operator: every response counted by route kind and
-//! status class, its latency, and the body bytes the connection actually took
+//! Request metrics for the operator: every response counted by route kind
+//! (`kind`) and status class, its latency, and the body bytes the connection actually took
 //! ([`Counted`]). Atomic adds only.
 
 use std::pin::Pin;
@@ -8,13 +8,12 @@ use std::time::Instant;
 
 use axum::body::Body;
 use axum::extract::{Request, State};
-use axum::http::{StatusCode, header};
 use axum::middleware::Next;
 use axum::response::Response;
 use bytes::Bytes;
 use http_body::{Frame, SizeHint};
 
-use super::respond::Revalidated;
+use super::kind::route_kind;
 use crate::metrics::{Metrics, RouteKind};
 
 pub async fn measure(State(metrics): State<Metrics>, request: Request, next: Next) -> Response {
@@ -100,35 +99,6 @@ impl http_body::Body for Counted {
         }
         hint.set_lower(inner.lower() + rest);
         hint
-    }
-}
-
-/// What a response is: page, feed, asset (revalidations included), redirect, 404.
-pub fn route_kind(response: &Response) -> RouteKind {
-    let status = response.status();
-    if status == StatusCode::NOT_FOUND {
-        return RouteKind::NotFound;
-    }
-    if status.is_redirection() && status != StatusCode::NOT_MODIFIED {
-        return RouteKind::Redirect;
-    }
-    if !(status.is_success() || status == StatusCode::NOT_MODIFIED) {
-        return RouteKind::Other;
-    }
-    let content_type = match response.extensions().get::<Revalidated>() {
-        Some(revalidated) => revalidated.content_type.to_str().unwrap_or(""),
-        None => response
-            .headers()
-            .get(header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or(""),
-    };
-    if content_type.starts_with("text/html") {
-        RouteKind::Page
-    } else if super::visits::is_feed(content_type) {
-        RouteKind::Feed
-    } else {
-        RouteKind::Asset
     }
 }
 

@@ -6,13 +6,13 @@
 
 pub mod challenge;
 pub mod client_ip;
+pub mod kind;
 pub mod measure;
 pub mod path;
 pub mod respond;
 pub mod visits;
 
 use std::collections::HashSet;
-use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -30,6 +30,7 @@ use crate::site::snapshot::CachePolicy;
 use crate::site::{LiveSite, Route};
 use crate::stats::Recorder;
 pub use challenge::ChallengeMap;
+use client_ip::ClientIp;
 
 /// How the site presents itself: its canonical origin, the other names that
 /// redirect to it, and which headers to send.
@@ -70,10 +71,6 @@ pub type LivePolicy = Arc<arc_swap::ArcSwap<SitePolicy>>;
 pub fn live_policy(policy: SitePolicy) -> LivePolicy {
     Arc::new(arc_swap::ArcSwap::from_pointee(policy))
 }
-
-/// The client address as resolved from the peer and trusted proxy headers.
-#[derive(Debug, Clone, Copy)]
-pub struct ClientIp(pub IpAddr);
 
 /// The site's router; with a recorder, page views are counted.
 pub fn router(site: LiveSite, policy: LivePolicy, recorder: Option<Recorder>) -> Router {

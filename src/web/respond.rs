@@ -1,6 +1,8 @@
 //! Turns a [`Resource`] into a response: content negotiation over the
 //! precompressed variants (`Vary: Accept-Encoding`), strong ETags per variant,
 //! conditional requests (304), and byte ranges (206/416) on the identity body.
+//! Every response carries the resource's
+//! [`ResourceKind`](crate::site::ResourceKind) as an extension.
 
 use std::time::SystemTime;
 
@@ -168,16 +170,21 @@ fn if_range_holds(headers: &HeaderMap, etag: &str, last_modified: Option<SystemT
     }
 }
 
-/// Marks a 304: what the client's cached copy is (the response itself carries
-/// no Content-Type), so that statistics can count feed revalidations.
-#[derive(Debug, Clone)]
-pub struct Revalidated {
-    pub content_type: HeaderValue,
+/// Builds the response for `resource`, marked with its kind (a 304 too, so
+/// that statistics count feed revalidations). `status` is 200 for found
+/// resources and 404 for the not-found page (which never answers 304 or ranges).
+pub fn resource(
+    resource: &Resource,
+    cache: CachePolicy,
+    request: &HeaderMap,
+    status: StatusCode,
+) -> Response {
+    let mut response = respond(resource, cache, request, status);
+    response.extensions_mut().insert(resource.kind);
+    response
 }
 
-/// Builds the response for `resource`. `status` is 200 for found resources and
-/// 404 for the not-found page (which never answers 304 or ranges).
-pub fn resource(
+fn respond(
     resource: &Resource,
     cache: CachePolicy,
     request: &HeaderMap,
@@ -219,11 +226,7 @@ pub fn resource(
             None => not_modified_since(request, resource.last_modified),
         };
         if fresh {
-            let mut response = finish(StatusCode::NOT_MODIFIED, headers, Bytes::new());
-            response.extensions_mut().insert(Revalidated {
-                content_type: resource.headers.content_type.clone(),
-            });
-            return response;
+            return finish(StatusCode::NOT_MODIFIED, headers, Bytes::new());
         }
     }
 

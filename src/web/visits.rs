@@ -8,7 +8,8 @@ use axum::http::{HeaderMap, Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::Response;
 
-use super::ClientIp;
+use super::client_ip::ClientIp;
+use super::kind::route_kind;
 use crate::metrics::RouteKind;
 use crate::stats::{Hit, HitKind, Recorder};
 
@@ -52,17 +53,11 @@ fn is_prefetch(headers: &HeaderMap) -> bool {
 }
 
 fn classify(response: &Response) -> Option<HitKind> {
-    match super::measure::route_kind(response) {
+    match route_kind(response) {
         // A revalidated page (304) is not a new view; a revalidated feed is a fetch.
         RouteKind::Page if response.status() == StatusCode::OK => Some(HitKind::Page),
         RouteKind::Feed => Some(HitKind::Feed),
         RouteKind::NotFound => Some(HitKind::NotFound),
         _ => None,
     }
-}
-
-pub fn is_feed(content_type: &str) -> bool {
-    content_type.starts_with("application/atom+xml")
-        || content_type.starts_with("application/rss+xml")
-        || content_type.starts_with("application/feed+json")
 }

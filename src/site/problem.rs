@@ -1,0 +1,36 @@
+//! A problem found while building the site, located in its file (and line,
+//! when it has one), printed as `file:line: what, what to do`. Every stage of
+//! the build reports through it, so `quire check` lists them all at once.
+
+use std::fmt;
+use std::path::PathBuf;
+
+/// Something wrong in a content file, located as precisely as we can.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    pub file: PathBuf,
+    /// 1-based; 0 when the problem concerns the file as a whole.
+    pub line: usize,
+    /// What is wrong and what to do about it.
+    pub message: String,
+}
+
+impl Problem {
+    pub fn new(file: PathBuf, line: usize, message: String) -> Problem {
+        Problem {
+            file,
+            line,
+            message,
+        }
+    }
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.line == 0 {
+            write!(f, "{}: {}", self.file.display(), self.message)
+        } else {
+            write!(f, "{}:{}: {}", self.file.display(), self.line, self.message)
+        }
+    }
+}

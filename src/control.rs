@@ -163,9 +163,10 @@ async fn renew(handlers: &Handlers, dry_run: bool) -> Result<String, String> {
         .send(RenewRequest { dry_run, reply })
         .await
         .map_err(|_| "the certificate manager is not running".to_string())?;
-    outcome
-        .await
-        .unwrap_or_else(|_| Err("the certificate manager stopped before answering".into()))
+    match outcome.await {
+        Ok(done) => done.map_err(|e| format!("{e:#}")),
+        Err(_) => Err("the certificate manager stopped before answering".into()),
+    }
 }
 
 async fn reload(handlers: &Handlers) -> Result<String, String> {

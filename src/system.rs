@@ -11,15 +11,15 @@ use std::net::SocketAddr;
 use std::os::fd::AsFd;
 use std::path::PathBuf;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use anyhow::Context;
 use axum::middleware;
 use tokio::net::{TcpListener, UnixListener};
 use tokio::sync::{mpsc, oneshot};
 
+use crate::acme::lease::LeaseSlot;
 use crate::acme::service;
-use crate::acme::store::StoreLock;
 use crate::clock::SharedClock;
 use crate::config::{Config, Mode};
 use crate::control;
@@ -82,7 +82,7 @@ pub struct RunningServer {
     sockets: Vec<(SocketName, Arc<TcpListener>)>,
     control: Arc<UnixListener>,
     ownership: DataOwnership,
-    _certificate_lock: Arc<Mutex<Option<StoreLock>>>,
+    _certificate_lock: LeaseSlot,
 }
 
 impl RunningServer {
@@ -278,7 +278,7 @@ pub async fn start_with(
     let challenges = ChallengeMap::default();
     // Writing the data directory waits for a predecessor to exit; a fresh
     // start takes the certificate lock at once, failing fast if taken.
-    let certificate_lock = Arc::new(Mutex::new(None));
+    let certificate_lock = LeaseSlot::default();
     let (ownership, predecessor) = match predecessor {
         Some(predecessor) => {
             let (ownership, grant) = DataOwnership::pending();
@@ -286,8 +286,8 @@ pub async fn start_with(
         }
         None => {
             if uses_acme {
-                *certificate_lock.lock().expect("new lock") =
-                    Some(service::lock_certificates(&config.paths.data)?);
+                certificate_lock
+                    .fill(service::lock_certificates(&config.paths.data, &clock).await?);
             }
             (DataOwnership::owned(), None)
         }
@@ -303,6 +303,7 @@ pub async fn start_with(
                 &mut sockets,
                 &crate::config::process_env,
                 &metrics,
+                certificate_lock.clone(),
             )
             .await?;
             resolver = Some(parts.resolver.clone());
@@ -510,6 +511,7 @@ pub async fn start_with(
             predecessor.exited,
             config.paths.data.clone(),
             uses_acme.then(|| certificate_lock.clone()),
+            clock.clone(),
             stats.clone(),
             grant,
         ));
@@ -624,7 +626,8 @@ async fn when_owned(
 async fn take_over_data(
     predecessor_exited: Pin<Box<dyn Future<Output = ()> + Send>>,
     data: PathBuf,
-    certificate_lock: Option<Arc<Mutex<Option<StoreLock>>>>,
+    certificate_lock: Option<LeaseSlot>,
+    clock: SharedClock,
     stats: Option<Stats>,
     grant: tokio::sync::watch::Sender<bool>,
 ) {
@@ -640,10 +643,9 @@ async fn take_over_data(
         let started = tokio::time::Instant::now();
         let mut complained = false;
         let lock = loop {
-            let data = data.clone();
-            match tokio::task::spawn_blocking(move || service::lock_certificates(&data)).await {
-                Ok(Ok(lock)) => break lock,
-                Ok(Err(e)) if started.elapsed() > PATIENCE && !complained => {
+            match service::lock_certificates(&data, &clock).await {
+                Ok(lock) => break lock,
+                Err(e) if started.elapsed() > PATIENCE && !complained => {
                     tracing::error!("{e:#}; certificates are not renewed until it is free");
                     complained = true;
                 }
@@ -651,7 +653,7 @@ async fn take_over_data(
             }
             tokio::time::sleep(PAUSE).await;
         };
-        *slot.lock().unwrap_or_else(|e| e.into_inner()) = Some(lock);
+        slot.fill(lock);
     }
     if let Some(stats) = stats {
         let started = tokio::time::Instant::now();

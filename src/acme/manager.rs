@@ -314,11 +314,12 @@ impl CertManager {
         );
         tracing::info!("{message}");
         self.current = Some(bundle.clone());
-        let data = self.data_dir.clone();
-        match tokio::task::spawn_blocking(move || backup::write(&data, now)).await {
-            Ok(Ok(path)) => tracing::debug!("wrote backup {}", path.display()),
-            Ok(Err(e)) => tracing::warn!("could not write a backup: {e:#}"),
-            Err(e) => tracing::warn!("could not write a backup: {e}"),
+        // Written in place, not awaited: from the install to the caller
+        // recording the outcome nothing may yield, or a shutdown (or a moved
+        // clock) in between would lose the status of a certificate now served.
+        match backup::write(&self.data_dir, now) {
+            Ok(path) => tracing::debug!("wrote backup {}", path.display()),
+            Err(e) => tracing::warn!("could not write a backup: {e:#}"),
         }
         if let Some(hook) = &self.post_issue_hook {
             self.run_hook(hook, &bundle);

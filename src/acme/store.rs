@@ -146,12 +146,8 @@ impl FileStore {
         }
     }
 
-    pub fn root(&self) -> &Path {
-        &self.root
-    }
-
     /// The file behind `key`.
-    pub fn path(&self, key: &str) -> Result<PathBuf, StorageError> {
+    fn path(&self, key: &str) -> Result<PathBuf, StorageError> {
         let valid = !key.is_empty()
             && !key.starts_with('/')
             && key

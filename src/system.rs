@@ -79,7 +79,8 @@ pub async fn start_with(
 
     let metrics = Metrics::new();
     let challenges = ChallengeMap::default();
-    let claim = handover::claim_data(predecessor.is_some(), uses_acme, &config.paths.data)?;
+    let claim =
+        handover::claim_data(predecessor.is_some(), uses_acme, &config.paths.data, &clock).await?;
     let acme = match (uses_acme, https_addr) {
         (true, Some(https_addr)) => Some(
             service::prepare(
@@ -91,6 +92,7 @@ pub async fn start_with(
                 &mut sockets,
                 &crate::config::process_env,
                 &metrics,
+                claim.certificate_lock.clone(),
             )
             .await?,
         ),
@@ -208,6 +210,7 @@ pub async fn start_with(
         tokio::spawn(handover::take_over_data(
             predecessor.exited,
             config.paths.data.clone(),
+            clock.clone(),
             uses_acme.then(|| claim.certificate_lock.clone()),
             stats.clone(),
             grant,

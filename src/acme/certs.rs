@@ -7,13 +7,14 @@
 //! archive first, in one atomic file, before the live pair is replaced. If a
 //! crash tears the pair (key new, chain old), loading finds the mismatch and
 //! restores the pair from the newest archived certificate, so nothing is ever
-//! ordered twice.
+//! ordered twice. Writes present the certificates' [`Lease`].
 
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use super::lease::Lease;
 use super::store::{Storage, StorageError};
 use crate::config::Domain;
 use crate::tls::{BundleError, CertBundle};
@@ -89,19 +90,26 @@ impl CertStore {
         format!("{}/{}/{name}", crate::datadir::CERTS, self.primary)
     }
 
-    fn read_text(&self, key: &str) -> Result<Option<String>, StorageError> {
+    pub fn storage(&self) -> &dyn Storage {
+        self.storage.as_ref()
+    }
+
+    async fn read_text(&self, key: &str) -> Result<Option<String>, StorageError> {
         Ok(self
             .storage
-            .get(key)?
+            .get(key)
+            .await?
             .map(|bytes| String::from_utf8_lossy(&bytes).into_owned()))
     }
 
     /// The live pair if it is whole; otherwise the newest archived certificate,
-    /// written back as the live pair. `None` when nothing usable is stored.
-    pub fn load(&self) -> Result<Option<StoredCert>, StorageError> {
+    /// written back as the live pair when `lease` is held (a reader that holds
+    /// none, `quire cert status` or a process waiting for its predecessor,
+    /// leaves the repair to the holder). `None` when nothing usable is stored.
+    pub async fn load(&self, lease: Option<&Lease>) -> Result<Option<StoredCert>, StorageError> {
         let live = match (
-            self.read_text(&self.key("fullchain.pem"))?,
-            self.read_text(&self.key("privkey.pem"))?,
+            self.read_text(&self.key("fullchain.pem")).await?,
+            self.read_text(&self.key("privkey.pem")).await?,
         ) {
             (Some(chain_pem), Some(key_pem)) => Some(IssuedCert { chain_pem, key_pem }),
             _ => None,
@@ -121,13 +129,15 @@ impl CertStore {
                 ),
             }
         }
-        for key in self.storage.list(&self.key("archive"))?.iter().rev() {
-            let Some(text) = self.read_text(key)? else {
+        for key in self.storage.list(&self.key("archive")).await?.iter().rev() {
+            let Some(text) = self.read_text(key).await? else {
                 continue;
             };
             let pem = split_archived(&text);
             if let Ok(bundle) = pem.bundle() {
-                self.write_pair(&pem)?;
+                if let Some(lease) = lease {
+                    self.write_pair(&pem, lease).await?;
+                }
                 tracing::warn!("restored the certificate for {} from {key}", self.primary);
                 return Ok(Some(StoredCert {
                     bundle,
@@ -139,19 +149,22 @@ impl CertStore {
         Ok(None)
     }
 
-    fn write_pair(&self, pem: &IssuedCert) -> Result<(), StorageError> {
+    async fn write_pair(&self, pem: &IssuedCert, lease: &Lease) -> Result<(), StorageError> {
         self.storage
-            .put(&self.key("privkey.pem"), pem.key_pem.as_bytes())?;
+            .put(&self.key("privkey.pem"), pem.key_pem.as_bytes(), lease)
+            .await?;
         self.storage
-            .put(&self.key("fullchain.pem"), pem.chain_pem.as_bytes())
+            .put(&self.key("fullchain.pem"), pem.chain_pem.as_bytes(), lease)
+            .await
     }
 
     /// Archives `cert` (the durable copy), then makes it the live pair.
-    pub fn save(
+    pub async fn save(
         &self,
         cert: &IssuedCert,
         bundle: &CertBundle,
         now: DateTime<Utc>,
+        lease: &Lease,
     ) -> Result<(), StorageError> {
         let serial: String = bundle
             .serial
@@ -160,35 +173,45 @@ impl CertStore {
             .map(|b| format!("{b:02x}"))
             .collect();
         let archived = format!("{}{}", cert.chain_pem, cert.key_pem);
-        self.storage.put(
-            &self.key(&format!(
-                "archive/{}-{serial}.pem",
-                now.format("%Y%m%dT%H%M%S%.3fZ")
-            )),
-            archived.as_bytes(),
-        )?;
-        self.write_pair(cert)?;
-        let archive = self.storage.list(&self.key("archive"))?;
+        self.storage
+            .put(
+                &self.key(&format!(
+                    "archive/{}-{serial}.pem",
+                    now.format("%Y%m%dT%H%M%S%.3fZ")
+                )),
+                archived.as_bytes(),
+                lease,
+            )
+            .await?;
+        self.write_pair(cert, lease).await?;
+        let archive = self.storage.list(&self.key("archive")).await?;
         for old in archive
             .iter()
             .take(archive.len().saturating_sub(ARCHIVE_KEEP))
         {
-            self.storage.delete(old)?;
+            self.storage.delete(old, lease).await?;
         }
         Ok(())
     }
 
-    pub fn status(&self) -> Result<RenewalStatus, StorageError> {
+    pub async fn status(&self) -> Result<RenewalStatus, StorageError> {
         Ok(self
             .storage
-            .get(&self.key("status.json"))?
+            .get(&self.key("status.json"))
+            .await?
             .and_then(|bytes| serde_json::from_slice(&bytes).ok())
             .unwrap_or_default())
     }
 
-    pub fn save_status(&self, status: &RenewalStatus) -> Result<(), StorageError> {
+    pub async fn save_status(
+        &self,
+        status: &RenewalStatus,
+        lease: &Lease,
+    ) -> Result<(), StorageError> {
         let json = serde_json::to_vec_pretty(status).expect("status serializes");
-        self.storage.put(&self.key("status.json"), &json)
+        self.storage
+            .put(&self.key("status.json"), &json, lease)
+            .await
     }
 }
 

@@ -21,6 +21,7 @@ use url::Url;
 
 use super::certs::IssuedCert;
 use super::http::{AcmeHttp, AcmeRoots};
+use super::lease::Lease;
 use super::store::Storage;
 use crate::config::{Challenge, Domain, ExternalAccountBinding};
 use crate::tls::{CertBundle, CertResolver};
@@ -102,8 +103,9 @@ impl Certifier {
         }
     }
 
-    async fn account(&self) -> anyhow::Result<Account> {
-        if let Some(bytes) = self.storage.get(&self.account_key())? {
+    /// The stored account, or a new one stored under `lease`.
+    async fn account(&self, lease: &Lease) -> anyhow::Result<Account> {
+        if let Some(bytes) = self.storage.get(&self.account_key()).await? {
             match serde_json::from_slice::<AccountCredentials>(&bytes) {
                 Ok(credentials) => {
                     return Account::builder_with_http(Box::new(self.http.clone()))
@@ -119,10 +121,10 @@ impl Certifier {
                 ),
             }
         }
-        self.create_account().await
+        self.create_account(lease).await
     }
 
-    async fn create_account(&self) -> anyhow::Result<Account> {
+    async fn create_account(&self, lease: &Lease) -> anyhow::Result<Account> {
         let contacts: Vec<&str> = self.settings.contacts.iter().map(String::as_str).collect();
         let eab = match &self.settings.eab {
             Some(eab) => {
@@ -147,10 +149,13 @@ impl Certifier {
             )
             .await
             .with_context(|| format!("creating an ACME account at {}", self.settings.directory))?;
-        self.storage.put(
-            &self.account_key(),
-            &serde_json::to_vec(&credentials).context("serializing the ACME account")?,
-        )?;
+        self.storage
+            .put(
+                &self.account_key(),
+                &serde_json::to_vec(&credentials).context("serializing the ACME account")?,
+                lease,
+            )
+            .await?;
         tracing::info!(
             account = account.id(),
             "created an ACME account at {}",
@@ -159,15 +164,16 @@ impl Certifier {
         Ok(account)
     }
 
-    /// Orders, validates, finalizes and downloads a certificate for `domains`.
-    pub async fn certify(&self, domains: &[Domain]) -> anyhow::Result<IssuedCert> {
-        let account = self.account().await?;
+    /// Orders, validates, finalizes and downloads a certificate for `domains`;
+    /// a new account is stored under `lease`.
+    pub async fn certify(&self, domains: &[Domain], lease: &Lease) -> anyhow::Result<IssuedCert> {
+        let account = self.account(lease).await?;
         match self.order(&account, domains).await {
             // A CA may forget accounts (the local CA keeps them in memory, a test
             // CA restarts); make a new one once rather than failing forever.
             Err(e) if problem_type(&e).is_some_and(|t| t.ends_with(":accountDoesNotExist")) => {
                 tracing::info!("the CA no longer knows our account; creating a new one");
-                let account = self.create_account().await?;
+                let account = self.create_account(lease).await?;
                 self.order(&account, domains).await
             }
             result => result,
@@ -289,11 +295,12 @@ impl Certifier {
     pub async fn renewal_window(
         &self,
         bundle: &CertBundle,
+        lease: &Lease,
     ) -> anyhow::Result<Option<(DateTime<Utc>, DateTime<Utc>)>> {
         let Some(aki) = &bundle.authority_key_id else {
             return Ok(None);
         };
-        let account = self.account().await?;
+        let account = self.account(lease).await?;
         let id = instant_acme::CertificateIdentifier::new(
             rustls::pki_types::Der::from(aki.as_slice()),
             rustls::pki_types::Der::from(bundle.serial.as_slice()),

@@ -8,6 +8,7 @@ use anyhow::Context;
 use chrono::{DateTime, Utc};
 
 use super::certs::CertStore;
+use super::lease::LeaseSlot;
 use super::service;
 use super::store::{FileStore, Storage};
 use crate::clock::SharedClock;
@@ -26,17 +27,18 @@ fn when(t: Option<DateTime<Utc>>) -> String {
 }
 
 /// The status report of the certificate in `config`'s data directory.
-pub fn status(config: &Config, now: DateTime<Utc>) -> anyhow::Result<String> {
-    let storage: Arc<dyn Storage> = Arc::new(FileStore::new(config.paths.data.clone()));
+pub async fn status(config: &Config, clock: SharedClock) -> anyhow::Result<String> {
+    let now = clock.now();
+    let storage: Arc<dyn Storage> = Arc::new(FileStore::new(config.paths.data.clone(), clock));
     let store = CertStore::new(storage, config.canonical_domain().clone());
     let dir = DataDir::new(&config.paths.data).certs(store.primary().as_str());
     let mut out = String::new();
     let mut line = |label: &str, value: String| out.push_str(&format!("  {label:<13} {value}\n"));
-    let status = store.status()?;
+    let status = store.status().await?;
     let configured: Vec<&str> = config.domains.iter().map(|d| d.as_str()).collect();
     line("mode", config.mode.to_string());
     line("domains", configured.join(", "));
-    match store.load()? {
+    match store.load(None).await? {
         Some(stored) => {
             let b = &stored.bundle;
             line(
@@ -128,7 +130,7 @@ async fn renew_directly(
     let challenges = ChallengeMap::default();
     // A one-off run: its figures are not exported.
     let metrics = crate::metrics::Metrics::new();
-    let lock = service::lock_certificates(&config.paths.data)?;
+    let lease = service::lock_certificates(&config.paths.data, &clock).await?;
     let parts = service::prepare(
         config,
         &clock,
@@ -138,6 +140,7 @@ async fn renew_directly(
         &mut Default::default(),
         &crate::config::process_env,
         &metrics,
+        LeaseSlot::holding(lease),
     )
     .await?;
     let policy = web::live_policy(SitePolicy::from_config(config, true));
@@ -161,13 +164,14 @@ async fn renew_directly(
     }
     let running = listeners.start();
     let mut manager = parts.manager;
-    let mut status = manager.store.status()?;
+    let mut status = manager.store.status().await?;
     let outcome = manager.obtain(&mut status, dry_run).await;
     if !dry_run {
-        manager.store.save_status(&status)?;
+        let lease = manager.lease.current().context("the certificates' lease")?;
+        manager.store.save_status(&status, &lease).await?;
     }
     running.stop().await;
-    drop(lock);
+    drop(manager);
     outcome.context("renewal failed")
 }
 

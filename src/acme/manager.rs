@@ -4,7 +4,8 @@
 //! orders, stores the result before anything else, swaps it in, writes a
 //! backup and runs the post-issue hook. Failures are retried with backoff and
 //! never touch the certificate being served; every attempt is recorded in the
-//! status that `quire cert status` shows.
+//! status that `quire cert status` shows. It writes only under the
+//! certificates' lease, which it renews on the clock while it runs.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -16,6 +17,7 @@ use tokio::sync::{mpsc, oneshot};
 use super::backup;
 use super::certs::{CertStore, RenewalStatus};
 use super::client::Certifier;
+use super::lease::{Lease, LeaseSlot};
 use super::schedule::{RenewalPolicy, random_unit};
 use crate::clock::SharedClock;
 use crate::config::Domain;
@@ -28,7 +30,8 @@ const HOOK_TIMEOUT: Duration = Duration::from_secs(120);
 /// A request to the running manager (from `quire cert renew`).
 pub struct RenewRequest {
     pub dry_run: bool,
-    pub reply: oneshot::Sender<Result<String, String>>,
+    /// What was obtained, or why not (with its causes).
+    pub reply: oneshot::Sender<anyhow::Result<String>>,
 }
 
 #[derive(Clone)]
@@ -48,12 +51,15 @@ pub struct CertManager {
     pub metrics: crate::metrics::Metrics,
     /// The domain list after a configuration reload.
     pub domain_updates: tokio::sync::watch::Receiver<Vec<Domain>>,
+    /// The certificates' lease; filled before [`CertManager::run`] starts.
+    pub lease: LeaseSlot,
 }
 
 impl CertManager {
     /// Loads the stored certificate into the resolver, if there is a good one.
-    pub fn load_stored(&mut self) -> anyhow::Result<()> {
-        if let Some(stored) = self.store.load()? {
+    pub async fn load_stored(&mut self) -> anyhow::Result<()> {
+        let lease = self.lease.current();
+        if let Some(stored) = self.store.load(lease.as_ref()).await? {
             match stored.bundle.check(&self.domains, self.clock.now()) {
                 Ok(()) => self.resolver.install(std::slice::from_ref(&stored.bundle)),
                 Err(e) => {
@@ -65,9 +71,25 @@ impl CertManager {
         Ok(())
     }
 
-    fn save_status(&self, status: &RenewalStatus) {
-        if let Err(e) = self.store.save_status(status) {
-            tracing::warn!("cannot save the certificate status: {e}");
+    /// The lease to write under, renewed first when due.
+    async fn lease(&self) -> anyhow::Result<Lease> {
+        Ok(self
+            .lease
+            .keep(self.store.storage(), self.clock.now())
+            .await?)
+    }
+
+    async fn save_status(&self, status: &RenewalStatus) {
+        let saved = match self.lease().await {
+            Ok(lease) => self
+                .store
+                .save_status(status, &lease)
+                .await
+                .map_err(anyhow::Error::from),
+            Err(e) => Err(e),
+        };
+        if let Err(e) = saved {
+            tracing::warn!("cannot save the certificate status: {e:#}");
         }
     }
 
@@ -79,9 +101,10 @@ impl CertManager {
     ) -> anyhow::Result<()> {
         let mut requests = requests.lock().await;
         self.domains = self.domain_updates.borrow_and_update().clone();
+        let mut lease = self.lease().await?;
         // After a restart by the supervisor, the store knows best what is current.
-        self.load_stored()?;
-        let mut status = self.store.status()?;
+        self.load_stored().await?;
+        let mut status = self.store.status().await?;
         let now = self.clock.now();
         let same_ca = status.directory.as_deref() == Some(self.certifier.directory().as_str());
         // A restart does not reset the backoff of a CA that keeps failing.
@@ -100,17 +123,20 @@ impl CertManager {
                     () = &mut stop => return Ok(()),
                 };
                 status.next_check = Some(next);
-                self.save_status(&status);
+                self.save_status(&status).await;
             }
             tokio::select! {
                 () = &mut stop => return Ok(()),
                 () = self.clock.sleep_until(next) => {}
+                // A lease that cannot be kept ends the task: the supervisor
+                // restarts it, and it writes nothing meanwhile.
+                () = self.clock.sleep_until(lease.renew_at()) => lease = self.lease().await?,
                 Some(request) = requests.recv() => {
                     let outcome = tokio::select! {
-                        outcome = self.renew_now(&mut status, request.dry_run) => outcome,
+                        outcome = self.obtain(&mut status, request.dry_run) => outcome,
                         () = &mut stop => return Ok(()),
                     };
-                    self.save_status(&status);
+                    self.save_status(&status).await;
                     let _ = request.reply.send(outcome);
                 }
                 Ok(()) = self.domain_updates.changed() => {
@@ -130,7 +156,11 @@ impl CertManager {
         let now = self.clock.now();
         let ca_window = match &self.current {
             Some(bundle) if bundle.check(&self.domains, now).is_ok() => {
-                match self.certifier.renewal_window(bundle).await {
+                let window = match self.lease().await {
+                    Ok(lease) => self.certifier.renewal_window(bundle, &lease).await,
+                    Err(e) => Err(e),
+                };
+                match window {
                     Ok(window) => window.map(|(start, end)| start + (end - start) / 2),
                     Err(e) => {
                         tracing::debug!("no renewal information from the CA: {e:#}");
@@ -203,18 +233,8 @@ impl CertManager {
         }
     }
 
-    /// `quire cert renew`: orders now, whatever the schedule says.
-    async fn renew_now(
-        &mut self,
-        status: &mut RenewalStatus,
-        dry_run: bool,
-    ) -> Result<String, String> {
-        self.obtain(status, dry_run)
-            .await
-            .map_err(|e| format!("{e:#}"))
-    }
-
-    /// One attempt; the outcome is recorded in `status`.
+    /// One attempt, whatever the schedule says (`quire cert renew` comes here
+    /// directly); the outcome is recorded in `status`.
     pub async fn obtain(
         &mut self,
         status: &mut RenewalStatus,
@@ -227,7 +247,8 @@ impl CertManager {
         let started_at = self.clock.now();
         let started = Instant::now();
         let result = async {
-            let issued = certifier.certify(&self.domains).await?;
+            let lease = self.lease().await?;
+            let issued = certifier.certify(&self.domains, &lease).await?;
             let bundle = issued.bundle()?;
             bundle.check(&self.domains, self.clock.now())?;
             anyhow::Ok((issued, bundle))
@@ -265,7 +286,11 @@ impl CertManager {
             }
         };
         // Stored first: a crash after this point never causes a second order.
-        self.store.save(&issued, &bundle, started_at)?;
+        // The order may have taken long enough for the lease to be due.
+        let lease = self.lease().await?;
+        self.store
+            .save(&issued, &bundle, started_at, &lease)
+            .await?;
         self.resolver.install(std::slice::from_ref(&bundle));
         let now = self.clock.now();
         status
@@ -289,6 +314,9 @@ impl CertManager {
         );
         tracing::info!("{message}");
         self.current = Some(bundle.clone());
+        // Written in place, not awaited: from the install to the caller
+        // recording the outcome nothing may yield, or a shutdown (or a moved
+        // clock) in between would lose the status of a certificate now served.
         match backup::write(&self.data_dir, now) {
             Ok(path) => tracing::debug!("wrote backup {}", path.display()),
             Err(e) => tracing::warn!("could not write a backup: {e:#}"),

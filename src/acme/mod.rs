@@ -7,6 +7,7 @@ pub mod certs;
 pub mod client;
 pub mod commands;
 pub mod http;
+pub mod lease;
 pub mod local_ca;
 pub mod manager;
 pub mod schedule;

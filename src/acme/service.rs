@@ -15,10 +15,11 @@ use super::backup;
 use super::certs::CertStore;
 use super::client::{Certifier, CertifierSettings, LOCAL_CA};
 use super::http::AcmeRoots;
+use super::lease::{Lease, LeaseSlot};
 use super::local_ca::{self, LocalCa, LocalCaSettings, ValidationTarget};
 use super::manager::CertManager;
 use super::schedule::RenewalPolicy;
-use super::store::{FileStore, Storage, StorageError, StoreLock};
+use super::store::{FileStore, Storage, StorageError};
 use crate::clock::SharedClock;
 use crate::config::{Config, Mode};
 use crate::datadir::{DataDir, create_private_dir};
@@ -68,17 +69,23 @@ fn directories(config: &Config) -> Option<(Url, Url)> {
     }
 }
 
-/// Takes the lock that makes one process the manager of the certificates in
-/// `data`; held until dropped.
-pub fn lock_certificates(data: &Path) -> anyhow::Result<StoreLock> {
+/// The lease that makes one process the manager of the certificates.
+const CERTIFICATES_LEASE: &str = "certificates";
+/// Long enough to outlast an order (two minutes at most) between renewals.
+const CERTIFICATES_LEASE_TTL: std::time::Duration = std::time::Duration::from_secs(600);
+
+/// Takes the lease that makes one process the manager of the certificates in
+/// `data`; the certificate manager renews it, and dropping it gives it up.
+pub async fn lock_certificates(data: &Path, clock: &SharedClock) -> anyhow::Result<Lease> {
     create_private_dir(data).with_context(|| {
         format!(
             "cannot create the data directory {}; create it, or set [paths] data to a writable folder",
             data.display()
         )
     })?;
-    FileStore::new(data.to_path_buf())
-        .lock("certificates")
+    FileStore::new(data.to_path_buf(), clock.clone())
+        .acquire(CERTIFICATES_LEASE, CERTIFICATES_LEASE_TTL)
+        .await
         .map_err(|e| match e {
             StorageError::Locked(_) => anyhow::anyhow!(
                 "another quire process manages the certificates in {}; stop it, or give this one another [paths] data",
@@ -89,9 +96,9 @@ pub fn lock_certificates(data: &Path) -> anyhow::Result<StoreLock> {
 }
 
 /// Prepares certificates for an ACME mode, reading the data directory only:
-/// the caller holds, or waits for, [`lock_certificates`] before the manager
-/// runs. `http` and `https` are the bound listener addresses, where the local
-/// CA validates; its own socket may come from `sockets`.
+/// the caller holds, or waits for, [`lock_certificates`] and puts it in
+/// `lease` before the manager runs. `http` and `https` are the bound listener
+/// addresses, where the local CA validates; its own socket may come from `sockets`.
 #[allow(clippy::too_many_arguments)]
 pub async fn prepare(
     config: &Config,
@@ -102,6 +109,7 @@ pub async fn prepare(
     sockets: &mut Inherited,
     env: &dyn Fn(&str) -> Option<String>,
     metrics: &crate::metrics::Metrics,
+    lease: LeaseSlot,
 ) -> anyhow::Result<AcmeParts> {
     let data = &config.paths.data;
     create_private_dir(data).with_context(|| {
@@ -117,7 +125,7 @@ pub async fn prepare(
             archive.display()
         );
     }
-    let storage: Arc<dyn Storage> = Arc::new(FileStore::new(data.clone()));
+    let storage: Arc<dyn Storage> = Arc::new(FileStore::new(data.clone(), clock.clone()));
 
     let primary = config.canonical_domain().clone();
     let temporary = CertBundle::temporary(&config.domains, clock.now())?;
@@ -205,8 +213,9 @@ pub async fn prepare(
         current: None,
         metrics: metrics.clone(),
         domain_updates: domains.subscribe(),
+        lease,
     };
-    manager.load_stored()?;
+    manager.load_stored().await?;
     Ok(AcmeParts {
         resolver,
         manager,

@@ -32,7 +32,10 @@ pub fn run(command: CertCommand, clock: SharedClock) -> anyhow::Result<ExitCode>
     )?;
     match command {
         CertCommand::Status { .. } => {
-            print!("{}", crate::acme::commands::status(&config, clock.now())?);
+            print!(
+                "{}",
+                runtime()?.block_on(crate::acme::commands::status(&config, clock))?
+            );
         }
         CertCommand::Renew { dry_run, .. } => {
             let message =

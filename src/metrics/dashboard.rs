@@ -10,6 +10,7 @@ use chrono::{DateTime, Utc};
 use super::health;
 use super::recent;
 use super::sources::Sources;
+use crate::acme::certs::RenewalStatus;
 use crate::site::markdown::escape_html as esc;
 use crate::stats::Report;
 use crate::stats::schema::Counts;
@@ -221,7 +222,12 @@ fn readers(out: &mut String, sources: &Sources) {
     );
 }
 
-fn certificate(out: &mut String, sources: &Sources, now: DateTime<Utc>) {
+fn certificate(
+    out: &mut String,
+    sources: &Sources,
+    status: Option<&RenewalStatus>,
+    now: DateTime<Utc>,
+) {
     out.push_str("<section><h2>Certificate</h2>");
     let Some(resolver) = &sources.resolver else {
         out.push_str(
@@ -246,7 +252,7 @@ fn certificate(out: &mut String, sources: &Sources, now: DateTime<Utc>) {
             cert.not_after.format("%Y-%m-%d %H:%M UTC")
         );
     }
-    if let Some(status) = sources.certificates.as_ref().and_then(|c| c.status().ok()) {
+    if let Some(status) = status {
         let when = |t: Option<DateTime<Utc>>| {
             t.map_or("-".to_string(), |t| {
                 t.format("%Y-%m-%d %H:%M UTC").to_string()
@@ -325,7 +331,8 @@ fn problems(out: &mut String) {
     out.push_str("</table></section>");
 }
 
-pub fn render(sources: &Sources) -> String {
+/// `certificate_status` is read from the store beforehand, asynchronously.
+pub fn render(sources: &Sources, certificate_status: Option<&RenewalStatus>) -> String {
     let now = sources.clock.now();
     let readiness = health::readiness(sources, now);
     let mut out = format!(
@@ -355,7 +362,7 @@ pub fn render(sources: &Sources) -> String {
         );
     }
     out.push_str("</table></section>");
-    certificate(&mut out, sources, now);
+    certificate(&mut out, sources, certificate_status, now);
     readers(&mut out, sources);
     traffic(&mut out, sources, now);
     tasks(&mut out, sources);

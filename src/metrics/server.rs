@@ -124,7 +124,15 @@ fn json(status: StatusCode, body: &impl serde::Serialize) -> Response {
 
 /// Reads the statistics store and certificate status (disk), off the runtime.
 async fn dashboard_page(State(sources): State<Sources>) -> Response {
-    match tokio::task::spawn_blocking(move || dashboard::render(&sources)).await {
+    let certificate_status = match &sources.certificates {
+        Some(store) => store.status().await.ok(),
+        None => None,
+    };
+    match tokio::task::spawn_blocking(move || {
+        dashboard::render(&sources, certificate_status.as_ref())
+    })
+    .await
+    {
         Ok(html) => (
             [
                 (header::CONTENT_TYPE, "text/html; charset=utf-8"),

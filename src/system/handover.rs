@@ -4,12 +4,11 @@
 
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
-use std::sync::{Arc, Mutex};
-
 use tokio::sync::watch;
 
+use crate::acme::lease::LeaseSlot;
 use crate::acme::service;
-use crate::acme::store::StoreLock;
+use crate::clock::SharedClock;
 use crate::net::Inherited;
 use crate::stats::privacy::Salt;
 use crate::stats::schema::Day;
@@ -39,14 +38,19 @@ pub(super) struct Claim {
     pub ownership: DataOwnership,
     /// Grants the ownership once the predecessor has exited (an upgrade).
     pub grant: Option<watch::Sender<bool>>,
-    /// The certificate lock, when this mode manages certificates.
-    pub certificate_lock: Arc<Mutex<Option<StoreLock>>>,
+    /// The certificate lease, when this mode manages certificates.
+    pub certificate_lock: LeaseSlot,
 }
 
 /// Writing the data directory waits for a predecessor to exit; a fresh
 /// start takes the certificate lock at once, failing fast if taken.
-pub(super) fn claim_data(upgrading: bool, uses_acme: bool, data: &Path) -> anyhow::Result<Claim> {
-    let certificate_lock = Arc::new(Mutex::new(None));
+pub(super) async fn claim_data(
+    upgrading: bool,
+    uses_acme: bool,
+    data: &Path,
+    clock: &SharedClock,
+) -> anyhow::Result<Claim> {
+    let certificate_lock = LeaseSlot::default();
     if upgrading {
         let (ownership, grant) = DataOwnership::pending();
         return Ok(Claim {
@@ -56,7 +60,7 @@ pub(super) fn claim_data(upgrading: bool, uses_acme: bool, data: &Path) -> anyho
         });
     }
     if uses_acme {
-        *certificate_lock.lock().expect("new lock") = Some(service::lock_certificates(data)?);
+        certificate_lock.fill(service::lock_certificates(data, clock).await?);
     }
     Ok(Claim {
         ownership: DataOwnership::owned(),
@@ -71,7 +75,8 @@ pub(super) fn claim_data(upgrading: bool, uses_acme: bool, data: &Path) -> anyho
 pub(super) async fn take_over_data(
     predecessor_exited: Pin<Box<dyn Future<Output = ()> + Send>>,
     data: PathBuf,
-    certificate_lock: Option<Arc<Mutex<Option<StoreLock>>>>,
+    clock: SharedClock,
+    certificate_lock: Option<LeaseSlot>,
     stats: Option<Stats>,
     grant: watch::Sender<bool>,
 ) {
@@ -87,10 +92,9 @@ pub(super) async fn take_over_data(
         let started = tokio::time::Instant::now();
         let mut complained = false;
         let lock = loop {
-            let data = data.clone();
-            match tokio::task::spawn_blocking(move || service::lock_certificates(&data)).await {
-                Ok(Ok(lock)) => break lock,
-                Ok(Err(e)) if started.elapsed() > PATIENCE && !complained => {
+            match service::lock_certificates(&data, &clock).await {
+                Ok(lock) => break lock,
+                Err(e) if started.elapsed() > PATIENCE && !complained => {
                     tracing::error!("{e:#}; certificates are not renewed until it is free");
                     complained = true;
                 }
@@ -98,7 +102,7 @@ pub(super) async fn take_over_data(
             }
             tokio::time::sleep(PAUSE).await;
         };
-        *slot.lock().unwrap_or_else(|e| e.into_inner()) = Some(lock);
+        slot.fill(lock);
     }
     if let Some(stats) = stats {
         let started = tokio::time::Instant::now();

@@ -3,12 +3,12 @@
 
 use std::net::SocketAddr;
 use std::os::fd::AsFd;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use tokio::net::UnixListener;
 use tokio::sync::mpsc;
 
-use crate::acme::store::StoreLock;
+use crate::acme::lease::LeaseSlot;
 use crate::control::server::UpgradeRequest;
 use crate::net::{Listeners, SocketName};
 use crate::reload::Reloader;
@@ -43,7 +43,7 @@ pub struct RunningServer {
     pub(super) listeners: Listeners,
     pub(super) control: Arc<UnixListener>,
     pub(super) ownership: DataOwnership,
-    pub(super) _certificate_lock: Arc<Mutex<Option<StoreLock>>>,
+    pub(super) _certificate_lock: LeaseSlot,
 }
 
 impl RunningServer {

@@ -1,6 +1,7 @@
 //! A certificate chain with its private key, parsed from PEM and checked before
 //! it may serve: the key matches, the chain is in order, it is valid now, and it
-//! names every configured domain. Each failure says what to do.
+//! names every configured domain. Each failure says what to do. A bundle knows
+//! where it came from ([`CertOrigin`]), so nobody guesses it from its issuer.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -29,15 +30,22 @@ pub enum BundleError {
     )]
     NoKey,
     #[error("the private key is not usable ({0}); use an ECDSA P-256/P-384, Ed25519 or RSA key")]
-    UnsupportedKey(String),
+    UnsupportedKey(#[source] rustls::Error),
     #[error(
         "the private key does not belong to the certificate; use the key file from the same issuance as the certificate"
     )]
     KeyMismatch,
     #[error(
-        "certificate {0} of the chain cannot be parsed ({1}); the file must hold PEM certificates only"
+        "the certificate file cannot be parsed ({0}); the file must hold PEM certificates only"
     )]
-    Parse(usize, String),
+    Pem(#[source] rustls::pki_types::pem::Error),
+    #[error(
+        "certificate {index} of the chain cannot be parsed ({source}); the file must hold PEM certificates only"
+    )]
+    Parse {
+        index: usize,
+        source: x509_parser::nom::Err<X509Error>,
+    },
     #[error(
         "certificate {0} of the chain is not signed by certificate {1}; order the chain as: site certificate, then each issuer"
     )]
@@ -58,6 +66,19 @@ pub enum BundleError {
     Generate(#[from] rcgen::Error),
 }
 
+/// Where a certificate came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CertOrigin {
+    /// The self-signed stand-in served until the first real certificate
+    /// ([`CertBundle::temporary`]).
+    Temporary,
+    /// PEM from an ACME CA, or read back from the store that keeps it
+    /// ([`CertBundle::from_pem`]).
+    Issued,
+    /// The operator's files in manual mode ([`CertBundle::from_files`]).
+    Manual,
+}
+
 /// A parsed chain and key, ready for the certificate resolver.
 #[derive(Clone)]
 pub struct CertBundle {
@@ -74,9 +95,7 @@ pub struct CertBundle {
     /// for ACME Renewal Information (RFC 9773).
     pub serial: Vec<u8>,
     pub authority_key_id: Option<Vec<u8>>,
-    /// The self-signed stand-in served until the first real certificate
-    /// ([`CertBundle::temporary`]).
-    pub temporary: bool,
+    pub origin: CertOrigin,
 }
 
 impl std::fmt::Debug for CertBundle {
@@ -85,6 +104,7 @@ impl std::fmt::Debug for CertBundle {
             .field("names", &self.names)
             .field("issuer", &self.issuer)
             .field("not_after", &self.not_after)
+            .field("origin", &self.origin)
             .finish()
     }
 }
@@ -94,7 +114,7 @@ fn time(t: ASN1Time) -> DateTime<Utc> {
 }
 
 impl CertBundle {
-    /// Reads a chain and a key from PEM files.
+    /// Reads a chain and a key from the operator's PEM files.
     pub fn from_files(cert_file: &Path, key_file: &Path) -> Result<CertBundle, BundleError> {
         let read = |path: &Path| {
             std::fs::read(path).map_err(|source| BundleError::Read {
@@ -102,21 +122,26 @@ impl CertBundle {
                 source,
             })
         };
-        CertBundle::from_pem(&read(cert_file)?, &read(key_file)?)
+        let bundle = CertBundle::from_pem(&read(cert_file)?, &read(key_file)?)?;
+        Ok(CertBundle {
+            origin: CertOrigin::Manual,
+            ..bundle
+        })
     }
 
-    /// Parses PEM text and checks that the parts fit together (key matches the
-    /// certificate, chain in order). Dates and names are checked by [`CertBundle::check`].
+    /// Parses PEM text as issued by a CA and checks that the parts fit together
+    /// (key matches the certificate, chain in order). Dates and names are
+    /// checked by [`CertBundle::check`].
     pub fn from_pem(cert_pem: &[u8], key_pem: &[u8]) -> Result<CertBundle, BundleError> {
         let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(cert_pem)
             .collect::<Result<_, _>>()
-            .map_err(|e| BundleError::Parse(0, e.to_string()))?;
+            .map_err(BundleError::Pem)?;
         if chain.is_empty() {
             return Err(BundleError::NoCertificate);
         }
         let key = PrivateKeyDer::from_pem_slice(key_pem).map_err(|_| BundleError::NoKey)?;
         let signing = rustls::crypto::ring::sign::any_supported_type(&key)
-            .map_err(|e| BundleError::UnsupportedKey(e.to_string()))?;
+            .map_err(BundleError::UnsupportedKey)?;
         let certified = CertifiedKey::new(chain.clone(), signing);
         match certified.keys_match() {
             Ok(()) => {}
@@ -133,7 +158,10 @@ impl CertBundle {
             .map(|(i, der)| {
                 X509Certificate::from_der(der)
                     .map(|(_, cert)| cert)
-                    .map_err(|e| BundleError::Parse(i + 1, e.to_string()))
+                    .map_err(|source| BundleError::Parse {
+                        index: i + 1,
+                        source,
+                    })
             })
             .collect::<Result<_, _>>()?;
         for (i, pair) in parsed.windows(2).enumerate() {
@@ -190,7 +218,7 @@ impl CertBundle {
                 .min(),
             serial: leaf.raw_serial().to_vec(),
             authority_key_id,
-            temporary: false,
+            origin: CertOrigin::Issued,
         })
     }
 
@@ -201,7 +229,7 @@ impl CertBundle {
         let (chain, key) = self_signed_pem(domains, now)?;
         let bundle = CertBundle::from_pem(chain.as_bytes(), key.as_bytes())?;
         Ok(CertBundle {
-            temporary: true,
+            origin: CertOrigin::Temporary,
             ..bundle
         })
     }
@@ -277,12 +305,18 @@ mod tests {
         let now = Utc::now();
         let domains = ["blog.test".parse::<Domain>().unwrap()];
         let temporary = CertBundle::temporary(&domains, now).unwrap();
-        assert!(temporary.temporary);
+        assert_eq!(temporary.origin, CertOrigin::Temporary);
         assert!(temporary.check(&domains, now).is_ok());
         // The same certificate read back from its files is not the stand-in:
         // what it is comes from how it was made, not from its issuer's name.
         let (chain, key) = self_signed_pem(&domains, now).unwrap();
         let loaded = CertBundle::from_pem(chain.as_bytes(), key.as_bytes()).unwrap();
-        assert!(!loaded.temporary);
+        assert_eq!(loaded.origin, CertOrigin::Issued);
+        let dir = tempfile::tempdir().unwrap();
+        let (cert_file, key_file) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+        std::fs::write(&cert_file, &chain).unwrap();
+        std::fs::write(&key_file, &key).unwrap();
+        let manual = CertBundle::from_files(&cert_file, &key_file).unwrap();
+        assert_eq!(manual.origin, CertOrigin::Manual);
     }
 }

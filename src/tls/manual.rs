@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+use anyhow::Context;
 use notify::RecursiveMode;
 
 use super::{CertBundle, CertResolver};
@@ -25,16 +26,15 @@ pub struct ManualFiles {
 impl ManualFiles {
     /// Loads and checks the pair as of `clock`'s now.
     pub fn load(&self, clock: &SharedClock) -> anyhow::Result<CertBundle> {
-        let bundle = CertBundle::from_files(&self.cert_file, &self.key_file)
+        CertBundle::from_files(&self.cert_file, &self.key_file)
             .and_then(|b| b.check(&self.domains, clock.now()).map(|()| b))
-            .map_err(|e| {
-                anyhow::anyhow!(
-                    "manual certificate {} with key {}: {e}",
+            .with_context(|| {
+                format!(
+                    "manual certificate {} with key {}",
                     self.cert_file.display(),
                     self.key_file.display()
                 )
-            })?;
-        Ok(bundle)
+            })
     }
 }
 

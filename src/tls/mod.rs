@@ -9,7 +9,7 @@ pub mod resolver;
 
 use std::sync::Arc;
 
-pub use bundle::{BundleError, CertBundle};
+pub use bundle::{BundleError, CertBundle, CertOrigin};
 pub use resolver::{ACME_TLS_ALPN, CertResolver};
 
 /// The rustls configuration of the HTTPS listener.

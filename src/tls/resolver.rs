@@ -10,11 +10,12 @@
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
+use anyhow::Context;
 use arc_swap::ArcSwap;
 use rustls::server::{ClientHello, ResolvesServerCert};
 use rustls::sign::CertifiedKey;
 
-use super::bundle::CertBundle;
+use super::bundle::{CertBundle, CertOrigin};
 
 struct CertSet {
     exact: HashMap<String, Arc<CertifiedKey>>,
@@ -56,7 +57,7 @@ impl CertSet {
                     names: b.names.clone(),
                     issuer: b.issuer.clone(),
                     not_after: b.not_after,
-                    temporary: b.temporary,
+                    temporary: b.origin == CertOrigin::Temporary,
                 })
                 .collect(),
         }
@@ -137,8 +138,8 @@ impl CertResolver {
         params.custom_extensions = vec![rcgen::CustomExtension::new_acme_identifier(digest)];
         let cert = params.self_signed(&key)?;
         let der = rustls::pki_types::PrivateKeyDer::Pkcs8(key.serialize_der().into());
-        let signing = rustls::crypto::ring::sign::any_supported_type(&der)
-            .map_err(|e| anyhow::anyhow!("tls-alpn-01 key: {e}"))?;
+        let signing =
+            rustls::crypto::ring::sign::any_supported_type(&der).context("tls-alpn-01 key")?;
         self.alpn_challenges
             .write()
             .expect("alpn challenges poisoned")

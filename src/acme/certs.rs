@@ -57,7 +57,7 @@ pub struct RenewalStatus {
     /// The CA that issued the stored certificate ([`Certifier::identity`]);
     /// when the configuration names another, a new one is ordered.
     ///
-    /// [`Certifier::identity`]: super::client::Certifier::identity
+    /// [`Certifier::identity`]: crate::acme::client::Certifier::identity
     #[serde(default)]
     pub issued_by: Option<String>,
 }

@@ -1,16 +1,15 @@
-//! Leases on the [`Storage`]: a name, a time-to-live and a token that grows
+//! Leases on the certificate [`Storage`](super::store::Storage): a name, a time-to-live and a token that grows
 //! with each new holder. Whoever writes presents its lease, so a process that
 //! lost the lease (paused past its expiry, then taken over) cannot overwrite
 //! the new holder's certificates. [`LeaseSlot`] shares the lease between who
 //! takes it (at start, or once a predecessor has exited) and who writes and
-//! renews it (the certificate manager), renewing on the injected clock.
+//! renews it (the certificate manager, through
+//! [`keep_lease`](super::store::keep_lease) on the injected clock).
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-
-use super::store::{Storage, StorageError};
 
 /// Grows with each new holder of a lease (a fencing token).
 pub type LeaseToken = u64;
@@ -102,71 +101,5 @@ impl LeaseSlot {
 
     pub fn current(&self) -> Option<Lease> {
         self.0.lock().unwrap_or_else(|e| e.into_inner()).clone()
-    }
-
-    /// The lease, renewed first if `now` is past its renewal time.
-    pub async fn keep(
-        &self,
-        storage: &dyn Storage,
-        now: DateTime<Utc>,
-    ) -> Result<Lease, StorageError> {
-        let lease = self.current().ok_or(StorageError::NoLease)?;
-        if now < lease.renew_at() {
-            return Ok(lease);
-        }
-        let renewed = storage.renew(&lease).await?;
-        self.fill(renewed.clone());
-        Ok(renewed)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::acme::store::FileStore;
-    use crate::clock::{Clock, ManualClock};
-
-    #[tokio::test]
-    async fn the_slot_renews_on_the_clock_and_keeps_writes_going() {
-        let dir = tempfile::tempdir().unwrap();
-        let clock = ManualClock::new("2026-01-01T00:00:00Z".parse().unwrap());
-        let store = FileStore::new(dir.path(), clock.clone());
-        let slot = LeaseSlot::default();
-        assert!(matches!(
-            slot.keep(&store, clock.now()).await,
-            Err(StorageError::NoLease)
-        ));
-        slot.fill(
-            store
-                .acquire("certificates", Duration::from_secs(300))
-                .await
-                .unwrap(),
-        );
-        let first = slot.current().unwrap();
-        assert_eq!(
-            first.renew_at(),
-            clock.now() + chrono::Duration::seconds(200)
-        );
-
-        // Before its renewal time the lease is kept as it is...
-        clock.advance(chrono::Duration::seconds(199));
-        let kept = slot.keep(&store, clock.now()).await.unwrap();
-        assert_eq!(kept.expires(), first.expires());
-        // ...at it, it is renewed for a full time-to-live from now.
-        clock.advance(chrono::Duration::seconds(1));
-        let kept = slot.keep(&store, clock.now()).await.unwrap();
-        assert_eq!(kept.expires(), clock.now() + chrono::Duration::seconds(300));
-        assert_eq!(kept.token(), first.token());
-        assert_eq!(slot.current().unwrap().expires(), kept.expires());
-
-        // A long pause: writes are refused until the holder renews.
-        clock.advance(chrono::Duration::hours(17));
-        let stale = slot.current().unwrap();
-        assert!(matches!(
-            store.put("certs/x", b"x", &stale).await,
-            Err(StorageError::LeaseExpired { .. })
-        ));
-        let kept = slot.keep(&store, clock.now()).await.unwrap();
-        store.put("certs/x", b"x", &kept).await.unwrap();
     }
 }

@@ -19,6 +19,7 @@ use super::certs::{CertStore, RenewalStatus};
 use super::client::Certifier;
 use super::lease::{Lease, LeaseSlot};
 use super::schedule::{RenewalPolicy, random_unit};
+use super::store::keep_lease;
 use crate::clock::SharedClock;
 use crate::config::Domain;
 use crate::shutdown::Shutdown;
@@ -73,10 +74,7 @@ impl CertManager {
 
     /// The lease to write under, renewed first when due.
     async fn lease(&self) -> anyhow::Result<Lease> {
-        Ok(self
-            .lease
-            .keep(self.store.storage(), self.clock.now())
-            .await?)
+        Ok(keep_lease(self.store.storage(), &self.lease, self.clock.now()).await?)
     }
 
     async fn save_status(&self, status: &RenewalStatus) {

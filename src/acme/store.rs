@@ -21,7 +21,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use super::lease::{Lease, LeaseToken};
+use super::lease::{Lease, LeaseSlot, LeaseToken};
 use crate::clock::SharedClock;
 use crate::datadir::{self, create_private_dir, write_private_file};
 
@@ -91,6 +91,21 @@ pub trait Storage: Send + Sync + 'static {
     /// expiry, as long as nobody has taken the lease since; fails with
     /// [`StorageError::LeaseLost`] otherwise.
     fn renew<'a>(&'a self, lease: &'a Lease) -> StorageFuture<'a, Lease>;
+}
+
+/// The lease in `slot`, renewed first if `now` is past its renewal time.
+pub async fn keep_lease(
+    storage: &dyn Storage,
+    slot: &LeaseSlot,
+    now: DateTime<Utc>,
+) -> Result<Lease, StorageError> {
+    let lease = slot.current().ok_or(StorageError::NoLease)?;
+    if now < lease.renew_at() {
+        return Ok(lease);
+    }
+    let renewed = storage.renew(&lease).await?;
+    slot.fill(renewed.clone());
+    Ok(renewed)
 }
 
 /// [`Storage`] in a directory (the data dir). Leases are a lock file held
@@ -473,5 +488,49 @@ mod tests {
             Err(StorageError::LeaseLost { .. })
         ));
         assert_eq!(store.get("certs/a").await.unwrap(), None);
+    }
+
+    #[tokio::test]
+    async fn the_slot_renews_on_the_clock_and_keeps_writes_going() {
+        let dir = tempfile::tempdir().unwrap();
+        let clock = ManualClock::new("2026-01-01T00:00:00Z".parse().unwrap());
+        let store = FileStore::new(dir.path(), clock.clone());
+        let slot = LeaseSlot::default();
+        assert!(matches!(
+            keep_lease(&store, &slot, clock.now()).await,
+            Err(StorageError::NoLease)
+        ));
+        slot.fill(
+            store
+                .acquire("certificates", Duration::from_secs(300))
+                .await
+                .unwrap(),
+        );
+        let first = slot.current().unwrap();
+        assert_eq!(
+            first.renew_at(),
+            clock.now() + chrono::Duration::seconds(200)
+        );
+
+        // Before its renewal time the lease is kept as it is...
+        clock.advance(chrono::Duration::seconds(199));
+        let kept = keep_lease(&store, &slot, clock.now()).await.unwrap();
+        assert_eq!(kept.expires(), first.expires());
+        // ...at it, it is renewed for a full time-to-live from now.
+        clock.advance(chrono::Duration::seconds(1));
+        let kept = keep_lease(&store, &slot, clock.now()).await.unwrap();
+        assert_eq!(kept.expires(), clock.now() + chrono::Duration::seconds(300));
+        assert_eq!(kept.token(), first.token());
+        assert_eq!(slot.current().unwrap().expires(), kept.expires());
+
+        // A long pause: writes are refused until the holder renews.
+        clock.advance(chrono::Duration::hours(17));
+        let stale = slot.current().unwrap();
+        assert!(matches!(
+            store.put("certs/x", b"x", &stale).await,
+            Err(StorageError::LeaseExpired { .. })
+        ));
+        let kept = keep_lease(&store, &slot, clock.now()).await.unwrap();
+        store.put("certs/x", b"x", &kept).await.unwrap();
     }
 }

@@ -152,7 +152,7 @@ pub struct LocalCaArgs {
     /// A name to certify besides localhost and .test (with the names below
     /// it); repeat for more. The root is constrained to these names.
     #[arg(long = "domain", value_name = "NAME")]
-    pub domains: Vec<crate::config::Domain>,
+    pub domains: Vec<crate::names::DnsName>,
 }
 
 #[cfg(test)]

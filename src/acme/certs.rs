@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 
 use super::lease::Lease;
 use super::store::{Storage, StorageError};
-use crate::config::Domain;
+use crate::names::DnsName;
 use crate::tls::{BundleError, CertBundle};
 
 /// How many archived certificates are kept.
@@ -66,7 +66,7 @@ pub struct RenewalStatus {
 #[derive(Clone)]
 pub struct CertStore {
     storage: Arc<dyn Storage>,
-    primary: Domain,
+    primary: DnsName,
 }
 
 /// A certificate read back from the store.
@@ -78,11 +78,11 @@ pub struct StoredCert {
 }
 
 impl CertStore {
-    pub fn new(storage: Arc<dyn Storage>, primary: Domain) -> CertStore {
+    pub fn new(storage: Arc<dyn Storage>, primary: DnsName) -> CertStore {
         CertStore { storage, primary }
     }
 
-    pub fn primary(&self) -> &Domain {
+    pub fn primary(&self) -> &DnsName {
         &self.primary
     }
 

@@ -23,7 +23,8 @@ use super::certs::IssuedCert;
 use super::http::{AcmeHttp, AcmeRoots};
 use super::lease::Lease;
 use super::store::Storage;
-use crate::config::{Challenge, Domain, ExternalAccountBinding};
+use crate::config::{Challenge, ExternalAccountBinding};
+use crate::names::DnsName;
 use crate::tls::{CertBundle, CertResolver};
 use crate::web::ChallengeMap;
 
@@ -166,7 +167,7 @@ impl Certifier {
 
     /// Orders, validates, finalizes and downloads a certificate for `domains`;
     /// a new account is stored under `lease`.
-    pub async fn certify(&self, domains: &[Domain], lease: &Lease) -> anyhow::Result<IssuedCert> {
+    pub async fn certify(&self, domains: &[DnsName], lease: &Lease) -> anyhow::Result<IssuedCert> {
         let account = self.account(lease).await?;
         match self.order(&account, domains).await {
             // A CA may forget accounts (the local CA keeps them in memory, a test
@@ -180,7 +181,7 @@ impl Certifier {
         }
     }
 
-    async fn order(&self, account: &Account, domains: &[Domain]) -> anyhow::Result<IssuedCert> {
+    async fn order(&self, account: &Account, domains: &[DnsName]) -> anyhow::Result<IssuedCert> {
         let identifiers: Vec<Identifier> = domains
             .iter()
             .map(|d| Identifier::Dns(d.to_string()))
@@ -240,7 +241,7 @@ impl Certifier {
         tracing::debug!("order ready; finalizing");
         drop(answers);
 
-        let names: Vec<String> = domains.iter().map(Domain::to_string).collect();
+        let names: Vec<String> = domains.iter().map(DnsName::to_string).collect();
         let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256)?;
         let mut params = rcgen::CertificateParams::new(names)?;
         params.distinguished_name = rcgen::DistinguishedName::new();

@@ -21,7 +21,7 @@ use super::lease::{Lease, LeaseSlot};
 use super::schedule::{RenewalPolicy, random_unit};
 use super::store::keep_lease;
 use crate::clock::SharedClock;
-use crate::config::Domain;
+use crate::names::DnsName;
 use crate::shutdown::Shutdown;
 use crate::tls::{CertBundle, CertResolver};
 
@@ -37,7 +37,7 @@ pub struct RenewRequest {
 
 #[derive(Clone)]
 pub struct CertManager {
-    pub domains: Vec<Domain>,
+    pub domains: Vec<DnsName>,
     pub store: CertStore,
     pub certifier: Certifier,
     /// The CA used by `--dry-run` (Let's Encrypt staging for production).
@@ -51,7 +51,7 @@ pub struct CertManager {
     pub current: Option<CertBundle>,
     pub metrics: crate::metrics::Metrics,
     /// The domain list after a configuration reload.
-    pub domain_updates: tokio::sync::watch::Receiver<Vec<Domain>>,
+    pub domain_updates: tokio::sync::watch::Receiver<Vec<DnsName>>,
     /// The certificates' lease; filled before [`CertManager::run`] starts.
     pub lease: LeaseSlot,
 }
@@ -141,7 +141,7 @@ impl CertManager {
                     self.domains = self.domain_updates.borrow_and_update().clone();
                     tracing::info!(
                         "the domain list is now {}; checking the certificate",
-                        self.domains.iter().map(Domain::as_str).collect::<Vec<_>>().join(", ")
+                        self.domains.iter().map(DnsName::as_str).collect::<Vec<_>>().join(", ")
                     );
                     next = self.clock.now();
                 }

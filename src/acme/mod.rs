@@ -5,7 +5,6 @@
 pub mod backup;
 pub mod certs;
 pub mod client;
-pub mod commands;
 pub mod http;
 pub mod lease;
 pub mod local_ca;

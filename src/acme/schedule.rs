@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
-use crate::config::Domain;
+use crate::names::DnsName;
 use crate::tls::CertBundle;
 
 const WEEK: chrono::Duration = chrono::Duration::days(7);
@@ -57,7 +57,7 @@ impl RenewalPolicy {
     pub fn reason_to_order(
         &self,
         current: Option<&CertBundle>,
-        domains: &[Domain],
+        domains: &[DnsName],
         now: DateTime<Utc>,
         ca_window_opens: Option<DateTime<Utc>>,
     ) -> Option<String> {
@@ -129,7 +129,7 @@ mod tests {
     }
 
     fn bundle(now: DateTime<Utc>) -> CertBundle {
-        CertBundle::temporary(&["blog.test".parse::<Domain>().unwrap()], now).unwrap()
+        CertBundle::temporary(&["blog.test".parse::<DnsName>().unwrap()], now).unwrap()
     }
 
     #[test]
@@ -140,7 +140,7 @@ mod tests {
         // A one-day certificate (plus 5 minutes back-dating): a third, not 30 days.
         let after = policy.renew_after(&b);
         assert!(after > start + chrono::Duration::hours(15) && after < b.not_after);
-        let domains = ["blog.test".parse::<Domain>().unwrap()];
+        let domains = ["blog.test".parse::<DnsName>().unwrap()];
         assert_eq!(
             policy.reason_to_order(Some(&b), &domains, start, None),
             None
@@ -156,7 +156,7 @@ mod tests {
                 .reason_to_order(None, &domains, start, None)
                 .is_some()
         );
-        let other = ["other.test".parse::<Domain>().unwrap()];
+        let other = ["other.test".parse::<DnsName>().unwrap()];
         assert!(
             policy
                 .reason_to_order(Some(&b), &other, start, None)
@@ -189,7 +189,7 @@ mod tests {
         let chain = format!("{}{}", leaf.pem(), intermediate.pem());
         let b = CertBundle::from_pem(chain.as_bytes(), key.serialize_pem().as_bytes()).unwrap();
         let policy = RenewalPolicy::public(30, Duration::from_secs(3600));
-        let domains = ["blog.test".parse::<Domain>().unwrap()];
+        let domains = ["blog.test".parse::<DnsName>().unwrap()];
         assert_eq!(
             policy.reason_to_order(Some(&b), &domains, at("2026-01-15T00:00:00Z"), None),
             None

@@ -43,7 +43,7 @@ pub struct AcmeParts {
     pub manager: CertManager,
     pub local_ca: Option<LocalCaEndpoint>,
     /// Tells the manager about a new domain list (configuration reload).
-    pub domains: tokio::sync::watch::Sender<Vec<crate::config::Domain>>,
+    pub domains: tokio::sync::watch::Sender<Vec<crate::names::DnsName>>,
 }
 
 /// Where a listener bound to `addr` is reachable from this machine.

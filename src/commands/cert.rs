@@ -1,12 +1,26 @@
-//! `quire cert status` and `quire cert renew [--dry-run]`; the work is in
-//! `acme::commands` (renewal asks the running server first).
+//! `quire cert status` and `quire cert renew [--dry-run]`. Renewal goes
+//! through the running server when there is one (its listeners must answer the
+//! challenges); otherwise it binds the listeners itself, certifies, and exits.
 
 use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::Context;
+use chrono::{DateTime, Utc};
 
 use super::{load_config, runtime};
+use crate::acme::certs::CertStore;
+use crate::acme::lease::LeaseSlot;
+use crate::acme::service;
+use crate::acme::store::{FileStore, Storage};
 use crate::cli::CertCommand;
 use crate::clock::SharedClock;
-use crate::config::Overrides;
+use crate::config::{Config, Mode, Overrides};
+use crate::control::client;
+use crate::control::protocol::Request;
+use crate::datadir::DataDir;
+use crate::net::{self, Listeners, SocketName};
+use crate::web::{self, ChallengeMap, SitePolicy};
 
 pub fn run(command: CertCommand, clock: SharedClock) -> anyhow::Result<ExitCode> {
     let (config, mode, data_dir) = match &command {
@@ -32,16 +46,168 @@ pub fn run(command: CertCommand, clock: SharedClock) -> anyhow::Result<ExitCode>
     )?;
     match command {
         CertCommand::Status { .. } => {
-            print!(
-                "{}",
-                runtime()?.block_on(crate::acme::commands::status(&config, clock))?
-            );
+            print!("{}", runtime()?.block_on(status(&config, clock))?);
         }
         CertCommand::Renew { dry_run, .. } => {
-            let message =
-                runtime()?.block_on(crate::acme::commands::renew(&config, dry_run, clock))?;
+            let message = runtime()?.block_on(renew(&config, dry_run, clock))?;
             println!("{message}");
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+fn when(t: Option<DateTime<Utc>>) -> String {
+    t.map_or_else(
+        || "-".into(),
+        |t| t.format("%Y-%m-%d %H:%M:%S UTC").to_string(),
+    )
+}
+
+/// The status report of the certificate in `config`'s data directory.
+async fn status(config: &Config, clock: SharedClock) -> anyhow::Result<String> {
+    let now = clock.now();
+    let storage: Arc<dyn Storage> = Arc::new(FileStore::new(config.paths.data.clone(), clock));
+    let store = CertStore::new(storage, config.canonical_domain().clone());
+    let dir = DataDir::new(&config.paths.data).certs(store.primary().as_str());
+    let mut out = String::new();
+    let mut line = |label: &str, value: String| out.push_str(&format!("  {label:<13} {value}\n"));
+    let status = store.status().await?;
+    let configured: Vec<&str> = config.domains.iter().map(|d| d.as_str()).collect();
+    line("mode", config.mode.to_string());
+    line("domains", configured.join(", "));
+    match store.load(None).await? {
+        Some(stored) => {
+            let b = &stored.bundle;
+            line(
+                "certificate",
+                dir.join("fullchain.pem").display().to_string(),
+            );
+            line("names", b.names.join(", "));
+            line("issuer", b.issuer.clone());
+            let days = (b.not_after - now).num_days();
+            line(
+                "not after",
+                format!("{} ({days} days left)", when(Some(b.not_after))),
+            );
+            if let Err(e) = b.check(&config.domains, now) {
+                line("problem", e.to_string());
+            }
+        }
+        None => line(
+            "certificate",
+            format!(
+                "none in {} yet; `quire serve` obtains one at start",
+                dir.display()
+            ),
+        ),
+    }
+    line("renew after", when(status.renew_after));
+    line("next check", when(status.next_check));
+    line("CA", status.directory.clone().unwrap_or_else(|| "-".into()));
+    line(
+        "issued by",
+        status.issued_by.clone().unwrap_or_else(|| "-".into()),
+    );
+    line("last attempt", when(status.last_attempt));
+    line(
+        "last success",
+        match status.last_took_ms {
+            Some(ms) => format!("{} (took {ms} ms)", when(status.last_success)),
+            None => when(status.last_success),
+        },
+    );
+    line(
+        "last error",
+        status.last_error.clone().unwrap_or_else(|| "-".into()),
+    );
+    line(
+        "failures",
+        format!("{} in a row", status.consecutive_failures),
+    );
+    let week = status
+        .issued
+        .iter()
+        .filter(|t| now - **t < chrono::Duration::days(7))
+        .count();
+    line("issued (7d)", week.to_string());
+    if config.mode == Mode::Local {
+        line(
+            "local CA root",
+            service::local_ca_root(config).display().to_string(),
+        );
+    }
+    Ok(format!("certificate of {}\n{out}", store.primary()))
+}
+
+/// Forces a renewal (or a dry run) and returns what happened.
+async fn renew(config: &Config, dry_run: bool, clock: SharedClock) -> anyhow::Result<String> {
+    if !matches!(
+        config.mode,
+        Mode::Local | Mode::Staging | Mode::Production | Mode::Acme
+    ) {
+        anyhow::bail!(
+            "mode `{}` does not obtain certificates by ACME; use local, staging, production or acme",
+            config.mode
+        );
+    }
+    let request = Request::Renew { dry_run };
+    if let Some(message) = client::ask_if_running(&config.paths.data, &request).await? {
+        return Ok(format!("{message} (done by the running server)"));
+    }
+    renew_directly(config, dry_run, clock).await
+}
+
+async fn renew_directly(
+    config: &Config,
+    dry_run: bool,
+    clock: SharedClock,
+) -> anyhow::Result<String> {
+    let http = Arc::new(net::bind(config.listen.http, SocketName::Http).await?);
+    let https = Arc::new(net::bind(config.listen.https, SocketName::Https).await?);
+    let challenges = ChallengeMap::default();
+    // A one-off run: its figures are not exported.
+    let metrics = crate::metrics::Metrics::new();
+    let lease = service::lock_certificates(&config.paths.data, &clock).await?;
+    let parts = service::prepare(
+        config,
+        &clock,
+        challenges.clone(),
+        http.local_addr()?,
+        https.local_addr()?,
+        &mut Default::default(),
+        &crate::config::process_env,
+        &metrics,
+        LeaseSlot::holding(lease),
+    )
+    .await?;
+    let policy = web::live_policy(SitePolicy::from_config(config, true));
+    let mut listeners = Listeners::new(net::live_limits(config.limits.clone()), metrics);
+    listeners.add(
+        SocketName::Http,
+        http,
+        None,
+        web::redirect_router(challenges, policy),
+    );
+    let tls = crate::tls::server_config(parts.resolver.clone())?;
+    listeners.add(
+        SocketName::Https,
+        https,
+        Some(tls.into()),
+        axum::Router::new(),
+    );
+    if let Some(ca) = parts.local_ca {
+        let tls = ca.ca.server_config();
+        listeners.add(SocketName::LocalCa, ca.socket, Some(tls.into()), ca.app);
+    }
+    let running = listeners.start();
+    let mut manager = parts.manager;
+    let mut status = manager.store.status().await?;
+    let outcome = manager.obtain(&mut status, dry_run).await;
+    if !dry_run {
+        let lease = manager.lease.current().context("the certificates' lease")?;
+        manager.store.save_status(&status, &lease).await?;
+    }
+    running.stop().await;
+    drop(manager);
+    outcome.context("renewal failed")
 }

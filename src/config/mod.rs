@@ -29,11 +29,6 @@ pub use types::{
 };
 pub use values::{ValueError, local_ca_lifetime};
 
-/// The config's name for [`DnsName`](crate::names::DnsName), which the
-/// certificate code imports under it; kept so that this step does not touch
-/// the nine files other engineers are reshaping at the same time.
-pub use crate::names::DnsName as Domain;
-
 impl Config {
     /// Loads the configuration: the file from `--config` or `QUIRE_CONFIG` (if any),
     /// then the environment (read through `env`), then the flags.

@@ -12,7 +12,7 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::sign::CertifiedKey;
 use x509_parser::prelude::*;
 
-use crate::config::Domain;
+use crate::names::DnsName;
 
 #[derive(Debug, thiserror::Error)]
 pub enum BundleError {
@@ -225,7 +225,7 @@ impl CertBundle {
     /// A self-signed certificate for `domains`, valid for a day from `now`.
     /// It serves until the first real certificate arrives, so the HTTPS port
     /// is never closed; browsers warn, which is the truth.
-    pub fn temporary(domains: &[Domain], now: DateTime<Utc>) -> Result<CertBundle, BundleError> {
+    pub fn temporary(domains: &[DnsName], now: DateTime<Utc>) -> Result<CertBundle, BundleError> {
         let (chain, key) = self_signed_pem(domains, now)?;
         let bundle = CertBundle::from_pem(chain.as_bytes(), key.as_bytes())?;
         Ok(CertBundle {
@@ -245,7 +245,7 @@ impl CertBundle {
     }
 
     /// Checks dates against `now` and that every domain is covered.
-    pub fn check(&self, domains: &[Domain], now: DateTime<Utc>) -> Result<(), BundleError> {
+    pub fn check(&self, domains: &[DnsName], now: DateTime<Utc>) -> Result<(), BundleError> {
         if now > self.not_after {
             return Err(BundleError::Expired(self.not_after));
         }
@@ -257,7 +257,7 @@ impl CertBundle {
         }
         let missing: Vec<&str> = domains
             .iter()
-            .map(Domain::as_str)
+            .map(DnsName::as_str)
             .filter(|d| !self.covers(d))
             .collect();
         if !missing.is_empty() {
@@ -275,11 +275,11 @@ const TEMPORARY_CERT_NAME: &str = "quire temporary certificate";
 
 /// The temporary certificate as PEM (chain, key).
 fn self_signed_pem(
-    domains: &[Domain],
+    domains: &[DnsName],
     now: DateTime<Utc>,
 ) -> Result<(String, String), rcgen::Error> {
     let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256)?;
-    let names: Vec<String> = domains.iter().map(Domain::to_string).collect();
+    let names: Vec<String> = domains.iter().map(DnsName::to_string).collect();
     let mut params = rcgen::CertificateParams::new(names)?;
     params
         .distinguished_name
@@ -303,7 +303,7 @@ mod tests {
     #[test]
     fn the_temporary_certificate_says_so_and_a_loaded_one_does_not() {
         let now = Utc::now();
-        let domains = ["blog.test".parse::<Domain>().unwrap()];
+        let domains = ["blog.test".parse::<DnsName>().unwrap()];
         let temporary = CertBundle::temporary(&domains, now).unwrap();
         assert_eq!(temporary.origin, CertOrigin::Temporary);
         assert!(temporary.check(&domains, now).is_ok());

@@ -6,7 +6,8 @@
 //! `types` is what the rest of quire reads; `raw` is the file as written;
 //! `values` parses one value and knows every range; `defaults` holds every
 //! default; `env` the environment's layer; `validate` puts them together one
-//! section at a time; `problem` is what goes wrong.
+//! section at a time; `problem` is what goes wrong, and `words` says a key
+//! TOML's types refuse in the operator's words.
 
 mod defaults;
 mod env;
@@ -15,6 +16,7 @@ mod raw;
 mod types;
 mod validate;
 mod values;
+mod words;
 
 #[cfg(test)]
 mod tests;

@@ -13,8 +13,8 @@ use super::defaults;
 use super::env;
 use super::problem::{ConfigError, ConfigProblem, Origin};
 use super::raw::{
-    Field, RawDomains, RawLimits, RawListen, RawMetrics, RawPaths, RawSite, RawStats, RawTls,
-    line_of, parse_file,
+    AddressText, Field, RawDomains, RawLimits, RawListen, RawMetrics, RawPaths, RawSite, RawStats,
+    RawTls, line_of, parse_file,
 };
 use super::types::{
     Config, ExternalAccountBinding, Limits, Listen, MetricsConfig, Mode, Overrides, Paths,
@@ -223,7 +223,7 @@ fn domains(v: &mut Validator, raw: &RawDomains, mode: Mode) -> Vec<DnsName> {
 }
 
 fn listen(v: &mut Validator, raw: &RawListen, mode: Mode) -> Listen {
-    let mut address = |key: &str, field: &Field<String>, default| {
+    let mut address = |key: &str, field: &Field<AddressText>, default| {
         v.parse(key, field, |t| values::socket_addr(t))
             .unwrap_or(default)
     };

@@ -92,9 +92,9 @@ fn check_reports_config_problems_with_lines() {
     let (code, stdout, _) = site.run(&["check", "--config", "quire.toml"]);
     assert_eq!(code, 1);
     for needle in [
-        "quire.toml:3: toml: unknown field `titel`",
-        "quire.toml:4: toml: unknown field `sight`",
-        "quire.toml:7: toml: invalid type",
+        "quire.toml:3: site: unknown key `titel`; [site] takes title, base_url,",
+        "quire.toml:4: sight: unknown section `sight`; use [site], [domains],",
+        "quire.toml:7: stats.enabled: \"yes\" is text in quotes; use true or false",
     ] {
         assert!(stdout.contains(needle), "{needle} in:\n{stdout}");
     }

@@ -98,6 +98,9 @@ pub fn diff(started: &Config, applied: &Config, next: &Config) -> Changes {
         local_ca,
         local_ca_public,
         trusted_proxies,
+        // Where an address was written changes nothing the server does; the
+        // addresses themselves are compared below.
+        origins: _,
     } = listen;
     let TlsConfig {
         directory_url,

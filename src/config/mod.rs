@@ -23,11 +23,11 @@ mod tests;
 
 use std::path::Path;
 
-pub use env::{env_from, no_env, process_env};
+pub use env::{ListenFlag, env_from, no_env, process_env};
 pub use problem::{ConfigError, ConfigProblem, Origin};
 pub use types::{
-    Challenge, Config, ExternalAccountBinding, Limits, Listen, MetricsConfig, Mode, Overrides,
-    Paths, SiteConfig, StatsConfig, TlsConfig, UnknownMode,
+    Challenge, Config, ExternalAccountBinding, Limits, Listen, ListenOrigins, MetricsConfig, Mode,
+    Overrides, Paths, SiteConfig, StatsConfig, TlsConfig, UnknownMode,
 };
 pub use values::{ValueError, local_ca_lifetime};
 

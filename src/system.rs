@@ -24,7 +24,7 @@ use crate::clock::SharedClock;
 use crate::config::{Config, Mode};
 use crate::control::server::{self as control, UpgradeRequest};
 use crate::metrics::{self, Metrics};
-use crate::reload::Reloader;
+use crate::reload::{Reloader, Trigger};
 use crate::shutdown::Shutdown;
 use crate::site::watcher::FileWatch;
 use crate::site::{self, BuildInputs, LiveSite};
@@ -781,10 +781,9 @@ pub async fn serve(config: Config, clock: SharedClock) -> anyhow::Result<()> {
             () = &mut stop => break None,
             Some(()) = hangups.recv() => {
                 let reloader = server.reloader.clone();
-                match tokio::task::spawn_blocking(move || reloader.reload(env)).await {
-                    Ok(Ok(message)) => tracing::info!("SIGHUP: {message}"),
-                    Ok(Err(message)) => tracing::error!("SIGHUP: the configuration was not reloaded: {message}"),
-                    Err(e) => tracing::error!("SIGHUP: the reload failed: {e}"),
+                // The reloader logs its outcome.
+                if let Err(e) = tokio::task::spawn_blocking(move || reloader.reload(Trigger::Hangup, env)).await {
+                    tracing::error!("SIGHUP: the reload failed: {e}");
                 }
                 continue;
             }

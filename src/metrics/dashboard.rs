@@ -243,14 +243,12 @@ fn certificate(out: &mut String, sources: &Sources, now: DateTime<Utc>) {
              <tr><th>expires</th><td>{} (<span class=\"{class}\">{days} days left</span>)</td></tr>",
             esc(&cert.names.join(", ")),
             esc(&cert.issuer),
-            cert.not_after.format("%Y-%m-%d %H:%M UTC")
+            crate::clock::for_people(cert.not_after)
         );
     }
     if let Some(status) = sources.certificates.as_ref().and_then(|c| c.status().ok()) {
         let when = |t: Option<DateTime<Utc>>| {
-            t.map_or("-".to_string(), |t| {
-                t.format("%Y-%m-%d %H:%M UTC").to_string()
-            })
+            t.map_or("-".to_string(), |t| crate::clock::for_people(t).to_string())
         };
         let _ = write!(
             out,
@@ -317,7 +315,7 @@ fn problems(out: &mut String) {
         let _ = write!(
             out,
             "<tr><td class=\"muted\">{}</td><td class=\"{class}\">{}</td><td>{}</td></tr>",
-            p.at.format("%Y-%m-%d %H:%M:%S"),
+            crate::clock::for_people(p.at),
             p.level,
             esc(&p.message)
         );
@@ -336,7 +334,7 @@ pub fn render(sources: &Sources) -> String {
         esc(&sources.title),
         env!("CARGO_PKG_VERSION"),
         sources.mode,
-        sources.started.format("%Y-%m-%d %H:%M UTC"),
+        crate::clock::for_people(sources.started),
         if readiness.ready { "ok" } else { "bad" },
         if readiness.ready {
             "ready"

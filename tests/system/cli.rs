@@ -213,6 +213,21 @@ async fn serve_takes_its_addresses_from_flags_over_variables_over_the_file() {
 }
 
 #[test]
+fn the_log_writes_time_as_people_read_it_everywhere_else() {
+    let site = SiteDir::empty("");
+    let server = Binary::serve(&site, &[]);
+    let log = server.log();
+    assert!(!log.is_empty());
+    for line in log.lines() {
+        let stamp = line.get(..23).unwrap_or(line);
+        assert!(
+            chrono::NaiveDateTime::parse_from_str(stamp, "%Y-%m-%d %H:%M:%S UTC").is_ok(),
+            "`{stamp}` is not `2027-02-27 14:13:05 UTC`: {line}"
+        );
+    }
+}
+
+#[test]
 fn serve_without_content_says_what_to_do() {
     let site = SiteDir::empty("");
     std::fs::remove_dir_all(site.path("content")).unwrap();

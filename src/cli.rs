@@ -26,6 +26,22 @@ pub struct ConfigArgs {
     pub config: Option<PathBuf>,
 }
 
+/// `serve`'s addresses, over `[listen]` in the config. Strings, not
+/// addresses: they go through the configuration like QUIRE_HTTP, so a bad one
+/// is reported as `--http: listen.http: ...` as config problems are.
+#[derive(Args, Debug, Clone, Default)]
+pub struct ListenArgs {
+    /// Plain HTTP address, such as 127.0.0.1:8081; also QUIRE_HTTP.
+    #[arg(long, value_name = "ADDR")]
+    pub http: Option<String>,
+    /// HTTPS address; also QUIRE_HTTPS.
+    #[arg(long, value_name = "ADDR")]
+    pub https: Option<String>,
+    /// Metrics and dashboard address; also QUIRE_METRICS.
+    #[arg(long, value_name = "ADDR")]
+    pub metrics: Option<String>,
+}
+
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// Serve the site (and run its operations) until stopped.
@@ -41,6 +57,8 @@ pub enum Command {
         /// Show draft posts.
         #[arg(long)]
         drafts: bool,
+        #[command(flatten)]
+        listen: ListenArgs,
     },
     /// Check config, content and links; print every problem; exit 1 if any.
     Check {

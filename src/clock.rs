@@ -1,6 +1,7 @@
 //! Injectable wall-clock time. Everything that depends on "now" (scheduled posts
 //! today, certificate renewal and stats rotation later) reads it through a
-//! [`Clock`], so tests move time forward instead of sleeping.
+//! [`Clock`], so tests move time forward instead of sleeping. Also the one way
+//! a moment is written for people ([`for_people`]).
 
 use std::future::Future;
 use std::pin::Pin;
@@ -73,6 +74,14 @@ pub fn system() -> SharedClock {
     Arc::new(SystemClock)
 }
 
+/// A moment as people read it, in the log, command output and the dashboard:
+/// `2027-02-27 14:13:05 UTC`, the one format for them everywhere. Machine
+/// formats (HTTP dates, JSON, feeds, the sitemap, certificate fields, hook
+/// variables) keep their own.
+pub fn for_people(t: DateTime<Utc>) -> impl std::fmt::Display {
+    t.format("%Y-%m-%d %H:%M:%S UTC")
+}
+
 /// A clock that only moves when told to; sleepers wake when it passes their deadline.
 pub struct ManualClock {
     now: Mutex<DateTime<Utc>>,
@@ -123,6 +132,18 @@ mod tests {
 
     fn at(s: &str) -> DateTime<Utc> {
         s.parse().unwrap()
+    }
+
+    #[test]
+    fn people_read_a_moment_to_the_second_in_utc() {
+        assert_eq!(
+            for_people(at("2027-02-27T14:13:05.031097123Z")).to_string(),
+            "2027-02-27 14:13:05 UTC"
+        );
+        assert_eq!(
+            for_people(at("2026-11-29T23:18:26+01:00")).to_string(),
+            "2026-11-29 22:18:26 UTC"
+        );
     }
 
     #[tokio::test]

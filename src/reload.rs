@@ -5,7 +5,8 @@
 //! domain list (the certificate manager orders a certificate for a new list).
 //! Every other change is named, and waits for a restart. [`diff`] sorts each
 //! field into one or the other by destructuring the whole [`Config`], so a new
-//! field does not compile until someone decides which it is.
+//! field does not compile until someone decides which it is. Every reload is
+//! logged here, whatever asked for it, with what it applied or why it refused.
 
 use std::sync::{Arc, Mutex};
 
@@ -98,6 +99,9 @@ pub fn diff(started: &Config, applied: &Config, next: &Config) -> Changes {
         local_ca,
         local_ca_public,
         trusted_proxies,
+        // Where an address was written changes nothing the server does; the
+        // addresses themselves are compared below.
+        origins: _,
     } = listen;
     let TlsConfig {
         directory_url,
@@ -216,6 +220,24 @@ pub fn diff(started: &Config, applied: &Config, next: &Config) -> Changes {
 #[error("{0}\nThe running configuration stays.")]
 pub struct ReloadError(pub ConfigError);
 
+/// What asked for a reload, as the log names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Trigger {
+    /// SIGHUP.
+    Hangup,
+    /// `quire reload`, over the control socket.
+    Command,
+}
+
+impl std::fmt::Display for Trigger {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Trigger::Hangup => "SIGHUP",
+            Trigger::Command => "quire reload",
+        })
+    }
+}
+
 /// What a reload can reach in the running server.
 pub struct Reloader {
     overrides: Overrides,
@@ -247,8 +269,24 @@ impl Reloader {
         }
     }
 
-    /// Reloads with `env` as the environment. Ok: what changed.
-    pub fn reload(&self, env: &dyn Fn(&str) -> Option<String>) -> Result<String, ReloadError> {
+    /// Reloads with `env` as the environment, and logs the outcome: at info
+    /// what changed, at warn why nothing did. Ok: what changed.
+    pub fn reload(
+        &self,
+        trigger: Trigger,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<String, ReloadError> {
+        let outcome = self.apply(env);
+        match &outcome {
+            Ok(message) => tracing::info!("reload ({trigger}): {message}"),
+            Err(refused) => {
+                tracing::warn!("reload ({trigger}): the configuration was not reloaded: {refused}")
+            }
+        }
+        outcome
+    }
+
+    fn apply(&self, env: &dyn Fn(&str) -> Option<String>) -> Result<String, ReloadError> {
         let next = Config::load(&self.overrides, env).map_err(ReloadError)?;
         let mut applied = self.applied.lock().unwrap_or_else(|e| e.into_inner());
         let changes = diff(&self.started, &applied, &next);
@@ -480,17 +518,20 @@ mod tests {
         )
         .unwrap();
         assert_eq!(
-            reloader.reload(&no_env).unwrap(),
+            reloader.reload(Trigger::Command, &no_env).unwrap(),
             "reloaded: limits (for new connections). Changed, but only applied at the next restart: site.title"
         );
         assert_eq!(reloader.limits.load().idle_timeout, Duration::from_secs(5));
         assert_eq!(
-            reloader.reload(&no_env).unwrap(),
+            reloader.reload(Trigger::Command, &no_env).unwrap(),
             "reloaded; nothing that can change live had changed. Changed, but only applied at the next restart: site.title"
         );
 
         std::fs::write(&file, "[limits]\nidle_timeout = \"0s\"\n").unwrap();
-        let refused = reloader.reload(&no_env).unwrap_err().to_string();
+        let refused = reloader
+            .reload(Trigger::Command, &no_env)
+            .unwrap_err()
+            .to_string();
         assert!(
             refused.contains("limits.idle_timeout")
                 && refused.ends_with("\nThe running configuration stays."),

@@ -198,9 +198,9 @@ impl CertManager {
                 self.store.primary(),
                 self.current
                     .as_ref()
-                    .map(|b| b.not_after.to_rfc3339())
+                    .map(|b| crate::clock::for_people(b.not_after).to_string())
                     .unwrap_or_default(),
-                next.to_rfc3339()
+                crate::clock::for_people(next)
             );
             return next;
         };
@@ -209,7 +209,7 @@ impl CertManager {
                 "{} certificates were issued for {} in the last 7 days, the weekly limit; next attempt {}",
                 self.policy.weekly_cap.unwrap_or_default(),
                 self.store.primary(),
-                until.to_rfc3339()
+                crate::clock::for_people(until)
             );
             tracing::warn!("{message}");
             status.last_error = Some(message);
@@ -308,7 +308,7 @@ impl CertManager {
             certifier.directory(),
             took.as_millis(),
             bundle.issuer,
-            bundle.not_after.format("%Y-%m-%d %H:%M UTC")
+            crate::clock::for_people(bundle.not_after)
         );
         tracing::info!("{message}");
         self.current = Some(bundle.clone());

@@ -70,7 +70,7 @@ impl RenewalPolicy {
         if now >= self.renew_after(bundle) {
             return Some(format!(
                 "it expires on {}, inside the renewal window",
-                bundle.not_after.format("%Y-%m-%d %H:%M UTC")
+                crate::clock::for_people(bundle.not_after)
             ));
         }
         if ca_window_opens.is_some_and(|at| now >= at) {

@@ -57,10 +57,7 @@ pub fn run(command: CertCommand, clock: SharedClock) -> anyhow::Result<ExitCode>
 }
 
 fn when(t: Option<DateTime<Utc>>) -> String {
-    t.map_or_else(
-        || "-".into(),
-        |t| t.format("%Y-%m-%d %H:%M:%S UTC").to_string(),
-    )
+    t.map_or_else(|| "-".into(), |t| crate::clock::for_people(t).to_string())
 }
 
 /// The status report of the certificate in `config`'s data directory.

@@ -36,11 +36,12 @@ pub fn main(cli: Cli) -> ExitCode {
             libc::umask(0o077);
         }
     }
-    init_logging(matches!(
-        cli.command,
-        Command::Serve { .. } | Command::LocalCa(_)
-    ));
-    match run(cli, clock::system()) {
+    let clock = clock::system();
+    init_logging(
+        matches!(cli.command, Command::Serve { .. } | Command::LocalCa(_)),
+        clock.clone(),
+    );
+    match run(cli, clock) {
         Ok(code) => code,
         Err(e) => {
             eprintln!("error: {e}");
@@ -59,7 +60,8 @@ pub fn run(cli: Cli, clock: SharedClock) -> anyhow::Result<ExitCode> {
             mode,
             data_dir,
             drafts,
-        } => serve::run(&config, mode, data_dir, drafts, clock),
+            listen,
+        } => serve::run(&config, mode, data_dir, drafts, listen, clock),
         Command::Check { config, drafts } => check::run(&config, drafts, &clock),
         Command::Cert { command } => cert::run(command, clock),
         Command::LocalCa(args) => local_ca::run(args, clock),
@@ -84,7 +86,16 @@ pub fn run(cli: Cli, clock: SharedClock) -> anyhow::Result<ExitCode> {
     }
 }
 
-fn init_logging(serving: bool) {
+/// Log lines carry their time as people read it everywhere else in quire.
+struct ForPeople(SharedClock);
+
+impl tracing_subscriber::fmt::time::FormatTime for ForPeople {
+    fn format_time(&self, w: &mut tracing_subscriber::fmt::format::Writer<'_>) -> std::fmt::Result {
+        write!(w, "{}", clock::for_people(self.0.now()))
+    }
+}
+
+fn init_logging(serving: bool, clock: SharedClock) {
     let default = if serving { "quire=info,warn" } else { "warn" };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
@@ -93,7 +104,8 @@ fn init_logging(serving: bool) {
     let format = tracing_subscriber::fmt::layer()
         .with_writer(std::io::stderr)
         .with_ansi(std::io::stderr().is_terminal())
-        .with_target(false);
+        .with_target(false)
+        .with_timer(ForPeople(clock));
     tracing_subscriber::registry()
         .with(filter)
         .with(format)

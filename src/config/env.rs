@@ -13,6 +13,50 @@ pub const DATA_DIR_VAR: &str = "QUIRE_DATA_DIR";
 /// `MODE` is an alias of `QUIRE_MODE`, which wins when both are set.
 pub const MODE_VARS: [&str; 2] = ["QUIRE_MODE", "MODE"];
 
+/// A `[listen]` address that `serve` also takes as a flag and a variable,
+/// so a taken default port needs no config file to move.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ListenFlag {
+    Http,
+    Https,
+    Metrics,
+}
+
+impl ListenFlag {
+    pub fn flag(self) -> &'static str {
+        match self {
+            ListenFlag::Http => "--http",
+            ListenFlag::Https => "--https",
+            ListenFlag::Metrics => "--metrics",
+        }
+    }
+
+    pub fn var(self) -> &'static str {
+        match self {
+            ListenFlag::Http => "QUIRE_HTTP",
+            ListenFlag::Https => "QUIRE_HTTPS",
+            ListenFlag::Metrics => "QUIRE_METRICS",
+        }
+    }
+
+    /// The key in the file, as problems name it.
+    pub fn key(self) -> &'static str {
+        match self {
+            ListenFlag::Http => "listen.http",
+            ListenFlag::Https => "listen.https",
+            ListenFlag::Metrics => "listen.metrics",
+        }
+    }
+
+    fn given(self, overrides: &Overrides) -> Option<&String> {
+        match self {
+            ListenFlag::Http => overrides.http.as_ref(),
+            ListenFlag::Https => overrides.https.as_ref(),
+            ListenFlag::Metrics => overrides.metrics.as_ref(),
+        }
+    }
+}
+
 /// The process environment, for [`Config::load`](super::Config::load); an
 /// empty variable counts as unset.
 pub fn process_env(name: &str) -> Option<String> {
@@ -56,6 +100,18 @@ pub(super) fn mode(
         })
 }
 
+/// The address named outside the file, and where: the flag, else the variable.
+pub(super) fn listen(
+    which: ListenFlag,
+    overrides: &Overrides,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Option<(Origin, String)> {
+    which
+        .given(overrides)
+        .map(|a| (Origin::Flag(which.flag()), a.clone()))
+        .or_else(|| env(which.var()).map(|a| (Origin::Env(which.var()), a)))
+}
+
 /// The data directory named outside the file: `--data-dir`, else `QUIRE_DATA_DIR`.
 pub(super) fn data_dir(
     overrides: &Overrides,
@@ -93,6 +149,27 @@ mod tests {
             Some((Origin::Env("MODE"), "manual".into()))
         );
         assert_eq!(mode(&none, &no_env), None);
+    }
+
+    #[test]
+    fn a_listen_flag_wins_over_its_variable() {
+        let env = env_from(HashMap::from([
+            ("QUIRE_HTTP", "127.0.0.1:8081"),
+            ("QUIRE_METRICS", "127.0.0.1:9101"),
+        ]));
+        let flags = Overrides {
+            http: Some("127.0.0.1:8082".into()),
+            ..Overrides::default()
+        };
+        assert_eq!(
+            listen(ListenFlag::Http, &flags, &env),
+            Some((Origin::Flag("--http"), "127.0.0.1:8082".into()))
+        );
+        assert_eq!(
+            listen(ListenFlag::Metrics, &flags, &env),
+            Some((Origin::Env("QUIRE_METRICS"), "127.0.0.1:9101".into()))
+        );
+        assert_eq!(listen(ListenFlag::Https, &flags, &env), None);
     }
 
     #[test]

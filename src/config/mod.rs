@@ -6,7 +6,8 @@
 //! `types` is what the rest of quire reads; `raw` is the file as written;
 //! `values` parses one value and knows every range; `defaults` holds every
 //! default; `env` the environment's layer; `validate` puts them together one
-//! section at a time; `problem` is what goes wrong.
+//! section at a time; `problem` is what goes wrong, and `words` says a key
+//! TOML's types refuse in the operator's words.
 
 mod defaults;
 mod env;
@@ -15,17 +16,18 @@ mod raw;
 mod types;
 mod validate;
 mod values;
+mod words;
 
 #[cfg(test)]
 mod tests;
 
 use std::path::Path;
 
-pub use env::{env_from, no_env, process_env};
+pub use env::{ListenFlag, env_from, no_env, process_env};
 pub use problem::{ConfigError, ConfigProblem, Origin};
 pub use types::{
-    Challenge, Config, ExternalAccountBinding, Limits, Listen, MetricsConfig, Mode, Overrides,
-    Paths, SiteConfig, StatsConfig, TlsConfig, UnknownMode,
+    Challenge, Config, ExternalAccountBinding, Limits, Listen, ListenOrigins, MetricsConfig, Mode,
+    Overrides, Paths, SiteConfig, StatsConfig, TlsConfig, UnknownMode,
 };
 pub use values::{ValueError, local_ca_lifetime};
 

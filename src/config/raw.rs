@@ -8,9 +8,55 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use super::problem::{ConfigProblem, Origin};
+use super::words::Refusal;
 
 /// A key as written, with where it was written; `None` when absent.
 pub(super) type Field<T> = Option<Spanned<T>>;
+
+/// Text that stands for a value TOML has no type for. Its own type, so that a
+/// value of another TOML type (`flush_every = 10`) is refused in words that
+/// name the kind (see `words`) rather than as "expected a string".
+macro_rules! written_as_text {
+    ($(#[$doc:meta])* $name:ident, $expecting:literal) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, PartialEq, Eq)]
+        pub(super) struct $name(String);
+
+        impl std::ops::Deref for $name {
+            type Target = str;
+            fn deref(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl<'de> Deserialize<'de> for $name {
+            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                struct Text;
+                impl serde::de::Visitor<'_> for Text {
+                    type Value = String;
+                    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                        f.write_str($expecting)
+                    }
+                    fn visit_str<E>(self, text: &str) -> Result<String, E> {
+                        Ok(text.to_string())
+                    }
+                }
+                d.deserialize_str(Text).map($name)
+            }
+        }
+    };
+}
+
+written_as_text!(
+    /// A duration such as "10s"; `values` parses it.
+    DurationText,
+    "a duration in quotes, such as \"10s\" or \"8h\""
+);
+written_as_text!(
+    /// A socket address such as "127.0.0.1:8080"; `values` parses it.
+    AddressText,
+    "an address in quotes, such as \"127.0.0.1:8080\" or \"[::]:443\""
+);
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -63,10 +109,10 @@ pub(super) struct RawPaths {
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct RawListen {
-    pub(super) http: Field<String>,
-    pub(super) https: Field<String>,
-    pub(super) metrics: Field<String>,
-    pub(super) local_ca: Field<String>,
+    pub(super) http: Field<AddressText>,
+    pub(super) https: Field<AddressText>,
+    pub(super) metrics: Field<AddressText>,
+    pub(super) local_ca: Field<AddressText>,
     pub(super) local_ca_public: Field<bool>,
     pub(super) trusted_proxies: Field<Vec<String>>,
 }
@@ -74,13 +120,13 @@ pub(super) struct RawListen {
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct RawLimits {
-    pub(super) handshake_timeout: Field<String>,
-    pub(super) header_read_timeout: Field<String>,
-    pub(super) idle_timeout: Field<String>,
+    pub(super) handshake_timeout: Field<DurationText>,
+    pub(super) header_read_timeout: Field<DurationText>,
+    pub(super) idle_timeout: Field<DurationText>,
     pub(super) max_header_bytes: Field<i64>,
     pub(super) max_connections: Field<i64>,
     pub(super) h2_max_concurrent_streams: Field<i64>,
-    pub(super) shutdown_grace: Field<String>,
+    pub(super) shutdown_grace: Field<DurationText>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -94,10 +140,10 @@ pub(super) struct RawTls {
     pub(super) cert_file: Field<String>,
     pub(super) key_file: Field<String>,
     pub(super) renew_before_days: Field<i64>,
-    pub(super) check_every: Field<String>,
+    pub(super) check_every: Field<DurationText>,
     pub(super) challenge: Field<String>,
     pub(super) post_issue_hook: Field<String>,
-    pub(super) local_ca_lifetime: Field<String>,
+    pub(super) local_ca_lifetime: Field<DurationText>,
     pub(super) hsts: Field<bool>,
 }
 
@@ -105,7 +151,7 @@ pub(super) struct RawTls {
 #[serde(deny_unknown_fields)]
 pub(super) struct RawStats {
     pub(super) enabled: Field<bool>,
-    pub(super) flush_every: Field<String>,
+    pub(super) flush_every: Field<DurationText>,
     pub(super) hourly_retention_days: Field<i64>,
     pub(super) daily_retention_days: Field<i64>,
     pub(super) respect_dnt: Field<bool>,
@@ -136,16 +182,14 @@ pub(super) fn parse_file(
             Err(e) => e,
         };
         let line = e.span().map_or(1, |s| line_of(&text, s.start));
+        let Refusal { key, message } = Refusal::of(&e);
         problems.push(ConfigProblem {
             origin: Origin::Line {
                 file: file.clone(),
                 line,
             },
-            key: "toml".into(),
-            message: format!(
-                "{}; fix the file (every key is documented in config.example.toml)",
-                e.message().trim_end()
-            ),
+            key,
+            message,
         });
         let about_one_key = ["unknown field", "invalid type", "invalid value"]
             .iter()

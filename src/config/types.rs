@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use url::Url;
 
+use super::problem::Origin;
 use crate::names::DnsName;
 
 /// Where certificates come from; also picks the default ports.
@@ -131,6 +132,19 @@ pub struct Listen {
     pub local_ca_public: bool,
     /// Peers whose `X-Forwarded-For`/`Forwarded` headers name the client.
     pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// Where each address was chosen.
+    pub origins: ListenOrigins,
+}
+
+/// Where each [`Listen`] address was chosen (a flag, a variable, a line of
+/// the file), so that an address that cannot be bound is explained where the
+/// operator can change it; `None` is the built-in default.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct ListenOrigins {
+    pub http: Option<Origin>,
+    pub https: Option<Origin>,
+    pub metrics: Option<Origin>,
+    pub local_ca: Option<Origin>,
 }
 
 /// Protection against slow and abusive clients.
@@ -200,6 +214,11 @@ pub struct Overrides {
     pub mode: Option<String>,
     pub data_dir: Option<PathBuf>,
     pub drafts: bool,
+    /// `serve --http`, `--https`, `--metrics`: addresses as written, checked
+    /// with the file's so a bad one is reported like any config problem.
+    pub http: Option<String>,
+    pub https: Option<String>,
+    pub metrics: Option<String>,
 }
 
 impl Overrides {

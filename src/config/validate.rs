@@ -4,6 +4,7 @@
 //! default so later sections can still be checked against it.
 
 use std::fmt;
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use toml::Spanned;
@@ -11,14 +12,15 @@ use url::Url;
 
 use super::defaults;
 use super::env;
+use super::env::ListenFlag;
 use super::problem::{ConfigError, ConfigProblem, Origin};
 use super::raw::{
-    Field, RawDomains, RawLimits, RawListen, RawMetrics, RawPaths, RawSite, RawStats, RawTls,
-    line_of, parse_file,
+    AddressText, Field, RawDomains, RawLimits, RawListen, RawMetrics, RawPaths, RawSite, RawStats,
+    RawTls, line_of, parse_file,
 };
 use super::types::{
-    Config, ExternalAccountBinding, Limits, Listen, MetricsConfig, Mode, Overrides, Paths,
-    SiteConfig, StatsConfig, TlsConfig,
+    Config, ExternalAccountBinding, Limits, Listen, ListenOrigins, MetricsConfig, Mode, Overrides,
+    Paths, SiteConfig, StatsConfig, TlsConfig,
 };
 use super::values::{self, ValueError};
 use crate::names::DnsName;
@@ -49,14 +51,14 @@ pub(super) fn config(
 
     let mode = mode(&mut v, &raw.tls, overrides, env);
     let domains = domains(&mut v, &raw.domains, mode);
-    let listen = listen(&mut v, &raw.listen, mode);
+    let listen = listen(&mut v, &raw.listen, mode, overrides, env);
     let site = site(&mut v, &raw.site, mode, &domains, &listen);
     let paths = paths(&raw.paths, &resolver, overrides, env);
     let tls = tls(&mut v, &raw.tls, mode, &resolver);
     let limits = limits(&mut v, &raw.limits);
     let stats = stats(&mut v, &raw.stats);
     let metrics = metrics(&mut v, &raw.metrics);
-    exposure(&mut v, &raw.listen, mode, &listen, &metrics);
+    exposure(&mut v, mode, &listen, &metrics);
 
     if !v.problems.is_empty() {
         v.problems.sort_by_key(|p| p.origin.line());
@@ -90,14 +92,6 @@ impl Validator<'_> {
         Origin::Line {
             file: self.file.clone(),
             line: line_of(self.text, field.span().start),
-        }
-    }
-
-    /// The key's line, or the file as a whole when a default is at fault.
-    fn at_or_file<T>(&self, field: &Field<T>) -> Origin {
-        match field {
-            Some(field) => self.at(field),
-            None => Origin::File(self.file.clone()),
         }
     }
 
@@ -222,16 +216,47 @@ fn domains(v: &mut Validator, raw: &RawDomains, mode: Mode) -> Vec<DnsName> {
     parsed
 }
 
-fn listen(v: &mut Validator, raw: &RawListen, mode: Mode) -> Listen {
-    let mut address = |key: &str, field: &Field<String>, default| {
-        v.parse(key, field, |t| values::socket_addr(t))
-            .unwrap_or(default)
-    };
+fn listen(
+    v: &mut Validator,
+    raw: &RawListen,
+    mode: Mode,
+    overrides: &Overrides,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Listen {
+    let outside = |which: ListenFlag| env::listen(which, overrides, env);
+    let (http, http_origin) = address(
+        v,
+        ListenFlag::Http.key(),
+        outside(ListenFlag::Http),
+        &raw.http,
+        defaults::http_addr(mode),
+    );
+    let (https, https_origin) = address(
+        v,
+        ListenFlag::Https.key(),
+        outside(ListenFlag::Https),
+        &raw.https,
+        defaults::https_addr(mode),
+    );
+    let (metrics, metrics_origin) = address(
+        v,
+        ListenFlag::Metrics.key(),
+        outside(ListenFlag::Metrics),
+        &raw.metrics,
+        defaults::METRICS_ADDR,
+    );
+    let (local_ca, local_ca_origin) = address(
+        v,
+        "listen.local_ca",
+        None,
+        &raw.local_ca,
+        defaults::LOCAL_CA_ADDR,
+    );
     Listen {
-        http: address("listen.http", &raw.http, defaults::http_addr(mode)),
-        https: address("listen.https", &raw.https, defaults::https_addr(mode)),
-        metrics: address("listen.metrics", &raw.metrics, defaults::METRICS_ADDR),
-        local_ca: address("listen.local_ca", &raw.local_ca, defaults::LOCAL_CA_ADDR),
+        http,
+        https,
+        metrics,
+        local_ca,
         local_ca_public: flag(&raw.local_ca_public).unwrap_or(defaults::LOCAL_CA_PUBLIC),
         trusted_proxies: v
             .parse_each(
@@ -240,6 +265,36 @@ fn listen(v: &mut Validator, raw: &RawListen, mode: Mode) -> Listen {
                 values::trusted_proxy,
             )
             .unwrap_or_default(),
+        origins: ListenOrigins {
+            http: http_origin,
+            https: https_origin,
+            metrics: metrics_origin,
+            local_ca: local_ca_origin,
+        },
+    }
+}
+
+/// One listen address and where it was chosen: named `outside` the file (a
+/// flag or a variable), else in the file, else `default` (no origin). A
+/// refused one is reported where it was written and the default stands in.
+fn address(
+    v: &mut Validator,
+    key: &str,
+    outside: Option<(Origin, String)>,
+    field: &Field<AddressText>,
+    default: SocketAddr,
+) -> (SocketAddr, Option<Origin>) {
+    let (origin, parsed) = match (outside, field) {
+        (Some((origin, text)), _) => (origin, values::socket_addr(&text)),
+        (None, Some(written)) => (v.at(written), values::socket_addr(written.get_ref())),
+        (None, None) => return (default, None),
+    };
+    match parsed {
+        Ok(addr) => (addr, Some(origin)),
+        Err(e) => {
+            v.report(origin, key, e);
+            (default, None)
+        }
     }
 }
 
@@ -444,15 +499,15 @@ fn metrics(v: &mut Validator, raw: &RawMetrics) -> MetricsConfig {
 
 /// Listeners that other machines could reach, refused unless the operator
 /// has said how they are protected.
-fn exposure(
-    v: &mut Validator,
-    raw: &RawListen,
-    mode: Mode,
-    listen: &Listen,
-    metrics: &MetricsConfig,
-) {
+fn exposure(v: &mut Validator, mode: Mode, listen: &Listen, metrics: &MetricsConfig) {
+    // Where the address was chosen, or the file as a whole for a default.
+    let origin = |v: &Validator, chosen: &Option<Origin>| {
+        chosen
+            .clone()
+            .unwrap_or_else(|| Origin::File(v.file.clone()))
+    };
     if metrics.enabled && !listen.metrics.ip().is_loopback() && metrics.token.is_none() {
-        let origin = v.at_or_file(&raw.metrics);
+        let origin = origin(v, &listen.origins.metrics);
         v.report(
             origin,
             "listen.metrics",
@@ -465,7 +520,7 @@ fn exposure(
 
     // The local CA issues for any account that asks: other machines have no business there.
     if mode == Mode::Local && !listen.local_ca.ip().is_loopback() && !listen.local_ca_public {
-        let origin = v.at_or_file(&raw.local_ca);
+        let origin = origin(v, &listen.origins.local_ca);
         v.report(
             origin,
             "listen.local_ca",

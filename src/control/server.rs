@@ -18,7 +18,7 @@ use super::protocol::{DecodeError, MAX_REQUEST, Reply, Request};
 use crate::acme::manager::RenewRequest;
 use crate::datadir::DataDir;
 use crate::net::{Inherited, SocketName};
-use crate::reload::Reloader;
+use crate::reload::{Reloader, Trigger};
 use crate::shutdown::Shutdown;
 use crate::stats::Stats;
 
@@ -159,9 +159,13 @@ async fn reload(handlers: &Handlers) -> Reply {
     let Some(reloader) = handlers.reloader.clone() else {
         return Reply::Error("this server cannot reload".into());
     };
-    match tokio::task::spawn_blocking(move || reloader.reload(&crate::config::process_env)).await {
+    let reload = move || reloader.reload(Trigger::Command, &crate::config::process_env);
+    match tokio::task::spawn_blocking(reload).await {
         Ok(outcome) => Reply::from_outcome(outcome),
-        Err(e) => Reply::Error(format!("the reload failed: {e}")),
+        Err(e) => {
+            tracing::error!("reload ({}): the reload failed: {e}", Trigger::Command);
+            Reply::Error(format!("the reload failed: {e}"))
+        }
     }
 }
 

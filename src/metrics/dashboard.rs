@@ -249,14 +249,12 @@ fn certificate(
              <tr><th>expires</th><td>{} (<span class=\"{class}\">{days} days left</span>)</td></tr>",
             esc(&cert.names.join(", ")),
             esc(&cert.issuer),
-            cert.not_after.format("%Y-%m-%d %H:%M UTC")
+            crate::clock::for_people(cert.not_after)
         );
     }
     if let Some(status) = status {
         let when = |t: Option<DateTime<Utc>>| {
-            t.map_or("-".to_string(), |t| {
-                t.format("%Y-%m-%d %H:%M UTC").to_string()
-            })
+            t.map_or("-".to_string(), |t| crate::clock::for_people(t).to_string())
         };
         let _ = write!(
             out,
@@ -323,7 +321,7 @@ fn problems(out: &mut String) {
         let _ = write!(
             out,
             "<tr><td class=\"muted\">{}</td><td class=\"{class}\">{}</td><td>{}</td></tr>",
-            p.at.format("%Y-%m-%d %H:%M:%S"),
+            crate::clock::for_people(p.at),
             p.level,
             esc(&p.message)
         );
@@ -343,7 +341,7 @@ pub fn render(sources: &Sources, certificate_status: Option<&RenewalStatus>) -> 
         esc(&sources.title),
         env!("CARGO_PKG_VERSION"),
         sources.mode,
-        sources.started.format("%Y-%m-%d %H:%M UTC"),
+        crate::clock::for_people(sources.started),
         if readiness.ready { "ok" } else { "bad" },
         if readiness.ready {
             "ready"

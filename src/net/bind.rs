@@ -9,8 +9,34 @@ use tokio::net::TcpListener;
 
 use super::{Inherited, SocketName};
 
+/// A listener that could not be bound: which, where, and why, so that
+/// `quire serve` can say where to choose another address.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot listen on {addr} ({name}); {}", bind_hint(*.addr, *.name, .source))]
+pub struct BindError {
+    pub name: SocketName,
+    pub addr: SocketAddr,
+    #[source]
+    pub source: std::io::Error,
+}
+
+fn bind_hint(addr: SocketAddr, key: SocketName, e: &std::io::Error) -> String {
+    match e.kind() {
+        std::io::ErrorKind::AddrInUse => format!(
+            "another process already listens on {addr}; stop it, or set [listen] {key} in the config to a free address"
+        ),
+        std::io::ErrorKind::PermissionDenied => format!(
+            "binding {addr} needs privileges; allow it with `sudo setcap cap_net_bind_service=+ep $(command -v quire)` (or use the systemd unit in deploy/), or use a port above 1023"
+        ),
+        std::io::ErrorKind::AddrNotAvailable => format!(
+            "{addr} is not an address of this machine; set [listen] {key} to one of its addresses"
+        ),
+        _ => format!("check [listen] {key} in the config"),
+    }
+}
+
 /// Binds a listener, explaining the usual reasons it fails.
-pub async fn bind(addr: SocketAddr, key: SocketName) -> anyhow::Result<TcpListener> {
+pub async fn bind(addr: SocketAddr, key: SocketName) -> Result<TcpListener, BindError> {
     let bound = match addr {
         // Every address, IPv6 and IPv4 alike, whatever net.ipv6.bindv6only
         // says; IPv4 only on a machine without IPv6.
@@ -26,20 +52,10 @@ pub async fn bind(addr: SocketAddr, key: SocketName) -> anyhow::Result<TcpListen
         },
         _ => TcpListener::bind(addr).await,
     };
-    bound.map_err(|e| {
-        let hint = match e.kind() {
-            std::io::ErrorKind::AddrInUse => format!(
-                "another process already listens on {addr}; stop it, or set [listen] {key} in the config to a free address"
-            ),
-            std::io::ErrorKind::PermissionDenied => format!(
-                "binding {addr} needs privileges; allow it with `sudo setcap cap_net_bind_service=+ep $(command -v quire)` (or use the systemd unit in deploy/), or use a port above 1023"
-            ),
-            std::io::ErrorKind::AddrNotAvailable => format!(
-                "{addr} is not an address of this machine; set [listen] {key} to one of its addresses"
-            ),
-            _ => format!("check [listen] {key} in the config"),
-        };
-        anyhow::anyhow!("cannot listen on {addr} ({key}): {e}; {hint}")
+    bound.map_err(|source| BindError {
+        name: key,
+        addr,
+        source,
     })
 }
 
@@ -70,7 +86,7 @@ pub async fn listen(
     sockets: &mut Inherited,
 ) -> anyhow::Result<TcpListener> {
     let Some(given) = sockets.take_tcp(key, addr)? else {
-        return bind(addr, key).await;
+        return Ok(bind(addr, key).await?);
     };
     let bound = given.local_addr()?;
     // [::] falls back to 0.0.0.0 where there is no IPv6.

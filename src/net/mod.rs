@@ -14,7 +14,7 @@ mod listeners;
 mod name;
 
 pub use accept::{Listener, LiveLimits, PeerAddr, live_limits};
-pub use bind::{bind, listen};
+pub use bind::{BindError, bind, listen};
 pub use inherited::{InheritError, Inherited, pass_sockets};
 pub use listeners::Listeners;
 pub use name::SocketName;

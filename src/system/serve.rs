@@ -10,6 +10,7 @@ use crate::clock::SharedClock;
 use crate::config::Config;
 use crate::control::server::UpgradeRequest;
 use crate::net::Inherited;
+use crate::reload::Trigger;
 use crate::upgrade::notify::{Notification, Status};
 use crate::upgrade::{self, Launch, Predecessor, Successor, UpgradeError};
 
@@ -71,10 +72,9 @@ pub async fn serve(config: Config, clock: SharedClock) -> anyhow::Result<()> {
             () = &mut stop => break None,
             Some(()) = hangups.recv() => {
                 let reloader = server.reloader.clone();
-                match tokio::task::spawn_blocking(move || reloader.reload(env)).await {
-                    Ok(Ok(message)) => tracing::info!("SIGHUP: {message}"),
-                    Ok(Err(message)) => tracing::error!("SIGHUP: the configuration was not reloaded: {message}"),
-                    Err(e) => tracing::error!("SIGHUP: the reload failed: {e}"),
+                // The reloader logs its outcome.
+                if let Err(e) = tokio::task::spawn_blocking(move || reloader.reload(Trigger::Hangup, env)).await {
+                    tracing::error!("SIGHUP: the reload failed: {e}");
                 }
                 continue;
             }

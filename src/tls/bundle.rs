@@ -50,13 +50,17 @@ pub enum BundleError {
         "certificate {0} of the chain is not signed by certificate {1}; order the chain as: site certificate, then each issuer"
     )]
     ChainOrder(usize, usize),
-    #[error("the certificate expired on {0}; renew it")]
+    #[error("the certificate expired on {}; renew it", crate::clock::for_people(*.0))]
     Expired(DateTime<Utc>),
     #[error(
-        "an issuer certificate in the chain expired on {0}, so clients cannot verify it; renew, or put the CA's current intermediate in the chain"
+        "an issuer certificate in the chain expired on {}, so clients cannot verify it; renew, or put the CA's current intermediate in the chain",
+        crate::clock::for_people(*.0)
     )]
     IssuerExpired(DateTime<Utc>),
-    #[error("the certificate is not valid before {0}; check the system clock, or wait")]
+    #[error(
+        "the certificate is not valid before {}; check the system clock, or wait",
+        crate::clock::for_people(*.0)
+    )]
     NotYetValid(DateTime<Utc>),
     #[error(
         "the certificate does not cover {missing}; it names {names}; get one that covers every domain in [domains] names"

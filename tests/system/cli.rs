@@ -1,6 +1,6 @@
 //! The commands as a user runs them: check, new, and serve's start-up errors.
 
-use crate::support::{Binary, SiteDir, post};
+use crate::support::{Binary, SiteDir, local_site, post, request};
 
 #[test]
 fn check_passes_on_the_example_site() {
@@ -92,9 +92,9 @@ fn check_reports_config_problems_with_lines() {
     let (code, stdout, _) = site.run(&["check", "--config", "quire.toml"]);
     assert_eq!(code, 1);
     for needle in [
-        "quire.toml:3: toml: unknown field `titel`",
-        "quire.toml:4: toml: unknown field `sight`",
-        "quire.toml:7: toml: invalid type",
+        "quire.toml:3: site: unknown key `titel`; [site] takes title, base_url,",
+        "quire.toml:4: sight: unknown section `sight`; use [site], [domains],",
+        "quire.toml:7: stats.enabled: \"yes\" is text in quotes; use true or false",
     ] {
         assert!(stdout.contains(needle), "{needle} in:\n{stdout}");
     }
@@ -153,6 +153,78 @@ fn serve_explains_a_bad_config_and_a_taken_port() {
     let (code, _, stderr) = site.run(&["serve", "--config", "quire.toml", "--mode", "sideways"]);
     assert_eq!(code, 1);
     assert!(stderr.contains("unknown mode `sideways`"), "{stderr}");
+}
+
+#[test]
+fn a_taken_port_says_where_it_was_set_and_how_to_choose_another() {
+    let site = SiteDir::empty("");
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port();
+    let addr = format!("127.0.0.1:{port}");
+    let (code, _, stderr) = site.run(&["serve", "--config", "quire.toml", "--http", &addr]);
+    assert_eq!(code, 1, "{stderr}");
+    let next = format!("127.0.0.1:{}", port + 1);
+    assert!(
+        stderr.contains(&format!(
+            "error: {addr}, the http address set by --http, is taken by another process; stop that process, or choose a free address with `quire serve --http {next}`, QUIRE_HTTP={next} or [listen] http in the config file"
+        )),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("because: cannot listen on") && stderr.contains("already listens"),
+        "the listener's own explanation follows: {stderr}"
+    );
+}
+
+#[tokio::test]
+async fn serve_takes_its_addresses_from_flags_over_variables_over_the_file() {
+    // Every address the file and the variables name is taken: only the
+    // flags' (and QUIRE_METRICS's) can be the ones served.
+    let taken: Vec<std::net::TcpListener> = (0..4)
+        .map(|_| std::net::TcpListener::bind("127.0.0.1:0").unwrap())
+        .collect();
+    let at = |i: usize| taken[i].local_addr().unwrap().to_string();
+    let site = local_site("");
+    std::fs::write(
+        site.config(),
+        format!(
+            "[listen]\nhttp = \"{}\"\nhttps = \"{}\"\nmetrics = \"{}\"\nlocal_ca = \"127.0.0.1:0\"\n\n[tls]\nmode = \"local\"\n",
+            at(0),
+            at(1),
+            at(2)
+        ),
+    )
+    .unwrap();
+    let server = Binary::serve_with_env(
+        &site,
+        &["--http", "127.0.0.1:0", "--https", "127.0.0.1:0"],
+        &[("QUIRE_HTTP", &at(3)), ("QUIRE_METRICS", "127.0.0.1:0")],
+    );
+    let served = [server.addr, server.https.unwrap(), server.metrics.unwrap()];
+    for addr in served {
+        assert!(
+            !taken.iter().any(|t| t.local_addr().unwrap() == addr),
+            "{addr} is one of the taken addresses"
+        );
+    }
+    let health = request(server.metrics.unwrap(), "GET", "/health", &[]).await;
+    assert_eq!(health.status, 200);
+    assert_eq!(server.terminate(), 0);
+}
+
+#[test]
+fn the_log_writes_time_as_people_read_it_everywhere_else() {
+    let site = SiteDir::empty("");
+    let server = Binary::serve(&site, &[]);
+    let log = server.log();
+    assert!(!log.is_empty());
+    for line in log.lines() {
+        let stamp = line.get(..23).unwrap_or(line);
+        assert!(
+            chrono::NaiveDateTime::parse_from_str(stamp, "%Y-%m-%d %H:%M:%S UTC").is_ok(),
+            "`{stamp}` is not `2027-02-27 14:13:05 UTC`: {line}"
+        );
+    }
 }
 
 #[test]

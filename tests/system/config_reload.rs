@@ -11,6 +11,15 @@ fn config(domains: &str, limits: &str) -> String {
     )
 }
 
+/// Waits for the server to log a line holding `what`, and checks its level:
+/// the operator reads in the server's own log what every reload did.
+fn assert_logged(server: &Binary, level: &str, what: &str) {
+    wait_for_log(server, what);
+    let log = server.log();
+    let line = log.lines().find(|l| l.contains(what)).unwrap();
+    assert!(line.contains(level), "not at {level}: {line}");
+}
+
 /// A request whose head is about 12 KiB: within the default limit (16 KiB).
 async fn big_head_status(server: &Binary, site: &SiteDir) -> u16 {
     let root = std::fs::read_to_string(site.path("data/local-ca/root.pem")).unwrap();
@@ -48,6 +57,11 @@ async fn limits_and_domains_change_without_a_restart() {
     );
     server.hangup();
     wait_for_log(&server, "the configuration was not reloaded");
+    assert_logged(
+        &server,
+        "WARN",
+        "reload (SIGHUP): the configuration was not reloaded",
+    );
     assert_eq!(big_head_status(&server, &site).await, 200);
 
     // Smaller limits apply to the next connection.
@@ -59,6 +73,11 @@ async fn limits_and_domains_change_without_a_restart() {
     let (code, out, err) = site.run(&["reload", "--config", "quire.toml"]);
     assert_eq!(code, 0, "{err}");
     assert!(out.contains("limits (for new connections)"), "{out}");
+    assert_logged(
+        &server,
+        "INFO",
+        "reload (quire reload): reloaded: limits (for new connections)",
+    );
     assert_eq!(big_head_status(&server, &site).await, 431);
 
     // A new name: SIGHUP, and the certificate is ordered for both.
@@ -131,5 +150,23 @@ async fn a_duration_out_of_range_is_refused_and_the_running_limits_stay() {
         200,
         "the running max_header_bytes stays"
     );
+
+    // Asked with a file that passes, the server reloads its own and refuses
+    // it: the caller is told, and so is the server's log.
+    std::fs::write(site.path("good.toml"), &config).unwrap();
+    let (code, _, err) = site.run(&["reload", "--config", "good.toml"]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("limits.idle_timeout"), "{err}");
+    assert_logged(
+        &server,
+        "WARN",
+        "reload (quire reload): the configuration was not reloaded",
+    );
+    assert!(
+        server
+            .log()
+            .contains("limits.idle_timeout: `18446744073709551615s` is out of range")
+    );
+    assert_eq!(big_plain_head_status(&server).await, 200);
     assert_eq!(server.terminate(), 0);
 }

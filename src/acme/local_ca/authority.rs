@@ -249,7 +249,10 @@ fn unfit(
     }
     let not_after = time(cert.validity().not_after);
     if not_after - now < Duration::days(renew_days) {
-        return Some(format!("it expires on {not_after}"));
+        return Some(format!(
+            "it expires on {}",
+            crate::clock::for_people(not_after)
+        ));
     }
     None
 }

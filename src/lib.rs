@@ -1,12 +1,46 @@
-//! quire: a blog server that runs its own operations. `cli` is the command
-//! line's shape and `commands` runs its verbs, reaching a running server
-//! through `control`; `system` starts the activities under the `supervisor`;
-//! each folder owns one activity: `site` (content to pages), `web` (routers),
-//! `net` (binding, the sockets given at start, the accept loop), `tls`
-//! (certificates), `acme` (obtaining them), `stats` (reading statistics),
-//! `metrics` (the operator's view), `upgrade` (handing the sockets to a new
-//! binary). `watch` is the settle-then-act file watcher that `site` and `tls`
-//! share.
+//! quire: a blog server that runs its own operations.
+//!
+//! # How it fits together
+//!
+//! Data flows one way, top to bottom; a module only imports from the rows
+//! below it (or its own row's small shared types), never from above.
+//!
+//! ```text
+//! main.rs -> cli        the command line's shape (clap types only)
+//!            commands/  one file per verb: serve, check, new, cert, stats,
+//!                       backup/restore, reload, upgrade, local-ca
+//!              |  a running server is reached through control/client
+//!              v
+//! config/    the validated Config: raw TOML, defaults, environment and flags,
+//!            every problem with its Origin (file:line, variable, flag)
+//!              |
+//!              v
+//! system/    `quire serve` in one order: bind -> build -> prepare -> spawn,
+//!            each activity under the supervisor; serve.rs adds the signals,
+//!            handover.rs the data directory a successor takes over
+//!              |
+//!              v  activities, meeting through small named types
+//! site/      content/ to an in-memory snapshot of pages (ResourceKind each)
+//! web/       the routers that serve the snapshot; the response carries its
+//!            ResourceKind, which measure/visits read
+//! net/       binding, sockets given at start (SocketName), the accept loop
+//!            and connection table, one Listeners builder
+//! tls/       certificates in memory (CertBundle with its CertOrigin), the
+//!            resolver, manual certificate files
+//! acme/      obtaining certificates: client, manager, schedule, the Storage
+//!            trait with its lease; local_ca/ is the in-process CA
+//! stats/     reading statistics behind the StatsBackend seam (sled today)
+//! metrics/   /metrics, /health, /ready and the dashboard
+//! control/   the control socket: protocol (Request/Reply), server, client
+//! upgrade/   handing the sockets to a new binary; sd_notify
+//!
+//! reload     a changed Config applied to net/ and web/ (SIGHUP, `quire reload`)
+//! backup     one archive of acme/'s files and stats/'s dump
+//!
+//! shared below everything: clock (injected time), names (DnsName),
+//! datadir (the data directory's layout and private writes), watch (the
+//! settle-then-act file watcher), shutdown, supervisor
+//! ```
 
 pub mod acme;
 pub mod backup;

@@ -36,7 +36,7 @@ impl std::fmt::Debug for Lease {
 }
 
 impl Lease {
-    /// For [`Storage`] implementations: `hold` is kept as long as the lease.
+    /// For [`Storage`](super::store::Storage) implementations: `hold` is kept as long as the lease.
     pub fn new(
         name: String,
         token: LeaseToken,
@@ -53,7 +53,7 @@ impl Lease {
         }
     }
 
-    /// The same lease with a later expiry, for [`Storage::renew`].
+    /// The same lease with a later expiry, for [`Storage::renew`](super::store::Storage::renew).
     pub fn renewed(&self, expires: DateTime<Utc>) -> Lease {
         Lease {
             expires,

@@ -6,7 +6,8 @@
 //! certificates), `acme` (obtaining them), `stats` (reading statistics),
 //! `metrics` (the operator's view), `upgrade` (handing the sockets to a new
 //! binary). `watch` is the settle-then-act file watcher that `site` and `tls`
-//! share.
+//! share; `source_text` lets the config and front matter parsers get past a
+//! refused entry, so that each lists every problem in one run.
 
 pub mod acme;
 pub mod backup;
@@ -21,6 +22,7 @@ pub mod names;
 pub mod reload;
 pub mod shutdown;
 pub mod site;
+pub mod source_text;
 pub mod stats;
 pub mod supervisor;
 pub mod system;

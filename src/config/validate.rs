@@ -14,7 +14,7 @@ use super::env;
 use super::problem::{ConfigError, ConfigProblem, Origin};
 use super::raw::{
     Field, RawDomains, RawLimits, RawListen, RawMetrics, RawPaths, RawSite, RawStats, RawTls,
-    line_of, parse_file,
+    parse_file,
 };
 use super::types::{
     Config, ExternalAccountBinding, Limits, Listen, MetricsConfig, Mode, Overrides, Paths,
@@ -22,6 +22,7 @@ use super::types::{
 };
 use super::values::{self, ValueError};
 use crate::names::DnsName;
+use crate::source_text::line_of;
 
 /// Merges the file text (may be empty) with the environment and flags.
 pub(super) fn config(

@@ -39,7 +39,9 @@
 //!
 //! shared below everything: clock (injected time), names (DnsName),
 //! datadir (the data directory's layout and private writes), watch (the
-//! settle-then-act file watcher), shutdown, supervisor
+//! settle-then-act file watcher), source_text (getting past a refused entry,
+//! so the config and front matter parsers list every problem in one run),
+//! shutdown, supervisor
 //! ```
 
 pub mod acme;
@@ -56,6 +58,7 @@ pub mod net;
 pub mod reload;
 pub mod shutdown;
 pub mod site;
+pub mod source_text;
 pub mod stats;
 pub mod supervisor;
 pub mod system;

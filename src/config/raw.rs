@@ -9,6 +9,7 @@ use toml::Spanned;
 
 use super::problem::{ConfigProblem, Origin};
 use super::words::Refusal;
+use crate::source_text::{blank_entry, line_of};
 
 /// A key as written, with where it was written; `None` when absent.
 pub(super) type Field<T> = Option<Spanned<T>>;
@@ -200,31 +201,4 @@ pub(super) fn parse_file(
         }
     }
     (None, problems)
-}
-
-/// Spaces over the line holding `offset`, and over the whole table when that
-/// line is a table header.
-fn blank_entry(text: &mut String, offset: usize) {
-    let start = text[..offset].rfind('\n').map_or(0, |i| i + 1);
-    let is_header = text[start..].trim_start().starts_with('[');
-    let mut end = text[offset..].find('\n').map_or(text.len(), |i| offset + i);
-    if is_header {
-        while end < text.len() && !text[end + 1..].trim_start().starts_with('[') {
-            end = text[end + 1..]
-                .find('\n')
-                .map_or(text.len(), |i| end + 1 + i);
-        }
-    }
-    let blank: String = text[start..end]
-        .chars()
-        .map(|c| match c {
-            '\n' => "\n".to_string(),
-            c => " ".repeat(c.len_utf8()),
-        })
-        .collect();
-    text.replace_range(start..end, &blank);
-}
-
-pub(super) fn line_of(text: &str, offset: usize) -> usize {
-    text[..offset.min(text.len())].matches('\n').count() + 1
 }

@@ -16,7 +16,7 @@ use super::env::ListenFlag;
 use super::problem::{ConfigError, ConfigProblem, Origin};
 use super::raw::{
     AddressText, Field, RawDomains, RawLimits, RawListen, RawMetrics, RawPaths, RawSite, RawStats,
-    RawTls, line_of, parse_file,
+    RawTls, parse_file,
 };
 use super::types::{
     Config, ExternalAccountBinding, Limits, Listen, ListenOrigins, MetricsConfig, Mode, Overrides,
@@ -24,6 +24,7 @@ use super::types::{
 };
 use super::values::{self, ValueError};
 use crate::names::DnsName;
+use crate::source_text::line_of;
 
 /// Merges the file text (may be empty) with the environment and flags.
 pub(super) fn config(

@@ -227,12 +227,12 @@ pub fn load(folders: &Folders, visibility: &Visibility) -> Library {
         .map(|s| (s.path.clone(), s.text.clone()))
         .collect();
 
-    let parsed: Vec<Result<Meta, Problem>> = sources.into_par_iter().map(read_meta).collect();
+    let parsed: Vec<Result<Meta, Vec<Problem>>> = sources.into_par_iter().map(read_meta).collect();
     let mut metas = Vec::new();
     for result in parsed {
         match result {
             Ok(meta) => metas.push(meta),
-            Err(problem) => library.problems.push(problem),
+            Err(problems) => library.problems.extend(problems),
         }
     }
 
@@ -300,13 +300,23 @@ pub fn load(folders: &Folders, visibility: &Visibility) -> Library {
     library
 }
 
-fn read_meta(source: Source) -> Result<Meta, Problem> {
-    let parsed = frontmatter::parse(&source.text)
-        .map_err(|e| Problem::new(source.path.clone(), e.line, e.message))?;
-    let body_start = source.text.len() - parsed.body.len();
-    let body_line = parsed.body_line;
-    let front = parsed.front;
+/// The file's front matter and where it is published, or every problem that
+/// keeps it from being published.
+fn read_meta(source: Source) -> Result<Meta, Vec<Problem>> {
     let problem = |line, message: String| Problem::new(source.path.clone(), line, message);
+    let parsed = frontmatter::parse(&source.text).map_err(|errors| {
+        errors
+            .into_iter()
+            .map(|e| problem(e.line, e.message))
+            .collect::<Vec<_>>()
+    })?;
+    let mut problems: Vec<Problem> = parsed
+        .problems
+        .iter()
+        .map(|e| problem(e.line, e.message.clone()))
+        .collect();
+    let body_start = source.text.len() - parsed.body.len();
+    let front = &parsed.front;
 
     let (folder, file) = source.rel.rsplit_once('/').unwrap_or(("", &source.rel));
     let stem = file.strip_suffix(".md").unwrap_or(file);
@@ -321,25 +331,28 @@ fn read_meta(source: Source) -> Result<Meta, Problem> {
     };
     let slug = match &front.slug {
         Some(slug) if slugify(slug) != *slug || slug.is_empty() => {
-            return Err(problem(
-                2,
+            problems.push(problem(
+                parsed.line_of("slug"),
                 format!(
                     "slug `{slug}` must be lowercase words joined by `-`; use `{}`",
                     slugify(slug)
                 ),
             ));
+            None
         }
-        Some(slug) => slug.clone(),
-        None => slugify(file_slug),
+        Some(slug) => Some(slug.clone()),
+        None if parsed.refused("slug") => None,
+        None => Some(slugify(file_slug)),
     };
-    let url = match kind {
+    let url = slug.and_then(|slug| match kind {
         PageKind::Post if slug.is_empty() => {
-            return Err(problem(
+            problems.push(problem(
                 1,
                 "the post has no slug; name the file YYYY-MM-DD-some-title.md or set `slug`".into(),
             ));
+            None
         }
-        PageKind::Post => format!("/posts/{slug}/"),
+        PageKind::Post => Some(format!("/posts/{slug}/")),
         PageKind::Page => {
             let mut parts: Vec<String> = folder
                 .split('/')
@@ -350,38 +363,47 @@ fn read_meta(source: Source) -> Result<Meta, Problem> {
                 parts.push(slug);
             }
             if parts.is_empty() {
-                return Err(problem(1, "content/index.md would replace the home page; rename the file, e.g. to about.md".into()));
+                problems.push(problem(1, "content/index.md would replace the home page; rename the file, e.g. to about.md".into()));
+                return None;
             }
-            format!("/{}/", parts.join("/"))
+            Some(format!("/{}/", parts.join("/")))
         }
-    };
+    });
     let date = front
         .date
         .map(|d| d.0)
         .or_else(|| file_date.map(|d| d.and_hms_opt(0, 0, 0).expect("midnight").and_utc()));
-    if kind == PageKind::Post && date.is_none() {
-        return Err(problem(
-            2,
+    if kind == PageKind::Post && date.is_none() && !parsed.refused("date") {
+        problems.push(problem(
+            parsed.line_of("date"),
             "the post has no date; add `date = 2026-03-14` to the front matter or name the file 2026-03-14-title.md".into(),
         ));
     }
     for alias in &front.aliases {
         if !alias.starts_with('/') || alias.contains("..") || alias.contains(['?', '#']) {
-            return Err(problem(
-                2,
+            problems.push(problem(
+                parsed.line_of("aliases"),
                 format!("alias `{alias}` must be an absolute path such as \"/old/hello/\""),
             ));
         }
     }
-    Ok(Meta {
-        source,
-        front,
-        body_start,
-        body_line,
-        kind,
-        url,
-        date,
-    })
+    let body_line = parsed.body_line;
+    let front = parsed.front;
+    match url {
+        Some(url) if problems.is_empty() => Ok(Meta {
+            source,
+            front,
+            body_start,
+            body_line,
+            kind,
+            url,
+            date,
+        }),
+        _ => {
+            problems.sort_by_key(|p| p.line);
+            Err(problems)
+        }
+    }
 }
 
 fn render_page(meta: Meta, page_urls: &HashMap<String, String>) -> (Page, Vec<Problem>) {
@@ -425,170 +447,4 @@ fn render_page(meta: Meta, page_urls: &HashMap<String, String>) -> (Page, Vec<Pr
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn write(dir: &Path, rel: &str, text: &str) {
-        let path = dir.join(rel);
-        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-        std::fs::write(path, text).unwrap();
-    }
-
-    fn fresh(content: &Path) -> Folders<'_> {
-        Folders {
-            content,
-            data: Path::new("/nonexistent"),
-            previous: None,
-        }
-    }
-
-    fn visibility(now: &str) -> Visibility {
-        Visibility {
-            now: now.parse().unwrap(),
-            drafts: false,
-        }
-    }
-
-    #[test]
-    fn posts_pages_assets_and_tags() {
-        let dir = tempfile::tempdir().unwrap();
-        let d = dir.path();
-        write(
-            d,
-            "posts/2026-01-02-second.md",
-            "+++\ntitle = \"Second\"\ntags = [\"Rust\", \"meta\"]\n+++\nSee [first](2026-01-01-first.md).\n",
-        );
-        write(
-            d,
-            "posts/2026-01-01-first.md",
-            "---\ntitle: First\ntags: [rust]\n---\nHello\n",
-        );
-        write(d, "about.md", "+++\ntitle = \"About\"\n+++\nMe\n");
-        write(d, "docs/index.md", "+++\ntitle = \"Docs\"\n+++\n");
-        write(d, "images/cat.png", "png");
-        write(d, "posts/.hidden.md", "junk");
-        let lib = load(&fresh(d), &visibility("2026-06-01T00:00:00Z"));
-        assert!(lib.problems.is_empty(), "{:?}", lib.problems);
-        let urls: Vec<_> = lib.posts.iter().map(|p| p.url.as_str()).collect();
-        assert_eq!(urls, ["/posts/second/", "/posts/first/"]);
-        assert!(lib.posts[0].body.html.contains("href=\"/posts/first/\""));
-        let pages: Vec<_> = lib.pages.iter().map(|p| p.url.as_str()).collect();
-        assert_eq!(pages, ["/about/", "/docs/"]);
-        assert_eq!(lib.assets[0].url, "/images/cat.png");
-        let (tag, posts) = &lib.tags["rust"];
-        assert_eq!(tag.name, "Rust");
-        assert_eq!(posts, &[0, 1]);
-    }
-
-    #[test]
-    fn drafts_and_scheduled_posts_are_hidden() {
-        let dir = tempfile::tempdir().unwrap();
-        let d = dir.path();
-        write(
-            d,
-            "posts/2026-01-01-draft.md",
-            "+++\ntitle = \"D\"\ndraft = true\n+++\n",
-        );
-        write(d, "posts/2026-09-01-later.md", "+++\ntitle = \"L\"\n+++\n");
-        write(d, "posts/2026-08-01-soon.md", "+++\ntitle = \"S\"\n+++\n");
-        let lib = load(&fresh(d), &visibility("2026-06-01T00:00:00Z"));
-        assert!(lib.posts.is_empty());
-        assert_eq!(
-            lib.next_publish.unwrap().to_rfc3339(),
-            "2026-08-01T00:00:00+00:00"
-        );
-        let lib = load(
-            &fresh(d),
-            &Visibility {
-                now: "2026-08-01T00:00:00Z".parse().unwrap(),
-                drafts: true,
-            },
-        );
-        let titles: Vec<_> = lib.posts.iter().map(|p| p.title.as_str()).collect();
-        assert_eq!(titles, ["S", "D"]);
-    }
-
-    #[test]
-    fn broken_and_duplicate_files_are_reported_and_skipped() {
-        let dir = tempfile::tempdir().unwrap();
-        let d = dir.path();
-        write(d, "posts/2026-01-01-a.md", "+++\ntitle = \"A\"\n+++\n");
-        write(
-            d,
-            "posts/2026-01-02-b.md",
-            "+++\ntitle = \"B\"\nslug = \"a\"\n+++\n",
-        );
-        write(
-            d,
-            "posts/2026-01-03-c.md",
-            "+++\ntitle = \"C\"\ndate = \"soon\"\n+++\n",
-        );
-        write(d, "posts/nodate.md", "+++\ntitle = \"N\"\n+++\n");
-        let lib = load(&fresh(d), &visibility("2026-06-01T00:00:00Z"));
-        assert_eq!(lib.posts.len(), 1);
-        let mut found: Vec<String> = lib
-            .problems
-            .iter()
-            .map(|p| {
-                format!(
-                    "{}:{}",
-                    p.file.file_name().unwrap().to_string_lossy(),
-                    p.line
-                )
-            })
-            .collect();
-        found.sort();
-        assert_eq!(
-            found,
-            ["2026-01-02-b.md:1", "2026-01-03-c.md:3", "nodate.md:2"]
-        );
-        assert!(
-            lib.problems
-                .iter()
-                .any(|p| p.message.contains("duplicate slug"))
-        );
-    }
-
-    #[test]
-    fn files_of_an_unreadable_folder_keep_their_previous_text() {
-        let content = Path::new("/site/content");
-        let previous: HashMap<PathBuf, Arc<str>> = [
-            ("/site/content/posts/b.md", "B"),
-            ("/site/content/posts/a.md", "A"),
-            ("/site/content/c.md", "C"),
-        ]
-        .into_iter()
-        .map(|(path, text)| (PathBuf::from(path), Arc::from(text)))
-        .collect();
-        let listing = Listing {
-            files: Vec::new(),
-            unreadable: vec![content.join("posts")],
-        };
-        let mut sources = vec![Source {
-            rel: "z.md".into(),
-            path: content.join("z.md"),
-            text: Arc::from("Z"),
-        }];
-        let folders = Folders {
-            content,
-            data: Path::new("/site/data"),
-            previous: Some(&previous),
-        };
-        keep_hidden(&folders, &listing, &HashSet::new(), &mut sources);
-        let kept: Vec<(&str, &str)> = sources.iter().map(|s| (s.rel.as_str(), &*s.text)).collect();
-        assert_eq!(
-            kept,
-            [("posts/a.md", "A"), ("posts/b.md", "B"), ("z.md", "Z")]
-        );
-    }
-
-    #[test]
-    fn date_prefix_parsing() {
-        assert_eq!(
-            date_prefix("2026-01-02-hello"),
-            Some((NaiveDate::from_ymd_opt(2026, 1, 2).unwrap(), "hello"))
-        );
-        assert_eq!(date_prefix("hello"), None);
-        assert_eq!(date_prefix("2026-13-02-x"), None);
-    }
-}
+mod tests;

@@ -1,17 +1,24 @@
 //! Front matter: the TOML (`+++`) or YAML (`---`) block that opens every content
 //! file. Owns splitting it from the markdown body, the accepted keys, date formats,
-//! and error messages that point at the line to fix.
+//! and error messages that point at the line to fix: the first syntax error where
+//! it is, and every refused key in one run.
 
 use std::fmt;
+use std::ops::Range;
 
 use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
 use serde::Deserialize;
 use serde::de::{self, Deserializer, MapAccess, Visitor};
 
+use crate::source_text::{blank_entry, line_of};
+
 /// The metadata of one post or page, as the author wrote it.
 #[derive(Debug, Clone, Default, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct FrontMatter {
+    /// Required; left empty here so that its absence is reported with the
+    /// other problems rather than alone.
+    #[serde(default)]
     pub title: String,
     #[serde(default)]
     pub date: Option<Timestamp>,
@@ -99,30 +106,67 @@ pub struct FrontMatterError {
 /// A content file split into its metadata and its markdown.
 #[derive(Debug)]
 pub struct Parsed<'a> {
+    /// What could be read: a key that was refused keeps its default.
     pub front: FrontMatter,
     pub body: &'a str,
     /// Line number (1-based) of the body's first line in the file.
     pub body_line: usize,
+    /// What is wrong with the keys, first line first. A file with any is not
+    /// published; the caller adds its own checks, so that one run lists them all.
+    pub problems: Vec<FrontMatterError>,
+    /// The front matter, from the line after the opening fence (line 2).
+    meta: &'a str,
+    format: Format,
+    /// Keys the file sets whose values were refused (each is in `problems`).
+    refused: Vec<String>,
 }
 
-#[derive(Clone, Copy)]
+impl Parsed<'_> {
+    /// Whether the file sets `key` but its value was refused: a check for
+    /// the key's absence must then stay quiet.
+    pub fn refused(&self, key: &str) -> bool {
+        self.refused.iter().any(|k| k == key)
+    }
+
+    /// The line of the file that sets `key`, else the front matter's first.
+    pub fn line_of(&self, key: &str) -> usize {
+        self.meta
+            .lines()
+            .position(|line| key_of(line, self.format) == Some(key))
+            .map_or(2, |index| index + 2)
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
 enum Format {
     Toml,
     Yaml,
 }
 
-/// Splits and parses a content file.
-pub fn parse(text: &str) -> Result<Parsed<'_>, FrontMatterError> {
+impl Format {
+    fn name(self) -> &'static str {
+        match self {
+            Format::Toml => "TOML",
+            Format::Yaml => "YAML",
+        }
+    }
+}
+
+/// Splits and parses a content file. `Err` when there is no front matter to
+/// read (none, never closed, a syntax error, or keys the parser could not get
+/// past), with every problem found; problems with single keys come in
+/// [`Parsed::problems`].
+pub fn parse(text: &str) -> Result<Parsed<'_>, Vec<FrontMatterError>> {
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     let first_line_end = text.find('\n').map_or(text.len(), |i| i + 1);
     let (format, fence) = match text[..first_line_end].trim_end() {
         "+++" => (Format::Toml, "+++"),
         "---" => (Format::Yaml, "---"),
         _ => {
-            return Err(FrontMatterError {
+            return Err(vec![FrontMatterError {
                 line: 1,
                 message: "the file does not start with front matter; begin it with a line `+++`, then `title = \"...\"`, then a closing `+++`".into(),
-            });
+            }]);
         }
     };
     let mut offset = first_line_end;
@@ -137,39 +181,184 @@ pub fn parse(text: &str) -> Result<Parsed<'_>, FrontMatterError> {
         line += 1;
     }
     let Some((meta_end, body_start)) = closing else {
-        return Err(FrontMatterError {
+        return Err(vec![FrontMatterError {
             line: 1,
             message: format!(
                 "the front matter opened on line 1 is never closed; add a line `{fence}` after the last key"
             ),
-        });
+        }]);
     };
     let meta = &text[first_line_end..meta_end];
-    let front = match format {
-        Format::Toml => toml::from_str::<FrontMatter>(meta).map_err(|e| FrontMatterError {
-            line: 1 + e
-                .span()
-                .map_or(1, |s| meta[..s.start].matches('\n').count() + 1),
-            message: format!("{}; fix the TOML front matter", e.message().trim_end()),
-        })?,
-        Format::Yaml => {
-            serde_yaml_ng::from_str::<FrontMatter>(meta).map_err(|e| FrontMatterError {
-                line: 1 + e.location().map_or(1, |l| l.line()),
-                message: format!("{}; fix the YAML front matter", yaml_message(&e)),
-            })?
-        }
+    // Lines of `meta` are lines of the file less one: the opening fence.
+    let located = |line: usize, message: &str| FrontMatterError {
+        line: line + 1,
+        message: format!("{message}; fix the {} front matter", format.name()),
     };
-    if front.title.trim().is_empty() {
-        return Err(FrontMatterError {
-            line: 2,
-            message: "the title is empty; give the post a title".into(),
-        });
+    if let Some((line, message)) = syntax_error(meta, format) {
+        return Err(vec![located(line, &message)]);
     }
-    Ok(Parsed {
+    let (front, refusals) = read_keys(meta, format);
+    let mut problems: Vec<FrontMatterError> = refusals
+        .iter()
+        .map(|r| located(r.line, &r.message))
+        .collect();
+    let Some(front) = front else {
+        return Err(problems);
+    };
+    let mut parsed = Parsed {
         front,
         body: &text[body_start..],
         body_line: line + 1,
-    })
+        problems: Vec::new(),
+        meta,
+        format,
+        refused: refusals.into_iter().map(|r| r.key).collect(),
+    };
+    if parsed.front.title.trim().is_empty() && !parsed.refused("title") {
+        let example = match format {
+            Format::Toml => "title = \"...\"",
+            Format::Yaml => "title: ...",
+        };
+        let has_title = parsed
+            .meta
+            .lines()
+            .any(|l| key_of(l, format) == Some("title"));
+        problems.push(if has_title {
+            FrontMatterError {
+                line: parsed.line_of("title"),
+                message: "the title is empty; give the post a title".into(),
+            }
+        } else {
+            FrontMatterError {
+                line: 1,
+                message: format!("the front matter has no title; add a line `{example}`"),
+            }
+        });
+    }
+    problems.sort_by_key(|p| p.line);
+    parsed.problems = problems;
+    Ok(parsed)
+}
+
+/// The first syntax error in the text, as (line, message). Nothing after it
+/// is reported: past a syntax error the parser can only guess what was meant.
+fn syntax_error(meta: &str, format: Format) -> Option<(usize, String)> {
+    match format {
+        // toml's own error is the first one its recovering parser reported,
+        // which is not the first in the text: an unclosed quote is found only
+        // after an unclosed `[` further down. Take the earliest.
+        Format::Toml => {
+            let (_, errors) = toml::de::DeTable::parse_recoverable(meta);
+            errors
+                .iter()
+                .map(|e| (e.span().map_or(0, |s| s.start), e))
+                .min_by_key(|(start, _)| *start)
+                .map(|(start, e)| (line_of(meta, start), e.message().trim_end().to_string()))
+        }
+        Format::Yaml => serde_yaml_ng::from_str::<serde_yaml_ng::Value>(meta)
+            .err()
+            .map(|e| yaml_syntax_error(&e)),
+    }
+}
+
+/// A key refused by the format's types or the schema.
+struct Refusal {
+    /// Line in the front matter text.
+    line: usize,
+    key: String,
+    message: String,
+}
+
+/// Reads the keys, past every one the format's types or the schema refuse:
+/// as for the config file (see `config::raw`), the refused entry is blanked
+/// and the rest parsed again, so that one run lists them all. `None` when
+/// what is left cannot be read (a value spread over lines in a way the
+/// blanking cannot follow, or a problem with no place in the text).
+fn read_keys(meta: &str, format: Format) -> (Option<FrontMatter>, Vec<Refusal>) {
+    const MOST: usize = 100;
+    let mut text = meta.to_string();
+    let mut refusals = Vec::new();
+    while refusals.len() < MOST {
+        let (span, message) = match deserialize(&text, format) {
+            Ok(front) => return (Some(front), refusals),
+            Err(refused) => refused,
+        };
+        let line = span.as_ref().map_or(1, |s| line_of(&text, s.start));
+        let key = text
+            .lines()
+            .nth(line - 1)
+            .and_then(|l| key_of(l, format))
+            .unwrap_or_default()
+            .to_string();
+        refusals.push(Refusal { line, key, message });
+        let Some(span) = span else { break };
+        let before = text.clone();
+        blank(&mut text, span, format);
+        if text == before || syntax_error(&text, format).is_some() {
+            break;
+        }
+    }
+    (None, refusals)
+}
+
+/// The front matter, or where (a byte range of `text`) and why it was refused.
+fn deserialize(text: &str, format: Format) -> Result<FrontMatter, (Option<Range<usize>>, String)> {
+    match format {
+        Format::Toml => {
+            toml::from_str(text).map_err(|e| (e.span(), e.message().trim_end().to_string()))
+        }
+        Format::Yaml => {
+            // An empty YAML document is null, not an empty mapping.
+            if serde_yaml_ng::from_str::<serde_yaml_ng::Value>(text).is_ok_and(|v| v.is_null()) {
+                return Ok(FrontMatter::default());
+            }
+            serde_yaml_ng::from_str(text)
+                .map_err(|e| (e.location().map(|l| l.index()..l.index()), yaml_message(&e)))
+        }
+    }
+}
+
+/// Blanks every line of `span`; in YAML also the block below it (a list or
+/// mapping indented under the key, or a list at the key's own indentation).
+fn blank(text: &mut String, span: Range<usize>, format: Format) {
+    let start = text[..span.start].rfind('\n').map_or(0, |i| i + 1);
+    let first_line = text[start..].lines().next().unwrap_or_default();
+    let indent = first_line.len() - first_line.trim_start().len();
+    let opens_block = first_line.trim_end().ends_with(':');
+    let mut at = span.start;
+    loop {
+        blank_entry(text, at);
+        match text[at..span.end.min(text.len())].find('\n') {
+            Some(i) => at += i + 1,
+            None => break,
+        }
+    }
+    let Format::Yaml = format else { return };
+    while let Some(next) = text[at..].find('\n').map(|i| at + i + 1) {
+        let line = text[next..].lines().next().unwrap_or_default();
+        let trimmed = line.trim_start();
+        let deeper = line.len() - trimmed.len() > indent;
+        let item = opens_block && line.len() - trimmed.len() == indent && trimmed.starts_with('-');
+        if !(trimmed.is_empty() || deeper || item) || next >= text.len() {
+            break;
+        }
+        blank_entry(text, next);
+        at = next;
+    }
+}
+
+/// The key a front matter line sets (or the table its header opens), if any.
+fn key_of(line: &str, format: Format) -> Option<&str> {
+    let key = match format {
+        Format::Toml => match line.trim().strip_prefix('[') {
+            Some(header) => header.split(']').next()?,
+            None => line.split_once('=')?.0,
+        },
+        // Only top-level keys: an indented line belongs to a value above.
+        Format::Yaml if line.starts_with([' ', '\t', '-', '#']) => return None,
+        Format::Yaml => line.split_once(':')?.0,
+    };
+    Some(key.trim().trim_matches(['"', '\'']))
 }
 
 /// serde_yaml appends " at line X column Y" to its messages; we print our own.
@@ -179,6 +368,20 @@ fn yaml_message(e: &serde_yaml_ng::Error) -> String {
         Some(i) => text[..i].to_string(),
         None => text,
     }
+}
+
+/// A YAML syntax error, located where its cause starts: for "found
+/// unexpected end of stream at line 4 column 1, while scanning a quoted
+/// scalar at line 1 column 8", line 1, where the quote was opened.
+fn yaml_syntax_error(e: &serde_yaml_ng::Error) -> (usize, String) {
+    let text = e.to_string();
+    let opened = text.split_once(", while ").and_then(|(what, context)| {
+        let (context, at) = context.split_once(" at line ")?;
+        let line: usize = at.split(' ').next()?.parse().ok()?;
+        let what = what.split(" at line ").next().unwrap_or(what);
+        Some((line, format!("{what} while {context}")))
+    });
+    opened.unwrap_or_else(|| (e.location().map_or(1, |l| l.line()), yaml_message(e)))
 }
 
 #[cfg(test)]
@@ -222,29 +425,81 @@ mod tests {
         assert_eq!(p.body, "text");
     }
 
+    /// Every problem `parse` finds, in the order it reports them.
+    fn problems(text: &str) -> Vec<FrontMatterError> {
+        match parse(text) {
+            Ok(parsed) => parsed.problems,
+            Err(errors) => errors,
+        }
+    }
+
+    /// The first problem; panics when there is none.
+    fn first_problem(text: &str) -> FrontMatterError {
+        problems(text).remove(0)
+    }
+
+    #[test]
+    fn the_first_syntax_error_is_reported_where_it_is() {
+        // An unclosed quote on line 2 and an unclosed `[` on line 4: the
+        // parser recovers past the first and used to report only the second.
+        let found =
+            problems("+++\ntitle = \"Hello\ndate = 2026-01-01\ntags = [\"a\", \"b\"\n+++\nBody\n");
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert_eq!(found[0].line, 2, "{found:?}");
+        assert!(found[0].message.contains("fix the TOML"), "{found:?}");
+
+        // YAML reports the end of the stream; the quote opened on line 2.
+        let found = problems("---\ntitle: \"Hello\ndate: 2026-01-01\ntags: [a, b\n---\nBody\n");
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert_eq!(found[0].line, 2, "{found:?}");
+        assert!(found[0].message.contains("fix the YAML"), "{found:?}");
+    }
+
+    #[test]
+    fn every_refused_key_is_reported_in_one_run() {
+        for (text, draft) in [
+            (
+                "+++\ndate = \"2026-13-45\"\ndraft = \"yes\"\n+++\nBody\n",
+                "TOML",
+            ),
+            ("---\ndate: 2026-13-45\ndraft: \"yes\"\n---\nBody\n", "YAML"),
+        ] {
+            let found = problems(text);
+            let lines: Vec<usize> = found.iter().map(|e| e.line).collect();
+            assert_eq!(lines, [1, 2, 3], "{draft}: {found:?}");
+            assert!(found[0].message.contains("title"), "{found:?}");
+            assert!(
+                found[1].message.contains("2026-13-45") && found[1].message.contains("2026-03-14"),
+                "{found:?}"
+            );
+            assert!(found[2].message.contains("\"yes\""), "{found:?}");
+            assert!(found[2].message.contains(draft), "{found:?}");
+        }
+    }
+
     #[test]
     fn errors_point_at_the_line() {
-        let e = parse("+++\ntitle = \"x\"\n\ndate = \"yesterday\"\n+++\n").unwrap_err();
+        let e = first_problem("+++\ntitle = \"x\"\n\ndate = \"yesterday\"\n+++\n");
         assert_eq!(e.line, 4, "{e:?}");
         assert!(e.message.contains("2026-03-14"), "{e:?}");
 
-        let e = parse("+++\ntitle = \"x\"\ntags = \"one\"\n+++\n").unwrap_err();
+        let e = first_problem("+++\ntitle = \"x\"\ntags = \"one\"\n+++\n");
         assert_eq!(e.line, 3, "{e:?}");
 
-        let e = parse("---\ntitle: x\ncolour: red\n---\n").unwrap_err();
+        let e = first_problem("---\ntitle: x\ncolour: red\n---\n");
         assert_eq!(e.line, 3, "{e:?}");
         assert!(e.message.contains("colour"), "{e:?}");
 
-        let e = parse("---\ntitle: [unclosed\n---\n").unwrap_err();
+        let e = first_problem("---\ntitle: [unclosed\n---\n");
         assert!(e.line >= 2, "{e:?}");
 
-        let e = parse("+++\ntitle = \"x\"\n").unwrap_err();
+        let e = first_problem("+++\ntitle = \"x\"\n");
         assert!(e.message.contains("never closed"), "{e:?}");
 
-        let e = parse("# Just markdown\n").unwrap_err();
+        let e = first_problem("# Just markdown\n");
         assert_eq!(e.line, 1);
 
-        let e = parse("+++\ndate = 2026-01-01\n+++\n").unwrap_err();
+        let e = first_problem("+++\ndate = 2026-01-01\n+++\n");
         assert!(e.message.contains("title"), "{e:?}");
     }
 }

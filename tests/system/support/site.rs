@@ -6,6 +6,9 @@ use std::process::Command;
 
 use super::{BIN, REPO};
 
+/// The fixture site's content, relative to the repository.
+const FIXTURE: &str = "tests/fixtures/site/content";
+
 /// A site in a temporary folder: content/, static/, and quire.toml.
 pub struct SiteDir {
     pub dir: tempfile::TempDir,
@@ -24,11 +27,13 @@ impl SiteDir {
         SiteDir { dir }
     }
 
-    /// The repository's example content and theme.
+    /// The fixture site, tests/fixtures/site/: the example posts as they
+    /// shipped, with the theme compiled into the binary. Not the repository's
+    /// content/ and static/, which are the user's to change: a post added
+    /// there must not change what a test sees.
     pub fn example(extra_config: &str) -> SiteDir {
         let site = SiteDir::empty(extra_config);
-        copy_tree(&Path::new(REPO).join("content"), &site.path("content"));
-        copy_tree(&Path::new(REPO).join("static"), &site.path("static"));
+        copy_tree(&Path::new(REPO).join(FIXTURE), &site.path("content"));
         site
     }
 

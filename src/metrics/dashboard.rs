@@ -11,6 +11,7 @@ use super::health;
 use super::recent;
 use super::sources::Sources;
 use crate::acme::certs::RenewalStatus;
+use crate::site::Problem;
 use crate::site::markdown::escape_html as esc;
 use crate::stats::Report;
 use crate::stats::schema::Counts;
@@ -308,21 +309,27 @@ fn tasks(out: &mut String, sources: &Sources) {
     out.push_str("</table></section>");
 }
 
-fn problems(out: &mut String) {
+/// Newest first; a build's problem that the served build no longer has (its
+/// file was fixed or deleted) is shown resolved.
+fn problems(out: &mut String, logged: &[recent::LoggedProblem], current: &[Problem]) {
     out.push_str("<section class=\"wide\"><h2>Recent problems</h2>");
-    let problems = recent::problems();
-    if problems.is_empty() {
+    if logged.is_empty() {
         out.push_str("<p class=\"ok\">None logged since start.</p></section>");
         return;
     }
     out.push_str("<table>");
-    for p in problems {
-        let class = if p.level == "error" { "bad" } else { "muted" };
+    for p in logged {
+        let (class, label, cell) = if p.resolved_by(current) {
+            ("ok", "resolved", "<td class=\"muted\">")
+        } else if p.level == "error" {
+            ("bad", p.level, "<td>")
+        } else {
+            ("muted", p.level, "<td>")
+        };
         let _ = write!(
             out,
-            "<tr><td class=\"muted\">{}</td><td class=\"{class}\">{}</td><td>{}</td></tr>",
+            "<tr><td class=\"muted\">{}</td><td class=\"{class}\">{label}</td>{cell}{}</td></tr>",
             crate::clock::for_people(p.at),
-            p.level,
             esc(&p.message)
         );
     }
@@ -364,7 +371,11 @@ pub fn render(sources: &Sources, certificate_status: Option<&RenewalStatus>) -> 
     readers(&mut out, sources);
     traffic(&mut out, sources, now);
     tasks(&mut out, sources);
-    problems(&mut out);
+    problems(
+        &mut out,
+        &recent::problems(),
+        &sources.site.snapshot().summary.problems,
+    );
     out.push_str("</main></body></html>\n");
     out
 }
@@ -393,5 +404,32 @@ mod tests {
         assert!(svg.contains("day 29: 29 views, 14 visitors"));
         let empty = day_chart(&[]);
         assert!(empty.starts_with("<svg") && empty.ends_with("</svg>"));
+    }
+
+    #[test]
+    fn a_fixed_file_s_problem_is_shown_resolved() {
+        let problem = |file: &str| Problem::new(file.into(), 3, "no title".into());
+        let logged = |message: String, from_build| recent::LoggedProblem {
+            at: chrono::DateTime::UNIX_EPOCH,
+            level: "warning",
+            message,
+            from_build,
+        };
+        let shown = [
+            logged(problem("content/fixed.md").to_string(), true),
+            logged(problem("content/broken.md").to_string(), true),
+            logged("the disk is slow".into(), false),
+        ];
+        let mut out = String::new();
+        problems(&mut out, &shown, &[problem("content/broken.md")]);
+        let row = |needle: &str| {
+            out.split("<tr>")
+                .find(|row| row.contains(needle))
+                .unwrap_or_else(|| panic!("no row for {needle}: {out}"))
+                .to_string()
+        };
+        assert!(row("fixed.md").contains(">resolved<"), "{out}");
+        assert!(row("broken.md").contains(">warning<"), "{out}");
+        assert!(row("the disk is slow").contains(">warning<"), "{out}");
     }
 }

@@ -264,6 +264,22 @@ async fn the_dashboard_renders_empty_and_with_data_in_a_browser() {
         file.display()
     );
     println!("dashboard screenshot: {}", file.display());
+
+    // Every row of cards fills the width, on a desktop and on a phone; 40
+    // pixels in is inside a card's padding, past its rounded corner.
+    let phone = artifacts().join("dashboard-phone.png");
+    let _ = std::fs::remove_file(&phone);
+    screenshot(&format!("http://{metrics}/"), 390, 844, &phone);
+    for (width, file) in [(1280, &file), (390, &phone)] {
+        let lopsided = crate::support::lopsided_rows(file, 40);
+        assert!(
+            lopsided.is_empty(),
+            "at {width} px, a row of cards leaves a blank column at y = {:?}..{:?}: {}",
+            lopsided.first(),
+            lopsided.last(),
+            file.display()
+        );
+    }
 }
 
 /// The dashboard row (its `<td>`s) that mentions `file`, if any.

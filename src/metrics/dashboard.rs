@@ -1,7 +1,7 @@
 //! The dashboard: one server-rendered HTML page, readable without JavaScript
 //! and with no external assets. Charts are inline SVG drawn here; styles are
-//! inline. Sections: readiness, readers (30 and 365 days, top pages and
-//! referrers, 404s), certificate, traffic, tasks, recent problems.
+//! inline. Sections: readiness, certificate, traffic, readers (30 and 365
+//! days, top pages and referrers, 404s), tasks, recent problems.
 
 use std::fmt::Write as _;
 
@@ -11,20 +11,25 @@ use super::health;
 use super::recent;
 use super::sources::Sources;
 use crate::acme::certs::RenewalStatus;
+use crate::site::Problem;
 use crate::site::markdown::escape_html as esc;
 use crate::stats::Report;
 use crate::stats::schema::Counts;
 
+// Cards wrap in a flex row rather than an auto-fit grid: a grid keeps one
+// column count for every row, so a row with fewer cards than columns (the top
+// two at 1280 px) left a blank column; flex lets each line's cards share its
+// whole width at any width.
 const STYLE: &str = "
 :root{color-scheme:light dark;--fg:#1d2433;--muted:#5b6478;--bg:#f6f7fb;--card:#fff;--line:#dfe3ec;--views:#3b6fd8;--visitors:#e0873a;--ok:#1f8a4c;--bad:#c23b3b}
 @media (prefers-color-scheme:dark){:root{--fg:#e6e9f0;--muted:#9aa3b5;--bg:#12151c;--card:#1b1f29;--line:#2c3240}}
 *{box-sizing:border-box}body{margin:0;font:15px/1.45 system-ui,-apple-system,Segoe UI,Roboto,sans-serif;color:var(--fg);background:var(--bg)}
 header{padding:20px 24px 8px}h1{margin:0;font-size:22px}header p{margin:4px 0 0;color:var(--muted)}
-main{display:grid;grid-template-columns:repeat(auto-fit,minmax(340px,1fr));gap:16px;padding:16px 24px 32px}
-section{background:var(--card);border:1px solid var(--line);border-radius:10px;padding:16px 18px;min-width:0}
-section.wide{grid-column:1/-1}h2{margin:0 0 10px;font-size:16px}
+main{display:flex;flex-wrap:wrap;align-items:stretch;gap:16px;padding:16px 24px 32px}
+section{flex:1 1 300px;background:var(--card);border:1px solid var(--line);border-radius:10px;padding:16px 18px;min-width:0}
+section.wide{flex-basis:100%}section.broad{flex:3 1 600px}h2{margin:0 0 10px;font-size:16px}
 table{width:100%;border-collapse:collapse;font-variant-numeric:tabular-nums}td,th{padding:4px 6px;border-bottom:1px solid var(--line);text-align:left;vertical-align:top}
-td.n,th.n{text-align:right}td.path{word-break:break-all}
+td.n,th.n{text-align:right}td.path{word-break:break-all}td.detail{overflow-wrap:anywhere}
 .ok{color:var(--ok);font-weight:600}.bad{color:var(--bad);font-weight:600}.muted{color:var(--muted)}
 .legend span{display:inline-block;width:10px;height:10px;border-radius:2px;margin:0 4px 0 12px}
 svg{width:100%;height:auto;display:block}svg text{fill:var(--muted);font-size:11px}
@@ -308,21 +313,27 @@ fn tasks(out: &mut String, sources: &Sources) {
     out.push_str("</table></section>");
 }
 
-fn problems(out: &mut String) {
-    out.push_str("<section class=\"wide\"><h2>Recent problems</h2>");
-    let problems = recent::problems();
-    if problems.is_empty() {
+/// Newest first; a build's problem that the served build no longer has (its
+/// file was fixed or deleted) is shown resolved.
+fn problems(out: &mut String, logged: &[recent::LoggedProblem], current: &[Problem]) {
+    out.push_str("<section class=\"broad\"><h2>Recent problems</h2>");
+    if logged.is_empty() {
         out.push_str("<p class=\"ok\">None logged since start.</p></section>");
         return;
     }
     out.push_str("<table>");
-    for p in problems {
-        let class = if p.level == "error" { "bad" } else { "muted" };
+    for p in logged {
+        let (class, label, cell) = if p.resolved_by(current) {
+            ("ok", "resolved", "<td class=\"muted\">")
+        } else if p.level == "error" {
+            ("bad", p.level, "<td>")
+        } else {
+            ("muted", p.level, "<td>")
+        };
         let _ = write!(
             out,
-            "<tr><td class=\"muted\">{}</td><td class=\"{class}\">{}</td><td>{}</td></tr>",
+            "<tr><td class=\"muted\">{}</td><td class=\"{class}\">{label}</td>{cell}{}</td></tr>",
             crate::clock::for_people(p.at),
-            p.level,
             esc(&p.message)
         );
     }
@@ -353,7 +364,7 @@ pub fn render(sources: &Sources, certificate_status: Option<&RenewalStatus>) -> 
     for (name, check) in &readiness.checks {
         let _ = write!(
             out,
-            "<tr><th>{name}</th><td class=\"{}\">{}</td><td>{}</td></tr>",
+            "<tr><th>{name}</th><td class=\"{}\">{}</td><td class=\"detail\">{}</td></tr>",
             if check.ok { "ok" } else { "bad" },
             if check.ok { "ok" } else { "failing" },
             esc(&check.detail)
@@ -361,10 +372,14 @@ pub fn render(sources: &Sources, certificate_status: Option<&RenewalStatus>) -> 
     }
     out.push_str("</table></section>");
     certificate(&mut out, sources, certificate_status, now);
-    readers(&mut out, sources);
     traffic(&mut out, sources, now);
+    readers(&mut out, sources);
     tasks(&mut out, sources);
-    problems(&mut out);
+    problems(
+        &mut out,
+        &recent::problems(),
+        &sources.site.snapshot().summary.problems,
+    );
     out.push_str("</main></body></html>\n");
     out
 }
@@ -393,5 +408,32 @@ mod tests {
         assert!(svg.contains("day 29: 29 views, 14 visitors"));
         let empty = day_chart(&[]);
         assert!(empty.starts_with("<svg") && empty.ends_with("</svg>"));
+    }
+
+    #[test]
+    fn a_fixed_file_s_problem_is_shown_resolved() {
+        let problem = |file: &str| Problem::new(file.into(), 3, "no title".into());
+        let logged = |message: String, from_build| recent::LoggedProblem {
+            at: chrono::DateTime::UNIX_EPOCH,
+            level: "warning",
+            message,
+            from_build,
+        };
+        let shown = [
+            logged(problem("content/fixed.md").to_string(), true),
+            logged(problem("content/broken.md").to_string(), true),
+            logged("the disk is slow".into(), false),
+        ];
+        let mut out = String::new();
+        problems(&mut out, &shown, &[problem("content/broken.md")]);
+        let row = |needle: &str| {
+            out.split("<tr>")
+                .find(|row| row.contains(needle))
+                .unwrap_or_else(|| panic!("no row for {needle}: {out}"))
+                .to_string()
+        };
+        assert!(row("fixed.md").contains(">resolved<"), "{out}");
+        assert!(row("broken.md").contains(">warning<"), "{out}");
+        assert!(row("the disk is slow").contains(">warning<"), "{out}");
     }
 }

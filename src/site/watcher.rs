@@ -132,7 +132,7 @@ pub async fn rebuild(
             live.replace(snapshot);
             let s = &summary;
             for problem in &s.problems {
-                tracing::warn!("{problem}");
+                problem.log();
             }
             tracing::info!(
                 reason,

@@ -80,7 +80,7 @@ pub async fn site(
             .context("the first site build panicked")??
     };
     for problem in &first.summary.problems {
-        tracing::warn!("{problem}");
+        problem.log();
     }
     let summary = first.summary.clone();
     let watcher = ContentWatcher {

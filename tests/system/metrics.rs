@@ -10,7 +10,8 @@ use quire::config::{Config, Overrides, no_env};
 use quire::tls::CertBundle;
 
 use crate::support::{
-    Binary, SiteDir, TestCa, artifacts, distinct_colours, request, scrape, screenshot, value,
+    Binary, SiteDir, TestCa, artifacts, distinct_colours, eventually, post, request, scrape,
+    screenshot, value,
 };
 
 const FIREFOX: &str = "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0";
@@ -263,6 +264,82 @@ async fn the_dashboard_renders_empty_and_with_data_in_a_browser() {
         file.display()
     );
     println!("dashboard screenshot: {}", file.display());
+
+    // Every row of cards fills the width, on a desktop and on a phone; 40
+    // pixels in is inside a card's padding, past its rounded corner.
+    let phone = artifacts().join("dashboard-phone.png");
+    let _ = std::fs::remove_file(&phone);
+    screenshot(&format!("http://{metrics}/"), 390, 844, &phone);
+    for (width, file) in [(1280, &file), (390, &phone)] {
+        let lopsided = crate::support::lopsided_rows(file, 40);
+        assert!(
+            lopsided.is_empty(),
+            "at {width} px, a row of cards leaves a blank column at y = {:?}..{:?}: {}",
+            lopsided.first(),
+            lopsided.last(),
+            file.display()
+        );
+    }
+}
+
+/// The dashboard row (its `<td>`s) that mentions `file`, if any.
+async fn problem_row(metrics: SocketAddr, file: &str) -> Option<String> {
+    let html = internal(metrics, "/", &[]).await.text();
+    let problems = html.split("<h2>Recent problems</h2>").nth(1)?.to_string();
+    problems
+        .split("<tr>")
+        .find(|row| row.contains(file))
+        .map(str::to_string)
+}
+
+#[tokio::test]
+async fn a_fixed_or_deleted_post_s_problem_is_shown_resolved() {
+    let site = SiteDir::empty("");
+    site.write(
+        "content/posts/2026-01-01-fixed.md",
+        &post("Fixed", "2026-13-45", "", "A month that does not exist."),
+    );
+    let server = Binary::serve(&site, &[]);
+    let metrics = server.metrics.unwrap();
+    let row = problem_row(metrics, "2026-01-01-fixed.md").await;
+    assert!(
+        row.as_deref().is_some_and(|r| r.contains(">warning<")),
+        "the broken post is listed: {row:?}"
+    );
+
+    site.write(
+        "content/posts/2026-01-01-fixed.md",
+        &post("Fixed", "2026-01-01", "", "Fixed."),
+    );
+    eventually("the fixed post's problem is shown resolved", || async {
+        problem_row(metrics, "2026-01-01-fixed.md")
+            .await
+            .is_none_or(|r| r.contains(">resolved<"))
+    })
+    .await;
+
+    site.write(
+        "content/posts/2026-01-02-gone.md",
+        &post("Gone", "2026-01-02", "draft = \"yes\"\n", "Soon deleted."),
+    );
+    eventually("the second broken post is listed", || async {
+        problem_row(metrics, "2026-01-02-gone.md")
+            .await
+            .is_some_and(|r| r.contains(">warning<"))
+    })
+    .await;
+    std::fs::remove_file(site.path("content/posts/2026-01-02-gone.md")).unwrap();
+    eventually("the deleted post's problem is shown resolved", || async {
+        problem_row(metrics, "2026-01-02-gone.md")
+            .await
+            .is_none_or(|r| r.contains(">resolved<"))
+    })
+    .await;
+    let row = problem_row(metrics, "2026-01-01-fixed.md").await;
+    assert!(
+        row.as_deref().is_none_or(|r| r.contains(">resolved<")),
+        "still resolved: {row:?}"
+    );
 }
 
 #[tokio::test]

@@ -72,3 +72,22 @@ pub fn distinct_colours(file: &Path) -> usize {
     }
     colours.len()
 }
+
+/// The pixel rows of a screenshot where a card (pure white, the dashboard's
+/// light `--card`) touches one side of the page `inset` pixels in but not the
+/// other: a row of cards that leaves a blank column. Cards stretch to the
+/// height of their row, so in a full row both sides agree on every line.
+pub fn lopsided_rows(file: &Path, inset: usize) -> Vec<usize> {
+    let decoder = png::Decoder::new(std::io::BufReader::new(std::fs::File::open(file).unwrap()));
+    let mut reader = decoder.read_info().unwrap();
+    let mut pixels = vec![0; reader.output_buffer_size().unwrap()];
+    let info = reader.next_frame(&mut pixels).unwrap();
+    let (width, channels) = (info.width as usize, info.color_type.samples());
+    let white = |row: &[u8], x: usize| row[x * channels..x * channels + 3] == [255, 255, 255];
+    pixels[..info.buffer_size()]
+        .chunks(info.line_size)
+        .enumerate()
+        .filter(|(_, row)| white(row, inset) != white(row, width - 1 - inset))
+        .map(|(y, _)| y)
+        .collect()
+}

@@ -41,6 +41,7 @@
 //! datadir (the data directory's layout and private writes), watch (the
 //! settle-then-act file watcher), source_text (getting past a refused entry,
 //! so the config and front matter parsers list every problem in one run),
+//! serde_words (their refusals in the writer's words, not serde's types),
 //! shutdown, supervisor
 //! ```
 
@@ -56,6 +57,7 @@ pub mod metrics;
 pub mod names;
 pub mod net;
 pub mod reload;
+pub mod serde_words;
 pub mod shutdown;
 pub mod site;
 pub mod source_text;

@@ -2,7 +2,11 @@
 //! serde writes `invalid type: string "ten", expected i64`, an operator reads
 //! `"ten" is text in quotes; use a whole number, such as 10`. The kinds a TOML
 //! type does not tell apart (a duration, an address) are their own raw types
-//! in `raw`, whose expectation arrives here already in words.
+//! in `raw`, whose expectation arrives here already in words. The wording
+//! itself is shared with front matter, in `crate::serde_words`; this file adds
+//! the config's keys and sections.
+
+use crate::serde_words::{self, UnknownKey};
 
 /// A refused key, and what to write instead.
 #[derive(Debug, PartialEq, Eq)]
@@ -20,21 +24,14 @@ impl Refusal {
     pub(super) fn of(e: &toml::de::Error) -> Refusal {
         let path = key_path(e);
         let message = e.message().trim_end();
-        if let Some((found, expected)) = message
-            .strip_prefix("invalid type: ")
-            .and_then(|rest| rest.rsplit_once(", expected "))
-        {
+        if let Some(words) = serde_words::wrong_type(message, &path) {
             return Refusal {
-                message: format!("{}; use {}", found_is(found), expected_as(expected, &path)),
+                message: words,
                 key: path,
             };
         }
-        if let Some((name, known)) = message
-            .strip_prefix("unknown field `")
-            .and_then(|rest| rest.split_once('`'))
-        {
-            let known = known.strip_prefix(", expected ").unwrap_or_default();
-            return unknown_key(&path, name, known);
+        if let Some(unknown) = serde_words::unknown_key(message) {
+            return unknown_key(&path, unknown);
         }
         Refusal {
             key: if path.is_empty() { "toml".into() } else { path },
@@ -58,74 +55,24 @@ fn key_path(e: &toml::de::Error) -> String {
         .unwrap_or_default()
 }
 
-/// serde's `Unexpected`, as a sentence about what was written.
-fn found_is(found: &str) -> String {
-    let quoted = |s: &str| s.trim_matches('`').to_string();
-    if let Some(text) = found.strip_prefix("string ") {
-        format!("{text} is text in quotes")
-    } else if let Some(n) = found.strip_prefix("integer ") {
-        match n.strip_suffix(" as i128") {
-            Some(n) => format!("{} is too large a number", quoted(n)),
-            None => format!("{} is a number", quoted(n)),
-        }
-    } else if let Some(x) = found.strip_prefix("floating point ") {
-        format!("{} is a decimal number", quoted(x))
-    } else if let Some(b) = found.strip_prefix("boolean ") {
-        format!("{} is a yes/no value", quoted(b))
-    } else if found == "sequence" {
-        "the value is a list".into()
-    } else if found == "map" {
-        // TOML dates reach serde as tables too.
-        "the value is a table or a date".into()
-    } else {
-        format!("the value is {found}")
-    }
-}
-
-/// serde's expectation, as what to write.
-fn expected_as(expected: &str, key: &str) -> String {
-    match expected {
-        "i8" | "i16" | "i32" | "i64" | "u8" | "u16" | "u32" | "u64" | "usize" => {
-            "a whole number, such as 10".into()
-        }
-        "a boolean" => "true or false".into(),
-        "a string" => "text in quotes".into(),
-        "a sequence" => "a list of strings, such as [\"a\", \"b\"]".into(),
-        s if s.starts_with("struct ") => format!("a table: a [{key}] line with its keys below it"),
-        words => words.into(),
-    }
-}
-
 /// serde's `unknown field`, with the keys the table does take.
-fn unknown_key(table: &str, name: &str, known: &str) -> Refusal {
-    let known: Vec<&str> = known
-        .trim_start_matches("one of ")
-        .split(", ")
-        .flat_map(|k| k.split(" or "))
-        .map(|k| k.trim_matches('`'))
-        .filter(|k| !k.is_empty())
-        .collect();
-    let or_list = |items: Vec<String>| match items.split_last() {
-        Some((last, rest)) if !rest.is_empty() => format!("{} or {last}", rest.join(", ")),
-        Some((last, _)) => last.clone(),
-        None => String::new(),
-    };
+fn unknown_key(table: &str, UnknownKey { name, known }: UnknownKey) -> Refusal {
     if table.is_empty() {
-        let sections = known.iter().map(|k| format!("[{k}]")).collect();
+        let sections: Vec<String> = known.iter().map(|k| format!("[{k}]")).collect();
         Refusal {
             key: name.into(),
             message: format!(
                 "unknown section `{name}`; use {} ({DOCUMENTED})",
-                or_list(sections)
+                serde_words::or_list(&sections)
             ),
         }
     } else {
-        let keys = known.iter().map(|k| k.to_string()).collect();
+        let keys: Vec<String> = known.iter().map(|k| k.to_string()).collect();
         Refusal {
             key: table.into(),
             message: format!(
                 "unknown key `{name}`; [{table}] takes {} ({DOCUMENTED})",
-                or_list(keys)
+                serde_words::or_list(&keys)
             ),
         }
     }

@@ -1,7 +1,9 @@
 //! Front matter: the TOML (`+++`) or YAML (`---`) block that opens every content
 //! file. Owns splitting it from the markdown body, the accepted keys, date formats,
 //! and error messages that point at the line to fix: the first syntax error where
-//! it is, and every refused key in one run.
+//! it is, and every refused key in one run, in the author's words (shared with
+//! the config's, in `crate::serde_words`). Past 600 lines only by its tests,
+//! which walk each kind of mistake in both formats.
 
 use std::fmt;
 use std::ops::Range;
@@ -10,6 +12,7 @@ use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
 use serde::Deserialize;
 use serde::de::{self, Deserializer, MapAccess, Visitor};
 
+use crate::serde_words::{self, UnknownKey};
 use crate::source_text::{blank_entry, line_of};
 
 /// The metadata of one post or page, as the author wrote it.
@@ -290,6 +293,7 @@ fn read_keys(meta: &str, format: Format) -> (Option<FrontMatter>, Vec<Refusal>) 
             .and_then(|l| key_of(l, format))
             .unwrap_or_default()
             .to_string();
+        let message = in_words(&message, &key);
         refusals.push(Refusal { line, key, message });
         let Some(span) = span else { break };
         let before = text.clone();
@@ -299,6 +303,24 @@ fn read_keys(meta: &str, format: Format) -> (Option<FrontMatter>, Vec<Refusal>) 
         }
     }
     (None, refusals)
+}
+
+/// A refusal in the author's words (the same as the config's), naming the
+/// key it is about.
+fn in_words(message: &str, key: &str) -> String {
+    if let Some(UnknownKey { name, known }) = serde_words::unknown_key(message) {
+        let known: Vec<String> = known.iter().map(|k| k.to_string()).collect();
+        return format!(
+            "unknown key `{name}`; front matter takes {}",
+            serde_words::or_list(&known)
+        );
+    }
+    let message = serde_words::wrong_type(message, key).unwrap_or_else(|| message.to_string());
+    if key.is_empty() {
+        message
+    } else {
+        format!("{key}: {message}")
+    }
 }
 
 /// The front matter, or where (a byte range of `text`) and why it was refused.
@@ -361,12 +383,17 @@ fn key_of(line: &str, format: Format) -> Option<&str> {
     Some(key.trim().trim_matches(['"', '\'']))
 }
 
-/// serde_yaml appends " at line X column Y" to its messages; we print our own.
+/// serde_yaml puts the key's path (`draft: `) before its messages and " at
+/// line X column Y" after them; we print the key and the line our own way.
 fn yaml_message(e: &serde_yaml_ng::Error) -> String {
     let text = e.to_string();
-    match text.find(" at line ") {
-        Some(i) => text[..i].to_string(),
-        None => text,
+    let text = match text.find(" at line ") {
+        Some(i) => &text[..i],
+        None => &text,
+    };
+    match text.split_once(": ") {
+        Some((path, rest)) if !path.contains(' ') => rest.to_string(),
+        _ => text.to_string(),
     }
 }
 
@@ -474,6 +501,111 @@ mod tests {
             );
             assert!(found[2].message.contains("\"yes\""), "{found:?}");
             assert!(found[2].message.contains(draft), "{found:?}");
+        }
+    }
+
+    /// serde's type names, which an author writing a post does not know.
+    const SERDE_WORDS: [&str; 8] = [
+        "invalid type",
+        "expected",
+        "a boolean",
+        "a sequence",
+        "a string",
+        "i64",
+        "u64",
+        "struct",
+    ];
+
+    /// The one problem a file with one wrong value has, checked for serde's
+    /// words and for the line and key it must keep.
+    fn said_in_words(text: &str, line: usize, key: &str) -> String {
+        let found = problems(text);
+        assert_eq!(found.len(), 1, "{text:?}: {found:?}");
+        let said = &found[0];
+        assert_eq!(said.line, line, "{text:?}: {said:?}");
+        assert!(said.message.contains(key), "{text:?}: {said:?}");
+        for leak in SERDE_WORDS {
+            assert!(!said.message.contains(leak), "{text:?}: {said:?}");
+        }
+        said.message.clone()
+    }
+
+    #[test]
+    fn wrong_types_are_said_in_the_authors_words() {
+        for (text, line, key, words) in [
+            (
+                "+++\ntitle = \"x\"\ndraft = \"yes\"\n+++\n",
+                3,
+                "draft",
+                "\"yes\" is text in quotes; use true or false",
+            ),
+            (
+                "---\ntitle: x\ntoc: \"yes\"\n---\n",
+                3,
+                "toc",
+                "\"yes\" is text in quotes; use true or false",
+            ),
+            (
+                "+++\ntitle = \"x\"\ntags = \"rust\"\n+++\n",
+                3,
+                "tags",
+                "\"rust\" is text in quotes; use a list of strings, such as [\"a\", \"b\"]",
+            ),
+            (
+                "---\ntitle: x\naliases: /old/\n---\n",
+                3,
+                "aliases",
+                "\"/old/\" is text in quotes; use a list of strings",
+            ),
+            (
+                "+++\ntitle = \"x\"\ntags = [1]\n+++\n",
+                3,
+                "tags",
+                "1 is a number; use text in quotes",
+            ),
+            (
+                "+++\ntitle = 5\n+++\n",
+                2,
+                "title",
+                "5 is a number; use text in quotes",
+            ),
+            (
+                "---\ntitle: x\ndescription: [a]\n---\n",
+                3,
+                "description",
+                "the value is a list; use text in quotes",
+            ),
+            (
+                "+++\ntitle = \"x\"\ndate = 5\n+++\n",
+                3,
+                "date",
+                "5 is a number; use a date such as 2026-03-14",
+            ),
+            (
+                "---\ntitle: x\nupdated: true\n---\n",
+                3,
+                "updated",
+                "true is a yes/no value; use a date such as 2026-03-14",
+            ),
+        ] {
+            let said = said_in_words(text, line, key);
+            assert!(said.contains(words), "{text:?}: {said}");
+        }
+    }
+
+    #[test]
+    fn unknown_keys_list_the_known_ones_in_words() {
+        for text in [
+            "+++\ntitle = \"x\"\ncolour = \"red\"\n+++\n",
+            "---\ntitle: x\ncolour: red\n---\n",
+        ] {
+            let said = said_in_words(text, 3, "colour");
+            assert!(
+                said.contains(
+                    "title, date, updated, description, tags, draft, slug, aliases or toc"
+                ),
+                "{text:?}: {said}"
+            );
         }
     }
 

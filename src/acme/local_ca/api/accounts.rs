@@ -9,7 +9,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
-use super::super::jws::{Expect, Jwk};
+use super::super::jws::{Authenticated, Expect, Jwk};
 use super::super::orders::{Account, Status, random_id};
 use super::super::problem::{Problem, ProblemType};
 use super::http::{Api, Client, json_response, now, posted};
@@ -18,6 +18,17 @@ use super::http::{Api, Client, json_response, now, posted};
 /// too few to make each account hold a 64 KiB body.
 const MAX_CONTACTS: usize = 4;
 const MAX_CONTACT_LEN: usize = 320;
+
+/// An account's own resources answer only requests its key signed.
+fn check_signed_by(request: &Authenticated, account: &str) -> Result<(), Problem> {
+    if request.signer.account()? == account {
+        Ok(())
+    } else {
+        Err(Problem::unauthorized(
+            "the request is signed by another account",
+        ))
+    }
+}
 
 /// RFC 8555 §7.3: contacts must be mailto: URLs with one plain address each.
 fn check_contacts(value: Option<&Value>) -> Result<Vec<String>, Problem> {
@@ -131,11 +142,7 @@ pub(super) async fn account(
 ) -> Response {
     let path = format!("acme/acct/{id}");
     posted(&api, &headers, body, &path, Expect::Kid, |api, request| {
-        if request.signer.account()? != id {
-            return Err(Problem::unauthorized(
-                "the request is signed by another account",
-            ));
-        }
+        check_signed_by(&request, &id)?;
         let mut state = api.ca.lock();
         let account = state
             .accounts
@@ -174,11 +181,7 @@ pub(super) async fn account_orders(
     let path = format!("acme/acct/{id}/orders");
     posted(&api, &headers, body, &path, Expect::Kid, |api, request| {
         request.post_as_get()?;
-        if request.signer.account()? != id {
-            return Err(Problem::unauthorized(
-                "the request is signed by another account",
-            ));
-        }
+        check_signed_by(&request, &id)?;
         let state = api.ca.lock();
         let account = state
             .accounts

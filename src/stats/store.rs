@@ -8,6 +8,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Mutex, RwLock};
+use std::time::Duration;
 
 /// What went wrong in the statistics store; each message says what to do.
 #[derive(Debug, thiserror::Error)]
@@ -175,6 +176,10 @@ pub struct SledStore {
     size: AtomicU64,
 }
 
+/// How long a reopening waits for the lock its own dropped handle still
+/// holds; seen to take a few milliseconds, under load.
+const OWN_LOCK_RELEASE: Duration = Duration::from_secs(2);
+
 /// [`SledStore::size`] when the last measurement failed.
 const UNMEASURED: u64 = u64::MAX;
 
@@ -219,6 +224,13 @@ fn measure(db: &sled::Db) -> u64 {
 }
 
 fn open_sled(dir: &Path) -> Result<sled::Db, StatsStoreError> {
+    open_sled_within(dir, Duration::ZERO)
+}
+
+/// Like [`open_sled`], but waits up to `patience` for the directory's lock,
+/// for when this process has just dropped its own handle: sled's background
+/// flusher lets go of the lock a moment after the handle is dropped.
+fn open_sled_within(dir: &Path, patience: Duration) -> Result<sled::Db, StatsStoreError> {
     let open_error = |source: Cause, hint| StatsStoreError::Open {
         path: dir.to_path_buf(),
         source,
@@ -230,29 +242,44 @@ fn open_sled(dir: &Path) -> Result<sled::Db, StatsStoreError> {
             "check that the data directory exists and belongs to the user running quire",
         )
     })?;
-    sled::Config::new()
-        .path(dir)
-        // A blog's statistics are small; sled's default cache is 1 GiB.
-        .cache_capacity(64 * 1024 * 1024)
-        .open()
-        .map_err(|e| {
-            let locked = e.to_string().contains("lock");
-            let hint = match &e {
-                sled::Error::Io(io) if io.raw_os_error() == Some(libc::ENOSPC) => {
-                    "the disk is full; free some space and restart"
-                }
-                sled::Error::Io(io) if io.kind() == std::io::ErrorKind::WouldBlock || locked => {
-                    "another process (probably another quire) has it open; stop that process, or give this one its own [paths] data"
-                }
-                sled::Error::Io(io) if io.kind() == std::io::ErrorKind::PermissionDenied => {
-                    "the directory is not writable by this user; fix its owner or permissions"
-                }
-                _ => {
-                    "the store looks damaged; move it aside (e.g. `mv data/stats data/stats.broken`) and restart to begin a new one"
-                }
-            };
-            open_error(e.into(), hint)
-        })
+    let started = std::time::Instant::now();
+    let opened = loop {
+        let opened = sled::Config::new()
+            .path(dir)
+            // A blog's statistics are small; sled's default cache is 1 GiB.
+            .cache_capacity(64 * 1024 * 1024)
+            .open();
+        match opened {
+            Err(e) if is_locked(&e) && started.elapsed() < patience => {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            opened => break opened,
+        }
+    };
+    opened.map_err(|e| {
+        let hint = match &e {
+            sled::Error::Io(io) if io.raw_os_error() == Some(libc::ENOSPC) => {
+                "the disk is full; free some space and restart"
+            }
+            e if is_locked(e) => {
+                "another process (probably another quire) has it open; stop that process, or give this one its own [paths] data"
+            }
+            sled::Error::Io(io) if io.kind() == std::io::ErrorKind::PermissionDenied => {
+                "the directory is not writable by this user; fix its owner or permissions"
+            }
+            _ => {
+                "the store looks damaged; move it aside (e.g. `mv data/stats data/stats.broken`) and restart to begin a new one"
+            }
+        };
+        open_error(e.into(), hint)
+    })
+}
+
+/// sled reports a taken directory lock as an I/O error, sometimes only in
+/// its message.
+fn is_locked(e: &sled::Error) -> bool {
+    matches!(e, sled::Error::Io(io) if io.kind() == std::io::ErrorKind::WouldBlock)
+        || e.to_string().contains("lock")
 }
 
 impl StatsStore for SledStore {
@@ -301,7 +328,7 @@ impl StatsStore for SledStore {
         let mut db = self.db.write().unwrap_or_else(|e| e.into_inner());
         // The old handle holds the directory's lock until it is dropped.
         drop(db.take());
-        let reopened = open_sled(&self.path)?;
+        let reopened = open_sled_within(&self.path, OWN_LOCK_RELEASE)?;
         self.size.store(measure(&reopened), Ordering::Relaxed);
         *db = Some(reopened);
         self.failed.store(false, Ordering::Relaxed);

@@ -1,9 +1,11 @@
-//! Certificates by ACME (RFC 8555): the client workflow, the renewal schedule,
-//! the on-disk store and backups; `local_ca` is the in-process CA that local
+//! Certificates by ACME (RFC 8555): the client workflow, where its challenge
+//! answers go (every node's memory in a cluster), the renewal schedule, the
+//! on-disk store and backups; `local_ca` is the in-process CA that local
 //! mode certifies itself against.
 
 pub mod backup;
 pub mod certs;
+pub mod challenges;
 pub mod client;
 pub mod http;
 pub mod lease;

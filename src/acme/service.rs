@@ -13,6 +13,7 @@ use url::Url;
 
 use super::backup;
 use super::certs::CertStore;
+use super::challenges::Challenges;
 use super::client::{Certifier, CertifierSettings, LOCAL_CA};
 use super::http::AcmeRoots;
 use super::lease::{Lease, LeaseSlot};
@@ -183,18 +184,9 @@ pub async fn prepare(
         challenge: config.tls.challenge,
         metrics: metrics.clone(),
     };
-    let certifier = Certifier::new(
-        settings(directory),
-        storage.clone(),
-        challenges.clone(),
-        resolver.clone(),
-    )?;
-    let dry_run_certifier = Certifier::new(
-        settings(dry_run_directory),
-        storage.clone(),
-        challenges,
-        resolver.clone(),
-    )?;
+    let challenges = Challenges::new(challenges, resolver.clone(), None);
+    let certifier = Certifier::new(settings(directory), storage.clone(), challenges.clone())?;
+    let dry_run_certifier = Certifier::new(settings(dry_run_directory), storage.clone(), challenges)?;
     let policy = match config.mode {
         Mode::Local => RenewalPolicy::local(config.tls.renew_before_days, config.tls.check_every),
         _ => RenewalPolicy::public(config.tls.renew_before_days, config.tls.check_every),

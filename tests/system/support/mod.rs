@@ -4,8 +4,9 @@
 //! addresses, upgrades), `http` and `tls` (clients), `certs` (a test CA for
 //! manual mode), `ports`, `time` (waiting on what the test does not
 //! control), `metrics` (scraping), `peers` (other programs, with install
-//! hints) and `browser`. Everything is re-exported here, so a test imports
-//! `crate::support::*` or the names it uses.
+//! hints), `pebble` (the ACME test CA and its DNS server) and `browser`.
+//! Everything is re-exported here, so a test imports `crate::support::*` or
+//! the names it uses.
 
 mod binary;
 mod browser;
@@ -13,6 +14,7 @@ mod certs;
 mod http;
 mod metrics;
 mod notify;
+mod pebble;
 mod peers;
 mod ports;
 mod site;
@@ -26,6 +28,7 @@ pub use browser::*;
 pub use certs::*;
 pub use http::*;
 pub use metrics::*;
+pub use pebble::*;
 pub use peers::*;
 pub use ports::*;
 pub use site::*;

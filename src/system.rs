@@ -24,6 +24,7 @@ use self::activities::{
 pub use self::handover::{Inheritance, PredecessorState};
 pub use self::running::RunningServer;
 pub use self::serve::serve;
+use crate::acme::challenges::ChallengeFollower;
 use crate::acme::service::{self, AcmeParts};
 use crate::clock::SharedClock;
 use crate::config::{Config, Mode};
@@ -94,6 +95,7 @@ pub async fn start_with(
                 &crate::config::process_env,
                 &metrics,
                 claim.certificate_lock.clone(),
+                cluster.as_ref(),
             )
             .await?,
         ),
@@ -204,6 +206,13 @@ pub async fn start_with(
         let manager = CertificateManager { manager, requests };
         supervisor.spawn(WhenOwned::new(manager, &claim.ownership));
         handlers.renewals = Some(renew_tx);
+    }
+    if let (Some(cluster), Some(resolver), true) = (&cluster, &resolver, uses_acme) {
+        supervisor.spawn(ChallengeFollower {
+            cluster: cluster.clone(),
+            http01: challenges.clone(),
+            resolver: resolver.clone(),
+        });
     }
     let socket = control.clone();
     supervisor.spawn(ControlSocket { socket, handlers });

@@ -22,6 +22,7 @@ use super::manager::CertManager;
 use super::schedule::RenewalPolicy;
 use super::store::{FileStore, Storage, StorageError};
 use crate::clock::SharedClock;
+use crate::cluster::Cluster;
 use crate::config::{Config, Mode};
 use crate::datadir::{DataDir, create_private_dir};
 use crate::net::{self, Inherited, SocketName};
@@ -111,6 +112,7 @@ pub async fn prepare(
     env: &dyn Fn(&str) -> Option<String>,
     metrics: &crate::metrics::Metrics,
     lease: LeaseSlot,
+    cluster: Option<&Cluster>,
 ) -> anyhow::Result<AcmeParts> {
     let data = &config.paths.data;
     create_private_dir(data).with_context(|| {
@@ -184,7 +186,7 @@ pub async fn prepare(
         challenge: config.tls.challenge,
         metrics: metrics.clone(),
     };
-    let challenges = Challenges::new(challenges, resolver.clone(), None);
+    let challenges = Challenges::new(challenges, resolver.clone(), cluster.cloned());
     let certifier = Certifier::new(settings(directory), storage.clone(), challenges.clone())?;
     let dry_run_certifier = Certifier::new(settings(dry_run_directory), storage.clone(), challenges)?;
     let policy = match config.mode {

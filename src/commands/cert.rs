@@ -175,6 +175,7 @@ async fn renew_directly(
         &crate::config::process_env,
         &metrics,
         LeaseSlot::holding(lease),
+        None,
     )
     .await?;
     let policy = web::live_policy(SitePolicy::from_config(config, true));

@@ -95,6 +95,10 @@ impl ChallengeFollower {
         let new = held.apply(&current, &self.http01, &self.resolver);
         if !new.is_empty() {
             shared::acknowledge(&self.cluster, &new).await?;
+            tracing::info!(
+                "answering {} new challenge(s) published in the cluster",
+                new.len()
+            );
             held.acked.extend(new);
         }
         Ok(())

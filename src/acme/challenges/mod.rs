@@ -77,7 +77,7 @@ pub enum ChallengeError {
         name: String,
         source: anyhow::Error,
     },
-    #[error("an order has at most {} challenges to publish, not {0}", shared::MOST_ANSWERS)]
+    #[error("an order has at most {most} challenges to publish, not {0}", most = shared::MOST_ANSWERS)]
     TooMany(usize),
     #[error("publishing the challenge answers to the cluster: {0}")]
     Cluster(#[from] ClusterError),

@@ -84,7 +84,10 @@ pub(super) async fn publish(
     let peers = DatabasePeers { cluster };
     let silent = wait_for_acks(&peers, &ids, &mut events, ACK_LIMIT).await;
     if silent.is_empty() {
-        tracing::debug!(answers = ids.len(), "every live node holds the challenge answers");
+        tracing::info!(
+            "published {} challenge answer(s) in the cluster; every live node holds them",
+            ids.len()
+        );
     } else {
         tracing::warn!(
             "nodes {} did not acknowledge the challenge answers within {}s; telling the CA anyway, and validation reaching them may fail (the order is then retried)",

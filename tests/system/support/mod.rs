@@ -4,9 +4,10 @@
 //! addresses, upgrades), `http` and `tls` (clients), `certs` (a test CA for
 //! manual mode), `ports`, `time` (waiting on what the test does not
 //! control), `metrics` (scraping), `peers` (other programs, with install
-//! hints), `pebble` (the ACME test CA and its DNS server) and `browser`.
-//! Everything is re-exported here, so a test imports `crate::support::*` or
-//! the names it uses.
+//! hints), `pebble` (the ACME test CA and its DNS server), `postgres` (a
+//! real PostgreSQL for the cluster tests) and `browser`. Everything is
+//! re-exported here, so a test imports `crate::support::*` or the names it
+//! uses.
 
 mod binary;
 mod browser;
@@ -17,6 +18,7 @@ mod notify;
 mod pebble;
 mod peers;
 mod ports;
+mod postgres;
 mod site;
 mod time;
 mod tls;
@@ -31,6 +33,7 @@ pub use metrics::*;
 pub use pebble::*;
 pub use peers::*;
 pub use ports::*;
+pub use postgres::*;
 pub use site::*;
 pub use time::*;
 pub use tls::*;

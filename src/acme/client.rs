@@ -263,9 +263,9 @@ impl Certifier {
                 continue;
             }
             let name = identifier_name(authz.identifier().identifier);
-            let mut challenge = authz
-                .challenge(kind.clone())
-                .ok_or_else(|| anyhow!("the CA no longer offers a {kind:?} challenge for {name}"))?;
+            let mut challenge = authz.challenge(kind.clone()).ok_or_else(|| {
+                anyhow!("the CA no longer offers a {kind:?} challenge for {name}")
+            })?;
             challenge
                 .set_ready()
                 .await

@@ -188,7 +188,8 @@ pub async fn prepare(
     };
     let challenges = Challenges::new(challenges, resolver.clone(), cluster.cloned());
     let certifier = Certifier::new(settings(directory), storage.clone(), challenges.clone())?;
-    let dry_run_certifier = Certifier::new(settings(dry_run_directory), storage.clone(), challenges)?;
+    let dry_run_certifier =
+        Certifier::new(settings(dry_run_directory), storage.clone(), challenges)?;
     let policy = match config.mode {
         Mode::Local => RenewalPolicy::local(config.tls.renew_before_days, config.tls.check_every),
         _ => RenewalPolicy::public(config.tls.renew_before_days, config.tls.check_every),

@@ -224,7 +224,11 @@ mod tests {
         let mut held = Held::default();
         held.apply(&[alpn(1, "a.example", 1)], &map, &resolver);
         let first = held.certs[&("a.example".to_string(), vec![1; 32])].clone();
-        held.apply(&[alpn(1, "a.example", 1), alpn(2, "b.example", 2)], &map, &resolver);
+        held.apply(
+            &[alpn(1, "a.example", 1), alpn(2, "b.example", 2)],
+            &map,
+            &resolver,
+        );
         assert!(Arc::ptr_eq(
             &held.certs[&("a.example".to_string(), vec![1; 32])],
             &first

@@ -73,10 +73,7 @@ impl Answer {
 #[derive(Debug, thiserror::Error)]
 pub enum ChallengeError {
     #[error("building the tls-alpn-01 answer for {name}: {source:#}")]
-    AlpnCertificate {
-        name: String,
-        source: anyhow::Error,
-    },
+    AlpnCertificate { name: String, source: anyhow::Error },
     #[error("an order has at most {most} challenges to publish, not {0}", most = shared::MOST_ANSWERS)]
     TooMany(usize),
     #[error("publishing the challenge answers to the cluster: {0}")]
@@ -124,9 +121,7 @@ impl Challenges {
                 Answer::Http01 {
                     token,
                     key_authorization,
-                } => self
-                    .http01
-                    .insert(token.clone(), key_authorization.clone()),
+                } => self.http01.insert(token.clone(), key_authorization.clone()),
                 Answer::TlsAlpn01 { name, digest } => self
                     .resolver
                     .set_alpn_challenge(name, digest)
@@ -182,7 +177,9 @@ impl Published {
         for answer in &self.answers {
             match answer {
                 Answer::Http01 { token, .. } => self.challenges.http01.remove(token),
-                Answer::TlsAlpn01 { name, .. } => self.challenges.resolver.clear_alpn_challenge(name),
+                Answer::TlsAlpn01 { name, .. } => {
+                    self.challenges.resolver.clear_alpn_challenge(name)
+                }
             }
         }
     }
@@ -236,7 +233,8 @@ mod tests {
     async fn a_single_node_answers_from_its_memory_until_withdrawn() {
         let now = chrono::Utc::now();
         let localhost = [crate::names::DnsName::localhost()];
-        let resolver = CertResolver::new(crate::tls::CertBundle::temporary(&localhost, now).unwrap());
+        let resolver =
+            CertResolver::new(crate::tls::CertBundle::temporary(&localhost, now).unwrap());
         let http01 = ChallengeMap::default();
         let challenges = Challenges::new(http01.clone(), resolver.clone(), None);
         let published = challenges

@@ -181,7 +181,8 @@ pub(super) async fn acknowledge(cluster: &Cluster, ids: &[i64]) -> Result<(), Cl
 pub(super) trait Peers {
     /// The live nodes other than this one that have not acknowledged every
     /// one of `ids`, by name.
-    fn silent(&self, ids: &[i64]) -> impl Future<Output = Result<Vec<String>, ClusterError>> + Send;
+    fn silent(&self, ids: &[i64])
+    -> impl Future<Output = Result<Vec<String>, ClusterError>> + Send;
 }
 
 struct DatabasePeers<'a> {
@@ -329,7 +330,11 @@ mod tests {
         let peers = FakePeers::new(&[]);
         let (_tx, mut events) = broadcast::channel(16);
         let started = tokio::time::Instant::now();
-        assert!(wait_for_acks(&peers, &[1, 2], &mut events, ACK_LIMIT).await.is_empty());
+        assert!(
+            wait_for_acks(&peers, &[1, 2], &mut events, ACK_LIMIT)
+                .await
+                .is_empty()
+        );
         assert_eq!(started.elapsed(), Duration::ZERO);
     }
 

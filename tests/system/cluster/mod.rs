@@ -1,5 +1,7 @@
 //! Several quire nodes sharing one PostgreSQL (issue 16), one file per
-//! concern: `ops` (the PostgreSQL harness itself, `quire cluster status`,
+//! concern: `challenges` (ACME validation answered by nodes that did not
+//! order), `ops` (the PostgreSQL harness itself, `quire cluster status`,
 //! /ready and /metrics with the engine up and down).
 
+mod challenges;
 mod ops;

@@ -82,10 +82,15 @@ pub(super) async fn publish(
     drop(client);
 
     let peers = DatabasePeers { cluster };
-    let silent = wait_for_acks(&peers, &ids, &mut events, ACK_LIMIT).await;
+    let acks = wait_for_acks(&peers, &ids, &mut events, ACK_LIMIT).await;
+    let silent = acks.silent;
     if silent.is_empty() {
+        let held = match acks.held.is_empty() {
+            true => "no other node is live".to_string(),
+            false => format!("{} hold them", acks.held.join(", ")),
+        };
         tracing::info!(
-            "published {} challenge answer(s) in the cluster; every live node holds them",
+            "published {} challenge answer(s) in the cluster; {held}",
             ids.len()
         );
     } else {
@@ -177,12 +182,18 @@ pub(super) async fn acknowledge(cluster: &Cluster, ids: &[i64]) -> Result<(), Cl
     Ok(())
 }
 
-/// Who still owes an acknowledgement.
+/// The other live nodes, by whether they acknowledged every answer.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(super) struct Acks {
+    pub held: Vec<String>,
+    pub silent: Vec<String>,
+}
+
+/// Who acknowledged, as the database says.
 pub(super) trait Peers {
-    /// The live nodes other than this one that have not acknowledged every
-    /// one of `ids`, by name.
-    fn silent(&self, ids: &[i64])
-    -> impl Future<Output = Result<Vec<String>, ClusterError>> + Send;
+    /// The live nodes other than this one, by whether they acknowledged
+    /// every one of `ids`.
+    fn acks(&self, ids: &[i64]) -> impl Future<Output = Result<Acks, ClusterError>> + Send;
 }
 
 struct DatabasePeers<'a> {
@@ -190,7 +201,7 @@ struct DatabasePeers<'a> {
 }
 
 impl Peers for DatabasePeers<'_> {
-    async fn silent(&self, ids: &[i64]) -> Result<Vec<String>, ClusterError> {
+    async fn acks(&self, ids: &[i64]) -> Result<Acks, ClusterError> {
         let live = cluster::nodes::live_nodes(self.cluster, LIVE_WITHIN).await?;
         let client = self.cluster.client().await?;
         let rows = client
@@ -202,37 +213,37 @@ impl Peers for DatabasePeers<'_> {
             .await?;
         let acked: HashMap<String, i64> = rows.iter().map(|r| (r.get(0), r.get(1))).collect();
         let me = self.cluster.node().as_str();
-        Ok(live
+        let (held, silent) = live
             .iter()
-            .map(|n| n.as_str())
-            .filter(|&n| n != me && acked.get(n).copied().unwrap_or(0) < ids.len() as i64)
-            .map(str::to_string)
-            .collect())
+            .map(|n| n.as_str().to_string())
+            .filter(|n| n != me)
+            .partition(|n| acked.get(n).copied().unwrap_or(0) >= ids.len() as i64);
+        Ok(Acks { held, silent })
     }
 }
 
 /// Waits until no live node owes an acknowledgement of `ids`, re-asking
 /// `peers` on each acknowledgement (and on reconnection, or a lost one),
-/// for at most `limit`. Returns the nodes still silent then.
+/// for at most `limit`. Returns the last answer: who is still silent then.
 pub(super) async fn wait_for_acks(
     peers: &impl Peers,
     ids: &[i64],
     events: &mut broadcast::Receiver<ClusterEvent>,
     limit: Duration,
-) -> Vec<String> {
+) -> Acks {
     let deadline = tokio::time::Instant::now() + limit;
-    let mut silent = Vec::new();
+    let mut last = Acks::default();
     loop {
-        match peers.silent(ids).await {
-            Ok(now) if now.is_empty() => return now,
-            Ok(now) => silent = now,
+        match peers.acks(ids).await {
+            Ok(acks) if acks.silent.is_empty() => return acks,
+            Ok(acks) => last = acks,
             // The engine went away mid-wait: the last answer stands.
             Err(e) => tracing::debug!("reading the acknowledgements: {e}"),
         }
         let recheck = tokio::time::Instant::now() + ACK_RECHECK;
         loop {
             tokio::select! {
-                _ = tokio::time::sleep_until(deadline) => return silent,
+                _ = tokio::time::sleep_until(deadline) => return last,
                 _ = tokio::time::sleep_until(recheck) => break,
                 event = events.recv() => match event {
                     Ok(ClusterEvent::Notified { channel: Channel::ChallengeAck, .. })
@@ -240,7 +251,7 @@ pub(super) async fn wait_for_acks(
                     | Err(RecvError::Lagged(_)) => break,
                     Ok(_) => {}
                     // The cluster is gone (shutting down): nothing more will come.
-                    Err(RecvError::Closed) => return silent,
+                    Err(RecvError::Closed) => return last,
                 },
             }
         }
@@ -263,25 +274,35 @@ mod tests {
 
     use super::*;
 
-    /// Peers whose silence the test sets, counting how often they are asked.
+    /// Peers whose acknowledgements the test sets, counting how often they
+    /// are asked.
     struct FakePeers {
-        silent: Mutex<Vec<String>>,
+        acks: Mutex<Acks>,
         asked: Mutex<usize>,
     }
 
     impl FakePeers {
         fn new(silent: &[&str]) -> FakePeers {
             FakePeers {
-                silent: Mutex::new(silent.iter().map(|s| s.to_string()).collect()),
+                acks: Mutex::new(Acks {
+                    held: Vec::new(),
+                    silent: silent.iter().map(|s| s.to_string()).collect(),
+                }),
                 asked: Mutex::new(0),
             }
+        }
+
+        fn acknowledge(&self, node: &str) {
+            let mut acks = self.acks.lock().unwrap();
+            acks.silent.retain(|n| n != node);
+            acks.held.push(node.to_string());
         }
     }
 
     impl Peers for FakePeers {
-        async fn silent(&self, _ids: &[i64]) -> Result<Vec<String>, ClusterError> {
+        async fn acks(&self, _ids: &[i64]) -> Result<Acks, ClusterError> {
             *self.asked.lock().unwrap() += 1;
-            Ok(self.silent.lock().unwrap().clone())
+            Ok(self.acks.lock().unwrap().clone())
         }
     }
 
@@ -297,8 +318,8 @@ mod tests {
         let peers = FakePeers::new(&["node-2", "node-3"]);
         let (_tx, mut events) = broadcast::channel(16);
         let started = tokio::time::Instant::now();
-        let silent = wait_for_acks(&peers, &[1], &mut events, ACK_LIMIT).await;
-        assert_eq!(silent, ["node-2", "node-3"]);
+        let acks = wait_for_acks(&peers, &[1], &mut events, ACK_LIMIT).await;
+        assert_eq!(acks.silent, ["node-2", "node-3"]);
         assert_eq!(started.elapsed(), ACK_LIMIT);
         // Re-asked about once a second meanwhile, not in a spin.
         let asked = *peers.asked.lock().unwrap();
@@ -319,9 +340,11 @@ mod tests {
         tx.send(ack()).unwrap();
         tokio::time::sleep(Duration::from_millis(100)).await;
         assert!(!waiter.is_finished());
-        peers.silent.lock().unwrap().clear();
+        peers.acknowledge("node-2");
         tx.send(ack()).unwrap();
-        assert!(waiter.await.unwrap().is_empty());
+        let acks = waiter.await.unwrap();
+        assert_eq!(acks.held, ["node-2"]);
+        assert!(acks.silent.is_empty());
         assert_eq!(started.elapsed(), Duration::from_millis(400));
     }
 
@@ -330,11 +353,8 @@ mod tests {
         let peers = FakePeers::new(&[]);
         let (_tx, mut events) = broadcast::channel(16);
         let started = tokio::time::Instant::now();
-        assert!(
-            wait_for_acks(&peers, &[1, 2], &mut events, ACK_LIMIT)
-                .await
-                .is_empty()
-        );
+        let acks = wait_for_acks(&peers, &[1, 2], &mut events, ACK_LIMIT).await;
+        assert_eq!(acks, Acks::default());
         assert_eq!(started.elapsed(), Duration::ZERO);
     }
 

@@ -94,6 +94,7 @@ pub async fn start_with(
                 &crate::config::process_env,
                 &metrics,
                 claim.certificate_lock.clone(),
+                cluster.as_ref(),
             )
             .await?,
         ),
@@ -135,14 +136,15 @@ pub async fn start_with(
             site_app,
         );
     }
-    let (manager, domains, local_ca) = match acme {
+    let (manager, domains, local_ca, follower) = match acme {
         Some(AcmeParts {
             manager,
             local_ca,
             domains,
+            follower,
             ..
-        }) => (Some(manager), Some(domains), local_ca),
-        None => (None, None, None),
+        }) => (Some(manager), Some(domains), local_ca, follower),
+        None => (None, None, None, None),
     };
     let local_ca_root = local_ca.map(|ca| build::local_ca(ca, &config, &mut listeners));
     for unused in sockets.unused() {
@@ -204,6 +206,9 @@ pub async fn start_with(
         let manager = CertificateManager { manager, requests };
         supervisor.spawn(WhenOwned::new(manager, &claim.ownership));
         handlers.renewals = Some(renew_tx);
+    }
+    if let Some(follower) = follower {
+        supervisor.spawn(WhenOwned::new(follower, &claim.ownership));
     }
     let socket = control.clone();
     supervisor.spawn(ControlSocket { socket, handlers });

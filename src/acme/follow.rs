@@ -102,7 +102,7 @@ impl CertFollower {
             return (Caught::Refused { version }, Some(version));
         }
         let serial = serial_hex(&stored.bundle);
-        self.shared.cluster().report_serial(serial.clone());
+        self.shared.cluster().report_serial(&serial);
         // A restart finds its local copy current: nothing to redo.
         let local = self.local.load(None).await.ok().flatten();
         if local.is_some_and(|l| l.bundle.serial == stored.bundle.serial) {

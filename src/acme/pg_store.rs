@@ -62,7 +62,7 @@ impl std::fmt::Debug for PgStore {
 impl From<ClusterError> for StorageError {
     fn from(e: ClusterError) -> StorageError {
         match e {
-            ClusterError::Unavailable(_) | ClusterError::Pool(_) => StorageError::Unavailable(e),
+            ClusterError::Unavailable { .. } => StorageError::Unavailable(e),
             other => StorageError::Shared(other),
         }
     }
@@ -79,8 +79,13 @@ struct Held {
 impl Drop for Held {
     fn drop(&mut self) {
         let (cluster, lease) = (self.cluster.clone(), self.lease.clone());
+        // Without a runtime (the process is ending) the time-to-live frees it.
         if let Ok(runtime) = tokio::runtime::Handle::try_current() {
-            runtime.spawn(async move { db_lease::release(&cluster, &lease).await });
+            runtime.spawn(async move {
+                if let Err(e) = db_lease::release(&cluster, &lease).await {
+                    tracing::debug!("the lease {} runs out on its own: {e}", lease.name);
+                }
+            });
         }
     }
 }
@@ -188,7 +193,7 @@ impl Storage for PgStore {
             }
             let mut client = self.cluster.client().await?;
             let transaction = client.transaction().await.map_err(ClusterError::from)?;
-            db_lease::check_fence(&transaction, lease.name(), lease.token() as i64)
+            db_lease::check_fence(&transaction, lease.name(), lease.token())
                 .await
                 .map_err(|e| fenced(e, lease))?;
             let node = self.cluster.node().as_str();
@@ -246,7 +251,7 @@ impl Storage for PgStore {
             check_key(key)?;
             let mut client = self.cluster.client().await?;
             let transaction = client.transaction().await.map_err(ClusterError::from)?;
-            db_lease::check_fence(&transaction, lease.name(), lease.token() as i64)
+            db_lease::check_fence(&transaction, lease.name(), lease.token())
                 .await
                 .map_err(|e| fenced(e, lease))?;
             transaction
@@ -262,8 +267,12 @@ impl Storage for PgStore {
         Box::pin(async move {
             match db_lease::acquire(&self.cluster, name, ttl).await {
                 Ok(db) => Ok(self.lease(db)),
-                Err(ClusterError::Held { holder, until }) => Err(StorageError::Held {
-                    name: name.to_string(),
+                Err(ClusterError::Held {
+                    name,
+                    holder,
+                    until,
+                }) => Err(StorageError::Held {
+                    name,
                     holder,
                     until,
                 }),
@@ -276,7 +285,7 @@ impl Storage for PgStore {
         Box::pin(async move {
             let db = DbLease {
                 name: lease.name().to_string(),
-                token: lease.token() as i64,
+                token: lease.token(),
                 holder: self.cluster.node().as_str().to_string(),
                 ttl: lease.ttl(),
                 expires_local: lease.expires(),

@@ -16,7 +16,7 @@ use crate::acme::certs::CertStore;
 use crate::acme::follow::serial_hex;
 use crate::acme::lease::LeaseSlot;
 use crate::acme::manager::order_lease;
-use crate::acme::pg_store::PgStore;
+use crate::acme::pg_store::{self, PgStore};
 use crate::acme::service;
 use crate::acme::store::{FileStore, Storage};
 use crate::cli::CertCommand;
@@ -77,7 +77,7 @@ async fn status_source(
     let Some(settings) = &config.cluster else {
         return (local, Vec::new());
     };
-    let cluster = Cluster::start(settings, clock.clone());
+    let cluster = Cluster::start(settings, clock.clone(), vec![&pg_store::AREA]);
     let shared = PgStore::new(cluster.clone());
     let primary = local.primary().clone();
     let lease = order_lease(&primary);
@@ -239,7 +239,7 @@ async fn renew_directly(
     let cluster = config
         .cluster
         .as_ref()
-        .map(|settings| Cluster::start(settings, clock.clone()));
+        .map(|settings| Cluster::start(settings, clock.clone(), vec![&pg_store::AREA]));
     let parts = service::prepare(
         config,
         &clock,

@@ -11,7 +11,7 @@ use crate::support::*;
 
 /// Starts `command` and waits for a line of its output containing `ready`;
 /// returns the peer and that line.
-fn start_until(mut command: std::process::Command, ready: &str) -> (Peer, String) {
+pub(crate) fn start_until(mut command: std::process::Command, ready: &str) -> (Peer, String) {
     let mut child = command
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -39,7 +39,7 @@ fn start_until(mut command: std::process::Command, ready: &str) -> (Peer, String
 }
 
 /// A certificate for Pebble's own HTTPS endpoint, from a CA made now.
-fn pebble_tls(dir: &Path) -> String {
+pub(crate) fn pebble_tls(dir: &Path) -> String {
     let ca = TestCa::new();
     let issued = ca.issue(&["localhost", "127.0.0.1"]);
     std::fs::write(dir.join("pebble.pem"), &issued.chain_pem).unwrap();

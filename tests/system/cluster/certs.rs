@@ -7,10 +7,164 @@
 //! control, nodes on separate databases that do not converge.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+use quire::acme::pg_store::{MAX_VALUE, PgStore};
+use quire::acme::store::{Storage, StorageError};
+use quire::cluster::Cluster;
+use quire::config::{Config, Overrides, no_env};
 
 use crate::interop::{pebble_tls, start_until};
 use crate::support::*;
+
+const LEASE: &str = "certificates/localhost";
+const TTL: Duration = Duration::from_secs(60);
+const CERT: &str = "certs/localhost/fullchain.pem";
+
+/// A node of the cluster on `url`, in this test process.
+fn node(url: &str, name: &str) -> PgStore {
+    let site = SiteDir::empty(&format!(
+        "\n[cluster]\npostgres = \"{url}\"\nnode = \"{name}\"\n"
+    ));
+    let overrides = Overrides {
+        config_file: Some(site.config()),
+        ..Default::default()
+    };
+    let config = Config::load(&overrides, &no_env).unwrap();
+    PgStore::new(Cluster::start(
+        config.cluster.as_ref().unwrap(),
+        quire::clock::system(),
+        vec![&quire::acme::pg_store::AREA],
+    ))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn racing_nodes_get_exactly_one_holder() {
+    let url = Postgres::shared().database("certs_racing_nodes");
+    let nodes: Vec<PgStore> = (0..8).map(|i| node(&url, &format!("n{i}"))).collect();
+    // Connected and migrated before the race.
+    for node in &nodes {
+        node.get("nothing/here").await.unwrap();
+    }
+    let start = Arc::new(tokio::sync::Barrier::new(nodes.len()));
+    let racers: Vec<_> = nodes
+        .iter()
+        .map(|node| {
+            let (node, start) = (node.clone(), start.clone());
+            tokio::spawn(async move {
+                start.wait().await;
+                node.acquire(LEASE, TTL).await
+            })
+        })
+        .collect();
+    let mut won = Vec::new();
+    for racer in racers {
+        match racer.await.unwrap() {
+            Ok(lease) => won.push(lease),
+            Err(StorageError::Held { .. }) => {}
+            Err(e) => panic!("{e}"),
+        }
+    }
+    assert_eq!(won.len(), 1, "{won:?}");
+    assert_eq!(won[0].token(), 1);
+    // Dropping the lease gives it up at once, for the next holder.
+    drop(won);
+    let started = Instant::now();
+    let next = loop {
+        match nodes[0].acquire(LEASE, TTL).await {
+            Ok(lease) => break lease,
+            Err(StorageError::Held { .. }) if started.elapsed() < DEADLINE => {
+                tokio::time::sleep(Duration::from_millis(20)).await
+            }
+            Err(e) => panic!("{e}"),
+        }
+    };
+    assert_eq!(next.token(), 2);
+}
+
+#[tokio::test]
+async fn a_stale_holders_fenced_write_is_refused() {
+    let pg = Postgres::shared();
+    let db = "certs_stale_holder";
+    let url = pg.database(db);
+    let (a, b) = (node(&url, "a"), node(&url, "b"));
+    let old = a.acquire(LEASE, TTL).await.unwrap();
+    a.put(CERT, b"from a", &old).await.unwrap();
+    assert!(matches!(
+        a.put(CERT, &vec![b'x'; MAX_VALUE + 1], &old).await,
+        Err(StorageError::TooLarge { .. })
+    ));
+    // a pauses past its time-to-live, by the database's clock.
+    pg.sql(
+        db,
+        "UPDATE quire_leases SET expires = now() - interval '1 second'",
+    );
+    assert!(matches!(
+        a.put(CERT, b"late", &old).await,
+        Err(StorageError::LeaseExpired { .. })
+    ));
+    let new = b.acquire(LEASE, TTL).await.unwrap();
+    assert!(new.token() > old.token());
+    b.put(CERT, b"from b", &new).await.unwrap();
+    assert!(matches!(
+        a.put(CERT, b"stale", &old).await,
+        Err(StorageError::LeaseLost { .. })
+    ));
+    assert!(matches!(
+        a.delete(CERT, &old).await,
+        Err(StorageError::LeaseLost { .. })
+    ));
+    assert!(matches!(
+        a.renew(&old).await,
+        Err(StorageError::LeaseLost { .. })
+    ));
+    assert_eq!(a.get(CERT).await.unwrap().unwrap(), b"from b");
+    assert_eq!(
+        pg.sql(
+            db,
+            &format!("SELECT written_by FROM quire_store WHERE key = '{CERT}'")
+        ),
+        "b"
+    );
+    // The holder's own writes go on, renewed or not.
+    let renewed = b.renew(&new).await.unwrap();
+    b.put(CERT, b"again", &renewed).await.unwrap();
+    assert_eq!(
+        b.list("certs/localhost").await.unwrap(),
+        vec![CERT.to_string()]
+    );
+}
+
+#[tokio::test]
+async fn with_the_engine_down_the_store_says_so_at_once() {
+    let pg = Postgres::start();
+    let url = pg.database("certs_engine_down");
+    let store = node(&url, "a");
+    let lease = store.acquire(LEASE, TTL).await.unwrap();
+    store.put(CERT, b"stored", &lease).await.unwrap();
+    pg.stop_immediate();
+    let started = Instant::now();
+    assert!(matches!(
+        store.get(CERT).await,
+        Err(StorageError::Unavailable(_))
+    ));
+    assert!(matches!(
+        store.put(CERT, b"during", &lease).await,
+        Err(StorageError::Unavailable(_))
+    ));
+    let took = started.elapsed();
+    assert!(took < Duration::from_secs(12), "{took:?}");
+    pg.restart();
+    let started = Instant::now();
+    loop {
+        match store.get(CERT).await {
+            Ok(value) => break assert_eq!(value.unwrap(), b"stored"),
+            Err(e) => assert!(started.elapsed() < DEADLINE, "{e}"),
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
 
 /// Pebble on loopback, validating everything, with its issuing root.
 struct Pebble {
@@ -65,7 +219,11 @@ impl Pebble {
             .arg(format!("https://127.0.0.1:{}/roots/0", self.management))
             .output()
             .unwrap();
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         String::from_utf8(out.stdout).unwrap()
     }
 }
@@ -170,7 +328,10 @@ async fn a_renewal_on_one_node_is_served_by_the_others_within_two_seconds() {
         assert_eq!(orders(server), 0, "{}", server.log());
         let started = Instant::now();
         while hook_runs(site) < 2 {
-            assert!(started.elapsed() < DEADLINE, "the hook ran on every new version");
+            assert!(
+                started.elapsed() < DEADLINE,
+                "the hook ran on every new version"
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
     }
@@ -193,7 +354,10 @@ async fn a_renewal_on_one_node_is_served_by_the_others_within_two_seconds() {
     assert!(out.contains("up: reading the shared store"), "{out}");
     assert!(out.contains("the shared one"), "{out}");
     assert_eq!(
-        pg.sql(db, "SELECT count(*) FROM quire_store WHERE key LIKE 'acme/%/account.json'"),
+        pg.sql(
+            db,
+            "SELECT count(*) FROM quire_store WHERE key LIKE 'acme/%/account.json'"
+        ),
         "1",
         "one account for the cluster"
     );
@@ -204,16 +368,8 @@ async fn nodes_on_separate_databases_do_not_converge() {
     let pg = Postgres::shared();
     let pebble = Pebble::start();
     let root = pebble.root();
-    let a_site = node_site(
-        &pebble.directory,
-        &pg.database("certs_separate_a"),
-        "a",
-    );
-    let b_site = node_site(
-        &pebble.directory,
-        &pg.database("certs_separate_b"),
-        "b",
-    );
+    let a_site = node_site(&pebble.directory, &pg.database("certs_separate_a"), "a");
+    let b_site = node_site(&pebble.directory, &pg.database("certs_separate_b"), "b");
     let a = serve(&a_site, &pebble);
     wait_for_log(&a, "obtained a certificate");
     let b = serve(&b_site, &pebble);
@@ -243,7 +399,10 @@ async fn a_killed_holders_lease_expires_and_another_node_finishes_the_order() {
     let a = serve(&a_site, &pebble);
     let lease = "certificates/localhost";
     let holder = |pg: &Postgres| {
-        pg.sql(db, &format!("SELECT holder, token FROM quire_leases WHERE name = '{lease}'"))
+        pg.sql(
+            db,
+            &format!("SELECT holder, token FROM quire_leases WHERE name = '{lease}'"),
+        )
     };
     let started = Instant::now();
     while holder(pg) != "a|1" {
@@ -258,13 +417,21 @@ async fn a_killed_holders_lease_expires_and_another_node_finishes_the_order() {
     // a's time-to-live runs out, by the database's clock.
     pg.sql(
         db,
-        &format!("UPDATE quire_leases SET expires = now() - interval '1 second' WHERE name = '{lease}'"),
+        &format!(
+            "UPDATE quire_leases SET expires = now() - interval '1 second' WHERE name = '{lease}'"
+        ),
     );
     wait_for_log(&b, "obtained a certificate");
-    let (holder_after, token) = holder(pg).split_once('|').map(|(h, t)| (h.to_string(), t.to_string())).unwrap();
+    let (holder_after, token) = holder(pg)
+        .split_once('|')
+        .map(|(h, t)| (h.to_string(), t.to_string()))
+        .unwrap();
     assert_eq!((holder_after.as_str(), token.as_str()), ("b", "2"));
     assert_eq!(
-        pg.sql(db, "SELECT written_by FROM quire_store WHERE key = 'certs/localhost/fullchain.pem'"),
+        pg.sql(
+            db,
+            "SELECT written_by FROM quire_store WHERE key = 'certs/localhost/fullchain.pem'"
+        ),
         "b"
     );
 }

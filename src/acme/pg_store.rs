@@ -63,8 +63,22 @@ impl From<ClusterError> for StorageError {
     fn from(e: ClusterError) -> StorageError {
         match e {
             ClusterError::Unavailable { .. } => StorageError::Unavailable(e),
+            ClusterError::Query(ref query) if lost_connection(query) => {
+                StorageError::Unavailable(e)
+            }
             other => StorageError::Shared(other),
         }
+    }
+}
+
+/// Whether a query failed because the engine went away (a pooled
+/// connection cut by a restart or an outage) rather than refused it: no
+/// answer at all, or SQLSTATE class 08 (connection) or 57 (the operator
+/// shut the server down).
+fn lost_connection(e: &tokio_postgres::Error) -> bool {
+    match e.as_db_error() {
+        None => true,
+        Some(db) => matches!(&db.code().code()[..2], "08" | "57"),
     }
 }
 

@@ -143,6 +143,8 @@ async fn with_the_engine_down_the_store_says_so_at_once() {
     let store = node(&url, "a");
     let lease = store.acquire(LEASE, TTL).await.unwrap();
     store.put(CERT, b"stored", &lease).await.unwrap();
+    // Durable before the crash: the test server commits asynchronously.
+    pg.sql("certs_engine_down", "CHECKPOINT");
     pg.stop_immediate();
     let started = Instant::now();
     assert!(matches!(
@@ -235,7 +237,8 @@ fn node_site(directory: &str, postgres: &str, node: &str) -> SiteDir {
     std::fs::write(
         site.config(),
         format!(
-            "[domains]\nnames = [\"localhost\"]\n\n[listen]\nhttp = \"127.0.0.1:0\"\nmetrics = \"127.0.0.1:0\"\nhttps = \"127.0.0.1:0\"\n\n[tls]\nmode = \"acme\"\ndirectory_url = \"{directory}\"\ncontacts = [\"admin@example.com\"]\npost_issue_hook = \"echo issued >> hook.log\"\n\n[cluster]\npostgres = \"{postgres}\"\nnode = \"{node}\"\n"
+            "[domains]\nnames = [\"localhost\"]\n\n[listen]\nhttp = \"127.0.0.1:0\"\nmetrics = \"127.0.0.1:0\"\nhttps = \"127.0.0.1:0\"\n\n[tls]\nmode = \"acme\"\ndirectory_url = \"{directory}\"\ncontacts = [\"admin@example.com\"]\npost_issue_hook = \"echo issued >> '{hook}'\"\n\n[cluster]\npostgres = \"{postgres}\"\nnode = \"{node}\"\n",
+            hook = site.path("hook.log").display()
         ),
     )
     .unwrap();

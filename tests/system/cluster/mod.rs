@@ -1,0 +1,5 @@
+//! Several quire nodes sharing one PostgreSQL (issue 16), one file per
+//! concern: `ops` (the PostgreSQL harness itself, `quire cluster status`,
+//! /ready and /metrics with the engine up and down).
+
+mod ops;

@@ -1,7 +1,9 @@
 //! Several quire nodes sharing one PostgreSQL (issue 16), one file per
-//! concern: `foundation` (the schema, the LISTEN keeper, leases), `ops`
-//! (the PostgreSQL harness itself, `quire cluster status`, /ready and
+//! concern: `foundation` (the schema, the LISTEN keeper, leases), `certs`
+//! (the shared certificate store, one node ordering, every node following),
+//! `ops` (the PostgreSQL harness itself, `quire cluster status`, /ready and
 //! /metrics with the engine up and down).
 
+mod certs;
 mod foundation;
 mod ops;

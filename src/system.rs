@@ -137,14 +137,15 @@ pub async fn start_with(
             site_app,
         );
     }
-    let (manager, domains, local_ca) = match acme {
+    let (manager, domains, local_ca, follower) = match acme {
         Some(AcmeParts {
             manager,
             local_ca,
             domains,
+            follower,
             ..
-        }) => (Some(manager), Some(domains), local_ca),
-        None => (None, None, None),
+        }) => (Some(manager), Some(domains), local_ca, follower),
+        None => (None, None, None, None),
     };
     let local_ca_root = local_ca.map(|ca| build::local_ca(ca, &config, &mut listeners));
     for unused in sockets.unused() {
@@ -206,6 +207,9 @@ pub async fn start_with(
         let manager = CertificateManager { manager, requests };
         supervisor.spawn(WhenOwned::new(manager, &claim.ownership));
         handlers.renewals = Some(renew_tx);
+    }
+    if let Some(follower) = follower {
+        supervisor.spawn(WhenOwned::new(follower, &claim.ownership));
     }
     if let (Some(cluster), Some(resolver), true) = (&cluster, &resolver, uses_acme) {
         supervisor.spawn(ChallengeFollower {

@@ -33,7 +33,8 @@ use crate::web::{self, ChallengeMap, LivePolicy};
 /// The shared PostgreSQL of a cluster, with every activity's tables; `None`
 /// for a single node. Reaching it happens in the background.
 pub fn cluster(config: &Config, clock: &SharedClock) -> Option<Cluster> {
-    let areas: Vec<&'static cluster::Area> = vec![&crate::acme::challenges::AREA];
+    let areas: Vec<&'static cluster::Area> =
+        vec![&crate::acme::pg_store::AREA, &crate::acme::challenges::AREA];
     let cluster = Cluster::start(config.cluster.as_ref()?, clock.clone(), areas);
     tracing::info!(
         "node {} of a cluster on {}",

@@ -178,6 +178,18 @@ async fn nodes_that_did_not_order_answer_the_ca(challenge: &str, db: &str) {
     }
     let renewed_serial = served_serial(node1, NAMES[0], &renewed.root).await;
     assert_ne!(renewed_serial, renewed.first_serial);
+    // The one certificate reaches the nodes that answered for it.
+    let started = std::time::Instant::now();
+    for node in [node2, node3] {
+        eventually("every node serving node 1's new certificate", || async {
+            served_serial(node, NAMES[1], &renewed.root).await == renewed_serial
+        })
+        .await;
+    }
+    eprintln!(
+        "nodes 2 and 3 served the renewed serial {:?} after the renewal returned",
+        started.elapsed()
+    );
     // Withdrawn once validated: nothing stands for the followers to answer.
     assert_eq!(pg.sql(db, "SELECT count(*) FROM quire_challenges"), "0");
 }

@@ -128,7 +128,7 @@ impl Pebble {
 
 /// A certificate for Pebble's own HTTPS endpoint, from a CA made now;
 /// returns the CA's root file.
-fn pebble_tls(dir: &Path) -> String {
+pub fn pebble_tls(dir: &Path) -> String {
     let ca = TestCa::new();
     let issued = ca.issue(&["localhost", "127.0.0.1"]);
     std::fs::write(dir.join("pebble.pem"), &issued.chain_pem).unwrap();

@@ -38,23 +38,30 @@ impl Activity for ChallengeFollower {
     }
 
     async fn run(self, shutdown: Shutdown) -> anyhow::Result<()> {
+        use tokio::time::Instant;
         let mut events = self.cluster.subscribe();
         let mut held = Held::default();
-        // Read once at start: the engine may have connected before we listened.
-        let mut stale = true;
+        // When to read the answers next; `None` while up to date. Once at
+        // start: the engine may have connected before we listened.
+        let mut next_read = Some(Instant::now());
         let mut retry = FIRST_RETRY;
         let mut failing = false;
         let stopped = shutdown.wait();
         tokio::pin!(stopped);
         loop {
-            let mut wait_retry = None;
-            if stale {
-                match self.refresh(&mut held).await {
+            if next_read.is_some_and(|at| at <= Instant::now()) {
+                // A read waits for the engine a few seconds at most; a
+                // shutdown meanwhile need not.
+                let read = tokio::select! {
+                    _ = &mut stopped => return Ok(()),
+                    read = self.refresh(&mut held) => read,
+                };
+                match read {
                     Ok(()) => {
                         if failing {
                             tracing::info!("challenge answers from the cluster are followed again");
                         }
-                        (stale, failing, retry) = (false, false, FIRST_RETRY);
+                        (next_read, failing, retry) = (None, false, FIRST_RETRY);
                     }
                     Err(e) => {
                         if !failing {
@@ -63,24 +70,29 @@ impl Activity for ChallengeFollower {
                             );
                         }
                         failing = true;
-                        wait_retry = Some(retry);
+                        next_read = Some(Instant::now() + retry);
                         retry = (retry * 2).min(MAX_RETRY);
                     }
                 }
             }
-            let retry_sleep = async {
-                match wait_retry {
-                    Some(delay) => tokio::time::sleep(delay).await,
+            let due = async {
+                match next_read {
+                    Some(at) => tokio::time::sleep_until(at).await,
                     None => std::future::pending().await,
                 }
             };
             tokio::select! {
                 _ = &mut stopped => return Ok(()),
-                _ = retry_sleep => {}
+                _ = due => {}
                 event = events.recv() => match event {
-                    Ok(ClusterEvent::Notified { channel: Channel::Challenge, .. })
-                    | Ok(ClusterEvent::Connected)
-                    | Err(RecvError::Lagged(_)) => stale = true,
+                    // A read already due (a backoff after a failure) stays due then.
+                    Ok(ClusterEvent::Notified { channel: Channel::Challenge, .. }) => {
+                        next_read.get_or_insert_with(Instant::now);
+                    }
+                    // Reconnected, or fell behind: notifications were lost.
+                    Ok(ClusterEvent::Connected) | Err(RecvError::Lagged(_)) => {
+                        next_read = Some(Instant::now());
+                    }
                     Ok(_) => {}
                     Err(RecvError::Closed) => anyhow::bail!("the cluster's events ended"),
                 },

@@ -21,6 +21,7 @@ pub mod kept;
 pub mod maintain;
 pub mod outbox;
 pub mod parcel;
+pub mod postgres;
 pub mod privacy;
 pub mod recorder;
 pub mod report;

@@ -5,6 +5,7 @@ mod acme;
 mod backup;
 mod browser;
 mod cli;
+mod cluster;
 mod config_reload;
 mod hostile;
 mod http;

@@ -4,7 +4,8 @@
 //! addresses, upgrades), `http` and `tls` (clients), `certs` (a test CA for
 //! manual mode), `ports`, `time` (waiting on what the test does not
 //! control), `metrics` (scraping), `peers` (other programs, with install
-//! hints) and `browser`. Everything is re-exported here, so a test imports
+//! hints), `postgres` (a real PostgreSQL for the cluster tests) and
+//! `browser`. Everything is re-exported here, so a test imports
 //! `crate::support::*` or the names it uses.
 
 mod binary;
@@ -15,6 +16,7 @@ mod metrics;
 mod notify;
 mod peers;
 mod ports;
+mod postgres;
 mod site;
 mod time;
 mod tls;
@@ -28,6 +30,7 @@ pub use http::*;
 pub use metrics::*;
 pub use peers::*;
 pub use ports::*;
+pub use postgres::*;
 pub use site::*;
 pub use time::*;
 pub use tls::*;

@@ -299,6 +299,10 @@ impl Stats {
         &self.shared.recorder
     }
 
+    pub fn clock(&self) -> &SharedClock {
+        &self.shared.clock
+    }
+
     /// The store, or [`Waiting`] before one is attached.
     pub fn store(&self) -> &dyn StatsBackend {
         match self.shared.store.get() {

@@ -6,9 +6,14 @@
 //! (`ON CONFLICT DO NOTHING RETURNING`), so a reader seen by two nodes is one
 //! visitor; each flushed batch is recorded as (node, sequence) and each
 //! outbox parcel by its seal, in the transaction that adds it, so a retry
-//! after a lost reply is not counted twice. Salts and seen-sets live in
-//! unlogged tables: they are never kept past their day, and must not spread
-//! into replicas and WAL archives.
+//! after a lost reply is not counted twice. Salts and seen-sets are never
+//! kept past their day. The salts live in an unlogged table, so they never
+//! spread into replicas and WAL archives; the seen-set is logged, so that a
+//! crash of the engine (which empties unlogged tables) does not count the
+//! day's readers again, and what it spreads is worthless: visitor keys
+//! are hashes keyed by the day's salt, which never leaves the primary and
+//! is deleted with its day. A crash loses the salts, and each node offers
+//! the one it holds again at its next check: they all hold the same.
 //!
 //! The caps of `caps` hold across the cluster approximately: each flush
 //! reads what is committed and admits against it, so nodes flushing the same
@@ -83,7 +88,7 @@ pub const AREA: Area = Area {
         dropped bigint NOT NULL,
         PRIMARY KEY (node, day)
     );
-    CREATE UNLOGGED TABLE quire_stats_seen (
+    CREATE TABLE quire_stats_seen (
         day integer NOT NULL,
         visitor bigint NOT NULL,
         metric smallint NOT NULL,

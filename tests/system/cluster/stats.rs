@@ -340,3 +340,133 @@ fn three_nodes_flushing_at_once_report_what_one_store_fed_the_same_views_reports
     });
     drop(runtime);
 }
+
+/// A node of a cluster on database `url`: the example site over plain HTTP
+/// behind a trusted proxy on loopback, flushing every second.
+fn node_site(url: &str, node: &str) -> crate::support::SiteDir {
+    let site = crate::support::SiteDir::example("");
+    site.write(
+        "quire.toml",
+        &format!(
+            "[site]\ntitle = \"Test blog\"\nbase_url = \"https://blog.test/\"\n\n\
+             [listen]\nhttp = \"127.0.0.1:0\"\nmetrics = \"127.0.0.1:0\"\ntrusted_proxies = [\"127.0.0.1/32\"]\n\n\
+             [tls]\nmode = \"off\"\n\n[stats]\nflush_every = \"1s\"\n\n\
+             [cluster]\npostgres = \"{url}\"\nnode = \"{node}\"\n"
+        ),
+    );
+    site
+}
+
+/// A page read by the reader at `client` through `server`; its status.
+async fn visit(server: &crate::support::Binary, path: &str, client: &str) -> u16 {
+    let headers = [
+        ("x-forwarded-for", client),
+        ("user-agent", std::str::from_utf8(FIREFOX).unwrap()),
+    ];
+    crate::support::request(server.addr, "GET", path, &headers)
+        .await
+        .status
+        .as_u16()
+}
+
+/// `quire stats --days 1 --by-node` through a node: its total row (views,
+/// visitors, ...) and the whole text; `None` when it failed.
+fn cluster_totals(site: &crate::support::SiteDir) -> Option<(Vec<u64>, String)> {
+    let (code, out, _) = site.run(&[
+        "stats",
+        "--config",
+        "quire.toml",
+        "--days",
+        "1",
+        "--by-node",
+    ]);
+    let row = out.lines().find(|line| line.starts_with("total"))?;
+    let numbers = row
+        .split_whitespace()
+        .skip(1)
+        .map(|n| n.parse().unwrap())
+        .collect();
+    (code == 0).then_some((numbers, out))
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn two_nodes_count_a_reader_once_and_every_view_through_an_outage() {
+    crate::support::clear_of_utc_midnight();
+    let pg = Postgres::start();
+    let url = pg.database("stats_two_nodes");
+    let (site_a, site_b) = (node_site(&url, "a"), node_site(&url, "b"));
+    let a = crate::support::Binary::serve(&site_a, &[]);
+    let b = crate::support::Binary::serve(&site_b, &[]);
+
+    // The same reader (address and browser) on both nodes, and one more on b.
+    assert_eq!(visit(&a, "/", "198.51.100.1").await, 200);
+    assert_eq!(visit(&b, "/about/", "198.51.100.1").await, 200);
+    assert_eq!(visit(&b, "/", "198.51.100.2").await, 200);
+    let (_, _) = cluster_totals(&site_b).expect("b flushes and reports");
+    let (numbers, report) = cluster_totals(&site_a).expect("a flushes and reports");
+    assert_eq!(
+        numbers[..2],
+        [3, 2],
+        "one reader on two nodes is one visitor:\n{report}"
+    );
+    // Per node: what each served, and the readers it saw first (whichever
+    // flushed the shared reader first), adding up to the cluster's.
+    let per_node: Vec<(String, u64, u64)> = report
+        .lines()
+        .skip_while(|l| !l.starts_with("Per node"))
+        .skip(2)
+        .take(2)
+        .map(|l| {
+            let cells: Vec<&str> = l.split_whitespace().collect();
+            (
+                cells[0].to_string(),
+                cells[1].parse().unwrap(),
+                cells[2].parse().unwrap(),
+            )
+        })
+        .collect();
+    let views: Vec<(&str, u64)> = per_node.iter().map(|(n, v, _)| (n.as_str(), *v)).collect();
+    assert_eq!(views, [("a", 1), ("b", 2)], "{report}");
+    assert_eq!(
+        per_node.iter().map(|(_, _, v)| v).sum::<u64>(),
+        2,
+        "{report}"
+    );
+
+    // The engine stops during traffic: every request is still served, and
+    // the views wait in memory on both nodes.
+    let mut made = 3;
+    for round in 0..20u32 {
+        if round == 5 {
+            pg.stop_immediate();
+        }
+        for (node, client) in [(&a, "198.51.100.3"), (&b, "198.51.100.4")] {
+            assert_eq!(visit(node, "/", client).await, 200, "round {round}");
+            made += 1;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(cluster_totals(&site_a).is_none(), "the engine is down");
+    pg.restart();
+    // Driven by the engine coming back: the retried flushes land, once.
+    let mut last = String::new();
+    let started = std::time::Instant::now();
+    loop {
+        let _ = cluster_totals(&site_b);
+        if let Some((numbers, report)) = cluster_totals(&site_a) {
+            if numbers[0] >= made {
+                assert_eq!(numbers[..2], [made, 4], "exact, once:\n{report}");
+                break;
+            }
+            last = report;
+        }
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(60),
+            "the counts never reached {made} views after the engine came back:\n{last}\na: {}\nb: {}",
+            a.log(),
+            b.log()
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    }
+    drop((a, b));
+}

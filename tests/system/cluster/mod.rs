@@ -2,8 +2,10 @@
 //! concern: `foundation` (the schema, the LISTEN keeper, leases), `certs`
 //! (the shared certificate store, one node ordering, every node following),
 //! `ops` (the PostgreSQL harness itself, `quire cluster status`, /ready and
-//! /metrics with the engine up and down).
+//! /metrics with the engine up and down), `stats` (statistics shared by the
+//! nodes).
 
 mod certs;
 mod foundation;
 mod ops;
+mod stats;

@@ -110,7 +110,7 @@ pub async fn start_with(
     let (watcher, summary) = build::site(&config, &clock).await?;
     let live = watcher.site.clone();
     let salts = predecessor.as_ref().map(|p| p.salts.as_slice());
-    let stats = build::stats(&config, &clock, salts);
+    let stats = build::stats(&config, &clock, cluster.as_ref(), salts).await;
     let limits = net::live_limits(config.limits.clone());
     let policy = web::live_policy(SitePolicy::from_config(&config, serves_tls));
     let (site_app, http_app) = build::routers(

@@ -3,9 +3,11 @@
 //! (the shared certificate store, one node ordering, every node following),
 //! `challenges` (ACME validation answered by nodes that did not order),
 //! `ops` (the PostgreSQL harness itself, `quire cluster status`, /ready and
-//! /metrics with the engine up and down).
+//! /metrics with the engine up and down), `stats` (statistics shared by the
+//! nodes).
 
 mod certs;
 mod challenges;
 mod foundation;
 mod ops;
+mod stats;

@@ -31,6 +31,10 @@
 //!            trait with its lease; local_ca/ is the in-process CA
 //! stats/     reading statistics behind the StatsBackend seam (sled today)
 //! metrics/   /metrics, /health, /ready and the dashboard
+//! cluster/   the shared PostgreSQL of several nodes ([cluster]): the pool,
+//!            the LISTEN keeper and its events, leases by the database's
+//!            clock, the registry of nodes; acme/ and stats/ keep their own
+//!            tables through it, and nothing in it knows about them
 //! control/   the control socket: protocol (Request/Reply), server, client
 //! upgrade/   handing the sockets to a new binary; sd_notify
 //!
@@ -49,6 +53,7 @@ pub mod acme;
 pub mod backup;
 pub mod cli;
 pub mod clock;
+pub mod cluster;
 pub mod commands;
 pub mod config;
 pub mod control;

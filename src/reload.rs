@@ -77,6 +77,7 @@ pub fn diff(started: &Config, applied: &Config, next: &Config) -> Changes {
         stats,
         metrics,
         limits,
+        cluster,
     } = next;
     let SiteConfig {
         title,
@@ -164,6 +165,8 @@ pub fn diff(started: &Config, applied: &Config, next: &Config) -> Changes {
         "[metrics]",
     );
     changes.restart(stats_enabled != &was.stats.enabled, "stats.enabled");
+    // The connection pool and the node's name are set up once, at start.
+    changes.restart(cluster != &was.cluster, "[cluster]");
     // The site is rebuilt from the settings it started with.
     changes.restart(title != &was.site.title, "site.title");
     changes.restart(author != &was.site.author, "site.author");

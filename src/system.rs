@@ -78,6 +78,7 @@ pub async fn start_with(
     fix_base_url_port(&mut config, https_addr.unwrap_or(http_addr));
 
     let metrics = Metrics::new();
+    let cluster = build::cluster(&config, &clock);
     let challenges = ChallengeMap::default();
     let claim =
         handover::claim_data(predecessor.is_some(), uses_acme, &config.paths.data, &clock).await?;
@@ -229,6 +230,7 @@ pub async fn start_with(
         tasks: supervisor.registry.clone(),
         local_ca_root,
         stats,
+        cluster,
         reloader,
         upgrade_requests: Some(upgrade_rx),
         supervisor,

@@ -111,3 +111,16 @@ impl Default for Limits {
         }
     }
 }
+
+/// A node is named after its machine unless `[cluster] node` says otherwise.
+pub fn node_name() -> Result<super::types::NodeName, super::types::BadNodeName> {
+    let mut buffer = [0u8; 256];
+    // SAFETY: gethostname(2) writes at most `len` bytes into our buffer.
+    let written = unsafe { libc::gethostname(buffer.as_mut_ptr().cast(), buffer.len()) };
+    let end = buffer.iter().position(|&b| b == 0).unwrap_or(buffer.len());
+    let name = match written {
+        0 => String::from_utf8_lossy(&buffer[..end]).into_owned(),
+        _ => String::new(),
+    };
+    name.parse()
+}

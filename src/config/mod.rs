@@ -26,8 +26,9 @@ use std::path::Path;
 pub use env::{ListenFlag, env_from, no_env, process_env};
 pub use problem::{ConfigError, ConfigProblem, Origin};
 pub use types::{
-    Challenge, Config, ExternalAccountBinding, Limits, Listen, ListenOrigins, MetricsConfig, Mode,
-    Overrides, Paths, SiteConfig, StatsConfig, TlsConfig, UnknownMode,
+    BadNodeName, Challenge, ClusterConfig, Config, ExternalAccountBinding, Limits, Listen,
+    ListenOrigins, MetricsConfig, Mode, NodeName, Overrides, Paths, PostgresTarget, SiteConfig,
+    StatsConfig, TlsConfig, UnknownMode,
 };
 pub use values::{ValueError, local_ca_lifetime};
 

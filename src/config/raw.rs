@@ -78,6 +78,7 @@ pub(super) struct RawFile {
     pub(super) metrics: RawMetrics,
     #[serde(default)]
     pub(super) limits: RawLimits,
+    pub(super) cluster: Option<RawCluster>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -163,6 +164,14 @@ pub(super) struct RawStats {
 pub(super) struct RawMetrics {
     pub(super) enabled: Field<bool>,
     pub(super) token: Field<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawCluster {
+    pub(super) postgres: Field<String>,
+    pub(super) node: Field<String>,
+    pub(super) ca_file: Field<String>,
 }
 
 /// The file's tables, and a problem for each key that TOML's types or the

@@ -39,7 +39,7 @@ fn every_refused_key_is_listed_with_its_line_in_one_run() {
             ),
             "/etc/quire/quire.toml:3: site.posts_per_page: \"ten\" is text in quotes; use a whole number, such as 10".into(),
             format!(
-                "/etc/quire/quire.toml:5: lisen: unknown section `lisen`; use [site], [domains], [paths], [listen], [tls], [stats], [metrics] or [limits] {documented}"
+                "/etc/quire/quire.toml:5: lisen: unknown section `lisen`; use [site], [domains], [paths], [listen], [tls], [stats], [metrics], [limits] or [cluster] {documented}"
             ),
             format!(
                 "/etc/quire/quire.toml:10: listen: unknown key `htps`; [listen] takes http, https, metrics, local_ca, local_ca_public or trusted_proxies {documented}"
@@ -372,4 +372,36 @@ fn base_url_must_be_an_origin() {
     assert_eq!(c.site.base_url.as_str(), "https://example.com/");
     let p = problems("[site]\nbase_url = \"https://example.com/blog/\"\n");
     assert_eq!(p[0].key, "site.base_url");
+}
+
+#[test]
+fn a_cluster_needs_a_postgres_string_and_names_the_node() {
+    assert_eq!(parse("").unwrap().cluster, None);
+    let c = parse(
+        "[cluster]\npostgres = \"postgres://quire:pw@db.example.com:5433/blog\"\nnode = \"web-1\"\n",
+    )
+    .unwrap()
+    .cluster
+    .unwrap();
+    assert_eq!(c.node.as_str(), "web-1");
+    // The password never reaches a message or a debug print.
+    assert_eq!(c.postgres.to_string(), "db.example.com:5433/blog");
+    assert!(!format!("{c:?}").contains("pw"), "{c:?}");
+    let kv = parse("[cluster]\npostgres = \"host=10.0.0.5 user=quire dbname=blog\"\n").unwrap();
+    assert!(
+        kv.cluster.unwrap().node.as_str().len() <= 63,
+        "named after the host"
+    );
+
+    let p = problems("[cluster]\nnode = \"web-1\"\n");
+    assert_eq!(p[0].key, "cluster.postgres");
+    assert!(p[0].message.contains("remove [cluster]"), "{p:?}");
+    let p =
+        problems("[cluster]\npostgres = \"postgres://db/x?sslmode=sometimes\"\nnode = \"a b\"\n");
+    assert_eq!(p.len(), 2, "{p:?}");
+    assert_eq!(p[0].key, "cluster.postgres");
+    assert_eq!(p[0].origin.to_string(), "/etc/quire/quire.toml:2");
+    assert!(p[0].message.contains("sslmode=require"), "{p:?}");
+    assert_eq!(p[1].key, "cluster.node");
+    assert!(p[1].message.contains("web-1"), "{p:?}");
 }

@@ -89,6 +89,8 @@ pub struct Config {
     pub stats: StatsConfig,
     pub metrics: MetricsConfig,
     pub limits: Limits,
+    /// Several nodes sharing one PostgreSQL; `None` for a single node.
+    pub cluster: Option<ClusterConfig>,
     /// The file this came from, if any.
     pub source: Option<PathBuf>,
     /// The command-line layer it was loaded with, so that a reload reads the
@@ -228,5 +230,99 @@ impl Overrides {
             data_dir,
             ..Overrides::default()
         }
+    }
+}
+
+/// `[cluster]`: the shared PostgreSQL and this node's name in it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClusterConfig {
+    pub postgres: PostgresTarget,
+    pub node: NodeName,
+    /// Roots to trust for TLS to PostgreSQL, beside the platform's.
+    pub ca_file: Option<PathBuf>,
+}
+
+/// A connection string that tokio-postgres accepts (a `postgres://` URL or
+/// libpq's `key=value` form). It may hold a password, so it is never printed.
+#[derive(Clone, PartialEq, Eq)]
+pub struct PostgresTarget {
+    text: String,
+    /// Host and database, for messages.
+    shown: String,
+}
+
+impl PostgresTarget {
+    pub fn parse(text: &str) -> Result<PostgresTarget, tokio_postgres::Error> {
+        let config = tokio_postgres::Config::from_str(text)?;
+        let hosts: Vec<String> = config
+            .get_hosts()
+            .iter()
+            .zip(config.get_ports().iter().chain(std::iter::repeat(&5432)))
+            .map(|(host, port)| match host {
+                tokio_postgres::config::Host::Tcp(name) => format!("{name}:{port}"),
+                tokio_postgres::config::Host::Unix(path) => path.display().to_string(),
+            })
+            .collect();
+        Ok(PostgresTarget {
+            text: text.to_string(),
+            shown: format!(
+                "{}/{}",
+                hosts.join(","),
+                config.get_dbname().unwrap_or("(default database)")
+            ),
+        })
+    }
+
+    /// What tokio-postgres connects with.
+    pub fn config(&self) -> tokio_postgres::Config {
+        tokio_postgres::Config::from_str(&self.text).expect("validated when the config was loaded")
+    }
+}
+
+impl fmt::Display for PostgresTarget {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.shown)
+    }
+}
+
+impl fmt::Debug for PostgresTarget {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "PostgresTarget({})", self.shown)
+    }
+}
+
+/// A node's name in the cluster: 1 to 63 letters, digits, `-`, `_` or `.`.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct NodeName(String);
+
+/// A node name with other characters, or none, or too many.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "`{0}` is not a node name; use 1 to 63 letters, digits, `-`, `_` or `.`, such as \"web-1\""
+)]
+pub struct BadNodeName(pub String);
+
+impl NodeName {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl FromStr for NodeName {
+    type Err = BadNodeName;
+    fn from_str(s: &str) -> Result<NodeName, BadNodeName> {
+        let fits = (1..=63).contains(&s.len())
+            && s.chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+        match fits {
+            true => Ok(NodeName(s.to_string())),
+            false => Err(BadNodeName(s.to_string())),
+        }
+    }
+}
+
+impl fmt::Display for NodeName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
     }
 }

@@ -15,12 +15,12 @@ use super::env;
 use super::env::ListenFlag;
 use super::problem::{ConfigError, ConfigProblem, Origin};
 use super::raw::{
-    AddressText, Field, RawDomains, RawLimits, RawListen, RawMetrics, RawPaths, RawSite, RawStats,
-    RawTls, parse_file,
+    AddressText, Field, RawCluster, RawDomains, RawLimits, RawListen, RawMetrics, RawPaths,
+    RawSite, RawStats, RawTls, parse_file,
 };
 use super::types::{
-    Config, ExternalAccountBinding, Limits, Listen, ListenOrigins, MetricsConfig, Mode, Overrides,
-    Paths, SiteConfig, StatsConfig, TlsConfig,
+    ClusterConfig, Config, ExternalAccountBinding, Limits, Listen, ListenOrigins, MetricsConfig,
+    Mode, Overrides, Paths, SiteConfig, StatsConfig, TlsConfig,
 };
 use super::values::{self, ValueError};
 use crate::names::DnsName;
@@ -60,6 +60,10 @@ pub(super) fn config(
     let stats = stats(&mut v, &raw.stats);
     let metrics = metrics(&mut v, &raw.metrics);
     exposure(&mut v, mode, &listen, &metrics);
+    let cluster = raw
+        .cluster
+        .as_ref()
+        .and_then(|raw| cluster(&mut v, raw, &resolver));
 
     if !v.problems.is_empty() {
         v.problems.sort_by_key(|p| p.origin.line());
@@ -76,6 +80,7 @@ pub(super) fn config(
         stats,
         metrics,
         limits,
+        cluster,
         source: path.map(Path::to_path_buf),
         overrides: overrides.clone(),
     })
@@ -496,6 +501,36 @@ fn metrics(v: &mut Validator, raw: &RawMetrics) -> MetricsConfig {
         enabled: flag(&raw.enabled).unwrap_or(defaults::METRICS_ENABLED),
         token: v.parse("metrics.token", &raw.token, |t| values::metrics_token(t)),
     }
+}
+
+fn cluster(v: &mut Validator, raw: &RawCluster, resolver: &Resolver) -> Option<ClusterConfig> {
+    if raw.postgres.is_none() {
+        v.report(
+            Origin::Missing,
+            "cluster.postgres",
+            "is required in [cluster]; set it to the shared PostgreSQL, such as \"postgres://quire:secret@db.example.com/quire?sslmode=require\", or remove [cluster] to run a single node",
+        );
+    }
+    let postgres = v.parse("cluster.postgres", &raw.postgres, |t| values::postgres(t));
+    let node = match &raw.node {
+        Some(_) => v.parse("cluster.node", &raw.node, |t| values::node_name(t)),
+        None => match defaults::node_name() {
+            Ok(node) => Some(node),
+            Err(e) => {
+                v.report(
+                    Origin::Missing,
+                    "cluster.node",
+                    format!("the hostname cannot name this node ({e}); set [cluster] node"),
+                );
+                None
+            }
+        },
+    };
+    Some(ClusterConfig {
+        postgres: postgres?,
+        node: node?,
+        ca_file: resolver.field(&raw.ca_file),
+    })
 }
 
 /// Listeners that other machines could reach, refused unless the operator

@@ -9,7 +9,7 @@ use std::time::Duration;
 use url::Url;
 
 use super::defaults::{DAY, HOUR, MINUTE};
-use super::types::{Challenge, UnknownMode};
+use super::types::{BadNodeName, Challenge, NodeName, PostgresTarget, UnknownMode};
 use crate::names::WrittenNameError;
 
 /// Why one written value is refused; each message ends with what to use.
@@ -58,6 +58,12 @@ pub enum ValueError {
     Challenge(String),
     #[error("is too short; use at least 16 random characters (e.g. `openssl rand -hex 24`)")]
     TokenTooShort,
+    #[error(
+        "is not a PostgreSQL connection string ({0}); use a URL such as \"postgres://quire:secret@db.example.com/quire?sslmode=require\" or \"host=db.example.com user=quire dbname=quire\""
+    )]
+    Postgres(String),
+    #[error("{0}")]
+    NodeName(#[from] BadNodeName),
     #[error(transparent)]
     Mode(#[from] UnknownMode),
     #[error(transparent)]
@@ -246,6 +252,14 @@ pub fn metrics_token(token: &str) -> Result<String, ValueError> {
     } else {
         Err(ValueError::TokenTooShort)
     }
+}
+
+pub fn postgres(text: &str) -> Result<PostgresTarget, ValueError> {
+    PostgresTarget::parse(text).map_err(|e| ValueError::Postgres(e.to_string()))
+}
+
+pub fn node_name(text: &str) -> Result<NodeName, ValueError> {
+    Ok(text.parse()?)
 }
 
 #[cfg(test)]

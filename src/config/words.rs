@@ -221,7 +221,7 @@ mod tests {
             refusal("[lisen]\n"),
             said(
                 "lisen",
-                "unknown section `lisen`; use [site], [domains], [paths], [listen], [tls], [stats], [metrics] or [limits] (every key is documented in config.example.toml)"
+                "unknown section `lisen`; use [site], [domains], [paths], [listen], [tls], [stats], [metrics], [limits] or [cluster] (every key is documented in config.example.toml)"
             )
         );
     }

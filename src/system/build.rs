@@ -13,6 +13,7 @@ use axum::middleware;
 use super::activities::{CertificateFiles, ContentWatcher};
 use crate::acme::service::LocalCaEndpoint;
 use crate::clock::SharedClock;
+use crate::cluster::{self, Cluster};
 use crate::config::Config;
 use crate::metrics::Metrics;
 use crate::net::{Listeners, SocketName};
@@ -29,6 +30,19 @@ use crate::web::{self, ChallengeMap, LivePolicy};
 
 /// Manual mode's certificate pair, read now, and the activity that installs
 /// the pairs written later.
+/// The shared PostgreSQL of a cluster, with every activity's tables; `None`
+/// for a single node. Reaching it happens in the background.
+pub fn cluster(config: &Config, clock: &SharedClock) -> Option<Cluster> {
+    let areas: Vec<&'static cluster::Area> = Vec::new();
+    let cluster = Cluster::start(config.cluster.as_ref()?, clock.clone(), areas);
+    tracing::info!(
+        "node {} of a cluster on {}",
+        cluster.node(),
+        cluster.target()
+    );
+    Some(cluster)
+}
+
 pub fn manual_certificates(
     config: &Config,
     serves_tls: bool,

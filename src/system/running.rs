@@ -9,6 +9,7 @@ use tokio::net::UnixListener;
 use tokio::sync::mpsc;
 
 use crate::acme::lease::LeaseSlot;
+use crate::cluster::Cluster;
 use crate::control::server::UpgradeRequest;
 use crate::net::{Listeners, SocketName};
 use crate::reload::Reloader;
@@ -34,6 +35,8 @@ pub struct RunningServer {
     pub local_ca_root: Option<std::path::PathBuf>,
     /// Reading statistics, unless disabled.
     pub stats: Option<Stats>,
+    /// The shared PostgreSQL of a cluster; its keeper runs while this is held.
+    pub cluster: Option<Cluster>,
     /// Applies a changed configuration file (SIGHUP, `quire reload`).
     pub reloader: Arc<Reloader>,
     /// Upgrades asked for with `quire upgrade`; [`serve`] answers them.

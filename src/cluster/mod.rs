@@ -197,8 +197,13 @@ impl Cluster {
     /// seconds with [`ClusterError::Unavailable`] when the engine is down.
     pub async fn client(&self) -> Result<deadpool_postgres::Object, ClusterError> {
         let mut migrated = self.shared.migrated.subscribe();
-        let ready = tokio::time::timeout(WAIT_FOR_ENGINE, migrated.wait_for(|done| *done)).await;
-        if !matches!(ready, Ok(Ok(_))) {
+        // A bool, not the watch's guard: held across the pool's await below,
+        // the guard would make this future (and any task calling it) !Send.
+        let ready = matches!(
+            tokio::time::timeout(WAIT_FOR_ENGINE, migrated.wait_for(|done| *done)).await,
+            Ok(Ok(_))
+        );
+        if !ready {
             return Err(self.unavailable(match &*self.shared.health.borrow() {
                 EngineHealth::Down { error, .. } => error.clone(),
                 _ => "not reached yet".to_string(),

@@ -98,7 +98,7 @@ fn table(out: &mut String, rows: &[Vec<String>]) {
     for row in rows {
         let mut line = String::from(" ");
         for (c, cell) in row.iter().enumerate() {
-            let _ = write!(line, " {cell:<width$}", width = widths[c]);
+            let _ = write!(line, " {cell:<width$} ", width = widths[c]);
         }
         let _ = writeln!(out, "{}", line.trim_end());
     }

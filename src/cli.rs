@@ -73,6 +73,11 @@ pub enum Command {
         #[command(subcommand)]
         command: CertCommand,
     },
+    /// Several nodes on one PostgreSQL ([cluster]): their state.
+    Cluster {
+        #[command(subcommand)]
+        command: ClusterCommand,
+    },
     /// Run only the local ACME CA, to try other ACME clients (certbot, lego) against it.
     LocalCa(LocalCaArgs),
     /// Reading statistics: daily views and visitors, top pages, referrers, 404s.
@@ -151,6 +156,15 @@ pub enum CertCommand {
         /// certificate: tests a configuration safely.
         #[arg(long)]
         dry_run: bool,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ClusterCommand {
+    /// Nodes, their last contact, certificate serial and content hash; lease holders.
+    Status {
+        #[command(flatten)]
+        config: ConfigArgs,
     },
 }
 

@@ -166,6 +166,7 @@ pub async fn start_with(
             mode: config.mode,
             title: config.site.title.clone(),
             started: clock.now(),
+            cluster: cluster.as_ref().map(metrics::cluster::ClusterView::start),
         };
         let app = metrics::server::router(sources, config.metrics.token.clone());
         listeners.add(SocketName::Metrics, Arc::new(socket), None, app);
@@ -231,6 +232,20 @@ pub async fn start_with(
         ));
     }
     supervisor.spawn(watcher);
+    if let Some(cluster) = cluster.clone() {
+        // Every build's content hash goes to the registry, where `quire
+        // cluster status` and the dashboard compare the nodes by it.
+        let site = live.clone();
+        let mut builds = site.subscribe();
+        tokio::spawn(async move {
+            loop {
+                cluster.report_content_hash(&site.snapshot().content_hash());
+                if builds.changed().await.is_err() {
+                    return;
+                }
+            }
+        });
+    }
 
     build::log_serving(&config, http_addr, https_addr, metrics_addr, &summary);
     Ok(RunningServer {

@@ -167,9 +167,13 @@ pub async fn check_fence(
 
 /// Every lease, by name.
 pub async fn holders(cluster: &Cluster) -> Result<Vec<LeaseInfo>, ClusterError> {
-    let rows = cluster
-        .client()
-        .await?
+    let client = cluster.client().await?;
+    holders_on(&client).await
+}
+
+/// [`holders`] on a given connection: a command's own, which is no node.
+pub async fn holders_on(client: &tokio_postgres::Client) -> Result<Vec<LeaseInfo>, ClusterError> {
+    let rows = client
         .query(
             "SELECT name, holder, token, expires, expires > now() FROM quire_leases ORDER BY name",
             &[],

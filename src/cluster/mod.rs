@@ -9,13 +9,15 @@
 //!
 //! `connect` owns the connection string and TLS, `schema` the versioned
 //! migrations per area, `lease` the leases by the database clock, `nodes` the
-//! registry of nodes and their heartbeat, `keeper` the LISTEN connection.
+//! registry of nodes and their heartbeat, `keeper` the LISTEN connection,
+//! `status` what the operator is shown of them all.
 
 mod connect;
 mod keeper;
 pub mod lease;
 pub mod nodes;
 pub mod schema;
+pub mod status;
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;

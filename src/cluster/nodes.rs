@@ -93,9 +93,13 @@ pub async fn live_nodes(
 
 /// Every node the registry knows, by name.
 pub async fn list(cluster: &Cluster) -> Result<Vec<NodeInfo>, ClusterError> {
-    let rows = cluster
-        .client()
-        .await?
+    let client = cluster.client().await?;
+    list_on(&client).await
+}
+
+/// [`list`] on a given connection: a command's own, which is no node.
+pub async fn list_on(client: &Client) -> Result<Vec<NodeInfo>, ClusterError> {
+    let rows = client
         .query(
             "SELECT node, greatest(extract(epoch FROM now() - last_contact), 0)::float8,
                     started, version, cert_serial, content_hash

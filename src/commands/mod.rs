@@ -7,6 +7,7 @@
 mod backup;
 mod cert;
 mod check;
+mod cluster;
 mod local_ca;
 mod new;
 mod reload;
@@ -64,6 +65,7 @@ pub fn run(cli: Cli, clock: SharedClock) -> anyhow::Result<ExitCode> {
         } => serve::run(&config, mode, data_dir, drafts, listen, clock),
         Command::Check { config, drafts } => check::run(&config, drafts, &clock),
         Command::Cert { command } => cert::run(command, clock),
+        Command::Cluster { command } => cluster::run(command),
         Command::LocalCa(args) => local_ca::run(args, clock),
         Command::Stats {
             config,

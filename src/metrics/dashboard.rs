@@ -1,6 +1,7 @@
 //! The dashboard: one server-rendered HTML page, readable without JavaScript
 //! and with no external assets. Charts are inline SVG drawn here; styles are
-//! inline. Sections: readiness, certificate, traffic, readers (30 and 365
+//! inline. Sections: readiness, certificate, the cluster (when a node of
+//! one), traffic, readers (30 and 365
 //! days, top pages and referrers, 404s), tasks, recent problems.
 
 use std::fmt::Write as _;
@@ -372,6 +373,9 @@ pub fn render(sources: &Sources, certificate_status: Option<&RenewalStatus>) -> 
     }
     out.push_str("</table></section>");
     certificate(&mut out, sources, certificate_status, now);
+    if let Some(view) = &sources.cluster {
+        super::cluster::section(&mut out, view, now);
+    }
     traffic(&mut out, sources, now);
     readers(&mut out, sources);
     tasks(&mut out, sources);

@@ -6,7 +6,8 @@
 //! A statistics store that fails while quire retries it (a full disk) marks
 //! its check `degraded` but keeps the server ready: the site is served all
 //! along, and a load balancer that took every node out over a statistics
-//! disk would turn a lost count into an outage.
+//! disk would turn a lost count into an outage. So does a cluster whose
+//! shared PostgreSQL is down: the node serves the certificate it holds.
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -100,6 +101,16 @@ pub fn readiness(sources: &Sources, now: DateTime<Utc>) -> Readiness {
         },
     };
     checks.insert("stats", stats);
+    if let Some(view) = &sources.cluster {
+        let (well, detail) = view.readiness();
+        checks.insert(
+            "cluster",
+            Check {
+                degraded: !well,
+                ..check(true, detail)
+            },
+        );
+    }
     Readiness {
         ready: checks.values().all(|c| c.ok),
         checks,

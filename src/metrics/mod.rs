@@ -4,8 +4,10 @@
 //! process, statistics). `process` reads /proc, `health` answers /health and
 //! /ready, `exposition` speaks both text formats, `dashboard` renders the HTML
 //! page, `recent` keeps the last logged errors for it, `server` is the
-//! internal listener with its token rule, over the `sources` they all read.
+//! internal listener with its token rule, over the `sources` they all read;
+//! `cluster` is what a node of a cluster adds to each.
 
+pub mod cluster;
 pub mod dashboard;
 pub mod exposition;
 pub mod health;
@@ -134,6 +136,7 @@ struct Instruments {
     renewal_failures: Counter,
     /// Gauges refreshed at every scrape from their sources.
     scraped: Scraped,
+    cluster: cluster::Gauges,
 }
 
 struct Scraped {
@@ -164,6 +167,8 @@ pub struct Snapshot {
     pub stats_dropped: u64,
     pub stats_flushed: u64,
     pub stats_store_bytes: Option<u64>,
+    /// Only a node of a cluster has them.
+    pub cluster: Option<cluster::Figures>,
 }
 
 impl Default for Metrics {
@@ -361,6 +366,7 @@ impl Metrics {
                 renewal_attempts,
                 renewal_failures,
                 scraped,
+                cluster: cluster::Gauges::new(),
             }),
         }
     }
@@ -482,9 +488,16 @@ impl Metrics {
         scraped.cpu_seconds.set(process.cpu_seconds);
         scraped.open_fds.set(process.open_fds as i64);
         scraped.start_time.set(process.start_time as i64);
+        use prometheus_client::encoding::text::{encode_eof, encode_registry};
         let mut out = String::new();
-        prometheus_client::encoding::text::encode(&mut out, &self.inner.registry)
-            .expect("writing to a String cannot fail");
+        let written = encode_registry(&mut out, &self.inner.registry).and_then(|()| {
+            if let Some(figures) = &snapshot.cluster {
+                self.inner.cluster.set(figures);
+                encode_registry(&mut out, &self.inner.cluster.registry)?;
+            }
+            encode_eof(&mut out)
+        });
+        written.expect("writing to a String cannot fail");
         out
     }
 }

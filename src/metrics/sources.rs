@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 
+use super::cluster::ClusterView;
 use super::{Metrics, Snapshot};
 use crate::acme::certs::CertStore;
 use crate::clock::SharedClock;
@@ -28,6 +29,8 @@ pub struct Sources {
     pub mode: Mode,
     pub title: String,
     pub started: DateTime<Utc>,
+    /// A node of a cluster's view of it.
+    pub cluster: Option<ClusterView>,
 }
 
 impl Sources {
@@ -53,6 +56,10 @@ impl Sources {
             stats_dropped,
             stats_flushed: self.stats.as_ref().map_or(0, Stats::flushed),
             stats_store_bytes: self.stats.as_ref().and_then(|s| s.store().size_on_disk()),
+            cluster: self
+                .cluster
+                .as_ref()
+                .map(|view| view.figures(self.clock.now())),
         }
     }
 }

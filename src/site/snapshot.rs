@@ -288,6 +288,34 @@ impl SiteSnapshot {
             .chain([(self.not_found.digest.as_str(), self.not_found.clone())])
             .collect()
     }
+
+    /// A hash of what this snapshot serves: every route's path with the
+    /// digest of its bytes (or its redirect target), and the not-found page.
+    /// Sorted first, so it does not depend on the order of a build, and blind
+    /// to file times, so nodes deployed the same content (by git, by rsync)
+    /// agree on it; a cluster compares its nodes by it.
+    pub fn content_hash(&self) -> String {
+        let mut routes: Vec<(&str, &str, &str)> = self
+            .routes
+            .iter()
+            .map(|(path, route)| match route {
+                Route::Resource { resource, .. } => (path.as_str(), "=", resource.digest.as_str()),
+                Route::Redirect(to) => (path.as_str(), ">", to.as_str()),
+            })
+            .collect();
+        routes.sort_unstable();
+        let mut hasher = Sha256::new();
+        for (path, kind, value) in routes {
+            for part in [path, kind, value] {
+                hasher.update(part.as_bytes());
+                hasher.update([0]);
+            }
+        }
+        hasher.update(b"not found\0");
+        hasher.update(self.not_found.digest.as_bytes());
+        let hash = hasher.finalize();
+        hash[..16].iter().map(|b| format!("{b:02x}")).collect()
+    }
 }
 
 /// The snapshot being served, replaced whole on each rebuild.
@@ -382,6 +410,72 @@ mod tests {
         let reuse = |d: &str| (d == first.digest).then(|| first.clone());
         let second = Resource::new(ResourceKind::Page, "text/html".into(), body, None, &reuse);
         assert!(Arc::ptr_eq(&first, &second));
+    }
+
+    fn snapshot(routes: &[(&str, &str)]) -> SiteSnapshot {
+        let page = |body: &str| {
+            Resource::new(
+                ResourceKind::Page,
+                "text/html".into(),
+                Bytes::from(body.to_string()),
+                None,
+                &none,
+            )
+        };
+        SiteSnapshot {
+            routes: routes
+                .iter()
+                .map(|(path, body)| {
+                    let route = match body.strip_prefix("-> ") {
+                        Some(to) => Route::Redirect(to.to_string()),
+                        None => Route::Resource {
+                            resource: page(body),
+                            cache: CachePolicy::Revalidate,
+                        },
+                    };
+                    (path.to_string(), route)
+                })
+                .collect(),
+            not_found: page("not here"),
+            summary: BuildSummary::default(),
+            files: HashMap::new(),
+            sources: HashMap::new(),
+        }
+    }
+
+    #[test]
+    fn the_content_hash_follows_the_bytes_served_and_nothing_else() {
+        let routes = [
+            ("/", "<p>home</p>"),
+            ("/posts/a/", "<p>a</p>"),
+            ("/old/", "-> /posts/a/"),
+        ];
+        let hash = snapshot(&routes).content_hash();
+        let mut reversed = routes;
+        reversed.reverse();
+        assert_eq!(snapshot(&reversed).content_hash(), hash);
+        // Times are not content: a deploy by rsync or git sets its own.
+        let mut touched = snapshot(&routes);
+        if let Some(Route::Resource { resource, .. }) = touched.routes.get_mut("/") {
+            *resource = Resource::new(
+                ResourceKind::Page,
+                "text/html".into(),
+                Bytes::from("<p>home</p>"),
+                Some(SystemTime::UNIX_EPOCH),
+                &none,
+            );
+        }
+        assert_eq!(touched.content_hash(), hash);
+
+        let changed = [
+            [("/", "<p>Home</p>"), routes[1], routes[2]],
+            [routes[0], ("/posts/b/", "<p>a</p>"), routes[2]],
+            [routes[0], routes[1], ("/old/", "-> /")],
+        ];
+        for routes in changed {
+            assert_ne!(snapshot(&routes).content_hash(), hash, "{routes:?}");
+        }
+        assert_ne!(snapshot(&routes[..2]).content_hash(), hash);
     }
 
     #[test]

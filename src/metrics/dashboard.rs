@@ -157,6 +157,16 @@ fn readers(out: &mut String, sources: &Sources) {
         out.push_str("<section class=\"wide\"><h2>Readers</h2><p class=\"muted\">Statistics are disabled ([stats] enabled = false).</p></section>");
         return;
     };
+    // A shared store that is down would hold the page for the pool's
+    // timeouts on every read; the views wait in memory and the outbox.
+    if sources
+        .cluster
+        .as_ref()
+        .is_some_and(|c| !c.health().is_up())
+    {
+        out.push_str("<section class=\"wide\"><h2>Readers</h2><p class=\"bad\">The statistics are kept in the cluster's PostgreSQL, which this node cannot reach: views wait in memory (then in the outbox on disk), and the figures come back with the engine.</p></section>");
+        return;
+    }
     // Up to the second: what the recorder holds goes to the store first.
     if let Err(e) = stats.flush_now() {
         let _ = write!(

@@ -124,9 +124,15 @@ fn json(status: StatusCode, body: &impl serde::Serialize) -> Response {
 
 /// Reads the statistics store and certificate status (disk), off the runtime.
 async fn dashboard_page(State(sources): State<Sources>) -> Response {
+    // In a cluster the status is in the shared store: not asked while the
+    // engine is down, so the page does not wait for the pool's timeouts.
+    let engine_down = sources
+        .cluster
+        .as_ref()
+        .is_some_and(|c| !c.health().is_up());
     let certificate_status = match &sources.certificates {
-        Some(store) => store.status().await.ok(),
-        None => None,
+        Some(store) if !engine_down => store.status().await.ok(),
+        _ => None,
     };
     match tokio::task::spawn_blocking(move || {
         dashboard::render(&sources, certificate_status.as_ref())

@@ -243,6 +243,10 @@ async fn with_the_engine_down_a_node_holding_a_certificate_stays_ready_and_says_
         "{page}"
     );
     assert!(page.contains("As last read at"), "{page}");
+    assert!(
+        page.contains("which this node cannot reach: views wait in memory"),
+        "the readers' section says why it has no figures: {page}"
+    );
     let (code, _, stderr) = cluster_status(&site);
     assert_eq!(code, 1);
     assert!(

@@ -15,8 +15,8 @@ use quire::acme::store::{Storage, StorageError};
 use quire::cluster::Cluster;
 use quire::config::{Config, Overrides, no_env};
 
-use crate::interop::{pebble_tls, start_until};
 use crate::support::*;
+use crate::support::{pebble_tls, start_until};
 
 const LEASE: &str = "certificates/localhost";
 const TTL: Duration = Duration::from_secs(60);

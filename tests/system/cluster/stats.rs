@@ -5,7 +5,8 @@
 //! fed the same views reports, and two real quire nodes (sharing one
 //! certificate from Pebble) count one reader once and every view through
 //! an outage of the engine, serving every request over HTTPS with the same
-//! certificate meanwhile.
+//! certificate meanwhile; `quire stats` reads the shared tables when no
+//! node runs, without joining the cluster.
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -524,6 +525,23 @@ async fn two_nodes_count_a_reader_once_and_every_view_through_an_outage() {
             (200, serial.clone()),
             "the same certificate after the outage"
         );
+        made += 1;
     }
+    // Stopped, the nodes flush what they hold.
     drop((a, b));
+
+    // `quire stats` where no node runs reads the shared tables, without
+    // joining the cluster: node c never appears in the registry.
+    let site_c = node_site(&url, "c", &pebble, None);
+    let (numbers, report) = cluster_totals(&site_c).expect("read without a running node");
+    assert_eq!(numbers[..2], [made, 4], "{report}");
+    assert!(report.contains("no node runs here"), "{report}");
+    assert!(report.contains("Per node"), "{report}");
+    assert_eq!(
+        pg.sql(
+            "stats_two_nodes",
+            "SELECT string_agg(node, ',' ORDER BY node) FROM quire_nodes"
+        ),
+        "a,b"
+    );
 }

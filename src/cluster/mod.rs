@@ -158,18 +158,7 @@ impl Cluster {
     /// waits, so a node whose engine is down still starts and serves.
     pub fn start(config: &ClusterConfig, clock: SharedClock, areas: Vec<&'static Area>) -> Cluster {
         let tls = connect::tls(config);
-        let pool = connect::pool(config, tls.clone());
-        let shared = Arc::new(Shared {
-            node: config.node.clone(),
-            target: config.postgres.to_string(),
-            pool,
-            clock,
-            events: broadcast::channel(256).0,
-            health: watch::Sender::new(EngineHealth::Connecting),
-            migrated: watch::Sender::new(false),
-            report: Mutex::new(nodes::Report::default()),
-            beat: Arc::new(tokio::sync::Notify::new()),
-        });
+        let shared = Arc::new(Shared::new(config, tls.clone(), clock, false));
         let keeper = keeper::Keeper {
             shared: Arc::downgrade(&shared),
             config: config.clone(),
@@ -178,6 +167,17 @@ impl Cluster {
         };
         tokio::spawn(keeper.run());
         Cluster { shared }
+    }
+
+    /// The shared tables, read by a command while no node runs here: a
+    /// pool and no keeper, so it never heartbeats, never joins the registry
+    /// and never migrates (a table no node has created yet fails the query
+    /// that reads it).
+    pub fn observe(config: &ClusterConfig, clock: SharedClock) -> Cluster {
+        let shared = Shared::new(config, connect::tls(config), clock, true);
+        Cluster {
+            shared: Arc::new(shared),
+        }
     }
 
     pub fn node(&self) -> &NodeName {
@@ -247,6 +247,26 @@ impl Cluster {
 }
 
 impl Shared {
+    fn new(
+        config: &ClusterConfig,
+        tls: tokio_postgres_rustls::MakeRustlsConnect,
+        clock: SharedClock,
+        // True for an observer, which never migrates and so never waits.
+        migrated: bool,
+    ) -> Shared {
+        Shared {
+            node: config.node.clone(),
+            target: config.postgres.to_string(),
+            pool: connect::pool(config, tls),
+            clock,
+            events: broadcast::channel(256).0,
+            health: watch::Sender::new(EngineHealth::Connecting),
+            migrated: watch::Sender::new(migrated),
+            report: Mutex::new(nodes::Report::default()),
+            beat: Arc::new(tokio::sync::Notify::new()),
+        }
+    }
+
     fn report(&self) -> std::sync::MutexGuard<'_, nodes::Report> {
         self.report.lock().unwrap_or_else(|e| e.into_inner())
     }

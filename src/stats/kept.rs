@@ -184,6 +184,19 @@ impl Carryover {
 
     /// Writes `views` and `dropped`, which the store failed to take with
     /// `error`, into the outbox, together with the parcel still waiting.
+    ///
+    /// A known window, for a backend over the network (`postgres`): the
+    /// parcel carries the views but not the (node, sequence) of the batches
+    /// they were drained in, nor the seal of the waiting parcel it takes in.
+    /// Should a flush (or the waiting parcel's merge) have committed while
+    /// its reply was lost, and the retries then fail until shutdown (the
+    /// engine going down right after that commit), the next start adds
+    /// those views again under the new parcel's seal: counted twice are the
+    /// views that flush carried (all that waited then, up to the recorder's
+    /// capacity), or the waiting parcel's. Closing it
+    /// takes each batch's views and sequence into the parcel (with its own
+    /// seal for a parcel taken in), so that a merge adds only the batches
+    /// and parcels the backend has not recorded.
     pub fn keep(
         &self,
         views: &[View],

@@ -74,9 +74,11 @@ pub(super) fn settings(config: &ClusterConfig, purpose: &str) -> tokio_postgres:
     settings
 }
 
-pub(super) fn pool(config: &ClusterConfig, tls: MakeRustlsConnect) -> Pool {
+/// `purpose` names the connections: `pool` for a node, `command` for a
+/// command that reads without joining.
+pub(super) fn pool(config: &ClusterConfig, tls: MakeRustlsConnect, purpose: &str) -> Pool {
     let manager = Manager::from_config(
-        settings(config, "pool"),
+        settings(config, purpose),
         tls,
         ManagerConfig {
             recycling_method: RecyclingMethod::Fast,

@@ -169,10 +169,11 @@ impl Cluster {
         Cluster { shared }
     }
 
-    /// The shared tables, read by a command while no node runs here: a
-    /// pool and no keeper, so it never heartbeats, never joins the registry
-    /// and never migrates (a table no node has created yet fails the query
-    /// that reads it).
+    /// The shared tables, read by a command (`quire cluster status`,
+    /// `quire stats` while no node runs here): a pool and no keeper, so it
+    /// never heartbeats, never joins the registry it reads and never
+    /// migrates (a table no node has created yet fails the query that reads
+    /// it). Its connections are `quire/<node>/command`.
     pub fn observe(config: &ClusterConfig, clock: SharedClock) -> Cluster {
         let shared = Shared::new(config, connect::tls(config), clock, true);
         Cluster {
@@ -254,10 +255,11 @@ impl Shared {
         // True for an observer, which never migrates and so never waits.
         migrated: bool,
     ) -> Shared {
+        let purpose = if migrated { "command" } else { "pool" };
         Shared {
             node: config.node.clone(),
             target: config.postgres.to_string(),
-            pool: connect::pool(config, tls),
+            pool: connect::pool(config, tls, purpose),
             clock,
             events: broadcast::channel(256).0,
             health: watch::Sender::new(EngineHealth::Connecting),

@@ -7,10 +7,9 @@ use std::time::Duration;
 
 use tokio_postgres::Client;
 
+use super::ClusterError;
 use super::lease::{self, LeaseInfo};
 use super::nodes::{self, NodeInfo};
-use super::{ClusterError, connect};
-use crate::config::ClusterConfig;
 
 /// A node not heard from for longer is called silent: six missed heartbeats.
 pub const SILENT_AFTER: Duration = Duration::from_secs(30);
@@ -73,27 +72,6 @@ impl ClusterStatus {
             .map(|n| n.node.as_str())
             .collect()
     }
-}
-
-/// One connection for a command that reads the shared state without being a
-/// node: no migration, no heartbeat, no LISTEN, so it never shows up in the
-/// registry it reads. Named `quire/<node>/command` in `pg_stat_activity`.
-pub async fn connect_once(config: &ClusterConfig) -> Result<Client, ClusterError> {
-    let settings = connect::settings(config, "command");
-    let (client, connection) =
-        settings
-            .connect(connect::tls(config))
-            .await
-            .map_err(|e| ClusterError::Unavailable {
-                target: config.postgres.to_string(),
-                reason: connect::error_text(&e),
-            })?;
-    tokio::spawn(async move {
-        if let Err(e) = connection.await {
-            tracing::debug!("a command's connection to PostgreSQL ended: {e}");
-        }
-    });
-    Ok(client)
 }
 
 #[cfg(test)]

@@ -10,8 +10,8 @@ use std::time::Duration;
 
 use super::{load_config, runtime};
 use crate::cli::ClusterCommand;
-use crate::cluster::ClusterError;
-use crate::cluster::status::{self, ClusterStatus, SILENT_AFTER};
+use crate::cluster::status::{ClusterStatus, SILENT_AFTER};
+use crate::cluster::{Cluster, ClusterError};
 use crate::config::{ClusterConfig, Config, Overrides};
 
 pub fn run(command: ClusterCommand) -> anyhow::Result<ExitCode> {
@@ -21,7 +21,8 @@ pub fn run(command: ClusterCommand) -> anyhow::Result<ExitCode> {
         anyhow::bail!("{}", not_a_cluster(&config));
     };
     let read = runtime()?.block_on(async {
-        let client = status::connect_once(cluster).await?;
+        let observer = Cluster::observe(cluster, crate::clock::system());
+        let client = observer.client().await?;
         ClusterStatus::read(&client).await
     });
     match read {

@@ -8,10 +8,14 @@ use std::time::{Duration, Instant};
 use quire::cluster::{self, Area, Cluster, ClusterError, ClusterEvent, EngineHealth};
 use quire::config::{Config, Overrides, no_env};
 
-use crate::support::Postgres;
+use crate::support::{Postgres, TestCa};
 
 fn cluster_config(url: &str, node: &str) -> quire::config::ClusterConfig {
-    let text = format!("[cluster]\npostgres = \"{url}\"\nnode = \"{node}\"\n");
+    cluster_config_with(url, node, "")
+}
+
+fn cluster_config_with(url: &str, node: &str, extra: &str) -> quire::config::ClusterConfig {
+    let text = format!("[cluster]\npostgres = \"{url}\"\nnode = \"{node}\"\n{extra}");
     Config::from_parts(None, &text, &Overrides::default(), &no_env)
         .unwrap()
         .cluster
@@ -215,4 +219,56 @@ async fn leases_follow_the_database_clock_and_fence_stale_holders() {
     let holders = cluster::lease::holders(&a).await.unwrap();
     assert_eq!(holders.len(), 1);
     assert!(!holders[0].live, "released");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn tls_to_postgres_is_verified_against_the_configured_roots() {
+    let pg = Postgres::start();
+    let ca = TestCa::new();
+    let issued = ca.issue(&["127.0.0.1"]);
+    pg.enable_tls(&issued.chain_pem, &issued.key_pem);
+    let url = format!("{}?sslmode=require", pg.database("foundation_tls"));
+    let roots = tempfile::tempdir().unwrap();
+    let ours = roots.path().join("ours.pem");
+    std::fs::write(&ours, &ca.root_pem).unwrap();
+    let theirs = roots.path().join("theirs.pem");
+    std::fs::write(&theirs, &TestCa::new().root_pem).unwrap();
+    let clock = quire::clock::system();
+
+    let trusted = Cluster::start(
+        &cluster_config_with(&url, "tls", &format!("ca_file = \"{}\"\n", ours.display())),
+        clock.clone(),
+        Vec::new(),
+    );
+    let _client = trusted.client().await.expect("connects over verified TLS");
+    assert_eq!(
+        pg.sql(
+            "postgres",
+            "SELECT bool_and(s.ssl) || '/' || count(*) FROM pg_stat_ssl s \
+             JOIN pg_stat_activity a USING (pid) WHERE a.application_name LIKE 'quire/tls/%'"
+        ),
+        "true/2",
+        "the LISTEN connection and the pooled one both use TLS"
+    );
+
+    // Another CA's root: the server's certificate is refused, nothing falls
+    // back to plain TCP, and the engine's state says why.
+    let refused = Cluster::start(
+        &cluster_config_with(
+            &url,
+            "stranger",
+            &format!("ca_file = \"{}\"\n", theirs.display()),
+        ),
+        clock,
+        Vec::new(),
+    );
+    let error = refused.client().await.unwrap_err().to_string();
+    assert!(error.contains("certificate"), "{error}");
+    assert_eq!(
+        pg.sql(
+            "postgres",
+            "SELECT count(*) FROM pg_stat_activity WHERE application_name LIKE 'quire/stranger/%'"
+        ),
+        "0"
+    );
 }

@@ -166,6 +166,25 @@ impl Postgres {
         .unwrap()
     }
 
+    /// Turns TLS on with this certificate chain and key (PEM): written into
+    /// the data directory, owned by the server's user, key 0600, then
+    /// `ssl = on` and a reload. Connections may still choose plain TCP;
+    /// `pg_stat_ssl` tells which one a connection took.
+    pub fn enable_tls(&self, chain_pem: &str, key_pem: &str) {
+        let install = install();
+        for (name, text) in [("server.crt", chain_pem), ("server.key", key_pem)] {
+            let path = self.dir.join("data").join(name);
+            std::fs::write(&path, text).unwrap();
+            std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o600))
+                .unwrap();
+            if let Some((uid, gid)) = install.owner {
+                std::os::unix::fs::chown(&path, Some(uid), Some(gid)).unwrap();
+            }
+        }
+        self.sql("postgres", "ALTER SYSTEM SET ssl = on");
+        assert_eq!(self.sql("postgres", "SELECT pg_reload_conf()"), "t");
+    }
+
     /// Stops the server the way `pg_ctl stop -m immediate` does (SIGQUIT:
     /// no checkpoint, clients cut at once) and waits for it to exit.
     pub fn stop_immediate(&self) {

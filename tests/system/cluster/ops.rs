@@ -2,12 +2,14 @@
 //! tests stand on, checked against a real server and a real client; `quire
 //! cluster status` against real nodes; and what `/ready`, `/metrics` and the
 //! dashboard say when the engine goes down under a node holding a
-//! certificate.
+//! certificate, and that a node restarted while it is down serves its local
+//! copy.
 
 use tokio_postgres::NoTls;
 
 use crate::support::{
-    Binary, Postgres, SiteDir, eventually, local_site, post, request, sample, scrape,
+    Binary, Postgres, SiteDir, eventually, local_site, peer_certificate, post, request, sample,
+    scrape, tls_connect,
 };
 
 fn cluster_section(url: &str, node: &str) -> String {
@@ -255,6 +257,37 @@ async fn with_the_engine_down_a_node_holding_a_certificate_stays_ready_and_says_
             pg.port()
         )),
         "{stderr}"
+    );
+
+    // Restarted while the engine is down, the node serves its local copy.
+    let root = std::fs::read_to_string(site.path("data/local-ca/root.pem")).unwrap();
+    let serial = |https| {
+        let root = root.clone();
+        async move {
+            let stream = tls_connect(https, "localhost", &root, &[]).await.unwrap();
+            peer_certificate(&stream).1
+        }
+    };
+    let held = serial(server.https.unwrap()).await;
+    server.terminate();
+    let (code, out, _) = site.run(&["cert", "status", "--config", "quire.toml"]);
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.contains("the shared store is unreachable") && out.contains("local copy"),
+        "{out}"
+    );
+    let server = Binary::serve(&site, &[]);
+    assert_eq!(
+        serial(server.https.unwrap()).await,
+        held,
+        "the certificate this node held, from its data directory"
+    );
+    let ready = request(server.metrics.unwrap(), "GET", "/ready", &[]).await;
+    assert_eq!(
+        ready.status,
+        200,
+        "{}",
+        String::from_utf8_lossy(&ready.body)
     );
 
     pg.restart();

@@ -16,7 +16,6 @@ use quire::cluster::Cluster;
 use quire::config::{Config, Overrides, no_env};
 
 use crate::support::*;
-use crate::support::{pebble_tls, start_until};
 
 const LEASE: &str = "certificates/localhost";
 const TTL: Duration = Duration::from_secs(60);
@@ -168,68 +167,6 @@ async fn with_the_engine_down_the_store_says_so_at_once() {
     }
 }
 
-/// Pebble on loopback, validating everything, with its issuing root.
-struct Pebble {
-    _peer: Peer,
-    _dir: tempfile::TempDir,
-    directory: String,
-    /// Trusted by quire for Pebble's own HTTPS endpoint.
-    ca_file: String,
-    management: u16,
-}
-
-impl Pebble {
-    fn start() -> Pebble {
-        let dir = tempfile::tempdir().unwrap();
-        let ca_file = pebble_tls(dir.path());
-        let (acme, management) = (free_port(), free_port());
-        let config = format!(
-            r#"{{"pebble":{{"listenAddress":"127.0.0.1:{acme}","managementListenAddress":"127.0.0.1:{management}","certificate":"{0}/pebble.pem","privateKey":"{0}/pebble.key","httpPort":{http},"tlsPort":{tls},"ocspResponderURL":"","externalAccountBindingRequired":false}}}}"#,
-            dir.path().display(),
-            http = free_port(),
-            tls = free_port(),
-        );
-        std::fs::write(dir.path().join("pebble.json"), config).unwrap();
-        let mut command = peer_command("pebble", "pebble");
-        command
-            .arg("-config")
-            .arg(dir.path().join("pebble.json"))
-            .env("PEBBLE_VA_ALWAYS_VALID", "1")
-            .env("PEBBLE_VA_NOSLEEP", "1")
-            .env("PEBBLE_WFE_NONCEREJECT", "0");
-        let (peer, _) = start_until(command, "ACME directory available");
-        for port in [acme, management] {
-            let started = Instant::now();
-            while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-                assert!(started.elapsed() < DEADLINE, "pebble never listened");
-                std::thread::sleep(Duration::from_millis(20));
-            }
-        }
-        Pebble {
-            _peer: peer,
-            _dir: dir,
-            directory: format!("https://127.0.0.1:{acme}/dir"),
-            ca_file,
-            management,
-        }
-    }
-
-    /// The root Pebble issues under, from its management interface.
-    fn root(&self) -> String {
-        let out = peer_command("curl", "curl")
-            .args(["-sS", "--fail", "--cacert", &self.ca_file])
-            .arg(format!("https://127.0.0.1:{}/roots/0", self.management))
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout).unwrap()
-    }
-}
-
 /// A node's site: the fixture, certified by `directory`, in the cluster on
 /// `postgres` as `node`.
 fn node_site(directory: &str, postgres: &str, node: &str) -> SiteDir {
@@ -303,8 +240,8 @@ async fn a_renewal_on_one_node_is_served_by_the_others_within_two_seconds() {
     let pg = Postgres::shared();
     let db = "certs_renewal_reaches_every_node";
     let url = pg.database(db);
-    let pebble = Pebble::start();
-    let root = pebble.root();
+    let pebble = Pebble::always_valid();
+    let root = pebble.issuing_root();
     let sites: Vec<SiteDir> = ["a", "b", "c"]
         .iter()
         .map(|node| node_site(&pebble.directory, &url, node))
@@ -369,8 +306,8 @@ async fn a_renewal_on_one_node_is_served_by_the_others_within_two_seconds() {
 #[tokio::test]
 async fn nodes_on_separate_databases_do_not_converge() {
     let pg = Postgres::shared();
-    let pebble = Pebble::start();
-    let root = pebble.root();
+    let pebble = Pebble::always_valid();
+    let root = pebble.issuing_root();
     let a_site = node_site(&pebble.directory, &pg.database("certs_separate_a"), "a");
     let b_site = node_site(&pebble.directory, &pg.database("certs_separate_b"), "b");
     let a = serve(&a_site, &pebble);
@@ -394,7 +331,7 @@ async fn a_killed_holders_lease_expires_and_another_node_finishes_the_order() {
     let pg = Postgres::shared();
     let db = "certs_killed_holder";
     let url = pg.database(db);
-    let pebble = Pebble::start();
+    let pebble = Pebble::always_valid();
     // Node a's CA never answers: it takes the lease and is stuck mid-order.
     let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let silent_url = format!("https://{}/dir", silent.local_addr().unwrap());

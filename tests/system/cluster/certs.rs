@@ -186,13 +186,6 @@ fn serve(site: &SiteDir, pebble: &Pebble) -> Binary {
     Binary::serve_with_env(site, &[], &[("QUIRE_ACME_ROOTS", &pebble.ca_file)])
 }
 
-/// The serial a node serves, or `None` while it serves none Pebble signed
-/// (its temporary certificate).
-async fn served_serial(https: SocketAddr, root: &str) -> Option<String> {
-    let stream = tls_connect(https, "localhost", root, &[]).await.ok()?;
-    Some(peer_certificate(&stream).1)
-}
-
 /// Waits until every node in `https` serves a serial other than `old`;
 /// returns it and how long that took.
 async fn converged(https: &[SocketAddr], root: &str, old: Option<&str>) -> (String, Duration) {
@@ -200,7 +193,9 @@ async fn converged(https: &[SocketAddr], root: &str, old: Option<&str>) -> (Stri
     loop {
         let mut serials = Vec::new();
         for addr in https {
-            serials.push(served_serial(*addr, root).await);
+            // None while a node serves none Pebble signed (its temporary
+            // certificate).
+            serials.push(served_serial(*addr, "localhost", root).await.ok());
         }
         if let Some(Some(first)) = serials.first()
             && Some(first.as_str()) != old
@@ -266,14 +261,11 @@ async fn a_renewal_on_one_node_is_served_by_the_others_within_two_seconds() {
     assert!(took < Duration::from_secs(2), "{took:?}");
     for (server, site) in [(&b, &sites[1]), (&c, &sites[2])] {
         assert_eq!(orders(server), 0, "{}", server.log());
-        let started = Instant::now();
-        while hook_runs(site) < 2 {
-            assert!(
-                started.elapsed() < DEADLINE,
-                "the hook ran on every new version"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        eventually("the hook ran on every new version", || {
+            let ran = hook_runs(site) >= 2;
+            async move { ran }
+        })
+        .await;
     }
 
     // c's notifications are cut: it still converges, on reconnection and
@@ -316,12 +308,18 @@ async fn nodes_on_separate_databases_do_not_converge() {
     // Without the shared store, b orders its own.
     wait_for_log(&b, "obtained a certificate");
     let (a_https, b_https) = (a.https.unwrap(), b.https.unwrap());
-    let b_serial = served_serial(b_https, &root).await.unwrap();
-    assert_ne!(served_serial(a_https, &root).await.unwrap(), b_serial);
+    let b_serial = served_serial(b_https, "localhost", &root).await.unwrap();
+    assert_ne!(
+        served_serial(a_https, "localhost", &root).await.unwrap(),
+        b_serial
+    );
     renew(&a_site);
     let started = Instant::now();
     while started.elapsed() < Duration::from_secs(3) {
-        assert_eq!(served_serial(b_https, &root).await.unwrap(), b_serial);
+        assert_eq!(
+            served_serial(b_https, "localhost", &root).await.unwrap(),
+            b_serial
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
@@ -337,18 +335,17 @@ async fn a_killed_holders_lease_expires_and_another_node_finishes_the_order() {
     let silent_url = format!("https://{}/dir", silent.local_addr().unwrap());
     let a_site = node_site(&silent_url, &url, "a");
     let a = serve(&a_site, &pebble);
-    let lease = "certificates/localhost";
-    let holder = |pg: &Postgres| {
+    let holder = || {
         pg.sql(
             db,
-            &format!("SELECT holder, token FROM quire_leases WHERE name = '{lease}'"),
+            &format!("SELECT holder, token FROM quire_leases WHERE name = '{LEASE}'"),
         )
     };
-    let started = Instant::now();
-    while holder(pg) != "a|1" {
-        assert!(started.elapsed() < DEADLINE, "a never took the lease");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    eventually("node a taking the lease", || {
+        let took = holder() == "a|1";
+        async move { took }
+    })
+    .await;
     a.kill();
 
     let b = serve(&node_site(&pebble.directory, &url, "b"), &pebble);
@@ -358,11 +355,11 @@ async fn a_killed_holders_lease_expires_and_another_node_finishes_the_order() {
     pg.sql(
         db,
         &format!(
-            "UPDATE quire_leases SET expires = now() - interval '1 second' WHERE name = '{lease}'"
+            "UPDATE quire_leases SET expires = now() - interval '1 second' WHERE name = '{LEASE}'"
         ),
     );
     wait_for_log(&b, "obtained a certificate");
-    let (holder_after, token) = holder(pg)
+    let (holder_after, token) = holder()
         .split_once('|')
         .map(|(h, t)| (h.to_string(), t.to_string()))
         .unwrap();
@@ -370,7 +367,7 @@ async fn a_killed_holders_lease_expires_and_another_node_finishes_the_order() {
     assert_eq!(
         pg.sql(
             db,
-            "SELECT written_by FROM quire_store WHERE key = 'certs/localhost/fullchain.pem'"
+            &format!("SELECT written_by FROM quire_store WHERE key = '{CERT}'")
         ),
         "b"
     );

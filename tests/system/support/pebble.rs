@@ -142,17 +142,11 @@ impl Pebble {
 
     /// The root Pebble issues certificates under, from its management interface.
     pub fn issuing_root(&self) -> String {
-        let root = peer_command("curl", "curl")
-            .args(["-sS", "--fail", "--cacert", &self.ca_file])
-            .arg(format!("https://127.0.0.1:{}/roots/0", self.management))
-            .output()
-            .unwrap();
-        assert!(
-            root.status.success(),
-            "{}",
-            String::from_utf8_lossy(&root.stderr)
-        );
-        String::from_utf8(root.stdout).unwrap()
+        curl(&[
+            "--cacert",
+            &self.ca_file,
+            &format!("https://127.0.0.1:{}/roots/0", self.management),
+        ])
     }
 }
 
@@ -198,15 +192,26 @@ impl TestDns {
     /// Answers A queries for `host` with `addresses`.
     pub fn set_a(&self, host: &str, addresses: &[&str]) {
         let body = serde_json::json!({ "host": host, "addresses": addresses }).to_string();
-        let out = peer_command("curl", "curl")
-            .args(["-sS", "--fail", "--data", &body])
-            .arg(format!("http://127.0.0.1:{}/add-a", self.management))
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        curl(&[
+            "--data",
+            &body,
+            &format!("http://127.0.0.1:{}/add-a", self.management),
+        ]);
     }
+}
+
+/// A request to a management interface (Pebble's or pebble-challtestsrv's)
+/// that must succeed; returns the body.
+fn curl(args: &[&str]) -> String {
+    let out = peer_command("curl", "curl")
+        .args(["-sS", "--fail"])
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "curl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
 }

@@ -131,7 +131,9 @@ async fn a_certificate_from_the_ca_of_another_mode_is_replaced_at_start() {
     let server = Binary::serve(&site, &[]);
     wait_for_log(&server, "obtained a certificate");
     let root = std::fs::read_to_string(site.path("data/local-ca/root.pem")).unwrap();
-    let first = served_serial(server.https.unwrap(), "localhost", &root).await;
+    let first = served_serial(server.https.unwrap(), "localhost", &root)
+        .await
+        .unwrap();
     assert_eq!(server.terminate(), 0);
     let (_, out, _) = site.run(&["cert", "status", "--config", "quire.toml"]);
     assert!(
@@ -158,14 +160,10 @@ async fn a_certificate_from_the_ca_of_another_mode_is_replaced_at_start() {
         "{}",
         server.log()
     );
-    let second = served_serial(server.https.unwrap(), "localhost", &root).await;
+    let second = served_serial(server.https.unwrap(), "localhost", &root)
+        .await
+        .unwrap();
     assert_ne!(first, second, "the certificate was replaced");
-}
-
-/// The served certificate's serial, trusting `root`.
-async fn served_serial(https: std::net::SocketAddr, name: &str, root: &str) -> String {
-    let stream = tls_connect(https, name, root, &[]).await.unwrap();
-    peer_certificate(&stream).1
 }
 
 #[tokio::test]
@@ -186,7 +184,7 @@ async fn renewal_follows_the_clock_and_swaps_while_connections_continue() {
         .unwrap();
     let https = server.https_addr.unwrap();
     let root = std::fs::read_to_string(server.local_ca_root.clone().unwrap()).unwrap();
-    let first = served_serial(https, "localhost", &root).await;
+    let first = served_serial(https, "localhost", &root).await.unwrap();
     let stream = tls_connect(https, "localhost", &root, &[b"http/1.1"])
         .await
         .unwrap();
@@ -203,7 +201,10 @@ async fn renewal_follows_the_clock_and_swaps_while_connections_continue() {
         .await
         .expect("renewed in time")
         .unwrap();
-    assert_ne!(served_serial(https, "localhost", &root).await, first);
+    assert_ne!(
+        served_serial(https, "localhost", &root).await.unwrap(),
+        first
+    );
     assert_eq!(
         open.get("localhost", "/").await.status,
         200,
@@ -245,7 +246,7 @@ async fn an_unreachable_ca_backs_off_and_the_old_certificate_keeps_serving() {
     })
     .await;
     let expected = ca.root_pem.clone();
-    let served = served_serial(https, "blog.test", &expected).await;
+    let served = served_serial(https, "blog.test", &expected).await.unwrap();
     let (code, out, _) = site.run(&["cert", "status", "--config", "quire.toml"]);
     assert_eq!(code, 0);
     assert!(out.contains("127.0.0.1:9"), "{out}");
@@ -272,7 +273,10 @@ async fn an_unreachable_ca_backs_off_and_the_old_certificate_keeps_serving() {
         (second - (start + chrono::Duration::seconds(61))).num_seconds(),
         120
     );
-    assert_eq!(served_serial(https, "blog.test", &expected).await, served);
+    assert_eq!(
+        served_serial(https, "blog.test", &expected).await.unwrap(),
+        served
+    );
     server.stop().await;
 }
 

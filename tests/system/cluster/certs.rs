@@ -16,7 +16,6 @@ use quire::cluster::Cluster;
 use quire::config::{Config, Overrides, no_env};
 
 use crate::support::*;
-use crate::support::{pebble_tls, start_until};
 
 const LEASE: &str = "certificates/localhost";
 const TTL: Duration = Duration::from_secs(60);
@@ -168,68 +167,6 @@ async fn with_the_engine_down_the_store_says_so_at_once() {
     }
 }
 
-/// Pebble on loopback, validating everything, with its issuing root.
-struct Pebble {
-    _peer: Peer,
-    _dir: tempfile::TempDir,
-    directory: String,
-    /// Trusted by quire for Pebble's own HTTPS endpoint.
-    ca_file: String,
-    management: u16,
-}
-
-impl Pebble {
-    fn start() -> Pebble {
-        let dir = tempfile::tempdir().unwrap();
-        let ca_file = pebble_tls(dir.path());
-        let (acme, management) = (free_port(), free_port());
-        let config = format!(
-            r#"{{"pebble":{{"listenAddress":"127.0.0.1:{acme}","managementListenAddress":"127.0.0.1:{management}","certificate":"{0}/pebble.pem","privateKey":"{0}/pebble.key","httpPort":{http},"tlsPort":{tls},"ocspResponderURL":"","externalAccountBindingRequired":false}}}}"#,
-            dir.path().display(),
-            http = free_port(),
-            tls = free_port(),
-        );
-        std::fs::write(dir.path().join("pebble.json"), config).unwrap();
-        let mut command = peer_command("pebble", "pebble");
-        command
-            .arg("-config")
-            .arg(dir.path().join("pebble.json"))
-            .env("PEBBLE_VA_ALWAYS_VALID", "1")
-            .env("PEBBLE_VA_NOSLEEP", "1")
-            .env("PEBBLE_WFE_NONCEREJECT", "0");
-        let (peer, _) = start_until(command, "ACME directory available");
-        for port in [acme, management] {
-            let started = Instant::now();
-            while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-                assert!(started.elapsed() < DEADLINE, "pebble never listened");
-                std::thread::sleep(Duration::from_millis(20));
-            }
-        }
-        Pebble {
-            _peer: peer,
-            _dir: dir,
-            directory: format!("https://127.0.0.1:{acme}/dir"),
-            ca_file,
-            management,
-        }
-    }
-
-    /// The root Pebble issues under, from its management interface.
-    fn root(&self) -> String {
-        let out = peer_command("curl", "curl")
-            .args(["-sS", "--fail", "--cacert", &self.ca_file])
-            .arg(format!("https://127.0.0.1:{}/roots/0", self.management))
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout).unwrap()
-    }
-}
-
 /// A node's site: the fixture, certified by `directory`, in the cluster on
 /// `postgres` as `node`.
 fn node_site(directory: &str, postgres: &str, node: &str) -> SiteDir {
@@ -249,13 +186,6 @@ fn serve(site: &SiteDir, pebble: &Pebble) -> Binary {
     Binary::serve_with_env(site, &[], &[("QUIRE_ACME_ROOTS", &pebble.ca_file)])
 }
 
-/// The serial a node serves, or `None` while it serves none Pebble signed
-/// (its temporary certificate).
-async fn served_serial(https: SocketAddr, root: &str) -> Option<String> {
-    let stream = tls_connect(https, "localhost", root, &[]).await.ok()?;
-    Some(peer_certificate(&stream).1)
-}
-
 /// Waits until every node in `https` serves a serial other than `old`;
 /// returns it and how long that took.
 async fn converged(https: &[SocketAddr], root: &str, old: Option<&str>) -> (String, Duration) {
@@ -263,7 +193,9 @@ async fn converged(https: &[SocketAddr], root: &str, old: Option<&str>) -> (Stri
     loop {
         let mut serials = Vec::new();
         for addr in https {
-            serials.push(served_serial(*addr, root).await);
+            // None while a node serves none Pebble signed (its temporary
+            // certificate).
+            serials.push(served_serial(*addr, "localhost", root).await.ok());
         }
         if let Some(Some(first)) = serials.first()
             && Some(first.as_str()) != old
@@ -303,8 +235,8 @@ async fn a_renewal_on_one_node_is_served_by_the_others_within_two_seconds() {
     let pg = Postgres::shared();
     let db = "certs_renewal_reaches_every_node";
     let url = pg.database(db);
-    let pebble = Pebble::start();
-    let root = pebble.root();
+    let pebble = Pebble::always_valid();
+    let root = pebble.issuing_root();
     let sites: Vec<SiteDir> = ["a", "b", "c"]
         .iter()
         .map(|node| node_site(&pebble.directory, &url, node))
@@ -329,14 +261,11 @@ async fn a_renewal_on_one_node_is_served_by_the_others_within_two_seconds() {
     assert!(took < Duration::from_secs(2), "{took:?}");
     for (server, site) in [(&b, &sites[1]), (&c, &sites[2])] {
         assert_eq!(orders(server), 0, "{}", server.log());
-        let started = Instant::now();
-        while hook_runs(site) < 2 {
-            assert!(
-                started.elapsed() < DEADLINE,
-                "the hook ran on every new version"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        eventually("the hook ran on every new version", || {
+            let ran = hook_runs(site) >= 2;
+            async move { ran }
+        })
+        .await;
     }
 
     // c's notifications are cut: it still converges, on reconnection and
@@ -369,8 +298,8 @@ async fn a_renewal_on_one_node_is_served_by_the_others_within_two_seconds() {
 #[tokio::test]
 async fn nodes_on_separate_databases_do_not_converge() {
     let pg = Postgres::shared();
-    let pebble = Pebble::start();
-    let root = pebble.root();
+    let pebble = Pebble::always_valid();
+    let root = pebble.issuing_root();
     let a_site = node_site(&pebble.directory, &pg.database("certs_separate_a"), "a");
     let b_site = node_site(&pebble.directory, &pg.database("certs_separate_b"), "b");
     let a = serve(&a_site, &pebble);
@@ -379,12 +308,18 @@ async fn nodes_on_separate_databases_do_not_converge() {
     // Without the shared store, b orders its own.
     wait_for_log(&b, "obtained a certificate");
     let (a_https, b_https) = (a.https.unwrap(), b.https.unwrap());
-    let b_serial = served_serial(b_https, &root).await.unwrap();
-    assert_ne!(served_serial(a_https, &root).await.unwrap(), b_serial);
+    let b_serial = served_serial(b_https, "localhost", &root).await.unwrap();
+    assert_ne!(
+        served_serial(a_https, "localhost", &root).await.unwrap(),
+        b_serial
+    );
     renew(&a_site);
     let started = Instant::now();
     while started.elapsed() < Duration::from_secs(3) {
-        assert_eq!(served_serial(b_https, &root).await.unwrap(), b_serial);
+        assert_eq!(
+            served_serial(b_https, "localhost", &root).await.unwrap(),
+            b_serial
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
@@ -394,24 +329,23 @@ async fn a_killed_holders_lease_expires_and_another_node_finishes_the_order() {
     let pg = Postgres::shared();
     let db = "certs_killed_holder";
     let url = pg.database(db);
-    let pebble = Pebble::start();
+    let pebble = Pebble::always_valid();
     // Node a's CA never answers: it takes the lease and is stuck mid-order.
     let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let silent_url = format!("https://{}/dir", silent.local_addr().unwrap());
     let a_site = node_site(&silent_url, &url, "a");
     let a = serve(&a_site, &pebble);
-    let lease = "certificates/localhost";
-    let holder = |pg: &Postgres| {
+    let holder = || {
         pg.sql(
             db,
-            &format!("SELECT holder, token FROM quire_leases WHERE name = '{lease}'"),
+            &format!("SELECT holder, token FROM quire_leases WHERE name = '{LEASE}'"),
         )
     };
-    let started = Instant::now();
-    while holder(pg) != "a|1" {
-        assert!(started.elapsed() < DEADLINE, "a never took the lease");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    eventually("node a taking the lease", || {
+        let took = holder() == "a|1";
+        async move { took }
+    })
+    .await;
     a.kill();
 
     let b = serve(&node_site(&pebble.directory, &url, "b"), &pebble);
@@ -421,11 +355,11 @@ async fn a_killed_holders_lease_expires_and_another_node_finishes_the_order() {
     pg.sql(
         db,
         &format!(
-            "UPDATE quire_leases SET expires = now() - interval '1 second' WHERE name = '{lease}'"
+            "UPDATE quire_leases SET expires = now() - interval '1 second' WHERE name = '{LEASE}'"
         ),
     );
     wait_for_log(&b, "obtained a certificate");
-    let (holder_after, token) = holder(pg)
+    let (holder_after, token) = holder()
         .split_once('|')
         .map(|(h, t)| (h.to_string(), t.to_string()))
         .unwrap();
@@ -433,7 +367,7 @@ async fn a_killed_holders_lease_expires_and_another_node_finishes_the_order() {
     assert_eq!(
         pg.sql(
             db,
-            "SELECT written_by FROM quire_store WHERE key = 'certs/localhost/fullchain.pem'"
+            &format!("SELECT written_by FROM quire_store WHERE key = '{CERT}'")
         ),
         "b"
     );

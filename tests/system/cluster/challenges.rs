@@ -54,14 +54,6 @@ fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
     }
 }
 
-/// The serial node `server` presents for `name`.
-async fn served_serial(server: &Binary, name: &str, root: &str) -> String {
-    let stream = tls_connect(server.https.unwrap(), name, root, &[b"h2"])
-        .await
-        .unwrap();
-    peer_certificate(&stream).1
-}
-
 fn count(log: &str, needle: &str) -> usize {
     log.matches(needle).count()
 }
@@ -102,7 +94,9 @@ async fn renew_with_names_at_other_nodes(challenge: &str, databases: [&str; 3]) 
     let node1 = Binary::serve_with_env(&sites[0], &[], &roots);
     wait_for_log(&node1, OBTAINED);
     let root = pebble.issuing_root();
-    let first_serial = served_serial(&node1, NAMES[0], &root).await;
+    let first_serial = served_serial(node1.https.unwrap(), NAMES[0], &root)
+        .await
+        .unwrap();
 
     // Nodes 2 and 3 start with node 1's certificate, so that nothing but the
     // forced renewal orders; and from now on the CA finds the names only at
@@ -176,13 +170,18 @@ async fn nodes_that_did_not_order_answer_the_ca(challenge: &str, db: &str) {
         assert_eq!(count(&log, OBTAINED), 0, "{log}");
         assert!(log.contains(ANSWERING), "{log}");
     }
-    let renewed_serial = served_serial(node1, NAMES[0], &renewed.root).await;
+    let renewed_serial = served_serial(node1.https.unwrap(), NAMES[0], &renewed.root)
+        .await
+        .unwrap();
     assert_ne!(renewed_serial, renewed.first_serial);
     // The one certificate reaches the nodes that answered for it.
     let started = std::time::Instant::now();
     for node in [node2, node3] {
         eventually("every node serving node 1's new certificate", || async {
-            served_serial(node, NAMES[1], &renewed.root).await == renewed_serial
+            served_serial(node.https.unwrap(), NAMES[1], &renewed.root)
+                .await
+                .unwrap()
+                == renewed_serial
         })
         .await;
     }
@@ -234,7 +233,9 @@ async fn nodes_on_separate_databases_fail_validation() {
         assert!(!node.log().contains(ANSWERING), "{}", node.log());
     }
     assert_eq!(
-        served_serial(node1, NAMES[0], &renewed.root).await,
+        served_serial(node1.https.unwrap(), NAMES[0], &renewed.root)
+            .await
+            .unwrap(),
         renewed.first_serial
     );
 }

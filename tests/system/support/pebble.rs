@@ -1,7 +1,8 @@
 //! Pebble, the ACME test CA, and pebble-challtestsrv as its DNS server: each
 //! started on loopback ports of its own, waited for, and stopped by PID.
-//! Validation is real (no PEBBLE_VA_ALWAYS_VALID): Pebble fetches http-01
-//! answers and makes tls-alpn-01 handshakes at the address its DNS gives.
+//! Every test starts Pebble here. Validation is real (Pebble fetches http-01
+//! answers and makes tls-alpn-01 handshakes at the address its DNS gives)
+//! unless a test asks for a Pebble that passes every challenge unchecked.
 
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
@@ -61,7 +62,7 @@ pub struct PebbleSettings {
     pub dns: Option<SocketAddr>,
 }
 
-/// A running Pebble with real validation.
+/// A running Pebble.
 pub struct Pebble {
     _peer: Peer,
     _dir: tempfile::TempDir,
@@ -72,8 +73,32 @@ pub struct Pebble {
     management: u16,
 }
 
+/// Whether Pebble checks the answers to its challenges.
+#[derive(Clone, Copy)]
+enum Validation {
+    Real,
+    AlwaysValid,
+}
+
 impl Pebble {
+    /// Pebble validating for real, where `settings` say.
     pub fn start(settings: PebbleSettings) -> Pebble {
+        Pebble::launch(&settings, Validation::Real)
+    }
+
+    /// Pebble passing every challenge unchecked, for tests of what follows
+    /// issuance (which node orders, how a certificate spreads) rather than of
+    /// validation: nothing needs to listen where it would validate.
+    pub fn always_valid() -> Pebble {
+        let nowhere = PebbleSettings {
+            http_port: free_port(),
+            tls_port: free_port(),
+            dns: None,
+        };
+        Pebble::launch(&nowhere, Validation::AlwaysValid)
+    }
+
+    fn launch(settings: &PebbleSettings, validation: Validation) -> Pebble {
         let dir = tempfile::tempdir().unwrap();
         let ca_file = pebble_tls(dir.path());
         let (acme, management) = (free_port(), free_port());
@@ -90,10 +115,15 @@ impl Pebble {
             .arg(dir.path().join("pebble.json"))
             .env("PEBBLE_VA_NOSLEEP", "1")
             .env("PEBBLE_WFE_NONCEREJECT", "0")
-            // Every order is validated afresh, never waved through on an
-            // earlier order's authorization.
-            .env("PEBBLE_AUTHZREUSE", "0")
-            .env_remove("PEBBLE_VA_ALWAYS_VALID");
+            // Every order goes through its challenges, never waved through
+            // on an earlier order's authorization: Pebble's default reuses
+            // half of them at random, so a run would take one path or the
+            // other by chance.
+            .env("PEBBLE_AUTHZREUSE", "0");
+        match validation {
+            Validation::Real => pebble.env_remove("PEBBLE_VA_ALWAYS_VALID"),
+            Validation::AlwaysValid => pebble.env("PEBBLE_VA_ALWAYS_VALID", "1"),
+        };
         if let Some(dns) = settings.dns {
             pebble.arg("-dnsserver").arg(dns.to_string());
         }
@@ -112,23 +142,17 @@ impl Pebble {
 
     /// The root Pebble issues certificates under, from its management interface.
     pub fn issuing_root(&self) -> String {
-        let root = peer_command("curl", "curl")
-            .args(["-sS", "--fail", "--cacert", &self.ca_file])
-            .arg(format!("https://127.0.0.1:{}/roots/0", self.management))
-            .output()
-            .unwrap();
-        assert!(
-            root.status.success(),
-            "{}",
-            String::from_utf8_lossy(&root.stderr)
-        );
-        String::from_utf8(root.stdout).unwrap()
+        curl(&[
+            "--cacert",
+            &self.ca_file,
+            &format!("https://127.0.0.1:{}/roots/0", self.management),
+        ])
     }
 }
 
 /// A certificate for Pebble's own HTTPS endpoint, from a CA made now;
 /// returns the CA's root file.
-pub fn pebble_tls(dir: &Path) -> String {
+fn pebble_tls(dir: &Path) -> String {
     let ca = TestCa::new();
     let issued = ca.issue(&["localhost", "127.0.0.1"]);
     std::fs::write(dir.join("pebble.pem"), &issued.chain_pem).unwrap();
@@ -168,15 +192,26 @@ impl TestDns {
     /// Answers A queries for `host` with `addresses`.
     pub fn set_a(&self, host: &str, addresses: &[&str]) {
         let body = serde_json::json!({ "host": host, "addresses": addresses }).to_string();
-        let out = peer_command("curl", "curl")
-            .args(["-sS", "--fail", "--data", &body])
-            .arg(format!("http://127.0.0.1:{}/add-a", self.management))
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        curl(&[
+            "--data",
+            &body,
+            &format!("http://127.0.0.1:{}/add-a", self.management),
+        ]);
     }
+}
+
+/// A request to a management interface (Pebble's or pebble-challtestsrv's)
+/// that must succeed; returns the body.
+fn curl(args: &[&str]) -> String {
+    let out = peer_command("curl", "curl")
+        .args(["-sS", "--fail"])
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "curl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
 }

@@ -1,5 +1,5 @@
 //! TLS clients: a handshake trusting only a given root, what the server
-//! presented, and GET requests over HTTP/1.1 or HTTP/2 as ALPN chose.
+//! presented (its names and serial), and GET requests over HTTP/1.1 or HTTP/2 as ALPN chose.
 
 use std::net::SocketAddr;
 use std::os::fd::{AsFd, AsRawFd};
@@ -79,6 +79,18 @@ pub fn peer_certificate(stream: &TlsStream) -> (Vec<String>, String, usize) {
         })
         .unwrap_or_default();
     (names, leaf.raw_serial_as_string(), chain.len())
+}
+
+/// The serial of the certificate the server at `addr` presents for
+/// `server_name`, trusting only `root_pem`; an error while it presents
+/// none signed under that root.
+pub async fn served_serial(
+    addr: SocketAddr,
+    server_name: &str,
+    root_pem: &str,
+) -> std::io::Result<String> {
+    let stream = tls_connect(addr, server_name, root_pem, &[]).await?;
+    Ok(peer_certificate(&stream).1)
 }
 
 /// Sends GET requests over an established TLS stream, with HTTP/2 if ALPN chose it.

@@ -47,7 +47,9 @@ use super::{Flushed, Stats, StatsSettings};
 use crate::cluster::{Area, Cluster, ClusterError};
 use crate::config::Config;
 
-/// The tables of the statistics, as the cluster migrates them.
+/// The tables of the statistics, as the cluster migrates them. Each step
+/// is written out whole, its counter columns too, sharing no text with the
+/// queries: a step some database has run must never change.
 pub const AREA: Area = Area {
     name: "stats",
     steps: &["CREATE TABLE quire_stats_hourly (

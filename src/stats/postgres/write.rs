@@ -16,6 +16,7 @@ use super::{PgStats, ROWS_PER_STATEMENT, STATEMENT_TIMEOUT, metric_code};
 use crate::stats::Flushed;
 use crate::stats::backend::{Drained, Merged};
 use crate::stats::caps::{MAX_REFERRERS_PER_VISITOR, MAX_VISITORS_PER_DAY};
+use crate::stats::flush::view_counts;
 use crate::stats::outbox::Seal;
 use crate::stats::parcel::Parcel;
 use crate::stats::recorder::{View, ViewKind};
@@ -183,41 +184,7 @@ async fn add(
     }
     let first = first_sightings(tx, consulted.keys()).await?;
 
-    let mut deltas: HashMap<(Hour, Series), Counts> = HashMap::new();
-    for (view, n) in &groups {
-        let n = *n;
-        let mut site = Counts::default();
-        match view.kind {
-            ViewKind::Page => {
-                site.views = n;
-                let views = Counts {
-                    views: n,
-                    ..Counts::default()
-                };
-                let page = Series::new(Metric::Page, &view.path);
-                deltas.entry((view.hour, page)).or_default().add(&views);
-                if let Some(host) = view.referrer.as_deref() {
-                    let series = Series::new(Metric::Referrer, host);
-                    deltas.entry((view.hour, series)).or_default().add(&views);
-                }
-            }
-            ViewKind::Feed => site.feed_fetches = n,
-            ViewKind::NotFound => {
-                site.not_found = n;
-                let missing = Counts {
-                    views: n,
-                    ..Counts::default()
-                };
-                let series = Series::new(Metric::NotFound, &view.path);
-                deltas.entry((view.hour, series)).or_default().add(&missing);
-            }
-            ViewKind::Bot => site.bot_views = n,
-        }
-        deltas
-            .entry((view.hour, Series::site()))
-            .or_default()
-            .add(&site);
-    }
+    let mut deltas = view_counts(&groups, dropped, now);
     for (key, credit) in &consulted {
         if first.contains(key) {
             let counts = deltas
@@ -228,16 +195,6 @@ async fn add(
                 false => counts.visitors += 1,
             }
         }
-    }
-    if dropped > 0 {
-        let lost = Counts {
-            dropped,
-            ..Counts::default()
-        };
-        deltas
-            .entry((Hour::of(now), Series::site()))
-            .or_default()
-            .add(&lost);
     }
     let records = deltas.len();
 

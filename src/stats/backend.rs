@@ -96,7 +96,10 @@ pub trait StatsBackend: Send + Sync + 'static {
     ) -> Result<Flushed, StatsStoreError>;
     /// Adds a parcel from the outbox unless the backend has recorded its
     /// `seal`, and records the seal in the same write, so that a parcel is
-    /// added once however often the process stops before emptying the outbox.
+    /// added once however often the process stops before emptying the
+    /// outbox. A backend whose write may commit while its reply is lost adds
+    /// only the parts none of whose names (batch, earlier seals) it has
+    /// recorded, and records them. The views it returns are those added.
     fn merge(
         &self,
         parcel: &Parcel,
@@ -174,6 +177,12 @@ impl<S: StatsStore> StatsBackend for S {
         flush::flush(self, drained.views, drained.dropped(), salts, now)
     }
 
+    /// Every part is added: the parts' names are not looked at. A write
+    /// here is local and its outcome known when `apply` returns (an error
+    /// means the batch is not durable, and the store is reopened from disk
+    /// before the next try), so no part kept in the outbox can be one the
+    /// store has, as a database over the network can have a write whose
+    /// reply was lost. The last parcel added is recorded by its seal.
     fn merge(
         &self,
         parcel: &Parcel,
@@ -184,8 +193,8 @@ impl<S: StatsStore> StatsBackend for S {
         if self.get(schema::OUTBOX_MERGED)?.as_deref() == Some(&seal[..]) {
             return Ok(Merged::AlreadyAdded);
         }
-        let groups = parcel.views.iter().map(|(view, n)| (view, *n)).collect();
-        let (mut batch, flushed) = flush::prepare(self, groups, parcel.dropped, salts, now)?;
+        let groups = parcel.views().collect();
+        let (mut batch, flushed) = flush::prepare(self, groups, parcel.dropped(), salts, now)?;
         batch.put(schema::OUTBOX_MERGED.to_vec(), seal.to_vec());
         self.apply(batch)?;
         Ok(Merged::Added(flushed))

@@ -54,114 +54,62 @@ pub fn prepare(
     let views: u64 = groups.iter().map(|(_, n)| n).sum();
     let aggregated_until = Meta::AggregatedUntil.read(store)?.map(Hour);
     let remembered_from = Meta::RememberedFrom.read(store)?.map(Day);
-    let mut deltas: HashMap<(Hour, Series), Counts> = HashMap::new();
     let mut batch = Batch::default();
     let mut seen = Seen::new(store);
 
     // Oldest first, so a visitor is counted in the hour first seen.
     groups.sort_by_key(|(view, _)| view.hour);
+    let mut deltas = view_counts(&groups, dropped, now);
     let mut visitors_by_day: HashMap<Day, u64> = HashMap::new();
-    for (view, n) in groups {
+    for (view, _) in &groups {
         let day = view.hour.day();
         // Once a day's seen-set is forgotten, its visitors can no longer be
         // told apart; late views still count, as views.
-        let visitor = view
+        let Some(visitor) = view
             .visitor
-            .filter(|_| remembered_from.is_none_or(|from| day >= from));
-        let visitor = match visitor {
-            Some(visitor) => {
-                let key = schema::seen_key(day, visitor, &Series::site());
-                let known = batch.pending(&key).is_some() || store.get(&key)?.is_some();
-                let counted = match visitors_by_day.entry(day) {
-                    std::collections::hash_map::Entry::Occupied(entry) => entry.into_mut(),
-                    std::collections::hash_map::Entry::Vacant(entry) => {
-                        entry.insert(visitors_of(store, &batch, day)?)
-                    }
-                };
-                if known || *counted < MAX_VISITORS_PER_DAY {
-                    *counted += u64::from(!known);
-                    Some(visitor)
-                } else {
-                    None
-                }
-            }
-            None => None,
+            .filter(|_| remembered_from.is_none_or(|from| day >= from))
+        else {
+            continue;
         };
-        let mut site = Counts::default();
+        let key = schema::seen_key(day, visitor, &Series::site());
+        let known = batch.pending(&key).is_some() || store.get(&key)?.is_some();
+        let counted = match visitors_by_day.entry(day) {
+            std::collections::hash_map::Entry::Occupied(entry) => entry.into_mut(),
+            std::collections::hash_map::Entry::Vacant(entry) => {
+                entry.insert(visitors_of(store, &batch, day)?)
+            }
+        };
+        if !known && *counted >= MAX_VISITORS_PER_DAY {
+            continue;
+        }
+        *counted += u64::from(!known);
+        let mut first_sighting = |series: &Series| -> Result<bool, StatsStoreError> {
+            seen.first_sighting(day, visitor, series, &mut batch)
+        };
         match view.kind {
             ViewKind::Page => {
-                site.views = n;
-                let mut page = Counts {
-                    views: n,
-                    ..Counts::default()
-                };
-                let page_series = Series::new(Metric::Page, &view.path);
-                let mut referrer = view.referrer.as_deref().map(|host| {
-                    (
-                        Series::new(Metric::Referrer, host),
-                        Counts {
-                            views: n,
-                            ..Counts::default()
-                        },
-                    )
-                });
-                if let Some(visitor) = visitor {
-                    if seen.first_sighting(day, visitor, &Series::site(), &mut batch)? {
-                        site.visitors = 1;
+                let page = Series::new(Metric::Page, &view.path);
+                let referrer = view
+                    .referrer
+                    .as_deref()
+                    .map(|host| Series::new(Metric::Referrer, host));
+                for series in [Some(Series::site()), Some(page), referrer]
+                    .into_iter()
+                    .flatten()
+                {
+                    if first_sighting(&series)? {
+                        deltas.entry((view.hour, series)).or_default().visitors += 1;
                     }
-                    if seen.first_sighting(day, visitor, &page_series, &mut batch)? {
-                        page.visitors = 1;
-                    }
-                    if let Some((series, counts)) = referrer.as_mut()
-                        && seen.first_sighting(day, visitor, series, &mut batch)?
-                    {
-                        counts.visitors = 1;
-                    }
-                }
-                deltas
-                    .entry((view.hour, page_series))
-                    .or_default()
-                    .add(&page);
-                if let Some((series, counts)) = referrer {
-                    deltas.entry((view.hour, series)).or_default().add(&counts);
                 }
             }
             ViewKind::Feed => {
-                site.feed_fetches = n;
-                if let Some(visitor) = visitor {
-                    let readers = Series::new(Metric::FeedReader, "");
-                    if seen.first_sighting(day, visitor, &readers, &mut batch)? {
-                        site.feed_readers = 1;
-                    }
+                if first_sighting(&Series::new(Metric::FeedReader, ""))? {
+                    let site = deltas.entry((view.hour, Series::site())).or_default();
+                    site.feed_readers += 1;
                 }
             }
-            ViewKind::NotFound => {
-                site.not_found = n;
-                let missing = Counts {
-                    views: n,
-                    ..Counts::default()
-                };
-                deltas
-                    .entry((view.hour, Series::new(Metric::NotFound, &view.path)))
-                    .or_default()
-                    .add(&missing);
-            }
-            ViewKind::Bot => site.bot_views = n,
+            ViewKind::NotFound | ViewKind::Bot => {}
         }
-        deltas
-            .entry((view.hour, Series::site()))
-            .or_default()
-            .add(&site);
-    }
-    if dropped > 0 {
-        let lost = Counts {
-            dropped,
-            ..Counts::default()
-        };
-        deltas
-            .entry((Hour::of(now), Series::site()))
-            .or_default()
-            .add(&lost);
     }
 
     let records = deltas.len();
@@ -197,6 +145,59 @@ pub fn prepare(
         records,
     };
     Ok((batch, flushed))
+}
+
+/// What `groups` add to the counters, visitors and feed readers aside
+/// (counting those takes knowing who was seen before): views by page,
+/// referrer and missing path, and the site's views, feed fetches, 404s and
+/// bot views, each in its view's hour; `dropped` goes to the hour of `now`.
+pub fn view_counts(
+    groups: &[(&View, u64)],
+    dropped: u64,
+    now: DateTime<Utc>,
+) -> HashMap<(Hour, Series), Counts> {
+    let mut deltas: HashMap<(Hour, Series), Counts> = HashMap::new();
+    for (view, n) in groups {
+        let n = *n;
+        let views = Counts {
+            views: n,
+            ..Counts::default()
+        };
+        let mut site = Counts::default();
+        match view.kind {
+            ViewKind::Page => {
+                site.views = n;
+                let page = Series::new(Metric::Page, &view.path);
+                deltas.entry((view.hour, page)).or_default().add(&views);
+                if let Some(host) = view.referrer.as_deref() {
+                    let series = Series::new(Metric::Referrer, host);
+                    deltas.entry((view.hour, series)).or_default().add(&views);
+                }
+            }
+            ViewKind::Feed => site.feed_fetches = n,
+            ViewKind::NotFound => {
+                site.not_found = n;
+                let series = Series::new(Metric::NotFound, &view.path);
+                deltas.entry((view.hour, series)).or_default().add(&views);
+            }
+            ViewKind::Bot => site.bot_views = n,
+        }
+        deltas
+            .entry((view.hour, Series::site()))
+            .or_default()
+            .add(&site);
+    }
+    if dropped > 0 {
+        let lost = Counts {
+            dropped,
+            ..Counts::default()
+        };
+        deltas
+            .entry((Hour::of(now), Series::site()))
+            .or_default()
+            .add(&lost);
+    }
+    deltas
 }
 
 /// Adds `delta` to the counters stored under `key`.

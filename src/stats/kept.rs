@@ -8,11 +8,10 @@ use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, Utc};
 
-use super::backend::{Merged, StatsBackend};
+use super::backend::{Drained, Merged, StatsBackend};
 use super::outbox::{Found, Outbox, OutboxError, Seal};
-use super::parcel::Parcel;
+use super::parcel::{Parcel, Part};
 use super::privacy::Salt;
-use super::recorder::View;
 use super::schema::Day;
 use super::store::StatsStoreError;
 
@@ -164,10 +163,16 @@ impl Carryover {
                 0
             }
             Merged::Added(flushed) => {
+                let had = parcel.count().saturating_sub(flushed.views as u64);
                 tracing::info!(
-                    "recovered {} statistics views from {path} into the store{}",
+                    "recovered {} statistics views from {path} into the store{}{}",
                     flushed.views,
-                    match parcel.dropped {
+                    match had {
+                        0 => String::new(),
+                        n =>
+                            format!(" ({n} more it had already, from a write whose reply was lost)"),
+                    },
+                    match parcel.dropped() {
                         0 => String::new(),
                         n => format!(" ({n} more had been dropped and are counted as dropped)"),
                     }
@@ -182,37 +187,33 @@ impl Carryover {
         Ok(added)
     }
 
-    /// Writes `views` and `dropped`, which the store failed to take with
+    /// Writes the `drained` views, which the store failed to take with
     /// `error`, into the outbox, together with the parcel still waiting.
-    ///
-    /// A known window, for a backend over the network (`postgres`): the
-    /// parcel carries the views but not the (node, sequence) of the batches
-    /// they were drained in, nor the seal of the waiting parcel it takes in.
-    /// Should a flush (or the waiting parcel's merge) have committed while
-    /// its reply was lost, and the retries then fail until shutdown (the
-    /// engine going down right after that commit), the next start adds
-    /// those views again under the new parcel's seal: counted twice are the
-    /// views that flush carried (all that waited then, up to the recorder's
-    /// capacity), or the waiting parcel's. Closing it
-    /// takes each batch's views and sequence into the parcel (with its own
-    /// seal for a parcel taken in), so that a merge adds only the batches
-    /// and parcels the backend has not recorded.
+    /// Each batch keeps its sequence number, and the waiting parcel's parts
+    /// take its seal along, so that a write of them that committed while
+    /// its reply was lost (a backend over the network) is not added again
+    /// from the outbox.
     pub fn keep(
         &self,
-        views: &[View],
-        dropped: u64,
+        drained: &Drained<'_>,
         salts: Vec<(Day, Salt)>,
         error: StatsStoreError,
     ) -> Result<Kept, Unsaved> {
-        let (pending, pending_dropped) = match &self.pending {
-            Some((parcel, _)) => (parcel.views.clone(), parcel.dropped),
-            None => (Vec::new(), 0),
-        };
-        let parcel = Parcel::new(
-            views.iter().map(|view| (view.clone(), 1)).chain(pending),
-            dropped + pending_dropped,
+        let carried = self.pending.iter().flat_map(|(parcel, seal)| {
+            parcel.parts.iter().map(|part| {
+                let mut part = part.clone();
+                part.parcels.push(*seal);
+                part
+            })
+        });
+        let drained = drained.split().map(|(batch, views)| {
+            let views = views.iter().map(|view| (view.clone(), 1));
+            Part::new(Some(batch.seq), Vec::new(), views, batch.dropped)
+        });
+        let parcel = Parcel {
+            parts: carried.chain(drained).collect(),
             salts,
-        );
+        };
         let views = parcel.count();
         // Only an attached durable store reserves the outbox: a successor
         // still waiting for its predecessor leaves it to that process.
@@ -245,6 +246,7 @@ mod tests {
 
     use crate::datadir::DataDir;
     use crate::stats::fixtures::{noon, record, totals, with_outbox};
+    use crate::stats::outbox::{Found, Outbox};
     use crate::stats::store::testing::Crashing;
     use crate::stats::{Stats, StoreHealth};
 
@@ -277,6 +279,45 @@ mod tests {
         assert_eq!(totals(&stats), (3, 2, 0), "added once");
         let emptied = std::fs::read(DataDir::new(dir.path()).stats_outbox()).unwrap();
         assert!(emptied.iter().all(|&b| b == 0));
+    }
+
+    #[test]
+    fn the_outbox_names_each_batch_and_the_parcels_that_carried_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = DataDir::new(dir.path()).stats_outbox();
+        let kept = || match Outbox::reserve(&path).unwrap().read().unwrap() {
+            Found::Parcel(parcel, seal) => (parcel, seal),
+            found => panic!("{found:?}"),
+        };
+        let store = Arc::new(Crashing::default());
+        let stats = Stats::new(Box::new(store.clone()), with_outbox(dir.path()), noon()).unwrap();
+        record(&stats, "192.0.2.1");
+        store.fail_after(0);
+        assert!(stats.flush_now().is_err());
+        record(&stats, "192.0.2.2");
+        assert_eq!(stats.flush_at_exit().unwrap().unwrap().views, 2);
+        drop(stats);
+        let (first, seal) = kept();
+        let batches: Vec<_> = first.parts.iter().map(|p| (p.batch, p.count())).collect();
+        assert!(
+            matches!(batches[..], [(Some(a), 1), (Some(b), 1)] if a < b),
+            "{batches:?}"
+        );
+        assert!(first.parts.iter().all(|p| p.parcels.is_empty()));
+
+        // Stopped again while the store still fails: the parcel's parts
+        // carry its seal, beside the batch drained since.
+        let stats = Stats::new(Box::new(store.clone()), with_outbox(dir.path()), noon()).unwrap();
+        record(&stats, "192.0.2.3");
+        assert_eq!(stats.flush_at_exit().unwrap().unwrap().views, 3);
+        drop(stats);
+        let (second, _) = kept();
+        let carried: Vec<_> = second.parts.iter().map(|p| &p.parcels[..]).collect();
+        assert_eq!(carried, [&[seal][..], &[seal], &[]]);
+        for (carried, part) in second.parts.iter().zip(&first.parts) {
+            assert_eq!((carried.batch, &carried.views), (part.batch, &part.views));
+        }
+        assert!(second.parts[2].batch > first.parts[1].batch);
     }
 
     #[test]

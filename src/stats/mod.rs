@@ -409,11 +409,11 @@ impl Stats {
         };
         let unwritten = self.writer();
         let salts = self.shared.recorder.salts().current();
-        let dropped = unwritten.batches.iter().map(|b| b.dropped).sum();
-        unwritten
-            .carryover
-            .keep(&unwritten.views, dropped, salts, error)
-            .map(Some)
+        let drained = Drained {
+            views: &unwritten.views,
+            batches: &unwritten.batches,
+        };
+        unwritten.carryover.keep(&drained, salts, error).map(Some)
     }
 
     /// Whether the store is still held by the process this one replaces.

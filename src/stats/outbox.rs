@@ -21,6 +21,7 @@ use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
 
+pub use super::parcel::Seal;
 use super::parcel::{Parcel, ParcelError};
 use crate::datadir::STATS_OUTBOX_DAMAGED as DAMAGED;
 
@@ -36,9 +37,6 @@ const NONCE: usize = 16;
 const MAGIC: &[u8; 8] = b"qoutbox1";
 /// The most a parcel's encoding may take.
 pub const ROOM: usize = SIZE - HEADER - NONCE;
-
-/// The SHA-256 of a payload: tells one parcel from another.
-pub type Seal = [u8; 32];
 
 #[derive(Debug, thiserror::Error)]
 pub enum OutboxError {

@@ -3,12 +3,25 @@
 //! (path, referrer host) is listed once, in a table the views point into;
 //! hours are stored from the earliest one. What does not fit the room given
 //! is counted as dropped, least repeated first, so nothing goes uncounted.
+//!
+//! The views come in [`Part`]s, each named by what a backend may already
+//! have recorded of it: the batch it was drained in, and the seals of the
+//! parcels that carried it before. A write whose reply was lost (a
+//! database over the network) may have committed some of them; a merge adds
+//! only the parts none of whose names the backend has recorded. The names
+//! follow the views, at the end, so that a parcel written before parts had
+//! names (no names section) reads as one unnamed part; a parcel of one
+//! unnamed part is still written that way. An older binary finds a names
+//! section to be trailing bytes and sets the outbox aside, unmerged.
 
 use std::collections::HashMap;
 
 use super::privacy::Salt;
 use super::recorder::{View, ViewKind};
 use super::schema::{Day, Hour};
+
+/// The SHA-256 of an outbox's payload: tells one parcel from another.
+pub type Seal = [u8; 32];
 
 /// Why bytes are not a parcel this binary wrote; each reads as the end of
 /// "the statistics outbox is damaged (...)".
@@ -30,34 +43,50 @@ pub enum ParcelError {
     NumberOutOfRange,
     #[error("a count is larger than what follows")]
     CountTooLarge,
+    #[error("its parts do not match its views")]
+    BadPart,
 }
 
 /// Views waiting for the store, with what else a flush writes.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Parcel {
-    /// Each distinct view once, with how many times it was recorded.
-    pub views: Vec<(View, u64)>,
-    /// Views already lost; added to the store's dropped count.
-    pub dropped: u64,
+    /// Oldest first.
+    pub parts: Vec<Part>,
     /// The salts of the views' days, so that a reader stays one visitor.
     pub salts: Vec<(Day, Salt)>,
 }
 
-impl Parcel {
+/// Views added together or not at all, and what names them.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Part {
+    /// The sequence number of the batch this node drained them in, when
+    /// they come from one.
+    pub batch: Option<u64>,
+    /// The seals of the parcels that carried them before, oldest first.
+    pub parcels: Vec<Seal>,
+    /// Each distinct view once, with how many times it was recorded.
+    pub views: Vec<(View, u64)>,
+    /// Views already lost; added to the store's dropped count.
+    pub dropped: u64,
+}
+
+impl Part {
     /// Identical views are counted together.
     pub fn new(
+        batch: Option<u64>,
+        parcels: Vec<Seal>,
         views: impl IntoIterator<Item = (View, u64)>,
         dropped: u64,
-        salts: Vec<(Day, Salt)>,
-    ) -> Parcel {
+    ) -> Part {
         let mut grouped: HashMap<View, u64> = HashMap::new();
         for (view, n) in views {
             *grouped.entry(view).or_default() += n;
         }
-        Parcel {
+        Part {
+            batch,
+            parcels,
             views: grouped.into_iter().collect(),
             dropped,
-            salts,
         }
     }
 
@@ -66,21 +95,109 @@ impl Parcel {
         self.views.iter().map(|(_, n)| n).sum()
     }
 
+    fn is_named(&self) -> bool {
+        self.batch.is_some() || !self.parcels.is_empty()
+    }
+
+    /// The most its name takes encoded, its seals' entries in the table
+    /// included.
+    fn name_cost(&self) -> usize {
+        1 + 10 + 5 + self.parcels.len() * (5 + 32) + 2 * 10
+    }
+}
+
+impl Parcel {
+    /// One unnamed part; identical views are counted together.
+    pub fn new(
+        views: impl IntoIterator<Item = (View, u64)>,
+        dropped: u64,
+        salts: Vec<(Day, Salt)>,
+    ) -> Parcel {
+        Parcel {
+            parts: vec![Part::new(None, Vec::new(), views, dropped)],
+            salts,
+        }
+    }
+
+    /// Views held, dropped ones aside.
+    pub fn count(&self) -> u64 {
+        self.parts.iter().map(Part::count).sum()
+    }
+
+    pub fn dropped(&self) -> u64 {
+        self.parts.iter().map(|part| part.dropped).sum()
+    }
+
+    /// Every view, with how often, part after part.
+    pub fn views(&self) -> impl Iterator<Item = (&View, u64)> {
+        self.parts
+            .iter()
+            .flat_map(|part| part.views.iter().map(|(view, n)| (view, *n)))
+    }
+
     /// The payload, at most `room` bytes; views that do not fit (the least
-    /// repeated) are counted as dropped instead. Returns it and how many
-    /// views that was.
+    /// repeated) are counted as dropped instead, in their part. Returns it
+    /// and how many views that was.
     pub fn encode(&self, room: usize) -> (Vec<u8>, u64) {
-        let mut views: Vec<&(View, u64)> = self.views.iter().collect();
-        views.sort_by_key(|(_, n)| std::cmp::Reverse(*n));
-        let base = views.iter().map(|(v, _)| v.hour.0).min().unwrap_or(0);
+        let named = self.parts.len() != 1 || self.parts.iter().any(Part::is_named);
+        // Names may take half the room. Past that (a failing store retried
+        // for weeks), the oldest parts, the likeliest to have been added
+        // already, give way: their views are counted as dropped, unnamed.
+        let mut budget = room / 2;
+        let keep = match named {
+            false => self.parts.len(),
+            true => self
+                .parts
+                .iter()
+                .rev()
+                .take_while(|part| match budget.checked_sub(part.name_cost()) {
+                    Some(left) => {
+                        budget = left;
+                        true
+                    }
+                    None => false,
+                })
+                .count(),
+        };
+        let (old, kept) = self.parts.split_at(self.parts.len() - keep);
+        let mut parts: Vec<Written<'_>> = kept.iter().map(Written::of).collect();
+        let given_way: u64 = old.iter().map(Part::count).sum();
+        if !old.is_empty() {
+            let dropped = old.iter().map(|part| part.dropped).sum::<u64>() + given_way;
+            parts.insert(0, Written::unnamed(dropped));
+        }
+        let mut seals: Vec<&Seal> = Vec::new();
+        for seal in parts.iter().flat_map(|part| part.parcels) {
+            if !seals.contains(&seal) {
+                seals.push(seal);
+            }
+        }
+
+        let mut views: Vec<(usize, &View, u64)> = parts
+            .iter()
+            .enumerate()
+            .flat_map(|(i, part)| {
+                let views = part.views;
+                views.iter().map(move |(view, n)| (i, view, *n))
+            })
+            .collect();
+        views.sort_by_key(|(_, _, n)| std::cmp::Reverse(*n));
+        let base = views.iter().map(|(_, v, _)| v.hour.0).min().unwrap_or(0);
         let mut names: HashMap<&str, u64> = HashMap::new();
         let mut table = Vec::new();
-        let mut groups = Vec::new();
+        let mut bytes = 0;
         let mut written = 0u64;
         let mut folded = 0u64;
         // The varints around the table and the groups, at their largest.
-        let fixed = 5 * 10 + self.salts.len() * (5 + 16);
-        for (view, n) in views {
+        let mut fixed = 5 * 10 + self.salts.len() * (5 + 16);
+        if named {
+            fixed += 2 * 10 + seals.len() * 32 + parts.len() * (1 + 10 + 5 + 2 * 10);
+            fixed += parts
+                .iter()
+                .map(|part| part.parcels.len() * 5)
+                .sum::<usize>();
+        }
+        for (own, view, n) in views {
             // Names this view adds to the table, if it fits.
             let mut new_names = Vec::new();
             let mut group = Vec::new();
@@ -114,9 +231,11 @@ impl Parcel {
             if let Some(visitor) = view.visitor {
                 group.extend_from_slice(&visitor.to_le_bytes());
             }
-            put_varint(&mut group, *n);
-            if fixed + table.len() + new_names.len() + groups.len() + group.len() > room {
+            put_varint(&mut group, n);
+            let part = &mut parts[own];
+            if fixed + table.len() + new_names.len() + bytes + group.len() > room {
                 folded += n;
+                part.dropped += n;
                 continue;
             }
             for name in added {
@@ -124,10 +243,11 @@ impl Parcel {
                 names.insert(name, at);
             }
             table.extend_from_slice(&new_names);
-            groups.extend_from_slice(&group);
+            bytes += group.len();
+            part.groups.push(group);
             written += 1;
         }
-        let mut out = Vec::with_capacity(fixed + table.len() + groups.len());
+        let mut out = Vec::with_capacity(fixed + table.len() + bytes);
         put_varint(&mut out, self.salts.len() as u64);
         for (day, salt) in &self.salts {
             put_varint(&mut out, u64::from(day.0));
@@ -137,9 +257,34 @@ impl Parcel {
         put_varint(&mut out, names.len() as u64);
         out.extend_from_slice(&table);
         put_varint(&mut out, written);
-        out.extend_from_slice(&groups);
-        put_varint(&mut out, self.dropped + folded);
-        (out, folded)
+        for group in parts.iter().flat_map(|part| &part.groups) {
+            out.extend_from_slice(group);
+        }
+        put_varint(&mut out, parts.iter().map(|part| part.dropped).sum::<u64>());
+        if named {
+            put_varint(&mut out, seals.len() as u64);
+            for seal in &seals {
+                out.extend_from_slice(&seal[..]);
+            }
+            put_varint(&mut out, parts.len() as u64);
+            for part in &parts {
+                match part.batch {
+                    Some(seq) => {
+                        out.push(1);
+                        put_varint(&mut out, seq);
+                    }
+                    None => out.push(0),
+                }
+                put_varint(&mut out, part.parcels.len() as u64);
+                for seal in part.parcels {
+                    let at = seals.iter().position(|s| *s == seal).expect("listed");
+                    put_varint(&mut out, at as u64);
+                }
+                put_varint(&mut out, part.dropped);
+                put_varint(&mut out, part.groups.len() as u64);
+            }
+        }
+        (out, folded + given_way)
     }
 
     pub fn decode(bytes: &[u8]) -> Result<Parcel, ParcelError> {
@@ -203,15 +348,96 @@ impl Parcel {
             views.push((view, n));
         }
         let dropped = reader.varint()?;
+        let parts = match reader.0.is_empty() {
+            true => vec![Part {
+                views,
+                dropped,
+                ..Part::default()
+            }],
+            false => read_parts(&mut reader, views, dropped)?,
+        };
         if !reader.0.is_empty() {
             return Err(ParcelError::Trailing(reader.0.len()));
         }
-        Ok(Parcel {
-            views,
-            dropped,
-            salts,
-        })
+        Ok(Parcel { parts, salts })
     }
+}
+
+/// A part as it is written: its own groups, encoded.
+struct Written<'p> {
+    batch: Option<u64>,
+    parcels: &'p [Seal],
+    views: &'p [(View, u64)],
+    dropped: u64,
+    groups: Vec<Vec<u8>>,
+}
+
+impl<'p> Written<'p> {
+    fn of(part: &'p Part) -> Written<'p> {
+        Written {
+            batch: part.batch,
+            parcels: &part.parcels,
+            views: &part.views,
+            dropped: part.dropped,
+            groups: Vec::new(),
+        }
+    }
+
+    fn unnamed(dropped: u64) -> Written<'p> {
+        Written {
+            batch: None,
+            parcels: &[],
+            views: &[],
+            dropped,
+            groups: Vec::new(),
+        }
+    }
+}
+
+/// The names section: the seals, then each part's name, dropped count and
+/// how many of the `views` (in order) are its own. The parts must account
+/// for every view and every dropped one.
+fn read_parts(
+    reader: &mut Reader<'_>,
+    views: Vec<(View, u64)>,
+    dropped: u64,
+) -> Result<Vec<Part>, ParcelError> {
+    let mut seals: Vec<Seal> = Vec::new();
+    for _ in 0..reader.count()? {
+        seals.push(reader.take(32)?.try_into().expect("32 bytes"));
+    }
+    let mut views = views.into_iter();
+    let mut unclaimed = dropped;
+    let mut parts = Vec::new();
+    for _ in 0..reader.count()? {
+        let batch = match reader.take(1)? {
+            [0] => None,
+            [1] => Some(reader.varint()?),
+            _ => return Err(ParcelError::BadPart),
+        };
+        let mut parcels = Vec::new();
+        for _ in 0..reader.count()? {
+            let at = usize::try_from(reader.varint()?).map_err(|_| ParcelError::BadPart)?;
+            parcels.push(*seals.get(at).ok_or(ParcelError::BadPart)?);
+        }
+        let dropped = reader.varint()?;
+        unclaimed = unclaimed.checked_sub(dropped).ok_or(ParcelError::BadPart)?;
+        let groups = usize::try_from(reader.varint()?).map_err(|_| ParcelError::BadPart)?;
+        let own: Vec<(View, u64)> = views.by_ref().take(groups).collect();
+        if own.len() != groups {
+            return Err(ParcelError::BadPart);
+        }
+        parts.push(Part {
+            batch,
+            parcels,
+            views: own,
+            dropped,
+        });
+    }
+    if views.next().is_some() || unclaimed != 0 {
+        return Err(ParcelError::BadPart);
+    }
+    Ok(parts)
 }
 
 fn put_varint(out: &mut Vec<u8>, mut value: u64) {
@@ -266,151 +492,7 @@ impl<'a> Reader<'a> {
 
 /// Parcels for the tests of this file and of the outbox.
 #[cfg(test)]
-pub mod samples {
-    use super::*;
-
-    pub fn view(
-        hour: u32,
-        kind: ViewKind,
-        path: &str,
-        referrer: Option<&str>,
-        visitor: Option<u64>,
-    ) -> View {
-        View {
-            hour: Hour(hour),
-            kind,
-            path: path.into(),
-            referrer: referrer.map(Into::into),
-            visitor,
-        }
-    }
-
-    pub fn parcel() -> Parcel {
-        let mut views = vec![
-            (
-                view(493_000, ViewKind::Page, "/", Some("news.example"), Some(7)),
-                3,
-            ),
-            (
-                view(493_001, ViewKind::Page, "/é/", None, Some(u64::MAX)),
-                1,
-            ),
-            (view(493_001, ViewKind::Feed, "/atom.xml", None, Some(9)), 2),
-            (
-                view(493_001, ViewKind::NotFound, "/wp-login.php", None, None),
-                40,
-            ),
-            (view(493_002, ViewKind::Bot, "", None, None), 5),
-        ];
-        for i in 0..1000 {
-            views.push((view(493_002, ViewKind::Page, "/", None, Some(i)), 1));
-        }
-        Parcel::new(views, 12, vec![(Day(20_541), [4; 16])])
-    }
-
-    /// The same parcel, whatever order its views were listed in.
-    pub fn sorted(mut parcel: Parcel) -> Parcel {
-        parcel
-            .views
-            .sort_by_key(|(v, n)| (v.hour, v.path.clone(), v.referrer.clone(), v.visitor, *n));
-        parcel
-    }
-}
+pub mod samples;
 
 #[cfg(test)]
-mod tests {
-    use super::samples::{parcel, sorted, view};
-    use super::*;
-    use crate::stats::outbox::{ROOM, SIZE};
-
-    #[test]
-    fn a_parcel_too_large_keeps_the_most_repeated_views_and_counts_the_rest_as_dropped() {
-        let parcel = parcel();
-        let (full, _) = parcel.encode(SIZE);
-        let (payload, folded) = parcel.encode(full.len() / 2);
-        assert!(payload.len() <= full.len() / 2);
-        assert!(folded > 0 && folded < parcel.count());
-        let read = Parcel::decode(&payload).unwrap();
-        assert_eq!(
-            read.count() + folded,
-            parcel.count(),
-            "every view accounted for"
-        );
-        assert_eq!(read.dropped, parcel.dropped + folded);
-        assert!(
-            read.views
-                .iter()
-                .any(|(v, n)| v.kind == ViewKind::NotFound && *n == 40)
-        );
-    }
-
-    #[test]
-    fn a_full_buffer_of_readers_of_a_few_pages_fits_whole() {
-        // 200,000 distinct readers of a few pages, each with a referrer.
-        let views = (0..200_000u64).map(|i| {
-            let path = format!("/posts/{}/", i % 50);
-            let referrer = format!("site{}.example", i % 100);
-            (
-                view(
-                    493_000 + (i % 3) as u32,
-                    ViewKind::Page,
-                    &path,
-                    Some(&referrer),
-                    Some(i.wrapping_mul(0x9e37_79b9_7f4a_7c15)),
-                ),
-                1,
-            )
-        });
-        let parcel = Parcel::new(views, 0, vec![(Day(20_541), [4; 16])]);
-        let (payload, folded) = parcel.encode(ROOM);
-        assert_eq!(folded, 0, "{} bytes", payload.len());
-    }
-
-    #[test]
-    fn the_waiting_buffers_worst_case_keeps_what_fits_and_counts_the_rest_as_dropped() {
-        // A full buffer of the costliest views: each reader distinct, each
-        // from its own longest referrer host.
-        let views = (0..200_000u64).map(|i| {
-            let referrer = format!("{i:0>253}");
-            (
-                view(
-                    493_000,
-                    ViewKind::Page,
-                    "/",
-                    Some(&referrer),
-                    Some(i.wrapping_mul(0x9e37_79b9_7f4a_7c15)),
-                ),
-                1,
-            )
-        });
-        let parcel = Parcel::new(views, 0, vec![(Day(20_541), [4; 16])]);
-        let room = ROOM;
-        let (payload, folded) = parcel.encode(room);
-        assert!(payload.len() <= room);
-        let kept = Parcel::decode(&payload).unwrap();
-        assert_eq!(kept.count() + folded, 200_000, "every view accounted for");
-        assert_eq!(kept.dropped, folded);
-        assert!(kept.count() > 15_000, "{} kept", kept.count());
-    }
-
-    #[test]
-    fn a_parcel_naming_more_pages_than_its_last_bytes_reads_back() {
-        let views = (0..1000).map(|i| {
-            let path = format!("/junk/{i}");
-            (view(493_000, ViewKind::NotFound, &path, None, None), 1)
-        });
-        let parcel = Parcel::new(views, 0, Vec::new());
-        let (payload, _) = parcel.encode(SIZE);
-        assert_eq!(sorted(Parcel::decode(&payload).unwrap()), sorted(parcel));
-    }
-
-    #[test]
-    fn bad_payloads_are_refused_not_misread() {
-        let (payload, _) = parcel().encode(SIZE);
-        assert!(Parcel::decode(&payload[..payload.len() - 1]).is_err());
-        let mut longer = payload.clone();
-        longer.push(0);
-        assert!(Parcel::decode(&longer).is_err());
-        assert!(Parcel::decode(&[0xff; 16]).is_err());
-    }
-}
+mod tests;

@@ -25,12 +25,10 @@ const LEASE: &str = "stats-maintenance";
 const LEASE_TTL: Duration = Duration::from_secs(300);
 /// Rows one deletion removes at most.
 const DELETE_CHUNK: i64 = 10_000;
-/// How long a batch's (node, sequence) is remembered: longer than a node
-/// keeps retrying a flush in memory through an outage of the engine.
-const BATCHES_KEPT: &str = "7 days";
-/// How long an outbox parcel's seal is remembered: a node may be down for
-/// a long while before it starts again and sends it.
-const PARCELS_KEPT: &str = "90 days";
+/// How long a batch's (node, sequence) and an outbox parcel's seal are
+/// remembered: a node may be down for a long while before it starts again
+/// and sends its outbox, whose parcel names both.
+const NAMES_KEPT: &str = "90 days";
 
 pub(super) async fn maintain(
     pg: &PgStats,
@@ -120,13 +118,10 @@ async fn holding(
     done.records_pruned +=
         delete(pg, &lease, "quire_stats_node_daily", "day", daily_cutoff).await?;
     let client = pg.cluster.client().await?;
-    for (table, kept) in [
-        ("quire_stats_batches", BATCHES_KEPT),
-        ("quire_stats_parcels", PARCELS_KEPT),
-    ] {
+    for table in ["quire_stats_batches", "quire_stats_parcels"] {
         done.records_pruned += client
             .execute(
-                &format!("DELETE FROM {table} WHERE at < now() - interval '{kept}'"),
+                &format!("DELETE FROM {table} WHERE at < now() - interval '{NAMES_KEPT}'"),
                 &[],
             )
             .await? as usize;

@@ -6,7 +6,8 @@
 //! (`ON CONFLICT DO NOTHING RETURNING`), so a reader seen by two nodes is one
 //! visitor; each flushed batch is recorded as (node, sequence) and each
 //! outbox parcel by its seal, in the transaction that adds it, so a retry
-//! after a lost reply is not counted twice. Salts and seen-sets are never
+//! after a lost reply is not counted twice, nor a batch or parcel that a
+//! parcel carries after a lost reply and an outage. Salts and seen-sets are never
 //! kept past their day. The salts live in an unlogged table, so they never
 //! spread into replicas and WAL archives; the seen-set is logged, so that a
 //! crash of the engine (which empties unlogged tables) does not count the
@@ -47,7 +48,9 @@ use super::{Flushed, Stats, StatsSettings};
 use crate::cluster::{Area, Cluster, ClusterError};
 use crate::config::Config;
 
-/// The tables of the statistics, as the cluster migrates them.
+/// The tables of the statistics, as the cluster migrates them. Each step
+/// is written out whole, its counter columns too, sharing no text with the
+/// queries: a step some database has run must never change.
 pub const AREA: Area = Area {
     name: "stats",
     steps: &["CREATE TABLE quire_stats_hourly (

@@ -59,13 +59,31 @@ pub(super) async fn decide_salts(
         .collect()
 }
 
+/// A read-only transaction that sees one snapshot throughout, so that a
+/// roll-up committing in between cannot count an hour twice or not at all.
+async fn snapshot(
+    client: &mut deadpool_postgres::Object,
+) -> Result<Transaction<'_>, StatsStoreError> {
+    Ok(client
+        .build_transaction()
+        .isolation_level(IsolationLevel::RepeatableRead)
+        .read_only(true)
+        .start()
+        .await?)
+}
+
+/// The first hour not rolled up into days yet, as of `tx`'s snapshot.
+async fn aggregated_until(tx: &Transaction<'_>) -> Result<Option<i32>, StatsStoreError> {
+    Ok(tx
+        .query_one("SELECT aggregated_until FROM quire_stats_meta", &[])
+        .await?
+        .get(0))
+}
+
 /// The hours a report takes from the hourly table: those of `from..=to`
 /// not rolled up yet, as of the transaction's snapshot.
 async fn hours(tx: &Transaction<'_>, from: Day, to: Day) -> Result<(i32, i32), StatsStoreError> {
-    let aggregated_until: Option<i32> = tx
-        .query_one("SELECT aggregated_until FROM quire_stats_meta", &[])
-        .await?
-        .get(0);
+    let aggregated_until = aggregated_until(tx).await?;
     let first = (aggregated_until.unwrap_or(0) as u32).max(from.first_hour().0);
     Ok((first as i32, to.next().first_hour().0 as i32))
 }
@@ -87,12 +105,7 @@ pub(super) async fn report(
     top: usize,
 ) -> Result<Report, StatsStoreError> {
     let mut client = pg.cluster.client().await?;
-    let tx = client
-        .build_transaction()
-        .isolation_level(IsolationLevel::RepeatableRead)
-        .read_only(true)
-        .start()
-        .await?;
+    let tx = snapshot(&mut client).await?;
     let (first_hour, end_hour) = hours(&tx, from, to).await?;
     let (from_day, to_day) = (from.0 as i32, to.0 as i32);
     let site = metric_code(Metric::Site);
@@ -190,12 +203,7 @@ pub(super) async fn by_node(
 /// sets and salts are left out: they are never kept past their day.
 pub(super) async fn export(pg: &PgStats) -> Result<Vec<u8>, StatsStoreError> {
     let mut client = pg.cluster.client().await?;
-    let tx = client
-        .build_transaction()
-        .isolation_level(IsolationLevel::RepeatableRead)
-        .read_only(true)
-        .start()
-        .await?;
+    let tx = snapshot(&mut client).await?;
     let copy = MemoryStore::default();
     let mut batch = Batch::default();
     for (table, period) in [("quire_stats_hourly", "hour"), ("quire_stats_daily", "day")] {
@@ -220,10 +228,7 @@ pub(super) async fn export(pg: &PgStats) -> Result<Vec<u8>, StatsStoreError> {
             batch.put(key, counts_at(&row, 3).encode());
         }
     }
-    let aggregated_until: Option<i32> = tx
-        .query_one("SELECT aggregated_until FROM quire_stats_meta", &[])
-        .await?
-        .get(0);
+    let aggregated_until = aggregated_until(&tx).await?;
     tx.commit().await?;
     if let Some(hour) = aggregated_until {
         Meta::AggregatedUntil.write(&mut batch, hour as u32);

@@ -1,13 +1,13 @@
 //! Adding views to the shared tables, one transaction per flush or parcel:
-//! the batch's (node, sequence) or the parcel's seal first, so a retry of
-//! one already added adds nothing; then the seen-set, where the first
+//! the batch's (node, sequence) or the parcel's seal (and its parts' names)
+//! first, so a retry of one already added adds nothing; then the seen-set, where the first
 //! sighting wins across nodes; then the counters, added by upsert. Every
 //! statement takes its rows in one order (sorted keys), so two nodes flushing
 //! at once wait for each other rather than deadlock. The caps of `caps` are
 //! applied to what is committed, as a flush into sled applies them to what
 //! is stored.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use chrono::{DateTime, Utc};
 use deadpool_postgres::Transaction;
@@ -16,6 +16,7 @@ use super::{PgStats, ROWS_PER_STATEMENT, STATEMENT_TIMEOUT, metric_code};
 use crate::stats::Flushed;
 use crate::stats::backend::{Drained, Merged};
 use crate::stats::caps::{MAX_REFERRERS_PER_VISITOR, MAX_VISITORS_PER_DAY};
+use crate::stats::flush::view_counts;
 use crate::stats::outbox::Seal;
 use crate::stats::parcel::Parcel;
 use crate::stats::recorder::{View, ViewKind};
@@ -34,18 +35,8 @@ pub(super) async fn flush(
     let mut client = pg.cluster.client().await?;
     let tx = client.transaction().await?;
     tx.batch_execute(STATEMENT_TIMEOUT).await?;
-    let mut fresh = HashSet::new();
-    let seqs: Vec<i64> = drained.batches.iter().map(|b| b.seq as i64).collect();
-    for chunk in seqs.chunks(ROWS_PER_STATEMENT) {
-        let rows = tx
-            .query(
-                "INSERT INTO quire_stats_batches (node, seq) SELECT $1::text, unnest($2::bigint[])
-                 ON CONFLICT DO NOTHING RETURNING seq",
-                &[&pg.node(), &chunk],
-            )
-            .await?;
-        fresh.extend(rows.iter().map(|row| row.get::<_, i64>(0) as u64));
-    }
+    let seqs = drained.batches.iter().map(|b| b.seq);
+    let fresh = record_batches(&tx, pg.node(), seqs).await?;
     let mut groups: HashMap<&View, u64> = HashMap::new();
     let mut dropped = 0;
     for (batch, views) in drained.split() {
@@ -64,7 +55,10 @@ pub(super) async fn flush(
     })
 }
 
-/// Adds `parcel` unless a parcel with its seal was added before.
+/// Adds `parcel` unless a parcel with its seal was added before; of its
+/// parts, those none of whose names (batch, earlier parcels) were recorded
+/// before, all of which it records. A part's batch is this node's: a node
+/// renamed since it kept the parcel would add it again.
 pub(super) async fn merge(
     pg: &PgStats,
     parcel: &Parcel,
@@ -74,23 +68,82 @@ pub(super) async fn merge(
     let mut client = pg.cluster.client().await?;
     let tx = client.transaction().await?;
     tx.batch_execute(STATEMENT_TIMEOUT).await?;
-    let new = tx
-        .query_opt(
-            "INSERT INTO quire_stats_parcels (seal, node) VALUES ($1, $2)
-             ON CONFLICT DO NOTHING RETURNING seal",
-            &[&&seal[..], &pg.node()],
-        )
-        .await?;
-    if new.is_none() {
+    if record_parcels(&tx, pg.node(), [seal]).await?.is_empty() {
         return Ok(Merged::AlreadyAdded);
     }
-    let groups = parcel.views.iter().map(|(view, n)| (view, *n)).collect();
-    let records = add(&tx, pg.node(), groups, parcel.dropped, now).await?;
+    // All names at once, before any part is judged: a seal several parts
+    // carry is new to each of them.
+    let seals: BTreeSet<&Seal> = parcel.parts.iter().flat_map(|p| &p.parcels).collect();
+    let new_seals = record_parcels(&tx, pg.node(), seals).await?;
+    let seqs: BTreeSet<u64> = parcel.parts.iter().filter_map(|p| p.batch).collect();
+    let new_batches = record_batches(&tx, pg.node(), seqs.into_iter()).await?;
+    let unheard = parcel.parts.iter().filter(|part| {
+        part.batch.is_none_or(|seq| new_batches.contains(&seq))
+            && part.parcels.iter().all(|seal| new_seals.contains(seal))
+    });
+    let mut groups: HashMap<&View, u64> = HashMap::new();
+    let mut dropped = 0;
+    for part in unheard {
+        dropped += part.dropped;
+        for (view, n) in &part.views {
+            *groups.entry(view).or_default() += n;
+        }
+    }
+    let views = groups.values().sum::<u64>() as usize;
+    let records = add(&tx, pg.node(), groups.into_iter().collect(), dropped, now).await?;
     tx.commit().await?;
-    Ok(Merged::Added(Flushed {
-        views: parcel.count() as usize,
-        records,
-    }))
+    Ok(Merged::Added(Flushed { views, records }))
+}
+
+/// Records `seqs` as `node`'s batches; returns those not recorded before.
+/// A batch a concurrent transaction is recording waits for its outcome.
+async fn record_batches(
+    tx: &Transaction<'_>,
+    node: &str,
+    seqs: impl Iterator<Item = u64>,
+) -> Result<HashSet<u64>, StatsStoreError> {
+    let seqs: Vec<i64> = seqs.map(|seq| seq as i64).collect();
+    let mut fresh = HashSet::new();
+    for chunk in seqs.chunks(ROWS_PER_STATEMENT) {
+        let rows = tx
+            .query(
+                "INSERT INTO quire_stats_batches (node, seq) SELECT $1::text, unnest($2::bigint[])
+                 ON CONFLICT DO NOTHING RETURNING seq",
+                &[&node, &chunk],
+            )
+            .await?;
+        fresh.extend(rows.iter().map(|row| row.get::<_, i64>(0) as u64));
+    }
+    Ok(fresh)
+}
+
+/// Records the parcels `seals`, as merged by `node`; returns those not
+/// recorded before.
+async fn record_parcels<'s>(
+    tx: &Transaction<'_>,
+    node: &str,
+    seals: impl IntoIterator<Item = &'s Seal>,
+) -> Result<HashSet<Seal>, StatsStoreError> {
+    let seals: Vec<&[u8]> = seals.into_iter().map(|seal| &seal[..]).collect();
+    let mut fresh = HashSet::new();
+    for chunk in seals.chunks(ROWS_PER_STATEMENT) {
+        let rows = tx
+            .query(
+                "INSERT INTO quire_stats_parcels (seal, node) SELECT unnest($1::bytea[]), $2::text
+                 ON CONFLICT DO NOTHING RETURNING seal",
+                &[&chunk, &node],
+            )
+            .await?;
+        for row in rows {
+            let seal: Vec<u8> = row.get(0);
+            fresh.insert(
+                seal.try_into().map_err(|_| {
+                    StatsStoreError::Corrupt("a parcel's seal is not 32 bytes".into())
+                })?,
+            );
+        }
+    }
+    Ok(fresh)
 }
 
 /// A row of the seen-set.
@@ -183,41 +236,7 @@ async fn add(
     }
     let first = first_sightings(tx, consulted.keys()).await?;
 
-    let mut deltas: HashMap<(Hour, Series), Counts> = HashMap::new();
-    for (view, n) in &groups {
-        let n = *n;
-        let mut site = Counts::default();
-        match view.kind {
-            ViewKind::Page => {
-                site.views = n;
-                let views = Counts {
-                    views: n,
-                    ..Counts::default()
-                };
-                let page = Series::new(Metric::Page, &view.path);
-                deltas.entry((view.hour, page)).or_default().add(&views);
-                if let Some(host) = view.referrer.as_deref() {
-                    let series = Series::new(Metric::Referrer, host);
-                    deltas.entry((view.hour, series)).or_default().add(&views);
-                }
-            }
-            ViewKind::Feed => site.feed_fetches = n,
-            ViewKind::NotFound => {
-                site.not_found = n;
-                let missing = Counts {
-                    views: n,
-                    ..Counts::default()
-                };
-                let series = Series::new(Metric::NotFound, &view.path);
-                deltas.entry((view.hour, series)).or_default().add(&missing);
-            }
-            ViewKind::Bot => site.bot_views = n,
-        }
-        deltas
-            .entry((view.hour, Series::site()))
-            .or_default()
-            .add(&site);
-    }
+    let mut deltas = view_counts(&groups, dropped, now);
     for (key, credit) in &consulted {
         if first.contains(key) {
             let counts = deltas
@@ -228,16 +247,6 @@ async fn add(
                 false => counts.visitors += 1,
             }
         }
-    }
-    if dropped > 0 {
-        let lost = Counts {
-            dropped,
-            ..Counts::default()
-        };
-        deltas
-            .entry((Hour::of(now), Series::site()))
-            .or_default()
-            .add(&lost);
     }
     let records = deltas.len();
 

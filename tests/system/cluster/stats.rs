@@ -1,12 +1,14 @@
 //! Statistics shared by the nodes of a cluster, against a real PostgreSQL:
 //! a reader seen by two nodes is one visitor (and, as a negative control,
 //! two when a node counts with a salt of its own), a replayed batch or
-//! parcel counts once, three nodes flushing at once report what one store
-//! fed the same views reports, and two real quire nodes (sharing one
-//! certificate from Pebble) count one reader once and every view through
-//! an outage of the engine, serving every request over HTTPS with the same
-//! certificate meanwhile; `quire stats` reads the shared tables when no
-//! node runs, without joining the cluster.
+//! parcel counts once (and, in `lost_reply`, so do views whose write
+//! committed unheard before an outage kept them in the outbox), three nodes
+//! flushing at once report what one store fed the same views reports, and
+//! two real quire nodes (sharing one certificate from Pebble) count one
+//! reader once and every view through an outage of the engine, serving
+//! every request over HTTPS with the same certificate meanwhile; `quire
+//! stats` reads the shared tables when no node runs, without joining the
+//! cluster.
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -25,6 +27,8 @@ use quire::stats::{
 };
 
 use crate::support::*;
+
+mod lost_reply;
 
 const FIREFOX: &[u8] = b"Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0";
 

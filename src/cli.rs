@@ -89,6 +89,9 @@ pub enum Command {
         /// How many days back, today included.
         #[arg(long, value_name = "N", default_value_t = 7)]
         days: u32,
+        /// In a cluster, also each node's totals.
+        #[arg(long)]
+        by_node: bool,
     },
     /// Archive the data directory (certificates, accounts, statistics) into FILE.
     Backup {

@@ -28,8 +28,12 @@
 //! tls/       certificates in memory (CertBundle with its CertOrigin), the
 //!            resolver, manual certificate files
 //! acme/      obtaining certificates: client, manager, schedule, the Storage
-//!            trait with its lease; local_ca/ is the in-process CA
-//! stats/     reading statistics behind the StatsBackend seam (sled today)
+//!            trait with its lease (FileStore; PgStore in a cluster, with
+//!            follow, which brings another node's certificate in);
+//!            challenges/ publishes answers (to every node in a cluster);
+//!            local_ca/ is the in-process CA
+//! stats/     reading statistics behind the StatsBackend seam (sled; the
+//!            cluster's PostgreSQL tables in postgres/)
 //! metrics/   /metrics, /health, /ready and the dashboard
 //! cluster/   the shared PostgreSQL of several nodes ([cluster]): the pool,
 //!            the LISTEN keeper and its events, leases by the database's

@@ -24,6 +24,7 @@ use self::activities::{
 pub use self::handover::{Inheritance, PredecessorState};
 pub use self::running::RunningServer;
 pub use self::serve::serve;
+use crate::acme::challenges::ChallengeFollower;
 use crate::acme::service::{self, AcmeParts};
 use crate::clock::SharedClock;
 use crate::config::{Config, Mode};
@@ -94,6 +95,7 @@ pub async fn start_with(
                 &crate::config::process_env,
                 &metrics,
                 claim.certificate_lock.clone(),
+                cluster.as_ref(),
             )
             .await?,
         ),
@@ -108,7 +110,7 @@ pub async fn start_with(
     let (watcher, summary) = build::site(&config, &clock).await?;
     let live = watcher.site.clone();
     let salts = predecessor.as_ref().map(|p| p.salts.as_slice());
-    let stats = build::stats(&config, &clock, salts);
+    let stats = build::stats(&config, &clock, cluster.as_ref(), salts).await;
     let limits = net::live_limits(config.limits.clone());
     let policy = web::live_policy(SitePolicy::from_config(&config, serves_tls));
     let (site_app, http_app) = build::routers(
@@ -135,14 +137,15 @@ pub async fn start_with(
             site_app,
         );
     }
-    let (manager, domains, local_ca) = match acme {
+    let (manager, domains, local_ca, follower) = match acme {
         Some(AcmeParts {
             manager,
             local_ca,
             domains,
+            follower,
             ..
-        }) => (Some(manager), Some(domains), local_ca),
-        None => (None, None, None),
+        }) => (Some(manager), Some(domains), local_ca, follower),
+        None => (None, None, None, None),
     };
     let local_ca_root = local_ca.map(|ca| build::local_ca(ca, &config, &mut listeners));
     for unused in sockets.unused() {
@@ -205,6 +208,16 @@ pub async fn start_with(
         let manager = CertificateManager { manager, requests };
         supervisor.spawn(WhenOwned::new(manager, &claim.ownership));
         handlers.renewals = Some(renew_tx);
+    }
+    if let Some(follower) = follower {
+        supervisor.spawn(WhenOwned::new(follower, &claim.ownership));
+    }
+    if let (Some(cluster), Some(resolver), true) = (&cluster, &resolver, uses_acme) {
+        supervisor.spawn(ChallengeFollower {
+            cluster: cluster.clone(),
+            http01: challenges.clone(),
+            resolver: resolver.clone(),
+        });
     }
     let socket = control.clone();
     supervisor.spawn(ControlSocket { socket, handlers });

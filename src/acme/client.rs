@@ -2,6 +2,10 @@
 //! account for this CA, order a certificate for the site's domains, answer the
 //! challenges, finalize with a fresh key and download the chain.
 //!
+//! The answers go out through [`Challenges`] (this node's memory, and every
+//! node's in a cluster) before the CA is told to validate, and are withdrawn
+//! once it has, whatever the outcome.
+//!
 //! Waiting is driven by events where there are any: the http-01 handler tells
 //! us the moment the CA fetched the token, so the order is polled right then;
 //! after that, polling starts fast and backs off, honouring `Retry-After`, up
@@ -20,13 +24,13 @@ use instant_acme::{
 use url::Url;
 
 use super::certs::IssuedCert;
+use super::challenges::{Answer, Challenges, Published};
 use super::http::{AcmeHttp, AcmeRoots};
 use super::lease::Lease;
 use super::store::Storage;
 use crate::config::{Challenge, ExternalAccountBinding};
 use crate::names::DnsName;
-use crate::tls::{CertBundle, CertResolver};
-use crate::web::ChallengeMap;
+use crate::tls::CertBundle;
 
 /// How long the CA gets to fetch an http-01 token before we poll anyway.
 const FETCH_WAIT: Duration = Duration::from_secs(10);
@@ -62,23 +66,20 @@ pub struct Certifier {
     settings: CertifierSettings,
     http: AcmeHttp,
     storage: Arc<dyn Storage>,
-    http01: ChallengeMap,
-    resolver: Arc<CertResolver>,
+    challenges: Challenges,
 }
 
 impl Certifier {
     pub fn new(
         settings: CertifierSettings,
         storage: Arc<dyn Storage>,
-        http01: ChallengeMap,
-        resolver: Arc<CertResolver>,
+        challenges: Challenges,
     ) -> anyhow::Result<Certifier> {
         Ok(Certifier {
             http: AcmeHttp::new(&settings.roots, settings.metrics.clone())?,
             settings,
             storage,
-            http01,
-            resolver,
+            challenges,
         })
     }
 
@@ -190,56 +191,12 @@ impl Certifier {
             .new_order(&NewOrder::new(&identifiers))
             .await
             .context("creating the order")?;
-        let mut answers = Answers {
-            http01: self.http01.clone(),
-            resolver: self.resolver.clone(),
-            tokens: Vec::new(),
-            names: Vec::new(),
-        };
-        let kind = match self.settings.challenge {
-            Challenge::Http01 => ChallengeType::Http01,
-            Challenge::TlsAlpn01 => ChallengeType::TlsAlpn01,
-        };
-        let mut authorizations = order.authorizations();
-        while let Some(authz) = authorizations.next().await {
-            let mut authz = authz.context("fetching an authorization")?;
-            let name = identifier_name(authz.identifier().identifier);
-            match authz.status {
-                AuthorizationStatus::Pending => {}
-                AuthorizationStatus::Valid => continue,
-                other => bail!("the CA reports the authorization for {name} as {other:?}"),
-            }
-            let mut challenge = authz.challenge(kind.clone()).ok_or_else(|| {
-                anyhow!("the CA offers no {kind:?} challenge for {name}; set [tls] challenge to another type")
-            })?;
-            let key_authorization = challenge.key_authorization();
-            match kind {
-                ChallengeType::TlsAlpn01 => {
-                    let digest = key_authorization.digest();
-                    self.resolver.set_alpn_challenge(&name, digest.as_ref())?;
-                    answers.names.push(name.clone());
-                }
-                _ => {
-                    self.http01.insert(
-                        challenge.token.clone(),
-                        key_authorization.as_str().to_string(),
-                    );
-                    answers.tokens.push(challenge.token.clone());
-                }
-            }
-            challenge
-                .set_ready()
-                .await
-                .with_context(|| format!("asking the CA to validate {name}"))?;
-        }
-        tracing::debug!("challenges answered; waiting for the CA");
-        for token in &answers.tokens {
-            self.http01.wait_fetched(token, FETCH_WAIT).await;
-        }
-        tracing::debug!("the CA fetched the tokens");
-        self.wait_for(&mut order, OrderStatus::Ready).await?;
+        let answers = self.answers(&mut order).await?;
+        let published = self.challenges.publish(answers).await?;
+        let validated = self.validate(&mut order, &published).await;
+        published.withdraw().await;
+        validated?;
         tracing::debug!("order ready; finalizing");
-        drop(answers);
 
         let names: Vec<String> = domains.iter().map(DnsName::to_string).collect();
         let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256)?;
@@ -261,6 +218,69 @@ impl Certifier {
             chain_pem,
             key_pem: key.serialize_pem(),
         })
+    }
+
+    /// The answers to the order's pending authorizations, by the configured
+    /// challenge type.
+    async fn answers(&self, order: &mut Order) -> anyhow::Result<Vec<Answer>> {
+        let kind = self.challenge_type();
+        let mut answers = Vec::new();
+        let mut authorizations = order.authorizations();
+        while let Some(authz) = authorizations.next().await {
+            let mut authz = authz.context("fetching an authorization")?;
+            let name = identifier_name(authz.identifier().identifier);
+            match authz.status {
+                AuthorizationStatus::Pending => {}
+                AuthorizationStatus::Valid => continue,
+                other => bail!("the CA reports the authorization for {name} as {other:?}"),
+            }
+            let challenge = authz.challenge(kind.clone()).ok_or_else(|| {
+                anyhow!("the CA offers no {kind:?} challenge for {name}; set [tls] challenge to another type")
+            })?;
+            let key_authorization = challenge.key_authorization();
+            answers.push(match kind {
+                ChallengeType::TlsAlpn01 => Answer::TlsAlpn01 {
+                    name,
+                    digest: key_authorization.digest().as_ref().to_vec(),
+                },
+                _ => Answer::Http01 {
+                    token: challenge.token.clone(),
+                    key_authorization: key_authorization.as_str().to_string(),
+                },
+            });
+        }
+        Ok(answers)
+    }
+
+    /// With the answers published: asks the CA to validate each pending
+    /// authorization and waits until the order is ready.
+    async fn validate(&self, order: &mut Order, published: &Published) -> anyhow::Result<()> {
+        let kind = self.challenge_type();
+        let mut authorizations = order.authorizations();
+        while let Some(authz) = authorizations.next().await {
+            let mut authz = authz.context("fetching an authorization")?;
+            if authz.status != AuthorizationStatus::Pending {
+                continue;
+            }
+            let name = identifier_name(authz.identifier().identifier);
+            let mut challenge = authz.challenge(kind.clone()).ok_or_else(|| {
+                anyhow!("the CA no longer offers a {kind:?} challenge for {name}")
+            })?;
+            challenge
+                .set_ready()
+                .await
+                .with_context(|| format!("asking the CA to validate {name}"))?;
+        }
+        tracing::debug!("challenges answered; waiting for the CA");
+        published.wait_fetched(FETCH_WAIT).await;
+        self.wait_for(order, OrderStatus::Ready).await
+    }
+
+    fn challenge_type(&self) -> ChallengeType {
+        match self.settings.challenge {
+            Challenge::Http01 => ChallengeType::Http01,
+            Challenge::TlsAlpn01 => ChallengeType::TlsAlpn01,
+        }
     }
 
     /// Polls `order` until it reaches `want`, fails, or the deadline passes.
@@ -318,26 +338,6 @@ impl Certifier {
             }
             Err(instant_acme::Error::Unsupported(_)) => Ok(None),
             Err(e) => Err(anyhow::Error::new(e).context("fetching renewal information")),
-        }
-    }
-}
-
-/// Challenge answers in place for one order; removed when dropped, whatever
-/// the outcome.
-struct Answers {
-    http01: ChallengeMap,
-    resolver: Arc<CertResolver>,
-    tokens: Vec<String>,
-    names: Vec<String>,
-}
-
-impl Drop for Answers {
-    fn drop(&mut self) {
-        for token in &self.tokens {
-            self.http01.remove(token);
-        }
-        for name in &self.names {
-            self.resolver.clear_alpn_challenge(name);
         }
     }
 }

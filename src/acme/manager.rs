@@ -4,13 +4,19 @@
 //! orders, stores the result before anything else, swaps it in, writes a
 //! backup and runs the post-issue hook. Failures are retried with backoff and
 //! never touch the certificate being served; every attempt is recorded in the
-//! status that `quire cert status` shows. It writes only under the
-//! certificates' lease, which it renews on the clock while it runs.
+//! status that `quire cert status` shows. It writes only under a lease on
+//! the certificates ([`LeasePolicy`]): a single node holds the data
+//! directory's for its whole life; a node of a cluster takes the shared one
+//! for each order, re-reads the store once it holds it (another node may just
+//! have ordered), and gives it up after, so that exactly one node orders and
+//! every node may be the next. Nodes of a cluster receive the certificates
+//! they did not order through [`super::follow`].
 
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use anyhow::Context;
 use chrono::{DateTime, Utc};
 use tokio::sync::{mpsc, oneshot};
 
@@ -18,8 +24,8 @@ use super::backup;
 use super::certs::{CertStore, RenewalStatus};
 use super::client::Certifier;
 use super::lease::{Lease, LeaseSlot};
-use super::schedule::{RenewalPolicy, random_unit};
-use super::store::keep_lease;
+use super::schedule::{RenewalPolicy, Turn, other_ca, random_unit, turn_wait};
+use super::store::{StorageError, keep_lease};
 use crate::clock::SharedClock;
 use crate::names::DnsName;
 use crate::shutdown::Shutdown;
@@ -27,6 +33,27 @@ use crate::tls::{CertBundle, CertResolver};
 
 /// The longest a post-issue hook may run.
 const HOOK_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// How long a node of a cluster holds the lease to order before it must
+/// renew it: an order takes seconds, and a node that dies mid-order holds up
+/// the others no longer than this.
+const ORDER_LEASE_TTL: Duration = Duration::from_secs(60);
+
+/// How the manager holds the right to write the certificates.
+#[derive(Clone)]
+pub enum LeasePolicy {
+    /// A single node: the data directory's lease, taken at start (or once a
+    /// predecessor has exited) and held for the life of the process.
+    HeldForLife(LeaseSlot),
+    /// A node of a cluster: the shared lease on the site's certificates,
+    /// taken for one order and given up after it.
+    PerOrder,
+}
+
+/// The name of a cluster's lease on the certificates of `primary`.
+pub fn order_lease(primary: &DnsName) -> String {
+    format!("certificates/{primary}")
+}
 
 /// A request to the running manager (from `quire cert renew`).
 pub struct RenewRequest {
@@ -52,14 +79,21 @@ pub struct CertManager {
     pub metrics: crate::metrics::Metrics,
     /// The domain list after a configuration reload.
     pub domain_updates: tokio::sync::watch::Receiver<Vec<DnsName>>,
-    /// The certificates' lease; filled before [`CertManager::run`] starts.
-    pub lease: LeaseSlot,
+    /// How the certificates' lease is held; a life-long one is filled
+    /// before [`CertManager::run`] starts.
+    pub leases: LeasePolicy,
+    /// Checks in a row that found the shared store unreachable, for the
+    /// backoff (and so that the outage is logged once).
+    pub unreachable: u32,
 }
 
 impl CertManager {
     /// Loads the stored certificate into the resolver, if there is a good one.
     pub async fn load_stored(&mut self) -> anyhow::Result<()> {
-        let lease = self.lease.current();
+        let lease = match &self.leases {
+            LeasePolicy::HeldForLife(slot) => slot.current(),
+            LeasePolicy::PerOrder => None,
+        };
         if let Some(stored) = self.store.load(lease.as_ref()).await? {
             match stored.bundle.check(&self.domains, self.clock.now()) {
                 Ok(()) => self.resolver.install(std::slice::from_ref(&stored.bundle)),
@@ -72,23 +106,74 @@ impl CertManager {
         Ok(())
     }
 
-    /// The lease to write under, renewed first when due.
-    async fn lease(&self) -> anyhow::Result<Lease> {
-        Ok(keep_lease(self.store.storage(), &self.lease, self.clock.now()).await?)
+    /// The life-long lease, renewed first when due; `None` in a cluster.
+    async fn life_lease(&self) -> anyhow::Result<Option<Lease>> {
+        match &self.leases {
+            LeasePolicy::HeldForLife(slot) => Ok(Some(
+                keep_lease(self.store.storage(), slot, self.clock.now()).await?,
+            )),
+            LeasePolicy::PerOrder => Ok(None),
+        }
     }
 
-    async fn save_status(&self, status: &RenewalStatus) {
-        let saved = match self.lease().await {
-            Ok(lease) => self
-                .store
-                .save_status(status, &lease)
-                .await
-                .map_err(anyhow::Error::from),
+    /// Records `status` under the lease in `slot`.
+    async fn save_status_under(&self, status: &RenewalStatus, slot: &LeaseSlot) {
+        let saved = match keep_lease(self.store.storage(), slot, self.clock.now()).await {
+            Ok(lease) => self.store.save_status(status, &lease).await,
             Err(e) => Err(e),
         };
         if let Err(e) = saved {
             tracing::warn!("cannot save the certificate status: {e:#}");
         }
+    }
+
+    /// Records `status` under the life-long lease. In a cluster the status
+    /// is shared, and recorded only by the node ordering, under its turn's
+    /// lease ([`CertManager::obtain`] does).
+    pub async fn save_status(&self, status: &RenewalStatus) {
+        if let LeasePolicy::HeldForLife(slot) = &self.leases {
+            self.save_status_under(status, slot).await;
+        }
+    }
+
+    /// A cluster: what the shared store holds becomes what this node judges
+    /// by (another node may have ordered since).
+    async fn refresh_shared(&mut self, status: &mut RenewalStatus) -> Result<(), StorageError> {
+        let shared = self.store.status().await;
+        let stored = match shared {
+            Ok(shared) => {
+                *status = shared;
+                self.store.load(None).await
+            }
+            Err(e) => Err(e),
+        };
+        match stored {
+            Ok(stored) => {
+                if self.unreachable > 0 {
+                    tracing::info!("the shared certificate store answers again");
+                }
+                self.unreachable = 0;
+                if let Some(stored) = stored {
+                    self.current = Some(stored.bundle);
+                }
+                Ok(())
+            }
+            Err(e) => {
+                self.unreachable += 1;
+                match self.unreachable {
+                    1 => tracing::warn!("no certificate is ordered meanwhile: {e}"),
+                    _ => tracing::debug!("the shared store is still unreachable: {e}"),
+                }
+                Err(e)
+            }
+        }
+    }
+
+    /// When a node that found the shared store unreachable looks again.
+    fn after_outage(&self) -> DateTime<Utc> {
+        self.clock.now()
+            + chrono::Duration::from_std(self.policy.retry_delay(self.unreachable))
+                .unwrap_or_default()
     }
 
     /// Runs until shutdown.
@@ -99,17 +184,24 @@ impl CertManager {
     ) -> anyhow::Result<()> {
         let mut requests = requests.lock().await;
         self.domains = self.domain_updates.borrow_and_update().clone();
-        let mut lease = self.lease().await?;
-        // After a restart by the supervisor, the store knows best what is current.
-        self.load_stored().await?;
-        let mut status = self.store.status().await?;
+        let mut life = self.life_lease().await?;
         let now = self.clock.now();
-        let same_ca = status.directory.as_deref() == Some(self.certifier.directory().as_str());
-        // A restart does not reset the backoff of a CA that keeps failing.
-        let mut next = match status.next_check {
-            Some(at) if same_ca && status.consecutive_failures > 0 && at > now => at,
-            _ => now,
-        };
+        let mut next = now;
+        // In a cluster the certificate being served came from the local copy
+        // at start; the first check reads the shared store (if it answers).
+        let mut status = RenewalStatus::default();
+        if life.is_some() {
+            // After a restart by the supervisor, the store knows best what is current.
+            self.load_stored().await?;
+            status = self.store.status().await?;
+            let same_ca = status.directory.as_deref() == Some(self.certifier.directory().as_str());
+            // A restart does not reset the backoff of a CA that keeps failing.
+            if let Some(at) = status.next_check {
+                if same_ca && status.consecutive_failures > 0 && at > now {
+                    next = at;
+                }
+            }
+        }
         let stop = shutdown.wait();
         tokio::pin!(stop);
         loop {
@@ -123,12 +215,18 @@ impl CertManager {
                 status.next_check = Some(next);
                 self.save_status(&status).await;
             }
+            let renew_life = async {
+                match &life {
+                    Some(lease) => self.clock.sleep_until(lease.renew_at()).await,
+                    None => std::future::pending().await,
+                }
+            };
             tokio::select! {
                 () = &mut stop => return Ok(()),
                 () = self.clock.sleep_until(next) => {}
                 // A lease that cannot be kept ends the task: the supervisor
                 // restarts it, and it writes nothing meanwhile.
-                () = self.clock.sleep_until(lease.renew_at()) => lease = self.lease().await?,
+                () = renew_life => life = self.life_lease().await?,
                 Some(request) = requests.recv() => {
                     let outcome = tokio::select! {
                         outcome = self.obtain(&mut status, request.dry_run) => outcome,
@@ -151,14 +249,15 @@ impl CertManager {
 
     /// Looks at the certificate, orders one if needed, and says when to look next.
     async fn check(&mut self, status: &mut RenewalStatus) -> DateTime<Utc> {
+        if matches!(self.leases, LeasePolicy::PerOrder)
+            && self.refresh_shared(status).await.is_err()
+        {
+            return self.after_outage();
+        }
         let now = self.clock.now();
-        let ca_window = match &self.current {
-            Some(bundle) if bundle.check(&self.domains, now).is_ok() => {
-                let window = match self.lease().await {
-                    Ok(lease) => self.certifier.renewal_window(bundle, &lease).await,
-                    Err(e) => Err(e),
-                };
-                match window {
+        let ca_window = match (&self.current, self.life_lease().await) {
+            (Some(bundle), Ok(Some(lease))) if bundle.check(&self.domains, now).is_ok() => {
+                match self.certifier.renewal_window(bundle, &lease).await {
                     Ok(window) => window.map(|(start, end)| start + (end - start) / 2),
                     Err(e) => {
                         tracing::debug!("no renewal information from the CA: {e:#}");
@@ -166,25 +265,17 @@ impl CertManager {
                     }
                 }
             }
+            // A node of a cluster would need the lease to create the
+            // account this asks with; it keeps to the renewal window.
             _ => None,
         };
         let regular = self.policy.next_check(now, random_unit());
-        // Switching CA (staging to production, say) replaces a certificate
-        // that is still valid: browsers would not trust the old issuer.
-        let other_ca = status
-            .issued_by
-            .as_deref()
-            .filter(|by| self.current.is_some() && *by != self.certifier.identity())
-            .map(|by| {
-                format!(
-                    "the certificate comes from {by}, and the configuration now names {}",
-                    self.certifier.identity()
-                )
-            });
-        let Some(reason) = other_ca.or_else(|| {
-            self.policy
-                .reason_to_order(self.current.as_ref(), &self.domains, now, ca_window)
-        }) else {
+        let Some(reason) = other_ca(status, self.current.as_ref(), self.certifier.identity())
+            .or_else(|| {
+                self.policy
+                    .reason_to_order(self.current.as_ref(), &self.domains, now, ca_window)
+            })
+        else {
             let renew_after = self.current.as_ref().map(|b| self.policy.renew_after(b));
             status.renew_after = renew_after;
             let next = [Some(regular), renew_after, ca_window]
@@ -215,28 +306,145 @@ impl CertManager {
             status.last_error = Some(message);
             return until;
         }
-        tracing::info!(
-            "ordering a certificate for {}: {reason}",
-            self.store.primary()
+        match self.leases.clone() {
+            LeasePolicy::HeldForLife(slot) => {
+                tracing::info!(
+                    "ordering a certificate for {}: {reason}",
+                    self.store.primary()
+                );
+                let outcome = self.attempt(status, false, &slot).await;
+                self.next_after(status, outcome.is_ok())
+            }
+            LeasePolicy::PerOrder => self.take_turn(status, &reason).await,
+        }
+    }
+
+    /// When to look next after an attempt.
+    fn next_after(&self, status: &RenewalStatus, succeeded: bool) -> DateTime<Utc> {
+        let now = self.clock.now();
+        match succeeded {
+            true => self.policy.next_check(now, random_unit()),
+            false => {
+                now + chrono::Duration::from_std(
+                    self.policy.retry_delay(status.consecutive_failures),
+                )
+                .unwrap_or_default()
+            }
+        }
+    }
+
+    /// A cluster: the check says "order", so this node tries to take the
+    /// turn; whether it then orders is decided by what the store holds once
+    /// it has it.
+    async fn take_turn(&mut self, status: &mut RenewalStatus, reason: &str) -> DateTime<Utc> {
+        let primary = self.store.primary().clone();
+        let lease = match self
+            .store
+            .storage()
+            .acquire(&order_lease(&primary), ORDER_LEASE_TTL)
+            .await
+        {
+            Ok(lease) => lease,
+            Err(StorageError::Held { holder, .. }) => {
+                let wait = turn_wait(random_unit());
+                tracing::info!(
+                    "node {holder} is ordering the certificate for {primary}; this node waits for it (looking again in {})",
+                    humantime::format_duration(Duration::from_millis(wait.as_millis() as u64))
+                );
+                return self.clock.now() + chrono::Duration::from_std(wait).unwrap_or_default();
+            }
+            Err(e) => {
+                tracing::warn!("cannot take the turn to order the certificate for {primary}: {e}");
+                self.unreachable += 1;
+                return self.after_outage();
+            }
+        };
+        if self.refresh_shared(status).await.is_err() {
+            return self.after_outage();
+        }
+        let now = self.clock.now();
+        let turn = self.policy.in_turn(
+            self.current.as_ref(),
+            status,
+            &self.domains,
+            now,
+            self.certifier.identity(),
         );
-        match self.obtain(status, false).await {
-            Ok(_) => self.policy.next_check(self.clock.now(), random_unit()),
-            Err(_) => {
-                self.clock.now()
-                    + chrono::Duration::from_std(
-                        self.policy.retry_delay(status.consecutive_failures),
-                    )
-                    .unwrap_or_default()
+        match turn {
+            Turn::NotNeeded => {
+                tracing::info!(
+                    "another node renewed the certificate for {primary} meanwhile; not ordering"
+                );
+                self.policy.next_check(now, random_unit())
+            }
+            Turn::NotBefore(at, why) => {
+                tracing::info!(
+                    "not ordering the certificate for {primary} before {}: {why}",
+                    crate::clock::for_people(at)
+                );
+                at
+            }
+            Turn::Order(now_reason) => {
+                tracing::info!(
+                    "ordering a certificate for {primary}: {now_reason} (this node's turn; the check said: {reason})"
+                );
+                let outcome = self.in_turn(status, false, lease).await;
+                self.next_after(status, outcome.is_ok())
             }
         }
     }
 
     /// One attempt, whatever the schedule says (`quire cert renew` comes here
-    /// directly); the outcome is recorded in `status`.
+    /// directly); the outcome is recorded in `status`. A node of a cluster
+    /// takes its turn first, and fails if another node is ordering.
     pub async fn obtain(
         &mut self,
         status: &mut RenewalStatus,
         dry_run: bool,
+    ) -> anyhow::Result<String> {
+        match self.leases.clone() {
+            LeasePolicy::HeldForLife(slot) => self.attempt(status, dry_run, &slot).await,
+            LeasePolicy::PerOrder => {
+                let lease = self
+                    .store
+                    .storage()
+                    .acquire(&order_lease(self.store.primary()), ORDER_LEASE_TTL)
+                    .await
+                    .context("taking the turn to order")?;
+                self.refresh_shared(status).await?;
+                self.in_turn(status, dry_run, lease).await
+            }
+        }
+    }
+
+    /// An attempt under a cluster's lease, renewed on the clock while it
+    /// runs (an order that loses it is abandoned: the new holder owns the
+    /// store), then the shared status recorded and the lease given up.
+    async fn in_turn(
+        &mut self,
+        status: &mut RenewalStatus,
+        dry_run: bool,
+        lease: Lease,
+    ) -> anyhow::Result<String> {
+        let slot = LeaseSlot::holding(lease);
+        let keeper = keep_turn(self.store.clone(), slot.clone(), self.clock.clone());
+        let outcome = tokio::select! {
+            outcome = self.attempt(status, dry_run, &slot) => outcome,
+            lost = keeper => Err(lost.context("the order was abandoned")),
+        };
+        if !dry_run {
+            status.next_check = Some(self.next_after(status, outcome.is_ok()));
+            self.save_status_under(status, &slot).await;
+        }
+        outcome
+    }
+
+    /// One attempt under the lease in `slot`; the outcome is recorded in `status`.
+    async fn attempt(
+        &mut self,
+        status: &mut RenewalStatus,
+        dry_run: bool,
+        slot: &LeaseSlot,
     ) -> anyhow::Result<String> {
         let certifier = match dry_run {
             true => &self.dry_run_certifier,
@@ -245,7 +453,7 @@ impl CertManager {
         let started_at = self.clock.now();
         let started = Instant::now();
         let result = async {
-            let lease = self.lease().await?;
+            let lease = keep_lease(self.store.storage(), slot, self.clock.now()).await?;
             let issued = certifier.certify(&self.domains, &lease).await?;
             let bundle = issued.bundle()?;
             bundle.check(&self.domains, self.clock.now())?;
@@ -285,7 +493,7 @@ impl CertManager {
         };
         // Stored first: a crash after this point never causes a second order.
         // The order may have taken long enough for the lease to be due.
-        let lease = self.lease().await?;
+        let lease = keep_lease(self.store.storage(), slot, self.clock.now()).await?;
         self.store
             .save(&issued, &bundle, started_at, &lease)
             .await?;
@@ -312,6 +520,11 @@ impl CertManager {
         );
         tracing::info!("{message}");
         self.current = Some(bundle.clone());
+        // In a cluster every node, this one included, writes its local copy,
+        // its backup and runs its hook when the new version reaches it.
+        if let LeasePolicy::PerOrder = self.leases {
+            return Ok(message);
+        }
         // Written in place, not awaited: from the install to the caller
         // recording the outcome nothing may yield, or a shutdown (or a moved
         // clock) in between would lose the status of a certificate now served.
@@ -320,44 +533,59 @@ impl CertManager {
             Err(e) => tracing::warn!("could not write a backup: {e:#}"),
         }
         if let Some(hook) = &self.post_issue_hook {
-            self.run_hook(hook, &bundle);
+            run_hook(hook, &self.data_dir, self.store.primary(), &bundle);
         }
         Ok(message)
     }
+}
 
-    /// Runs the hook in the background; its outcome is logged.
-    fn run_hook(&self, hook: &str, bundle: &CertBundle) {
-        let dir = crate::datadir::DataDir::new(&self.data_dir).certs(self.store.primary().as_str());
-        let mut command = tokio::process::Command::new("/bin/sh");
-        command
-            .arg("-c")
-            .arg(hook)
-            .env("QUIRE_CERT_FILE", dir.join("fullchain.pem"))
-            .env("QUIRE_KEY_FILE", dir.join("privkey.pem"))
-            .env("QUIRE_DOMAINS", bundle.names.join(" "))
-            .env("QUIRE_NOT_AFTER", bundle.not_after.to_rfc3339())
-            .stdin(std::process::Stdio::null())
-            .kill_on_drop(true);
-        for variable in crate::upgrade::START_VARIABLES {
-            command.env_remove(variable);
+/// Renews the lease in `slot` on the clock while an order runs; returns
+/// only when it cannot be kept.
+async fn keep_turn(store: CertStore, slot: LeaseSlot, clock: SharedClock) -> anyhow::Error {
+    loop {
+        let Some(lease) = slot.current() else {
+            return anyhow::anyhow!("the lease on the certificates is gone");
+        };
+        clock.sleep_until(lease.renew_at()).await;
+        if let Err(e) = keep_lease(store.storage(), &slot, clock.now()).await {
+            return anyhow::Error::new(e)
+                .context("the lease on the certificates could not be kept");
         }
-        let hook = hook.to_string();
-        tokio::spawn(async move {
-            match tokio::time::timeout(HOOK_TIMEOUT, command.output()).await {
-                Ok(Ok(out)) if out.status.success() => {
-                    tracing::info!("post-issue hook `{hook}` succeeded");
-                }
-                Ok(Ok(out)) => tracing::error!(
-                    "post-issue hook `{hook}` failed ({}): {}",
-                    out.status,
-                    String::from_utf8_lossy(&out.stderr).trim()
-                ),
-                Ok(Err(e)) => tracing::error!("cannot run the post-issue hook `{hook}`: {e}"),
-                Err(_) => tracing::error!(
-                    "post-issue hook `{hook}` did not finish within {}s and was stopped",
-                    HOOK_TIMEOUT.as_secs()
-                ),
-            }
-        });
     }
+}
+
+/// Runs the post-issue hook in the background; its outcome is logged.
+pub fn run_hook(hook: &str, data_dir: &std::path::Path, primary: &DnsName, bundle: &CertBundle) {
+    let dir = crate::datadir::DataDir::new(data_dir).certs(primary.as_str());
+    let mut command = tokio::process::Command::new("/bin/sh");
+    command
+        .arg("-c")
+        .arg(hook)
+        .env("QUIRE_CERT_FILE", dir.join("fullchain.pem"))
+        .env("QUIRE_KEY_FILE", dir.join("privkey.pem"))
+        .env("QUIRE_DOMAINS", bundle.names.join(" "))
+        .env("QUIRE_NOT_AFTER", bundle.not_after.to_rfc3339())
+        .stdin(std::process::Stdio::null())
+        .kill_on_drop(true);
+    for variable in crate::upgrade::START_VARIABLES {
+        command.env_remove(variable);
+    }
+    let hook = hook.to_string();
+    tokio::spawn(async move {
+        match tokio::time::timeout(HOOK_TIMEOUT, command.output()).await {
+            Ok(Ok(out)) if out.status.success() => {
+                tracing::info!("post-issue hook `{hook}` succeeded");
+            }
+            Ok(Ok(out)) => tracing::error!(
+                "post-issue hook `{hook}` failed ({}): {}",
+                out.status,
+                String::from_utf8_lossy(&out.stderr).trim()
+            ),
+            Ok(Err(e)) => tracing::error!("cannot run the post-issue hook `{hook}`: {e}"),
+            Err(_) => tracing::error!(
+                "post-issue hook `{hook}` did not finish within {}s and was stopped",
+                HOOK_TIMEOUT.as_secs()
+            ),
+        }
+    });
 }

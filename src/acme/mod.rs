@@ -1,14 +1,20 @@
-//! Certificates by ACME (RFC 8555): the client workflow, the renewal schedule,
-//! the on-disk store and backups; `local_ca` is the in-process CA that local
-//! mode certifies itself against.
+//! Certificates by ACME (RFC 8555): the client workflow, where its challenge
+//! answers go (every node's memory in a cluster), the renewal schedule, the
+//! on-disk store and backups; `local_ca` is the in-process CA that local
+//! mode certifies itself against. In a cluster the store is `pg_store`
+//! (shared in PostgreSQL) and `follow` brings each new certificate to every
+//! node.
 
 pub mod backup;
 pub mod certs;
+pub mod challenges;
 pub mod client;
+pub mod follow;
 pub mod http;
 pub mod lease;
 pub mod local_ca;
 pub mod manager;
+pub mod pg_store;
 pub mod schedule;
 pub mod service;
 pub mod store;

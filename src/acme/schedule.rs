@@ -6,10 +6,45 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
+use super::certs::RenewalStatus;
 use crate::names::DnsName;
 use crate::tls::CertBundle;
 
 const WEEK: chrono::Duration = chrono::Duration::days(7);
+
+/// How long a node of a cluster waits, when another node is ordering, before
+/// it looks at the shared store again: the new certificate usually arrives
+/// first (by notification), and the spread keeps the nodes out of step.
+const TURN_WAIT: Duration = Duration::from_secs(5);
+
+/// What a node of a cluster does once it holds the lease to order.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Turn {
+    /// Still needed, for this reason.
+    Order(String),
+    /// The shared store's certificate is good: another node ordered it
+    /// between this node's check and its taking the lease.
+    NotNeeded,
+    /// The cluster's shared backoff or weekly cap says not before then.
+    NotBefore(DateTime<Utc>, String),
+}
+
+/// Why the certificate must be replaced although it is valid: it comes from
+/// another CA than the one configured (`identity`), which browsers may not
+/// trust (staging to production, say).
+pub fn other_ca(
+    status: &RenewalStatus,
+    current: Option<&CertBundle>,
+    identity: &str,
+) -> Option<String> {
+    status
+        .issued_by
+        .as_deref()
+        .filter(|by| current.is_some() && *by != identity)
+        .map(|by| {
+            format!("the certificate comes from {by}, and the configuration now names {identity}")
+        })
+}
 
 #[derive(Debug, Clone)]
 pub struct RenewalPolicy {
@@ -85,6 +120,48 @@ impl RenewalPolicy {
         self.first_retry.saturating_mul(factor).min(self.max_retry)
     }
 
+    /// The decision of a node that has just taken the lease, from what the
+    /// shared store holds now (`current`, `status`): the check that sent it
+    /// there looked at an older picture. The backoff after a failure and the
+    /// weekly cap are the cluster's, so no node hammers the CA where another
+    /// just failed.
+    pub fn in_turn(
+        &self,
+        current: Option<&CertBundle>,
+        status: &RenewalStatus,
+        domains: &[DnsName],
+        now: DateTime<Utc>,
+        identity: &str,
+    ) -> Turn {
+        let Some(reason) = other_ca(status, current, identity)
+            .or_else(|| self.reason_to_order(current, domains, now, None))
+        else {
+            return Turn::NotNeeded;
+        };
+        if let Some(at) = status
+            .next_check
+            .filter(|at| status.consecutive_failures > 0 && *at > now)
+        {
+            return Turn::NotBefore(
+                at,
+                format!(
+                    "the last attempt failed ({}); the cluster tries again then",
+                    status.last_error.as_deref().unwrap_or("no reason recorded")
+                ),
+            );
+        }
+        if let Some(until) = self.capped_until(&status.issued, now) {
+            return Turn::NotBefore(
+                until,
+                format!(
+                    "{} certificates were issued in the last 7 days, the weekly limit",
+                    self.weekly_cap.unwrap_or_default()
+                ),
+            );
+        }
+        Turn::Order(reason)
+    }
+
     /// If the weekly cap is reached, when the next certificate may be ordered.
     pub fn capped_until(
         &self,
@@ -110,6 +187,12 @@ impl RenewalPolicy {
         let spread = self.check_every.as_secs_f64() * (0.9 + 0.2 * unit);
         now + chrono::Duration::milliseconds((spread * 1000.0) as i64)
     }
+}
+
+/// How long to wait for another node's order, spread by `unit` (in [0, 1))
+/// over one to two times [`TURN_WAIT`].
+pub fn turn_wait(unit: f64) -> Duration {
+    TURN_WAIT.mul_f64(1.0 + unit)
 }
 
 /// A random number in [0, 1).
@@ -226,6 +309,80 @@ mod tests {
             RenewalPolicy::local(30, Duration::from_secs(1)).capped_until(&issued, now),
             None
         );
+    }
+
+    #[test]
+    fn a_node_in_turn_orders_only_what_the_store_still_needs() {
+        let policy = RenewalPolicy::public(30, Duration::from_secs(3600));
+        let now = at("2026-01-10T00:00:00Z");
+        let domains = ["blog.test".parse::<DnsName>().unwrap()];
+        let status = RenewalStatus {
+            issued_by: Some("pebble".into()),
+            ..Default::default()
+        };
+        // The check saw an old certificate, in its window; after taking the
+        // lease the store holds a fresh one, ordered by another node.
+        let stale = bundle(now - chrono::Duration::hours(20));
+        let fresh = bundle(now - chrono::Duration::minutes(1));
+        assert!(matches!(
+            policy.in_turn(Some(&stale), &status, &domains, now, "pebble"),
+            Turn::Order(_)
+        ));
+        assert_eq!(
+            policy.in_turn(Some(&fresh), &status, &domains, now, "pebble"),
+            Turn::NotNeeded
+        );
+        assert!(matches!(
+            policy.in_turn(None, &status, &domains, now, "pebble"),
+            Turn::Order(_)
+        ));
+        // From another CA, even a fresh one is replaced.
+        assert!(matches!(
+            policy.in_turn(Some(&fresh), &status, &domains, now, "letsencrypt"),
+            Turn::Order(r) if r.contains("comes from pebble")
+        ));
+    }
+
+    #[test]
+    fn a_node_in_turn_keeps_the_clusters_backoff_and_cap() {
+        let policy = RenewalPolicy::public(30, Duration::from_secs(3600));
+        let now = at("2026-01-10T00:00:00Z");
+        let domains = ["blog.test".parse::<DnsName>().unwrap()];
+        let retry = now + chrono::Duration::minutes(4);
+        let failed = RenewalStatus {
+            consecutive_failures: 3,
+            next_check: Some(retry),
+            last_error: Some("rate limited".into()),
+            ..Default::default()
+        };
+        assert!(matches!(
+            policy.in_turn(None, &failed, &domains, now, "pebble"),
+            Turn::NotBefore(at, why) if at == retry && why.contains("rate limited")
+        ));
+        assert!(matches!(
+            policy.in_turn(None, &failed, &domains, retry, "pebble"),
+            Turn::Order(_)
+        ));
+        let capped = RenewalStatus {
+            issued: (1..=4).map(|d| now - chrono::Duration::days(d)).collect(),
+            ..Default::default()
+        };
+        assert!(matches!(
+            policy.in_turn(None, &capped, &domains, now, "pebble"),
+            Turn::NotBefore(at, _) if at == now + chrono::Duration::days(3)
+        ));
+        // A good certificate is never ordered, capped or not.
+        let fresh = bundle(now - chrono::Duration::minutes(1));
+        assert_eq!(
+            policy.in_turn(Some(&fresh), &failed, &domains, now, "pebble"),
+            Turn::NotNeeded
+        );
+    }
+
+    #[test]
+    fn the_wait_for_another_nodes_order_is_short_and_spread() {
+        assert_eq!(turn_wait(0.0), TURN_WAIT);
+        assert!(turn_wait(0.999) < TURN_WAIT * 2);
     }
 
     #[test]

@@ -1,7 +1,9 @@
 //! Puts the certificate machinery together for a configuration: the store and
 //! its lock, the temporary certificate, the local CA (local mode), the ACME
 //! client for the mode's directory, and the manager. Used by `quire serve` and
-//! by `quire cert renew` when no server is running.
+//! by `quire cert renew` when no server is running. With a cluster the store
+//! is the shared one, the manager takes the lease per order, and a follower
+//! keeps the node's local copy in the data directory.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::{Path, PathBuf};
@@ -13,14 +15,18 @@ use url::Url;
 
 use super::backup;
 use super::certs::CertStore;
+use super::challenges::Challenges;
 use super::client::{Certifier, CertifierSettings, LOCAL_CA};
+use super::follow::CertFollower;
 use super::http::AcmeRoots;
 use super::lease::{Lease, LeaseSlot};
 use super::local_ca::{self, LocalCa, LocalCaSettings, ValidationTarget};
-use super::manager::CertManager;
+use super::manager::{CertManager, LeasePolicy};
+use super::pg_store::PgStore;
 use super::schedule::RenewalPolicy;
 use super::store::{FileStore, Storage, StorageError};
 use crate::clock::SharedClock;
+use crate::cluster::Cluster;
 use crate::config::{Config, Mode};
 use crate::datadir::{DataDir, create_private_dir};
 use crate::net::{self, Inherited, SocketName};
@@ -44,6 +50,8 @@ pub struct AcmeParts {
     pub local_ca: Option<LocalCaEndpoint>,
     /// Tells the manager about a new domain list (configuration reload).
     pub domains: tokio::sync::watch::Sender<Vec<crate::names::DnsName>>,
+    /// With a cluster: brings the shared certificate into this node.
+    pub follower: Option<CertFollower>,
 }
 
 /// Where a listener bound to `addr` is reachable from this machine.
@@ -97,8 +105,11 @@ pub async fn lock_certificates(data: &Path, clock: &SharedClock) -> anyhow::Resu
 
 /// Prepares certificates for an ACME mode, reading the data directory only:
 /// the caller holds, or waits for, [`lock_certificates`] and puts it in
-/// `lease` before the manager runs. `http` and `https` are the bound listener
-/// addresses, where the local CA validates; its own socket may come from `sockets`.
+/// `lease` before the manager runs (with a cluster, before the follower
+/// writes the local copy). `http` and `https` are the bound listener
+/// addresses, where the local CA validates; its own socket may come from
+/// `sockets`. Never waits on the cluster's engine: what is served first is
+/// the local copy.
 #[allow(clippy::too_many_arguments)]
 pub async fn prepare(
     config: &Config,
@@ -110,6 +121,7 @@ pub async fn prepare(
     env: &dyn Fn(&str) -> Option<String>,
     metrics: &crate::metrics::Metrics,
     lease: LeaseSlot,
+    cluster: Option<&Cluster>,
 ) -> anyhow::Result<AcmeParts> {
     let data = &config.paths.data;
     create_private_dir(data).with_context(|| {
@@ -125,7 +137,12 @@ pub async fn prepare(
             archive.display()
         );
     }
-    let storage: Arc<dyn Storage> = Arc::new(FileStore::new(data.clone(), clock.clone()));
+    let local: Arc<dyn Storage> = Arc::new(FileStore::new(data.clone(), clock.clone()));
+    let shared = cluster.map(|cluster| PgStore::new(cluster.clone()));
+    let storage: Arc<dyn Storage> = match &shared {
+        Some(shared) => Arc::new(shared.clone()),
+        None => local.clone(),
+    };
 
     let primary = config.canonical_domain().clone();
     let temporary = CertBundle::temporary(&config.domains, clock.now())?;
@@ -183,26 +200,37 @@ pub async fn prepare(
         challenge: config.tls.challenge,
         metrics: metrics.clone(),
     };
-    let certifier = Certifier::new(
-        settings(directory),
-        storage.clone(),
-        challenges.clone(),
-        resolver.clone(),
-    )?;
-    let dry_run_certifier = Certifier::new(
-        settings(dry_run_directory),
-        storage.clone(),
-        challenges,
-        resolver.clone(),
-    )?;
+    let challenges = Challenges::new(challenges, resolver.clone(), cluster.cloned());
+    let certifier = Certifier::new(settings(directory), storage.clone(), challenges.clone())?;
+    let dry_run_certifier =
+        Certifier::new(settings(dry_run_directory), storage.clone(), challenges)?;
     let policy = match config.mode {
         Mode::Local => RenewalPolicy::local(config.tls.renew_before_days, config.tls.check_every),
         _ => RenewalPolicy::public(config.tls.renew_before_days, config.tls.check_every),
     };
     let domains = tokio::sync::watch::Sender::new(config.domains.clone());
+    let store = CertStore::new(storage, primary.clone());
+    let local = CertStore::new(local, primary);
+    let (leases, follower) = match shared {
+        Some(shared) => (
+            LeasePolicy::PerOrder,
+            Some(CertFollower {
+                shared,
+                store: store.clone(),
+                local: local.clone(),
+                local_lease: lease,
+                resolver: resolver.clone(),
+                domains: domains.subscribe(),
+                data_dir: data.clone(),
+                post_issue_hook: config.tls.post_issue_hook.clone(),
+                clock: clock.clone(),
+            }),
+        ),
+        None => (LeasePolicy::HeldForLife(lease), None),
+    };
     let mut manager = CertManager {
         domains: config.domains.clone(),
-        store: CertStore::new(storage, primary),
+        store,
         certifier,
         dry_run_certifier,
         resolver: resolver.clone(),
@@ -213,14 +241,31 @@ pub async fn prepare(
         current: None,
         metrics: metrics.clone(),
         domain_updates: domains.subscribe(),
-        lease,
+        leases,
+        unreachable: 0,
     };
-    manager.load_stored().await?;
+    match &follower {
+        None => manager.load_stored().await?,
+        // The local copy, at once: the engine may be down, and the
+        // follower catches up from the shared store when it answers.
+        Some(_) => {
+            if let Some(stored) = local.load(None).await? {
+                match stored.bundle.check(&config.domains, clock.now()) {
+                    Ok(()) => resolver.install(std::slice::from_ref(&stored.bundle)),
+                    Err(e) => tracing::warn!(
+                        "the local copy of the certificate cannot serve ({e}); waiting for the cluster's"
+                    ),
+                }
+                manager.current = Some(stored.bundle);
+            }
+        }
+    }
     Ok(AcmeParts {
         resolver,
         manager,
         local_ca,
         domains,
+        follower,
     })
 }
 

@@ -60,13 +60,29 @@ pub enum StorageError {
     NoLease,
     #[error("the storage task stopped before finishing: {0}")]
     Interrupted(#[source] tokio::task::JoinError),
+    #[error(
+        "the shared store is unreachable ({0}); this node keeps serving the certificate it holds, and orders nothing until PostgreSQL answers again"
+    )]
+    Unavailable(#[source] crate::cluster::ClusterError),
+    #[error("the shared store refused the request: {0}")]
+    Shared(#[source] crate::cluster::ClusterError),
+    #[error("`{name}` is held by node {holder} until {until}; it is that node's turn")]
+    Held {
+        name: String,
+        holder: String,
+        until: DateTime<Utc>,
+    },
+    #[error("`{key}` is {size} bytes, more than the shared store takes (1 MiB)")]
+    TooLarge { key: String, size: usize },
 }
 
 /// What a [`Storage`] call returns: boxed, so that the trait stays usable as
 /// `dyn Storage`.
 pub type StorageFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, StorageError>> + Send + 'a>>;
 
-/// Storage for certificates and accounts, safe for concurrent use. Keys look
+/// Storage for certificates and accounts, safe for concurrent use: the data
+/// directory's [`FileStore`], or a cluster's
+/// [`PgStore`](super::pg_store::PgStore). Keys look
 /// like relative paths: `certs/example.com/fullchain.pem`.
 ///
 /// Writes (`put`, `delete`) present a [`Lease`]: the store refuses them with
@@ -83,8 +99,9 @@ pub trait Storage: Send + Sync + 'static {
     /// Deleting a missing key is not an error.
     fn delete<'a>(&'a self, key: &'a str, lease: &'a Lease) -> StorageFuture<'a, ()>;
     /// Takes the lease `name` for `ttl`, with a token greater than any given
-    /// before. Fails at once with [`StorageError::Locked`] if someone else
-    /// holds it. Dropping every copy of the lease gives up what the engine
+    /// before. Fails at once with [`StorageError::Locked`] (a process on
+    /// this machine) or [`StorageError::Held`] (a node of the cluster) if
+    /// someone else holds it. Dropping every copy of the lease gives up what the engine
     /// holds for it; otherwise it ends when its time-to-live runs out.
     fn acquire<'a>(&'a self, name: &'a str, ttl: Duration) -> StorageFuture<'a, Lease>;
     /// Extends `lease` by its time-to-live from now. Succeeds, even past

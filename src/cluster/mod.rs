@@ -197,8 +197,8 @@ impl Cluster {
     /// seconds with [`ClusterError::Unavailable`] when the engine is down.
     pub async fn client(&self) -> Result<deadpool_postgres::Object, ClusterError> {
         let mut migrated = self.shared.migrated.subscribe();
-        // A bool, not the watch's guard: held across the pool's await below,
-        // the guard would make this future (and any task calling it) !Send.
+        // A bool, not the watch's guard: holding that across the pool's
+        // await would make every caller's future not Send.
         let ready = matches!(
             tokio::time::timeout(WAIT_FOR_ENGINE, migrated.wait_for(|done| *done)).await,
             Ok(Ok(_))

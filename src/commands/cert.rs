@@ -1,6 +1,9 @@
 //! `quire cert status` and `quire cert renew [--dry-run]`. Renewal goes
 //! through the running server when there is one (its listeners must answer the
 //! challenges); otherwise it binds the listeners itself, certifies, and exits.
+//! With a cluster, status reads the shared store (or says it is unreachable
+//! and shows this node's local copy), and a direct renewal takes the
+//! cluster's turn like a running node.
 
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -10,11 +13,15 @@ use chrono::{DateTime, Utc};
 
 use super::{load_config, runtime};
 use crate::acme::certs::CertStore;
+use crate::acme::follow::serial_hex;
 use crate::acme::lease::LeaseSlot;
+use crate::acme::manager::order_lease;
+use crate::acme::pg_store::{self, PgStore};
 use crate::acme::service;
 use crate::acme::store::{FileStore, Storage};
 use crate::cli::CertCommand;
 use crate::clock::SharedClock;
+use crate::cluster::Cluster;
 use crate::config::{Config, Mode, Overrides};
 use crate::control::client;
 use crate::control::protocol::Request;
@@ -60,11 +67,71 @@ fn when(t: Option<DateTime<Utc>>) -> String {
     t.map_or_else(|| "-".into(), |t| crate::clock::for_people(t).to_string())
 }
 
-/// The status report of the certificate in `config`'s data directory.
+/// Where the status comes from: the shared store of a cluster when it
+/// answers, else the data directory; with a cluster, lines saying which.
+async fn status_source(
+    config: &Config,
+    clock: &SharedClock,
+    local: CertStore,
+) -> (CertStore, Vec<(&'static str, String)>) {
+    let Some(settings) = &config.cluster else {
+        return (local, Vec::new());
+    };
+    let cluster = Cluster::start(settings, clock.clone(), vec![&pg_store::AREA]);
+    let shared = PgStore::new(cluster.clone());
+    let primary = local.primary().clone();
+    let lease = order_lease(&primary);
+    let mut lines = vec![("node", cluster.node().as_str().to_string())];
+    match shared.holder(&lease).await {
+        Ok(holder) => {
+            lines.push(("engine", "up: reading the shared store".into()));
+            lines.push((
+                "ordering",
+                match holder {
+                    Some((node, until)) => format!(
+                        "node {node} holds the lease until {}",
+                        crate::clock::for_people(until)
+                    ),
+                    None => "no node (nobody holds the lease)".into(),
+                },
+            ));
+            let local_serial = local.load(None).await.ok().flatten();
+            let shared_store = CertStore::new(Arc::new(shared), primary);
+            let shared_serial = shared_store.load(None).await.ok().flatten();
+            if let (Some(l), Some(s)) = (local_serial, shared_serial) {
+                let (l, s) = (serial_hex(&l.bundle), serial_hex(&s.bundle));
+                lines.push((
+                    "local copy",
+                    match l == s {
+                        true => format!("serial {l}, the shared one"),
+                        false => format!(
+                            "serial {l}, not yet the shared {s} (a running node follows within seconds)"
+                        ),
+                    },
+                ));
+            }
+            (shared_store, lines)
+        }
+        Err(e) => {
+            lines.push((
+                "engine",
+                format!(
+                    "the shared store is unreachable ({e}); showing this node's local copy. Check that PostgreSQL runs and [cluster] postgres reaches it"
+                ),
+            ));
+            (local, lines)
+        }
+    }
+}
+
+/// The status report of the certificate in `config`'s data directory (or,
+/// with a cluster, the shared store).
 async fn status(config: &Config, clock: SharedClock) -> anyhow::Result<String> {
     let now = clock.now();
-    let storage: Arc<dyn Storage> = Arc::new(FileStore::new(config.paths.data.clone(), clock));
-    let store = CertStore::new(storage, config.canonical_domain().clone());
+    let storage: Arc<dyn Storage> =
+        Arc::new(FileStore::new(config.paths.data.clone(), clock.clone()));
+    let local = CertStore::new(storage, config.canonical_domain().clone());
+    let (store, cluster_lines) = status_source(config, &clock, local).await;
     let dir = DataDir::new(&config.paths.data).certs(store.primary().as_str());
     let mut out = String::new();
     let mut line = |label: &str, value: String| out.push_str(&format!("  {label:<13} {value}\n"));
@@ -72,6 +139,9 @@ async fn status(config: &Config, clock: SharedClock) -> anyhow::Result<String> {
     let configured: Vec<&str> = config.domains.iter().map(|d| d.as_str()).collect();
     line("mode", config.mode.to_string());
     line("domains", configured.join(", "));
+    for (label, value) in cluster_lines {
+        line(label, value);
+    }
     match store.load(None).await? {
         Some(stored) => {
             let b = &stored.bundle;
@@ -79,6 +149,7 @@ async fn status(config: &Config, clock: SharedClock) -> anyhow::Result<String> {
                 "certificate",
                 dir.join("fullchain.pem").display().to_string(),
             );
+            line("serial", serial_hex(b));
             line("names", b.names.join(", "));
             line("issuer", b.issuer.clone());
             let days = (b.not_after - now).num_days();
@@ -165,6 +236,10 @@ async fn renew_directly(
     // A one-off run: its figures are not exported.
     let metrics = crate::metrics::Metrics::new();
     let lease = service::lock_certificates(&config.paths.data, &clock).await?;
+    let cluster = config
+        .cluster
+        .as_ref()
+        .map(|settings| Cluster::start(settings, clock.clone(), vec![&pg_store::AREA]));
     let parts = service::prepare(
         config,
         &clock,
@@ -175,6 +250,7 @@ async fn renew_directly(
         &crate::config::process_env,
         &metrics,
         LeaseSlot::holding(lease),
+        cluster.as_ref(),
     )
     .await?;
     let policy = web::live_policy(SitePolicy::from_config(config, true));
@@ -201,8 +277,11 @@ async fn renew_directly(
     let mut status = manager.store.status().await?;
     let outcome = manager.obtain(&mut status, dry_run).await;
     if !dry_run {
-        let lease = manager.lease.current().context("the certificates' lease")?;
-        manager.store.save_status(&status, &lease).await?;
+        manager.save_status(&status).await;
+    }
+    // This node's local copy, as a running node's follower would write it.
+    if let (Some(follower), Ok(_), false) = (&parts.follower, &outcome, dry_run) {
+        follower.catch_up(None).await;
     }
     running.stop().await;
     drop(manager);

@@ -71,7 +71,8 @@ pub fn run(cli: Cli, clock: SharedClock) -> anyhow::Result<ExitCode> {
             config,
             data_dir,
             days,
-        } => stats::run(&config, data_dir, days, clock),
+            by_node,
+        } => stats::run(&config, data_dir, days, by_node, clock),
         Command::Backup {
             file,
             config,

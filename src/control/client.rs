@@ -109,7 +109,15 @@ mod tests {
     async fn an_ok_reply_is_its_message() {
         let dir = tempfile::tempdir().unwrap();
         let server = answering_once(dir.path(), "ok: from sled\nday views\n");
-        let message = ask(dir.path(), &Request::Stats { days: 3 }).await.unwrap();
+        let message = ask(
+            dir.path(),
+            &Request::Stats {
+                days: 3,
+                by_node: false,
+            },
+        )
+        .await
+        .unwrap();
         assert_eq!(message, "from sled\nday views");
         assert_eq!(server.await.unwrap(), "stats 3\n");
     }

@@ -24,6 +24,8 @@ pub enum Request {
     },
     Stats {
         days: u32,
+        /// Each node's totals too (a node of a cluster).
+        by_node: bool,
     },
     Reload,
     Upgrade,
@@ -70,7 +72,14 @@ impl Request {
             Request::Ping => "ping\n".into(),
             Request::Renew { dry_run: false } => "renew\n".into(),
             Request::Renew { dry_run: true } => "renew --dry-run\n".into(),
-            Request::Stats { days } => format!("stats {days}\n"),
+            Request::Stats {
+                days,
+                by_node: false,
+            } => format!("stats {days}\n"),
+            Request::Stats {
+                days,
+                by_node: true,
+            } => format!("stats {days} --by-node\n"),
             Request::Reload => "reload\n".into(),
             Request::Upgrade => "upgrade\n".into(),
             Request::Backup { file } => {
@@ -98,10 +107,11 @@ impl Request {
             ["ping"] => Request::Ping,
             ["renew"] => Request::Renew { dry_run: false },
             ["renew", "--dry-run"] => Request::Renew { dry_run: true },
-            ["stats", days] => Request::Stats {
+            ["stats", days] | ["stats", days, "--by-node"] => Request::Stats {
                 days: days
                     .parse()
                     .map_err(|_| DecodeError::NotDays(days.to_string()))?,
+                by_node: words.len() == 3,
             },
             ["reload"] => Request::Reload,
             ["upgrade"] => Request::Upgrade,
@@ -175,8 +185,14 @@ mod tests {
             Request::Ping,
             Request::Renew { dry_run: false },
             Request::Renew { dry_run: true },
-            Request::Stats { days: 1 },
-            Request::Stats { days: u32::MAX },
+            Request::Stats {
+                days: 1,
+                by_node: false,
+            },
+            Request::Stats {
+                days: u32::MAX,
+                by_node: true,
+            },
             Request::Reload,
             Request::Upgrade,
             Request::Backup {
@@ -192,7 +208,13 @@ mod tests {
         let line = |request: Request| request.encode().unwrap();
         assert_eq!(line(Request::Ping), "ping\n");
         assert_eq!(line(Request::Renew { dry_run: true }), "renew --dry-run\n");
-        assert_eq!(line(Request::Stats { days: 7 }), "stats 7\n");
+        assert_eq!(
+            line(Request::Stats {
+                days: 7,
+                by_node: false
+            }),
+            "stats 7\n"
+        );
         assert_eq!(
             line(Request::Backup {
                 file: "/tmp/a.tar".into()

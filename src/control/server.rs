@@ -130,7 +130,7 @@ async fn handle(request: Request, handlers: &Handlers) -> Reply {
     match request {
         Request::Ping => Reply::Ok("running".into()),
         Request::Renew { dry_run } => renew(handlers, dry_run).await,
-        Request::Stats { days } => stats(handlers, days).await,
+        Request::Stats { days, by_node } => stats(handlers, days, by_node).await,
         Request::Reload => reload(handlers).await,
         Request::Upgrade => upgrade(handlers).await,
         Request::Backup { file } => backup(handlers, file).await,
@@ -200,7 +200,7 @@ async fn backup(handlers: &Handlers, file: PathBuf) -> Reply {
 }
 
 /// Flushes what is in memory first, so the report includes the latest views.
-async fn stats(handlers: &Handlers, days: u32) -> Reply {
+async fn stats(handlers: &Handlers, days: u32, by_node: bool) -> Reply {
     let Some(stats) = handlers.stats.clone() else {
         return Reply::Error(
             "statistics are disabled in this server's config ([stats] enabled)".into(),
@@ -208,7 +208,12 @@ async fn stats(handlers: &Handlers, days: u32) -> Reply {
     };
     let report = tokio::task::spawn_blocking(move || {
         stats.flush_now()?;
-        crate::stats::command::report_text(&stats, days)
+        let text = crate::stats::command::report_text(&stats, days)?;
+        let nodes = match by_node {
+            true => crate::stats::command::by_node_text(&stats, days)?,
+            false => None,
+        };
+        Ok::<_, crate::stats::StatsStoreError>(text + &nodes.unwrap_or_default())
     })
     .await;
     match report {

@@ -4,8 +4,8 @@
 //! hands back the salts, each as one call that is durable when it returns.
 //! Any ordered key-value store with atomic batches ([`StatsStore`]: sled,
 //! memory) is a backend through the layout in `schema`; an engine with its
-//! own tables (a database shared by several nodes) implements the trait
-//! itself. Every call blocks: callers run it off the async runtime.
+//! own tables (a database shared by several nodes: `postgres`) implements
+//! the trait itself. Every call blocks: callers run it off the async runtime.
 
 use chrono::{DateTime, Utc};
 
@@ -17,7 +17,7 @@ use super::parcel::Parcel;
 use super::privacy::Salt;
 use super::recorder::View;
 use super::report::{self, Report};
-use super::schema::{self, Day};
+use super::schema::{self, Counts, Day};
 use super::store::{StatsStore, StatsStoreError};
 
 /// What [`StatsBackend::merge`] did with a parcel.
@@ -27,6 +27,44 @@ pub enum Merged {
     /// The backend had recorded this seal: the parcel was added before
     /// (the process stopped before emptying the outbox).
     AlreadyAdded,
+}
+
+/// Views drained from the recorder, oldest first, in batches. A batch is
+/// named (by a sequence number of this node) when it is drained and keeps
+/// that name across retries, so that a backend whose commit may succeed
+/// while its reply is lost (a database over the network) can tell a retried
+/// batch it already added from a new one.
+#[derive(Debug, Clone, Copy)]
+pub struct Drained<'a> {
+    pub views: &'a [View],
+    /// In drain order; their `views` add up to `views.len()`.
+    pub batches: &'a [Sealed],
+}
+
+/// One drained batch: its sequence number, how many of the views are its
+/// own (the next ones after the batch before), and the views it counts as
+/// dropped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Sealed {
+    pub seq: u64,
+    pub views: usize,
+    pub dropped: u64,
+}
+
+impl Drained<'_> {
+    pub fn dropped(&self) -> u64 {
+        self.batches.iter().map(|b| b.dropped).sum()
+    }
+
+    /// Each batch with its own views.
+    pub fn split(&self) -> impl Iterator<Item = (&Sealed, &[View])> {
+        let mut rest = self.views;
+        self.batches.iter().map(move |batch| {
+            let (own, tail) = rest.split_at(batch.views.min(rest.len()));
+            rest = tail;
+            (batch, own)
+        })
+    }
 }
 
 /// Where a running server keeps its statistics.
@@ -46,12 +84,13 @@ pub trait StatsBackend: Send + Sync + 'static {
     /// The salts of the days not yet forgotten, so that a reader stays one
     /// visitor across a restart.
     fn salts(&self) -> Result<Vec<(Day, Salt)>, StatsStoreError>;
-    /// Adds `views` (identical ones counted together) and `dropped`
-    /// (charged to the hour of `now`), and keeps `salts`, in one write.
+    /// Adds the drained views (identical ones counted together) and what
+    /// they count as dropped (charged to the hour of `now`), and keeps
+    /// `salts`, in one write. A batch the backend has already added (a
+    /// retry after a lost reply) is not added again.
     fn flush(
         &self,
-        views: &[View],
-        dropped: u64,
+        drained: &Drained<'_>,
         salts: &[(Day, Salt)],
         now: DateTime<Utc>,
     ) -> Result<Flushed, StatsStoreError>;
@@ -75,6 +114,26 @@ pub trait StatsBackend: Send + Sync + 'static {
     fn report(&self, from: Day, to: Day, top: usize) -> Result<Report, StatsStoreError>;
     /// A logical copy, for backups, in the format `dump` reads back.
     fn export(&self) -> Result<Vec<u8>, StatsStoreError>;
+    /// For a backend shared by several nodes: the salts of `days`, decided
+    /// once for all of them (`ours` is offered for a day that has none
+    /// yet), so that a reader seen by two nodes is one visitor. `None`: the
+    /// salts this node makes are the backend's.
+    fn shared_salts(
+        &self,
+        _days: &[Day],
+        _ours: &[(Day, Salt)],
+    ) -> Result<Option<Vec<(Day, Salt)>>, StatsStoreError> {
+        Ok(None)
+    }
+    /// For a backend shared by several nodes: each node's totals over the
+    /// days `from..=to`, by node name. `None` for a backend of one node.
+    fn report_by_node(
+        &self,
+        _from: Day,
+        _to: Day,
+    ) -> Result<Option<Vec<(String, Counts)>>, StatsStoreError> {
+        Ok(None)
+    }
     /// The key-value store beneath, for a backend that is one: lets tests
     /// and tools look at the stored layout itself.
     fn as_key_value(&self) -> Option<&dyn StatsStore> {
@@ -103,14 +162,16 @@ impl<S: StatsStore> StatsBackend for S {
         flush::stored_salts(self)
     }
 
+    /// A batch's write is atomic and its outcome known, so there is no
+    /// retry of a batch already added to tell apart: sequence numbers are
+    /// not kept.
     fn flush(
         &self,
-        views: &[View],
-        dropped: u64,
+        drained: &Drained<'_>,
         salts: &[(Day, Salt)],
         now: DateTime<Utc>,
     ) -> Result<Flushed, StatsStoreError> {
-        flush::flush(self, views, dropped, salts, now)
+        flush::flush(self, drained.views, drained.dropped(), salts, now)
     }
 
     fn merge(

@@ -21,10 +21,12 @@ pub mod kept;
 pub mod maintain;
 pub mod outbox;
 pub mod parcel;
+pub mod postgres;
 pub mod privacy;
 pub mod recorder;
 pub mod report;
 pub mod schema;
+pub mod shared_salts;
 pub mod store;
 pub mod tasks;
 
@@ -36,7 +38,7 @@ use std::time::Duration;
 use crate::clock::SharedClock;
 use crate::config::Config;
 use crate::datadir::DataDir;
-pub use backend::StatsBackend;
+pub use backend::{Drained, Sealed, StatsBackend};
 pub use flush::Flushed;
 use kept::Carryover;
 pub use kept::{Kept, Unsaved};
@@ -94,6 +96,11 @@ struct Shared {
     /// Views a failed flush left waiting, as of the last flush; read without
     /// waiting for a flush in progress.
     waiting: AtomicU64,
+    /// The sequence number of the next drained batch.
+    next_batch: AtomicU64,
+    /// Where this node stands with the salts of a backend shared by
+    /// several nodes.
+    salt_check: Mutex<shared_salts::SaltCheck>,
 }
 
 struct Attached {
@@ -105,8 +112,27 @@ struct Attached {
 #[derive(Default)]
 struct Unwritten {
     views: Vec<recorder::View>,
-    dropped: u64,
+    /// The batches `views` were drained in, each named when drained.
+    batches: Vec<Sealed>,
     carryover: Carryover,
+}
+
+impl Unwritten {
+    fn is_empty(&self) -> bool {
+        self.views.is_empty() && self.batches.iter().all(|b| b.dropped == 0)
+    }
+
+    /// Drops the `excess` oldest views; the batches they came from lose them.
+    fn trim(&mut self, excess: usize) {
+        self.views.drain(..excess);
+        let mut left = excess;
+        for batch in &mut self.batches {
+            let taken = batch.views.min(left);
+            batch.views -= taken;
+            left -= taken;
+        }
+        self.batches.retain(|b| b.views > 0 || b.dropped > 0);
+    }
 }
 
 /// Settings for [`Stats::new`], taken from the config by [`Stats::open`].
@@ -143,6 +169,16 @@ impl StatsSettings {
             outbox: Some(DataDir::new(&config.paths.data).stats_outbox()),
         }
     }
+}
+
+/// The first batch number of this process: the wall clock in nanoseconds
+/// (not the injected clock: what matters is that a restarted node never
+/// reuses a number an earlier run of it sent, within the days a shared
+/// backend remembers them).
+fn first_batch_number() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(1, |since| since.as_nanos() as u64)
 }
 
 /// Opens the sled store under `data/stats`.
@@ -218,6 +254,8 @@ impl Stats {
                 flushed: AtomicU64::new(0),
                 overflowed: AtomicU64::new(0),
                 waiting: AtomicU64::new(0),
+                next_batch: AtomicU64::new(first_batch_number()),
+                salt_check: Mutex::new(Default::default()),
             }),
         }
     }
@@ -261,6 +299,10 @@ impl Stats {
         &self.shared.recorder
     }
 
+    pub fn clock(&self) -> &SharedClock {
+        &self.shared.clock
+    }
+
     /// The store, or [`Waiting`] before one is attached.
     pub fn store(&self) -> &dyn StatsBackend {
         match self.shared.store.get() {
@@ -276,6 +318,20 @@ impl Stats {
             .unwrap_or_else(|e| e.into_inner())
     }
 
+    /// Names the batch of `views` views just drained (and `dropped` more),
+    /// if there is one.
+    fn seal(&self, unwritten: &mut Unwritten, views: usize, dropped: u64) {
+        if views == 0 && dropped == 0 {
+            return;
+        }
+        let seq = self.shared.next_batch.fetch_add(1, Ordering::Relaxed);
+        unwritten.batches.push(Sealed {
+            seq,
+            views,
+            dropped,
+        });
+    }
+
     /// Writes what the recorder holds. Blocking: call it off the runtime.
     /// When the store fails, the views are kept (up to the buffer size) and
     /// written by a later flush, which first reopens the store if it must.
@@ -283,8 +339,8 @@ impl Stats {
         let shared = &*self.shared;
         let mut unwritten = self.writer();
         let (views, dropped) = shared.recorder.drain();
+        self.seal(&mut unwritten, views.len(), dropped);
         unwritten.views.extend(views);
-        unwritten.dropped += dropped;
         let capacity = shared.recorder.capacity();
         let excess = unwritten.views.len().saturating_sub(capacity);
         if excess > 0 {
@@ -293,16 +349,15 @@ impl Stats {
                     "the statistics store has failed for so long that {capacity} views wait for it; older views are dropped (counted as dropped) until it works again"
                 );
             }
-            unwritten.views.drain(..excess);
-            unwritten.dropped += excess as u64;
+            // Should the oldest batch have been added after all (its reply
+            // lost), its trimmed views are counted as dropped as well.
+            unwritten.trim(excess);
+            self.seal(&mut unwritten, 0, excess as u64);
             shared
                 .overflowed
                 .fetch_add(excess as u64, Ordering::Relaxed);
         }
-        if unwritten.views.is_empty()
-            && unwritten.dropped == 0
-            && !unwritten.carryover.has_pending()
-        {
+        if unwritten.is_empty() && !unwritten.carryover.has_pending() {
             return Ok(Flushed::default());
         }
         let salts = shared.recorder.salts().current();
@@ -311,8 +366,11 @@ impl Stats {
             self.store().recover()?;
             let merged = unwritten.carryover.merge(self.store(), &salts, now)?;
             shared.flushed.fetch_add(merged, Ordering::Relaxed);
-            self.store()
-                .flush(&unwritten.views, unwritten.dropped, &salts, now)
+            let drained = Drained {
+                views: &unwritten.views,
+                batches: &unwritten.batches,
+            };
+            self.store().flush(&drained, &salts, now)
         })();
         let mut last_error = shared
             .last_flush_error
@@ -326,7 +384,7 @@ impl Stats {
                     .fetch_add(flushed.views as u64, Ordering::Relaxed);
                 // The outbox stays reserved for the shutdown to come.
                 unwritten.views = Vec::new();
-                unwritten.dropped = 0;
+                unwritten.batches = Vec::new();
                 shared.waiting.store(0, Ordering::Relaxed);
                 Ok(flushed)
             }
@@ -351,9 +409,10 @@ impl Stats {
         };
         let unwritten = self.writer();
         let salts = self.shared.recorder.salts().current();
+        let dropped = unwritten.batches.iter().map(|b| b.dropped).sum();
         unwritten
             .carryover
-            .keep(&unwritten.views, unwritten.dropped, salts, error)
+            .keep(&unwritten.views, dropped, salts, error)
             .map(Some)
     }
 
@@ -430,59 +489,7 @@ impl Stats {
 
 /// What the tests of the running statistics share.
 #[cfg(test)]
-pub mod fixtures {
-    use std::net::IpAddr;
-
-    use super::*;
-
-    pub fn settings() -> StatsSettings {
-        StatsSettings {
-            recorder: RecorderSettings {
-                site: "example.org".into(),
-                own_hosts: vec![],
-                respect_opt_out: true,
-                capacity: 1000,
-            },
-            flush_every: Duration::from_secs(10),
-            retention: Retention {
-                hourly_days: 14,
-                daily_days: 730,
-                settle: Duration::from_secs(80),
-            },
-            outbox: None,
-        }
-    }
-
-    /// A clock that stays on one day, however long the test takes.
-    pub fn noon() -> SharedClock {
-        use chrono::TimeZone;
-        crate::clock::ManualClock::new(chrono::Utc.with_ymd_and_hms(2026, 5, 1, 12, 0, 0).unwrap())
-    }
-
-    pub fn record(stats: &Stats, client: &str) {
-        stats.recorder().record(&Hit {
-            kind: HitKind::Page,
-            path: "/",
-            client: client.parse::<IpAddr>().unwrap(),
-            user_agent: b"Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0",
-            referer: None,
-            opted_out: false,
-        })
-    }
-
-    /// Settings whose outbox is under `dir`.
-    pub fn with_outbox(dir: &Path) -> StatsSettings {
-        StatsSettings {
-            outbox: Some(DataDir::new(dir).stats_outbox()),
-            ..settings()
-        }
-    }
-
-    pub fn totals(stats: &Stats) -> (u64, u64, u64) {
-        let total = stats.report(1, 10).unwrap().total;
-        (total.views, total.visitors, total.dropped)
-    }
-}
+pub mod fixtures;
 
 #[cfg(test)]
 mod tests {

@@ -61,6 +61,28 @@ impl Salts {
         self.days.store(Arc::new(days));
     }
 
+    /// Takes on salts decided elsewhere (by the database several nodes
+    /// share), replacing any this node made for those days; returns the
+    /// days whose salt changed, since their readers seen so far may be
+    /// counted once more.
+    pub fn settle(&self, decided: &[(Day, Salt)]) -> Vec<Day> {
+        let _making = self.making.lock().unwrap_or_else(|e| e.into_inner());
+        let mut days = self.days.load().as_ref().clone();
+        let mut changed = Vec::new();
+        for (day, salt) in decided {
+            match days.iter_mut().find(|(d, _)| d == day) {
+                Some((_, held)) if held == salt => {}
+                Some((_, held)) => {
+                    *held = *salt;
+                    changed.push(*day);
+                }
+                None => days.push((*day, *salt)),
+            }
+        }
+        self.days.store(Arc::new(days));
+        changed
+    }
+
     /// The salts now held, to be kept in the store until their day is over.
     pub fn current(&self) -> Vec<(Day, Salt)> {
         self.days.load().as_ref().clone()
@@ -81,7 +103,8 @@ impl Salts {
     }
 }
 
-fn random_salt() -> Salt {
+/// A new day's salt.
+pub fn random_salt() -> Salt {
     let mut salt = [0u8; 16];
     ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut salt)
         .expect("the system random source works");
@@ -257,6 +280,22 @@ mod tests {
         assert_ne!(salts.for_day(Day(20_000)), monday, "a new random salt");
         let kept = Salts::from_stored(vec![(Day(5), [7; 16])]);
         assert_eq!(kept.for_day(Day(5)), [7; 16]);
+    }
+
+    #[test]
+    fn settled_salts_replace_the_ones_a_node_made_and_say_which() {
+        let salts = Salts::default();
+        let own = salts.for_day(Day(20_000));
+        let decided = [(Day(20_000), [1; 16]), (Day(20_001), [2; 16])];
+        assert_eq!(salts.settle(&decided), vec![Day(20_000)]);
+        assert_ne!(own, [1; 16]);
+        assert_eq!(salts.for_day(Day(20_000)), [1; 16]);
+        assert_eq!(
+            salts.for_day(Day(20_001)),
+            [2; 16],
+            "taken ahead of its day"
+        );
+        assert!(salts.settle(&decided).is_empty(), "already held");
     }
 
     #[test]

@@ -109,7 +109,7 @@ pub fn report(
 }
 
 /// Left-aligned first column, right-aligned numbers, two spaces between.
-fn table(out: &mut String, headers: &[&str], rows: &[Vec<String>]) {
+pub fn table(out: &mut String, headers: &[&str], rows: &[Vec<String>]) {
     let mut widths: Vec<usize> = headers.iter().map(|h| h.chars().count()).collect();
     for row in rows {
         for (width, cell) in widths.iter_mut().zip(row) {

@@ -25,6 +25,10 @@ pub enum StatsStoreError {
         "the statistics store failed: {0}; check the disk (space, permissions) under data/stats"
     )]
     Engine(#[source] Cause),
+    /// The statistics tables a cluster shares in PostgreSQL failed (the
+    /// engine is unreachable, or a query failed).
+    #[error("the shared statistics in PostgreSQL: {0}")]
+    Shared(#[source] Cause),
     #[error(
         "the statistics store holds a bad record ({0}); move data/stats aside and restart to start a new store"
     )]

@@ -54,7 +54,12 @@ impl Stats {
                 }
                 let started = clock.now();
                 let stats = self.clone();
-                match tokio::task::spawn_blocking(move || stats.flush_now()).await? {
+                let flushed = tokio::task::spawn_blocking(move || {
+                    // A failure here is the flush's too, and logged as such.
+                    let _ = stats.check_salts();
+                    stats.flush_now()
+                });
+                match flushed.await? {
                     Ok(flushed) if failures > 0 => {
                         tracing::info!(
                             "statistics are being written again, after {failures} failed attempts; the {} views kept meanwhile are saved",

@@ -33,7 +33,11 @@ use crate::web::{self, ChallengeMap, LivePolicy};
 /// The shared PostgreSQL of a cluster, with every activity's tables; `None`
 /// for a single node. Reaching it happens in the background.
 pub fn cluster(config: &Config, clock: &SharedClock) -> Option<Cluster> {
-    let areas: Vec<&'static cluster::Area> = Vec::new();
+    let areas: Vec<&'static cluster::Area> = vec![
+        &crate::acme::pg_store::AREA,
+        &crate::acme::challenges::AREA,
+        &crate::stats::postgres::AREA,
+    ];
     let cluster = Cluster::start(config.cluster.as_ref()?, clock.clone(), areas);
     tracing::info!(
         "node {} of a cluster on {}",
@@ -109,14 +113,19 @@ pub async fn site(
 
 /// Reading statistics, unless disabled. After an upgrade the store opens
 /// once the predecessor has let go of it; meanwhile views are counted with
-/// its salts, so that a reader stays one visitor.
-pub fn stats(
+/// its salts, so that a reader stays one visitor. A node of a cluster keeps
+/// them in the shared tables, which no process holds alone.
+pub async fn stats(
     config: &Config,
     clock: &SharedClock,
+    cluster: Option<&Cluster>,
     predecessor_salts: Option<&[(Day, Salt)]>,
 ) -> Option<Stats> {
     if !config.stats.enabled {
         return None;
+    }
+    if let Some(cluster) = cluster {
+        return Some(Stats::open_shared(config, cluster, clock.clone()).await);
     }
     Some(match predecessor_salts {
         Some(salts) => Stats::awaiting_store(

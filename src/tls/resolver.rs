@@ -5,7 +5,9 @@
 //!
 //! It also answers ACME tls-alpn-01 (RFC 8737): a handshake offering only the
 //! `acme-tls/1` protocol gets the challenge certificate for its name, if one is
-//! set, and nothing else.
+//! set, and nothing else. Like the http-01 map, those certificates come in two
+//! parts: this node's own, and (in a cluster) every node's, replaced whole by
+//! the challenge follower, which builds them off the handshake path.
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
@@ -84,6 +86,7 @@ pub struct CertResolver {
     /// Counts installs, so that tests and health checks can wait for a swap.
     installs: tokio::sync::watch::Sender<u64>,
     alpn_challenges: RwLock<HashMap<String, Arc<CertifiedKey>>>,
+    shared_alpn_challenges: ArcSwap<HashMap<String, Arc<CertifiedKey>>>,
 }
 
 /// The ALPN protocol of tls-alpn-01 validation.
@@ -102,6 +105,7 @@ impl CertResolver {
             current: ArcSwap::from_pointee(CertSet::new(&[canonical])),
             installs: tokio::sync::watch::Sender::new(0),
             alpn_challenges: RwLock::default(),
+            shared_alpn_challenges: ArcSwap::default(),
         })
     }
 
@@ -130,24 +134,31 @@ impl CertResolver {
         self.current.load().served.clone()
     }
 
-    /// Serves a tls-alpn-01 answer for `name`: a self-signed certificate
-    /// carrying the SHA-256 digest of the key authorization.
+    /// Serves a tls-alpn-01 answer of this node's own for `name`.
     pub fn set_alpn_challenge(&self, name: &str, digest: &[u8]) -> anyhow::Result<()> {
-        let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256)?;
-        let mut params = rcgen::CertificateParams::new(vec![name.to_string()])?;
-        params.custom_extensions = vec![rcgen::CustomExtension::new_acme_identifier(digest)];
-        let cert = params.self_signed(&key)?;
-        let der = rustls::pki_types::PrivateKeyDer::Pkcs8(key.serialize_der().into());
-        let signing =
-            rustls::crypto::ring::sign::any_supported_type(&der).context("tls-alpn-01 key")?;
+        let answer = alpn_challenge_cert(name, digest)?;
         self.alpn_challenges
             .write()
             .expect("alpn challenges poisoned")
-            .insert(
-                name.to_ascii_lowercase(),
-                Arc::new(CertifiedKey::new(vec![cert.der().clone()], signing)),
-            );
+            .insert(name.to_ascii_lowercase(), answer);
         Ok(())
+    }
+
+    /// Replaces the shared tls-alpn-01 answers whole (lowercase name ->
+    /// [`alpn_challenge_cert`]); this node's own answers stay.
+    pub fn replace_shared_alpn_challenges(&self, answers: HashMap<String, Arc<CertifiedKey>>) {
+        self.shared_alpn_challenges.store(Arc::new(answers));
+    }
+
+    /// The tls-alpn-01 answer for `name` (lowercase): this node's own first.
+    fn alpn_answer(&self, name: &str) -> Option<Arc<CertifiedKey>> {
+        let own = self
+            .alpn_challenges
+            .read()
+            .expect("alpn challenges poisoned")
+            .get(name)
+            .cloned();
+        own.or_else(|| self.shared_alpn_challenges.load().get(name).cloned())
     }
 
     pub fn clear_alpn_challenge(&self, name: &str) {
@@ -158,20 +169,67 @@ impl CertResolver {
     }
 }
 
+/// A tls-alpn-01 answer for `name`: a self-signed certificate carrying the
+/// SHA-256 digest of the key authorization. It makes a key, so it is built
+/// before a validator connects, never in the handshake.
+pub fn alpn_challenge_cert(name: &str, digest: &[u8]) -> anyhow::Result<Arc<CertifiedKey>> {
+    let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256)?;
+    let mut params = rcgen::CertificateParams::new(vec![name.to_string()])?;
+    params.custom_extensions = vec![rcgen::CustomExtension::new_acme_identifier(digest)];
+    let cert = params.self_signed(&key)?;
+    let der = rustls::pki_types::PrivateKeyDer::Pkcs8(key.serialize_der().into());
+    let signing =
+        rustls::crypto::ring::sign::any_supported_type(&der).context("tls-alpn-01 key")?;
+    Ok(Arc::new(CertifiedKey::new(
+        vec![cert.der().clone()],
+        signing,
+    )))
+}
+
 impl ResolvesServerCert for CertResolver {
     fn resolve(&self, hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
         let acme = hello
             .alpn()
             .is_some_and(|mut protocols| protocols.any(|p| p == ACME_TLS_ALPN));
         if acme {
-            let name = hello.server_name()?.to_ascii_lowercase();
-            return self
-                .alpn_challenges
-                .read()
-                .expect("alpn challenges poisoned")
-                .get(&name)
-                .cloned();
+            return self.alpn_answer(&hello.server_name()?.to_ascii_lowercase());
         }
         Some(self.current.load().pick(hello.server_name()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_shared_refresh_keeps_this_nodes_own_alpn_answers() {
+        let now = chrono::Utc::now();
+        let localhost = [crate::names::DnsName::localhost()];
+        let resolver = CertResolver::new(CertBundle::temporary(&localhost, now).unwrap());
+        resolver.set_alpn_challenge("A.example", &[1; 32]).unwrap();
+        let own = resolver.alpn_answer("a.example").unwrap();
+        let shared = alpn_challenge_cert("b.example", &[2; 32]).unwrap();
+        resolver.replace_shared_alpn_challenges(HashMap::from([
+            ("a.example".to_string(), shared.clone()),
+            ("b.example".to_string(), shared.clone()),
+        ]));
+        assert!(Arc::ptr_eq(
+            &resolver.alpn_answer("a.example").unwrap(),
+            &own
+        ));
+        assert!(Arc::ptr_eq(
+            &resolver.alpn_answer("b.example").unwrap(),
+            &shared
+        ));
+
+        resolver.replace_shared_alpn_challenges(HashMap::new());
+        assert!(Arc::ptr_eq(
+            &resolver.alpn_answer("a.example").unwrap(),
+            &own
+        ));
+        assert!(resolver.alpn_answer("b.example").is_none());
+        resolver.clear_alpn_challenge("a.example");
+        assert!(resolver.alpn_answer("a.example").is_none());
     }
 }

@@ -2,11 +2,18 @@
 //! manager fills it; the plain HTTP listener answers from it. A hit wakes the
 //! manager at once: the CA has just fetched the token, so validation is under
 //! way and polling the order now beats sleeping on a fixed interval.
+//!
+//! In a cluster a second, shared part holds the answers every node published
+//! (the challenge follower replaces it whole from the database), so that a
+//! node answers for an order another node started. The two parts are apart so
+//! that a refresh of the shared one never removes an answer this node's own
+//! order just put in.
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
+use arc_swap::ArcSwap;
 use tokio::sync::Notify;
 
 #[derive(Default)]
@@ -17,7 +24,10 @@ struct Entry {
 
 #[derive(Clone, Default)]
 pub struct ChallengeMap {
+    /// This node's own answers, with whether the CA fetched them.
     tokens: Arc<RwLock<HashMap<String, Entry>>>,
+    /// Every node's answers, as the database last listed them.
+    shared: Arc<ArcSwap<HashMap<String, String>>>,
     fetched: Arc<Notify>,
 }
 
@@ -39,16 +49,29 @@ impl ChallengeMap {
             .remove(token);
     }
 
-    /// The answer for `token`; a hit counts as the CA fetching it.
+    /// Replaces the shared part whole (token -> key authorization); this
+    /// node's own answers stay.
+    pub fn replace_shared(&self, answers: HashMap<String, String>) {
+        self.shared.store(Arc::new(answers));
+    }
+
+    /// The answer for `token`; a hit on an own answer counts as the CA
+    /// fetching it.
     pub fn get(&self, token: &str) -> Option<String> {
-        let answer = {
+        let own = {
             let mut tokens = self.tokens.write().expect("challenge map poisoned");
-            let entry = tokens.get_mut(token)?;
-            entry.fetched = true;
-            entry.key_authorization.clone()
+            tokens.get_mut(token).map(|entry| {
+                entry.fetched = true;
+                entry.key_authorization.clone()
+            })
         };
-        self.fetched.notify_waiters();
-        Some(answer)
+        match own {
+            Some(answer) => {
+                self.fetched.notify_waiters();
+                Some(answer)
+            }
+            None => self.shared.load().get(token).cloned(),
+        }
     }
 
     fn was_fetched(&self, token: &str) -> bool {
@@ -92,6 +115,29 @@ mod tests {
         assert_eq!(map.get("t").as_deref(), Some("t.thumb"));
         assert!(waiter.await.unwrap());
         assert_eq!(map.get("unknown"), None);
+    }
+
+    #[test]
+    fn a_shared_refresh_keeps_this_nodes_own_answers() {
+        let map = ChallengeMap::default();
+        map.insert("own".into(), "own.thumb".into());
+        map.replace_shared(HashMap::from([("other".into(), "other.thumb".into())]));
+        assert_eq!(map.get("own").as_deref(), Some("own.thumb"));
+        assert_eq!(map.get("other").as_deref(), Some("other.thumb"));
+
+        // The database no longer lists either: the shared answer goes, the
+        // own one (published a moment ago, perhaps not yet listed) stays.
+        map.replace_shared(HashMap::new());
+        assert_eq!(map.get("own").as_deref(), Some("own.thumb"));
+        assert_eq!(map.get("other"), None);
+
+        // An own answer withdrawn is answered from the shared part until the
+        // follower's next refresh, which no longer lists it.
+        map.replace_shared(HashMap::from([("own".into(), "own.thumb".into())]));
+        map.remove("own");
+        assert_eq!(map.get("own").as_deref(), Some("own.thumb"));
+        map.replace_shared(HashMap::new());
+        assert_eq!(map.get("own"), None);
     }
 
     #[tokio::test(start_paused = true)]

@@ -4,9 +4,10 @@
 //! addresses, upgrades), `http` and `tls` (clients), `certs` (a test CA for
 //! manual mode), `ports`, `time` (waiting on what the test does not
 //! control), `metrics` (scraping), `peers` (other programs, with install
-//! hints), `postgres` (a real PostgreSQL for the cluster tests) and
-//! `browser`. Everything is re-exported here, so a test imports
-//! `crate::support::*` or the names it uses.
+//! hints), `pebble` (the ACME test CA and its DNS server), `postgres` (a
+//! real PostgreSQL for the cluster tests) and `browser`. Everything is
+//! re-exported here, so a test imports `crate::support::*` or the names it
+//! uses.
 
 mod binary;
 mod browser;
@@ -14,6 +15,7 @@ mod certs;
 mod http;
 mod metrics;
 mod notify;
+mod pebble;
 mod peers;
 mod ports;
 mod postgres;
@@ -28,6 +30,7 @@ pub use browser::*;
 pub use certs::*;
 pub use http::*;
 pub use metrics::*;
+pub use pebble::*;
 pub use peers::*;
 pub use ports::*;
 pub use postgres::*;

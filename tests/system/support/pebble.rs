@@ -1,0 +1,182 @@
+//! Pebble, the ACME test CA, and pebble-challtestsrv as its DNS server: each
+//! started on loopback ports of its own, waited for, and stopped by PID.
+//! Validation is real (no PEBBLE_VA_ALWAYS_VALID): Pebble fetches http-01
+//! answers and makes tls-alpn-01 handshakes at the address its DNS gives.
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use super::{DEADLINE, Peer, TestCa, free_port, peer_command};
+
+/// Starts `command` and waits for a line of its output containing `ready`;
+/// returns the peer and that line.
+pub fn start_until(mut command: Command, ready: &str) -> (Peer, String) {
+    let mut child = command
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start peer");
+    let (tx, rx) = mpsc::channel();
+    for stream in [
+        Box::new(child.stdout.take().unwrap()) as Box<dyn std::io::Read + Send>,
+        Box::new(child.stderr.take().unwrap()),
+    ] {
+        let (tx, ready) = (tx.clone(), ready.to_string());
+        std::thread::spawn(move || {
+            for line in BufReader::new(stream).lines().map_while(Result::ok) {
+                if line.contains(&ready) {
+                    let _ = tx.send(line);
+                }
+            }
+        });
+    }
+    let peer = Peer(child);
+    let line = rx
+        .recv_timeout(DEADLINE)
+        .unwrap_or_else(|_| panic!("the peer never printed `{ready}`"));
+    (peer, line)
+}
+
+/// Waits until something listens on TCP `port` of 127.0.0.1.
+fn wait_listening(what: &str, port: u16) {
+    let started = Instant::now();
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            started.elapsed() < DEADLINE,
+            "{what} never listened on {port}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Where Pebble validates: the ports it connects to, and the DNS server
+/// that says at which address (the system resolver when `None`).
+pub struct PebbleSettings {
+    pub http_port: u16,
+    pub tls_port: u16,
+    pub dns: Option<SocketAddr>,
+}
+
+/// A running Pebble with real validation.
+pub struct Pebble {
+    _peer: Peer,
+    _dir: tempfile::TempDir,
+    /// The ACME directory URL.
+    pub directory: String,
+    /// The root of Pebble's own HTTPS endpoint, for `QUIRE_ACME_ROOTS`.
+    pub ca_file: String,
+    management: u16,
+}
+
+impl Pebble {
+    pub fn start(settings: PebbleSettings) -> Pebble {
+        let dir = tempfile::tempdir().unwrap();
+        let ca_file = pebble_tls(dir.path());
+        let (acme, management) = (free_port(), free_port());
+        let config = format!(
+            r#"{{"pebble":{{"listenAddress":"127.0.0.1:{acme}","managementListenAddress":"127.0.0.1:{management}","certificate":"{0}/pebble.pem","privateKey":"{0}/pebble.key","httpPort":{http},"tlsPort":{tls},"ocspResponderURL":"","externalAccountBindingRequired":false}}}}"#,
+            dir.path().display(),
+            http = settings.http_port,
+            tls = settings.tls_port,
+        );
+        std::fs::write(dir.path().join("pebble.json"), config).unwrap();
+        let mut pebble = peer_command("pebble", "pebble");
+        pebble
+            .arg("-config")
+            .arg(dir.path().join("pebble.json"))
+            .env("PEBBLE_VA_NOSLEEP", "1")
+            .env("PEBBLE_WFE_NONCEREJECT", "0")
+            // Every order is validated afresh, never waved through on an
+            // earlier order's authorization.
+            .env("PEBBLE_AUTHZREUSE", "0")
+            .env_remove("PEBBLE_VA_ALWAYS_VALID");
+        if let Some(dns) = settings.dns {
+            pebble.arg("-dnsserver").arg(dns.to_string());
+        }
+        let (peer, _) = start_until(pebble, "ACME directory available");
+        // Pebble says so just before it listens.
+        wait_listening("pebble", acme);
+        wait_listening("pebble's management interface", management);
+        Pebble {
+            _peer: peer,
+            _dir: dir,
+            directory: format!("https://127.0.0.1:{acme}/dir"),
+            ca_file,
+            management,
+        }
+    }
+
+    /// The root Pebble issues certificates under, from its management interface.
+    pub fn issuing_root(&self) -> String {
+        let root = peer_command("curl", "curl")
+            .args(["-sS", "--fail", "--cacert", &self.ca_file])
+            .arg(format!("https://127.0.0.1:{}/roots/0", self.management))
+            .output()
+            .unwrap();
+        assert!(
+            root.status.success(),
+            "{}",
+            String::from_utf8_lossy(&root.stderr)
+        );
+        String::from_utf8(root.stdout).unwrap()
+    }
+}
+
+/// A certificate for Pebble's own HTTPS endpoint, from a CA made now;
+/// returns the CA's root file.
+pub fn pebble_tls(dir: &Path) -> String {
+    let ca = TestCa::new();
+    let issued = ca.issue(&["localhost", "127.0.0.1"]);
+    std::fs::write(dir.join("pebble.pem"), &issued.chain_pem).unwrap();
+    std::fs::write(dir.join("pebble.key"), &issued.key_pem).unwrap();
+    std::fs::write(dir.join("pebble-ca.pem"), &ca.root_pem).unwrap();
+    dir.join("pebble-ca.pem").display().to_string()
+}
+
+/// pebble-challtestsrv as a DNS server only: A records for names the test
+/// sets, `default_ipv4` for the rest, no AAAA records.
+pub struct TestDns {
+    _peer: Peer,
+    /// Pebble's `-dnsserver`.
+    pub addr: SocketAddr,
+    management: u16,
+}
+
+impl TestDns {
+    pub fn start(default_ipv4: &str) -> TestDns {
+        let (dns, management) = (free_port(), free_port());
+        let mut server = peer_command("pebble-challtestsrv", "pebble");
+        server
+            .args(["-defaultIPv6", "", "-defaultIPv4", default_ipv4])
+            .args(["-dns01", &format!("127.0.0.1:{dns}")])
+            .args(["-http01", "", "-https01", "", "-tlsalpn01", ""])
+            .args(["-management", &format!("127.0.0.1:{management}")]);
+        let (peer, _) = start_until(server, "Starting management server");
+        wait_listening("pebble-challtestsrv's DNS", dns);
+        wait_listening("pebble-challtestsrv's management interface", management);
+        TestDns {
+            _peer: peer,
+            addr: ([127, 0, 0, 1], dns).into(),
+            management,
+        }
+    }
+
+    /// Answers A queries for `host` with `addresses`.
+    pub fn set_a(&self, host: &str, addresses: &[&str]) {
+        let body = serde_json::json!({ "host": host, "addresses": addresses }).to_string();
+        let out = peer_command("curl", "curl")
+            .args(["-sS", "--fail", "--data", &body])
+            .arg(format!("http://127.0.0.1:{}/add-a", self.management))
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}

@@ -86,9 +86,11 @@ cleanup() {
     local pid
     for pid in "${NODE_PIDS[@]}"; do stop_pid "$pid"; done
     NODE_PIDS=()
-    # SIGINT: PostgreSQL's fast shutdown (SIGTERM would wait for clients).
+    # SIGINT: PostgreSQL's fast shutdown (SIGTERM would wait for clients), to
+    # the postmaster itself: $PGPID may be runuser, which, started in the
+    # background, ignores SIGINT.
     if [ -n "$PGPID" ] && kill -0 "$PGPID" 2>/dev/null; then
-        kill -INT "$PGPID" 2>/dev/null || true
+        kill -INT "$(head -n1 "$TMP/pg/postmaster.pid" 2>/dev/null || echo "$PGPID")" 2>/dev/null || true
         wait "$PGPID" 2>/dev/null || true
     fi
     remove_tmp

@@ -17,13 +17,15 @@
 #            the new serial, polled with openssl s_client every POLL seconds:
 #            median and max. Needs certificate sharing through PostgreSQL.
 #
-# The flush cost per 100k views into PostgreSQL vs sled belongs with the
-# statistics backend's own benchmark (`cargo bench --bench stats`).
+#   flush    one flush of 100,000 buffered views into the cluster's shared
+#            tables vs into sled and memory: `cargo bench --bench stats --
+#            flush/100k` with QUIRE_BENCH_POSTGRES set to this run's server
+#            (its own database, emptied before each flush).
 #
 # Environment:
 #   DURATION=10s ROUNDS=2 THREADS=2 CONNECTIONS=64   the serve runs
 #   RENEWALS=5 POLL=0.05                             the renew runs
-#   PHASES="serve renew"                             which to run
+#   PHASES="serve renew flush"                       which to run
 #   QUIRE_BIN=path    use this binary instead of running cargo build
 #   KEEP=1            keep the temp dir (logs, outputs) and print its path
 #
@@ -40,7 +42,7 @@ CONNECTIONS="${CONNECTIONS:-64}"
 ROUNDS="${ROUNDS:-2}"
 RENEWALS="${RENEWALS:-5}"
 POLL="${POLL:-0.05}"
-PHASES="${PHASES:-serve renew}"
+PHASES="${PHASES:-serve renew flush}"
 HOST=blog.test
 PGPORT=18432
 HTTPS=18443
@@ -124,8 +126,9 @@ psql_admin -d postgres <<EOF
 CREATE ROLE quire LOGIN PASSWORD '$PASSWORD';
 CREATE DATABASE serve;
 CREATE DATABASE renew;
+CREATE DATABASE flush;
 EOF
-for db in serve renew; do
+for db in serve renew flush; do
     psql_admin -d "$db" <<EOF
 REVOKE ALL ON DATABASE $db FROM PUBLIC;
 GRANT CONNECT ON DATABASE $db TO quire;
@@ -290,6 +293,13 @@ mode = \"local\"" renew
     stop_nodes
 fi
 
+# ---------------------------------------------------------------- flush
+if [[ " $PHASES " == *" flush "* ]]; then
+    (cd "$REPO" && QUIRE_BENCH_POSTGRES="$(pg_url flush)" \
+        cargo bench --locked --bench stats -- flush/100k 2>&1) >"$TMP/flush.txt" || {
+        cat "$TMP/flush.txt" >&2; exit 1; }
+fi
+
 # ---------------------------------------------------------------- report
 python3 - "$TMP" "$ROUNDS" "$ARTICLE" "$PHASES" "$(nproc)" "$THREADS" "$CONNECTIONS" \
     "$DURATION" "$POLL" "$("$PGBIN/postgres" --version)" <<'EOF'
@@ -333,4 +343,12 @@ if "renew" in phases.split():
     print(f"  the command (order, store, swap on node 1): {ms(command)}")
     print(f"  from its return to all three nodes serving the new serial: {ms(spread)}")
     print(f"  from the command's start to all three: {ms(total)}")
+if "flush" in phases.split():
+    text = open(os.path.join(tmp, "flush.txt")).read()
+    found = re.findall(r"^(flush/100k_views/\S+)\s+time:\s+\[\S+ \S+ (\S+) (\S+)", text, re.M)
+    if not found:
+        sys.exit(f"cannot parse the criterion output:\n{text}")
+    print("\none flush of 100,000 views (criterion, median of the estimate):")
+    for name, value, unit in found:
+        print(f"  {name.split('/')[-1]:<10} {value} {unit}")
 EOF

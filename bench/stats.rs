@@ -7,6 +7,11 @@
 //!   recording is contention-free (given two idle cores).
 //! - `flush/100k_views/sled` and `.../memory`: one flush of 100,000 buffered
 //!   views (pages, referrers, feeds, 404s, bots; two hours) into a new store.
+//! - `flush/100k_views/postgres`: the same flush into a cluster's shared
+//!   tables (`PgStats`), measured when `QUIRE_BENCH_POSTGRES` names a
+//!   database the bench may migrate and empty (bench/cluster.sh starts a
+//!   server and sets it); the tables are emptied before each flush,
+//!   untimed, as sled gets a new store.
 //! - `maintain/year_1000_paths`: rolling a year of hourly records (8,760
 //!   hours of 1,000 pages plus the site: 8.8M records, in sled) up into days.
 //!
@@ -34,7 +39,7 @@ use quire::stats::privacy::{Salt, Salts};
 use quire::stats::recorder::View;
 use quire::stats::schema::{Counts, DAILY, Day, Hour, Meta, Metric, Series, hourly_key};
 use quire::stats::store::{Batch, MemoryStore, SledStore, StatsStore};
-use quire::stats::{Hit, HitKind, Recorder, RecorderSettings};
+use quire::stats::{Drained, Hit, HitKind, Recorder, RecorderSettings, Sealed, StatsBackend};
 
 const SITE: &str = "example.org";
 const BROWSER: &[u8] = b"Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0.0.0 Safari/537.36";
@@ -326,7 +331,83 @@ fn bench_flush(c: &mut Criterion) {
             BatchSize::PerIteration,
         );
     });
+    if let Ok(url) = std::env::var("QUIRE_BENCH_POSTGRES") {
+        let pg = SharedTables::open(&url);
+        let batch = [Sealed {
+            seq: 1,
+            views: views.len(),
+            dropped: 0,
+        }];
+        group.bench_function("100k_views/postgres", |b| {
+            b.iter_batched(
+                || pg.empty(),
+                |()| {
+                    let drained = Drained {
+                        views: &views,
+                        batches: &batch,
+                    };
+                    let done =
+                        StatsBackend::flush(&pg.stats, &drained, &salts, now).expect("flush");
+                    assert_eq!(done.views, views.len());
+                },
+                BatchSize::PerIteration,
+            );
+        });
+    }
     group.finish();
+}
+
+/// A cluster's statistics tables, for `flush/100k_views/postgres`.
+struct SharedTables {
+    runtime: tokio::runtime::Runtime,
+    cluster: quire::cluster::Cluster,
+    stats: quire::stats::postgres::PgStats,
+}
+
+impl SharedTables {
+    fn open(url: &str) -> SharedTables {
+        let text = format!("[cluster]\npostgres = \"{url}\"\nnode = \"bench\"\n");
+        let config = quire::config::Config::from_parts(
+            None,
+            &text,
+            &Default::default(),
+            &quire::config::no_env,
+        )
+        .expect("QUIRE_BENCH_POSTGRES is a PostgreSQL connection string");
+        let runtime = tokio::runtime::Runtime::new().expect("runtime");
+        let cluster = {
+            let _entered = runtime.enter();
+            quire::cluster::Cluster::start(
+                config.cluster.as_ref().expect("a [cluster] section"),
+                quire::clock::system(),
+                vec![&quire::stats::postgres::AREA],
+            )
+        };
+        let stats = quire::stats::postgres::PgStats::new(cluster.clone(), runtime.handle().clone());
+        SharedTables {
+            runtime,
+            cluster,
+            stats,
+        }
+    }
+
+    /// Empties every statistics table but the layout's own record.
+    fn empty(&self) {
+        self.runtime.block_on(async {
+            let client = self
+                .cluster
+                .client()
+                .await
+                .expect("the bench's PostgreSQL answers");
+            client
+                .batch_execute(
+                    "TRUNCATE quire_stats_hourly, quire_stats_daily, quire_stats_node_daily, \
+                     quire_stats_seen, quire_stats_batches, quire_stats_parcels",
+                )
+                .await
+                .expect("empty the statistics tables");
+        });
+    }
 }
 
 // ---------------------------------------------------------------- maintain

@@ -283,7 +283,9 @@ async fn renew_directly(
     if let (Some(follower), Ok(_), false) = (&parts.follower, &outcome, dry_run) {
         follower.catch_up(None).await;
     }
-    running.stop().await;
+    // The ACME client keeps its connections to the CA open for reuse; closed
+    // first, they leave nothing for the listeners' drain to wait out.
     drop(manager);
+    running.stop().await;
     outcome.context("renewal failed")
 }

@@ -1,13 +1,13 @@
 //! Issuance resources (RFC 8555 §7.4-7.5): new orders and their identifiers,
-//! reading orders and authorizations, starting a challenge's validation, and
-//! finalizing: the state is locked to claim the order and again to record the
+//! reading orders and authorizations, starting a challenge's validation (and
+//! waiting a moment for it, so the answer is usually final), and finalizing: the state is locked to claim the order and again to record the
 //! certificate, never while the CSR is checked or the certificate signed.
 
 use std::sync::Arc;
 
 use axum::body::Body;
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::Response;
 use chrono::Duration;
 use serde_json::{Map, Value};
@@ -22,6 +22,12 @@ use super::http::{Api, Client, json_response, now, posted, with_link};
 use crate::names::DnsName;
 
 const MAX_IDENTIFIERS: usize = 100;
+/// How long a challenge POST waits for its validation before answering
+/// "processing". Validating over loopback takes milliseconds; a client told
+/// "valid" at once skips its polling, and some (lego) wait 5 s per poll.
+const SETTLE_WITHIN: std::time::Duration = std::time::Duration::from_millis(500);
+/// What a "processing" answer asks the client to wait before polling.
+const RETRY_AFTER_SECS: &str = "1";
 const MAX_PENDING_ORDERS: usize = 300;
 
 /// A name this CA will certify, by the rules the config checks its domains with.
@@ -199,7 +205,8 @@ pub(super) async fn challenge(
     body: Body,
 ) -> Response {
     let path = format!("acme/chall/{authz_id}/{kind_name}");
-    posted(&api, &headers, body, &path, Expect::Kid, |api, request| {
+    let mut validation = None;
+    let answer = posted(&api, &headers, body, &path, Expect::Kid, |api, request| {
         let kind =
             ChallengeKind::from_name(&kind_name).ok_or_else(|| Problem::not_found("challenge"))?;
         let now = now(api);
@@ -218,25 +225,34 @@ pub(super) async fn challenge(
                 let ca = api.ca.clone();
                 let target = ca.settings.validation;
                 let authz_id = authz_id.clone();
-                tokio::spawn(async move {
-                    let outcome = match kind {
-                        ChallengeKind::Http01 => {
-                            validate::http01(target.http, &identifier, &token, &key_authorization)
+                validation = Some((
+                    kind,
+                    tokio::spawn(async move {
+                        let outcome = match kind {
+                            ChallengeKind::Http01 => {
+                                validate::http01(
+                                    target.http,
+                                    &identifier,
+                                    &token,
+                                    &key_authorization,
+                                )
                                 .await
+                            }
+                            ChallengeKind::TlsAlpn01 => {
+                                validate::tls_alpn01(target.tls, &identifier, &key_authorization)
+                                    .await
+                            }
+                        };
+                        if let Err(problem) = &outcome {
+                            tracing::info!(
+                                "local CA: {} for {identifier} failed: {problem}",
+                                kind.name()
+                            );
                         }
-                        ChallengeKind::TlsAlpn01 => {
-                            validate::tls_alpn01(target.tls, &identifier, &key_authorization).await
-                        }
-                    };
-                    if let Err(problem) = &outcome {
-                        tracing::info!(
-                            "local CA: {} for {identifier} failed: {problem}",
-                            kind.name()
-                        );
-                    }
-                    let now = ca.settings.clock.now();
-                    ca.lock().finish_validation(&authz_id, kind, outcome, now);
-                });
+                        let now = ca.settings.clock.now();
+                        ca.lock().finish_validation(&authz_id, kind, outcome, now);
+                    }),
+                ));
             }
         }
         let challenge = authz.challenge(kind)?;
@@ -251,7 +267,44 @@ pub(super) async fn challenge(
             "up",
         ))
     })
-    .await
+    .await;
+    match validation {
+        Some((kind, running)) => settled(&api, answer, running, &authz_id, kind).await,
+        None => answer,
+    }
+}
+
+/// The answer to a challenge POST that started a validation: given a moment
+/// to finish, it says the outcome; past that, "processing" with when to ask
+/// again. The headers (nonce, link) are the ones already made.
+async fn settled(
+    api: &Api,
+    answer: Response,
+    running: tokio::task::JoinHandle<()>,
+    authz_id: &str,
+    kind: ChallengeKind,
+) -> Response {
+    let finished = tokio::time::timeout(SETTLE_WITHIN, running).await.is_ok();
+    let challenge = {
+        let state = api.ca.lock();
+        match state
+            .authorizations
+            .get(authz_id)
+            .and_then(|authz| authz.challenge(kind).ok())
+        {
+            Some(challenge) => api.challenge_json(authz_id, challenge),
+            None => return answer,
+        }
+    };
+    let (mut parts, _) = answer.into_parts();
+    parts.headers.remove(header::CONTENT_LENGTH);
+    if !finished {
+        parts.headers.insert(
+            header::RETRY_AFTER,
+            HeaderValue::from_static(RETRY_AFTER_SECS),
+        );
+    }
+    Response::from_parts(parts, Body::from(challenge.to_string()))
 }
 
 pub(super) async fn finalize(

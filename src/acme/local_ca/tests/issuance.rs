@@ -149,7 +149,9 @@ async fn http01_flow_issues_a_chain_to_the_root() {
         .signed(&key, Some(&kid), chall_path, Some(&json!({})))
         .await;
     assert_eq!(started.status, StatusCode::OK);
-    assert_eq!(started.json()["status"], "processing");
+    // Validated before the answer: the client need not poll.
+    assert_eq!(started.json()["status"], "valid", "{}", started.json());
+    assert!(started.headers.get(header::RETRY_AFTER).is_none());
     assert!(
         started
             .headers
@@ -235,7 +237,8 @@ async fn http01_wrong_answer_invalidates_the_order() {
         .strip_prefix(&format!("{BASE}/"))
         .unwrap()
         .to_owned();
-    h.signed(&key, Some(&kid), &path, Some(&json!({}))).await;
+    let answer = h.signed(&key, Some(&kid), &path, Some(&json!({}))).await;
+    assert_eq!(answer.json()["status"], "invalid", "{}", answer.json());
     let authz = wait_for_authz(&h, &key, &kid, authz_url).await;
     assert_eq!(authz["status"], "invalid");
     let error = &challenge(&authz, "http-01")["error"];
@@ -249,6 +252,40 @@ async fn http01_wrong_answer_invalidates_the_order() {
         order["error"]["type"],
         "urn:ietf:params:acme:error:incorrectResponse"
     );
+}
+
+#[tokio::test]
+async fn a_validation_still_running_is_answered_processing_with_a_retry_after() {
+    // Accepts and never answers: the validation outlasts the POST's wait.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let target = ValidationTarget {
+        http: listener.local_addr().unwrap(),
+        tls: "127.0.0.1:9".parse().unwrap(),
+    };
+    let silent = tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((tcp, _)) = listener.accept().await {
+            held.push(tcp);
+        }
+    });
+    let h = Harness::new(target);
+    let key = TestKey::es256();
+    let kid = h.account(&key).await;
+    let (_, order) = h.order(&key, &kid, &["a.test"]).await;
+    let authz_url = order["authorizations"][0].as_str().unwrap();
+    let authz = h.fetch(&key, &kid, authz_url).await.json();
+    let path = challenge(&authz, "http-01")["url"]
+        .as_str()
+        .unwrap()
+        .strip_prefix(&format!("{BASE}/"))
+        .unwrap()
+        .to_owned();
+    let answer = h.signed(&key, Some(&kid), &path, Some(&json!({}))).await;
+    assert_eq!(answer.status, StatusCode::OK);
+    assert_eq!(answer.json()["status"], "processing", "{}", answer.json());
+    assert_eq!(answer.headers[header::RETRY_AFTER], "1");
+    assert!(answer.headers.contains_key("replay-nonce"));
+    silent.abort();
 }
 
 #[derive(Debug)]

@@ -257,12 +257,14 @@ for r in $(seq "$N"); do
 done
 
 # ---------------------------------------------------------------- report
-ver() { dpkg-query -W -f '${Version}' "$1" 2>/dev/null || echo "?"; }
-VERSIONS="pebble $(ver pebble), certbot $(ver certbot), lego $(ver lego)"
-[ -z "$QUIRE" ] || VERSIONS="$VERSIONS, $("$QUIRE" --version 2>/dev/null || echo quire)"
-python3 - "$TMP/times" "$N" "$VERSIONS" "$(nproc)" "${CLIENTS[@]}" <<'EOF'
+VERSIONS=()
+[ -z "$QUIRE" ] || VERSIONS+=("$(quire_version "$QUIRE")")
+VERSIONS+=("$(peer_version pebble)" "$(peer_version certbot)" "$(peer_version lego)")
+echo
+machine_banner "${VERSIONS[@]}"
+python3 - "$TMP/times" "$N" "$(nproc)" "${CLIENTS[@]}" <<'EOF'
 import statistics, sys
-path, n, versions, cpus, *clients = sys.argv[1:]
+path, n, cpus, *clients = sys.argv[1:]
 times = {c: [] for c in clients}
 for line in open(path):
     c, _, ms = line.split()
@@ -274,10 +276,8 @@ LABEL = {
     "quire-local": "quire (local CA)",
 }
 med = {c: statistics.median(v) for c, v in times.items()}
-print()
 print(f"ACME certification of `localhost` (new account, order, http-01, finalize, "
       f"download), {n} per client, fresh state each, rounds alternating; nproc {cpus}")
-print(versions)
 print()
 print("per run ms:")
 for c in clients:

@@ -301,14 +301,15 @@ if [[ " $PHASES " == *" flush "* ]]; then
 fi
 
 # ---------------------------------------------------------------- report
+echo
+machine_banner "$(quire_version "$QUIRE")" "$("$PGBIN/postgres" --version)" "$(peer_version wrk)"
 python3 - "$TMP" "$ROUNDS" "$ARTICLE" "$PHASES" "$(nproc)" "$THREADS" "$CONNECTIONS" \
     "$DURATION" "$POLL" "$("$PGBIN/postgres" --version)" <<'EOF'
 import os, re, statistics, sys
 tmp, rounds, article, phases, cpus, t, c, d, poll, pg = sys.argv[1:]
 rounds = int(rounds)
 UNIT = {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60000.0}
-print()
-print(f"nproc {cpus}; {pg}; nodes on 127.0.0.1-3, one PostgreSQL on 127.0.0.1")
+print("nodes on 127.0.0.1-3, one PostgreSQL on 127.0.0.1")
 if "serve" in phases.split():
     print(f"\nHTTPS {article}, wrk -t{t} -c{c} -d{d} --latency (HTTP/1.1 keep-alive), "
           f"{rounds} round(s) alternating")

@@ -84,6 +84,35 @@ $server
 EOF
 }
 
+# peer_version COMMAND [PACKAGE]: "COMMAND VERSION", the version of the Debian
+# package PACKAGE (default COMMAND) that provides it; "?" when not installed.
+peer_version() {
+    local v
+    v="$(dpkg-query -W -f '${Version}' "${2:-$1}" 2>/dev/null || true)"
+    echo "$1 ${v:-?}"
+}
+
+# quire_version BIN: "quire VERSION" as BIN reports it.
+quire_version() {
+    local v
+    v="$("$1" --version 2>/dev/null | head -n1 || true)"
+    echo "${v:-quire ?}"
+}
+
+# machine_banner [VERSION...]: the machine the figures come from (CPU model,
+# core count, kernel) and the versions of the programs compared (each
+# VERSION a "name version" string, as peer_version prints); every report
+# prints it with its results.
+machine_banner() {
+    local cpu versions
+    cpu="$(LC_ALL=C lscpu 2>/dev/null | sed -nE 's/^Model name:[[:space:]]*//p' | head -n1)"
+    echo "machine: ${cpu:-unknown CPU}, $(nproc) cores, kernel $(uname -r)"
+    if [ "$#" -gt 0 ]; then
+        versions="$(printf '%s, ' "$@")"
+        echo "versions: ${versions%, }"
+    fi
+}
+
 # require_free_ports PORT...: exits with a message if 127.0.0.1:PORT is taken.
 require_free_ports() {
     local p

@@ -152,6 +152,8 @@ if ! kill -0 "$QPID" 2>/dev/null; then
 fi
 
 # ---------------------------------------------------------------- report
+echo
+machine_banner "$(quire_version "$QUIRE")" "$(peer_version nginx)" "$(peer_version wrk)"
 python3 - "$TMP" "$ROUNDS" "$ARTICLE" "$QSIZE" "$NSIZE" "$(nproc)" \
     "$THREADS" "$CONNECTIONS" "$DURATION" <<'EOF'
 import os, re, sys
@@ -171,7 +173,6 @@ def parse(path):
 
 res = {n: [parse(os.path.join(tmp, f"wrk-{n}-{r}.txt")) for r in range(1, rounds + 1)]
        for n in ("quire", "nginx")}
-print()
 print(f"serve {article}: quire {qsize} B, nginx {nsize} B body; "
       f"wrk -t{t} -c{c} -d{d}, nproc {cpus}")
 print(f"{'server':<8}{'round':>6}{'req/s':>12}{'p99 ms':>10}{'non-2xx':>9}")

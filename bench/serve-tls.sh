@@ -341,14 +341,15 @@ done
 # ---------------------------------------------------------------- report
 OPENSSL_VERSION="$(openssl version | cut -d' ' -f1-2)"
 H2LOAD_VERSION="$(h2load --version 2>&1 | head -n1)"
-WRK_VERSION="$({ wrk -v 2>&1 || true; } | head -n1 | cut -d' ' -f1-2)"
+echo
+machine_banner "$(quire_version "$QUIRE")" "$(peer_version nginx)" "$OPENSSL_VERSION" \
+    "$(peer_version wrk)" "$H2LOAD_VERSION"
 python3 - "$TMP" "$ROUNDS" "$ARTICLE" "$QSIZE" "$NSIZE" "$(nproc)" \
     "$THREADS" "$CONNECTIONS" "$STREAMS" "$DURATION" "${H2_MODE[*]}" \
-    "nginx $NGINX_VERSION" "$OPENSSL_VERSION" "$H2LOAD_VERSION" "$WRK_VERSION" \
     "$(tlsinfo q)" "$(tlsinfo n)" "$QRESUME" "$NRESUME" "$HS_CLIENTS" <<'EOF'
 import os, re, sys
 (tmp, rounds, article, qsize, nsize, cpus, t, c, m, d, h2mode,
- nginx_v, openssl_v, h2load_v, wrk_v, qtls, ntls, qres, nres, hs) = sys.argv[1:]
+ qtls, ntls, qres, nres, hs) = sys.argv[1:]
 rounds = int(rounds)
 UNIT = {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60000.0}
 NUM = r"([0-9.]+)(us|ms|s|m)"
@@ -420,11 +421,9 @@ def fmt_lat(x):
         s += f" ({x['max']:.1f})"
     return s
 
-print()
 print(f"HTTPS serve {article}: quire {qsize} B, nginx {nsize} B body; "
       f"{t} threads, {c} connections, {d} per run, {rounds} round(s) alternating")
-print(f"nproc {cpus}; {nginx_v}; {openssl_v} (nginx's and the clients' TLS); "
-      f"{wrk_v}; {h2load_v}")
+print("openssl is nginx's and the clients' TLS library")
 print(f"TLS as an OpenSSL client sees it: quire {qtls}; nginx {ntls}")
 print()
 print(f"TLS session resumption offered (s_client -sess_in): quire {qres}, nginx {nres}")

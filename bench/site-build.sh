@@ -213,6 +213,12 @@ fi
 # ---------------------------------------------------------------- report
 HUGO_VERSION=""
 [ "$ONLY" = quire ] || HUGO_VERSION="$(hugo version | awk '{print $2}')"
+VERSIONS=()
+[ -z "$QUIRE" ] || VERSIONS+=("$(quire_version "$QUIRE")")
+[ -z "$HUGO_VERSION" ] || VERSIONS+=("hugo $HUGO_VERSION")
+VERSIONS+=("$(peer_version hyperfine)")
+echo
+machine_banner "${VERSIONS[@]}"
 python3 - "$TMP" "$N" "$(nproc)" "$HUGO_VERSION" <<'EOF'
 import json, os, sys
 tmp, n, cpus, hugo_version = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4]
@@ -225,7 +231,6 @@ def load(name):
     return r["mean"], r["stddev"] or 0.0, r["min"], r["max"]
 
 h, q = load("hugo"), load("quire")
-print()
 print(f"site build, {n} posts, nproc {cpus}" + (f", hugo {hugo_version}" if hugo_version else ""))
 print(f"{'tool':<8}{'mean s':>10}{'± s':>9}{'min s':>9}{'max s':>9}{'ms/post':>10}")
 for name, r in (("hugo", h), ("quire", q)):

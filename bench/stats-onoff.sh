@@ -120,6 +120,8 @@ DAYS=1
     cat "$TMP/stats.txt" >&2; echo "quire stats failed" >&2; exit 1; }
 
 # ---------------------------------------------------------------- report
+echo
+machine_banner "$(quire_version "$QUIRE")" "$(peer_version wrk)"
 python3 - "$TMP" "$ROUNDS" "$ARTICLE" "$(nproc)" "$THREADS" "$CONNECTIONS" \
     "$DURATION" "$DAYS" <<'EOF'
 import os, re, statistics, sys
@@ -141,7 +143,6 @@ def parse(path):
 
 res = {n: [parse(os.path.join(tmp, f"wrk-{n}-{r}.txt")) for r in range(1, rounds + 1)]
        for n in ("on", "off")}
-print()
 print(f"stats on/off, GET {article}: wrk -t{t} -c{c} -d{d}, nproc {cpus}")
 print(f"{'stats':<6}{'round':>6}{'req/s':>12}{'requests':>11}{'p99 ms':>10}{'non-2xx':>9}")
 for r in range(rounds):

@@ -97,6 +97,7 @@ round() {
 }
 
 need bc bc
+machine_banner "$(quire_version "$QUIRE")" "$(peer_version wrk)"
 echo "wrk -t$THREADS -c$CONNECTIONS -d${DURATION}s, $UPGRADES upgrades per upgrade round"
 for n in $(seq "$ROUNDS"); do
     round plain "$n"

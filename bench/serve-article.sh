@@ -154,6 +154,7 @@ fi
 # ---------------------------------------------------------------- report
 echo
 machine_banner "$(quire_version "$QUIRE")" "$(peer_version nginx)" "$(peer_version wrk)"
+nginx_tuned "$NPID"
 python3 - "$TMP" "$ROUNDS" "$ARTICLE" "$QSIZE" "$NSIZE" "$(nproc)" \
     "$THREADS" "$CONNECTIONS" "$DURATION" <<'EOF'
 import os, re, sys

@@ -186,6 +186,7 @@ SERVER_BLOCK=$(cat <<EOF
         ssl_certificate_key $KEY;
         ssl_protocols TLSv1.2 TLSv1.3;
         ssl_session_cache shared:SSL:10m;
+        ssl_session_timeout 1d;
         ssl_session_tickets on;
         root $N/html;
         index index.html;
@@ -344,6 +345,7 @@ H2LOAD_VERSION="$(h2load --version 2>&1 | head -n1)"
 echo
 machine_banner "$(quire_version "$QUIRE")" "$(peer_version nginx)" "$OPENSSL_VERSION" \
     "$(peer_version wrk)" "$H2LOAD_VERSION"
+nginx_tuned "$NPID" "http2, ssl_session_cache shared 10m (1 day), session tickets"
 python3 - "$TMP" "$ROUNDS" "$ARTICLE" "$QSIZE" "$NSIZE" "$(nproc)" \
     "$THREADS" "$CONNECTIONS" "$STREAMS" "$DURATION" "${H2_MODE[*]}" \
     "$(tlsinfo q)" "$(tlsinfo n)" "$QRESUME" "$NRESUME" "$HS_CLIENTS" <<'EOF'

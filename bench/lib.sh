@@ -105,6 +105,48 @@ nginx_tuned() {
          "keepalive_requests 1000000${2:+, $2}"
 }
 
+# caddy_config DIR SITE_BLOCK [GLOBAL]: writes DIR/Caddyfile for a Caddy that
+# serves SITE_BLOCK with the admin endpoint, automatic HTTPS and the access
+# log off (its own log: errors only, to DIR/caddy.log), HTTP/1.1 and HTTP/2
+# (no HTTP/3 listener: quire and nginx have none); GLOBAL is added to the
+# global options. Start it with caddy_start so it keeps its files in DIR too.
+caddy_config() {
+    local dir="$1" site="$2" global="${3:-}"
+    mkdir -p "$dir"
+    cat >"$dir/Caddyfile" <<EOF
+{
+	admin off
+	auto_https off
+	log {
+		output file $dir/caddy.log
+		level ERROR
+	}
+	servers {
+		protocols h1 h2
+	}
+$global
+}
+
+$site
+EOF
+    caddy validate --config "$dir/Caddyfile" --adapter caddyfile >"$dir/validate.log" 2>&1 || {
+        cat "$dir/validate.log" >&2; echo "Caddy refused $dir/Caddyfile" >&2; return 1; }
+}
+
+# caddy_start DIR: starts Caddy in the background on DIR/Caddyfile, its data
+# and autosaved config under DIR (XDG dirs), output in DIR/caddy.out; its PID
+# is then in $!.
+caddy_start() {
+    XDG_DATA_HOME="$1/xdg-data" XDG_CONFIG_HOME="$1/xdg-config" \
+        caddy run --config "$1/Caddyfile" --adapter caddyfile >"$1/caddy.out" 2>&1 &
+}
+
+# caddy_tuned: the line a report prints about Caddy's settings.
+caddy_tuned() {
+    echo "Caddy as configured: admin off, automatic HTTPS off, no access log," \
+         "file_server, HTTP/1.1 and HTTP/2, Go's default GOMAXPROCS (= $(nproc) cores)"
+}
+
 # peer_version COMMAND [PACKAGE]: "COMMAND VERSION", the version of the Debian
 # package PACKAGE (default COMMAND) that provides it; "?" when not installed.
 peer_version() {

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Serving benchmark: one article page from `quire serve` vs the same bytes
-# from nginx serving a static file, both on loopback, measured with wrk.
+# from nginx and from Caddy, each serving a static file copy of the page, all
+# on loopback, measured with wrk in rounds alternating quire, nginx, Caddy.
 #
 #   bench/serve-article.sh [PATH]    PATH like /posts/hello/ (default: the
 #                                    first /posts/... link on quire's home page)
@@ -10,7 +11,8 @@
 #   QUIRE_BIN=path    use this binary instead of running cargo build
 #   KEEP=1            keep the temp dir (logs, wrk output) and print its path
 #
-# quire listens on 127.0.0.1:18080, nginx on 127.0.0.1:18081.
+# quire listens on 127.0.0.1:18080, nginx on 127.0.0.1:18081, Caddy on
+# 127.0.0.1:18085 (plain HTTP/1.1 each).
 # Not part of the test suite.
 set -euo pipefail
 
@@ -20,6 +22,7 @@ CONNECTIONS="${CONNECTIONS:-64}"
 ROUNDS="${ROUNDS:-2}"
 QPORT=18080
 NPORT=18081
+CPORT=18085
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 REPO="$(cd "$HERE/.." && pwd)"
@@ -31,15 +34,18 @@ need wrk wrk
 # nginx lives in /usr/sbin, which a non-login PATH may lack.
 export PATH="$PATH:/usr/sbin:/sbin"
 need nginx nginx
+need caddy caddy
 
-require_free_ports "$QPORT" "$((QPORT + 1100))" "$NPORT"
+require_free_ports "$QPORT" "$((QPORT + 1100))" "$NPORT" "$CPORT"
 
 TMP="$(mktemp -d "${TMPDIR:-/tmp}/quire-bench-serve.XXXXXX")"
 QPID=""
 NPID=""
+CPID=""
 cleanup() {
     [ -z "$QPID" ] || stop_pid "$QPID"
     [ -z "$NPID" ] || stop_pid "$NPID"
+    [ -z "$CPID" ] || stop_pid "$CPID"
     remove_tmp
 }
 trap cleanup EXIT
@@ -70,6 +76,7 @@ fi
 ARTICLE="$(article_path "http://127.0.0.1:$QPORT" "${1:-}")"
 QURL="http://127.0.0.1:$QPORT$ARTICLE"
 NURL="http://127.0.0.1:$NPORT$ARTICLE"
+CADDY_URL="http://127.0.0.1:$CPORT$ARTICLE"
 
 curl -sf -o "$TMP/article.html" "$QURL" || {
     echo "GET $QURL failed" >&2; exit 1; }
@@ -107,6 +114,28 @@ if [ "$up" != 1 ]; then
     exit 1
 fi
 
+# ---------------------------------------------------------------- Caddy
+# The same file nginx serves, from the same directory.
+C="$TMP/caddy"
+caddy_config "$C" "http://:$CPORT {
+	bind 127.0.0.1
+	root * $N/html
+	file_server
+}"
+caddy_start "$C"
+CPID=$!
+up=0
+for _ in $(seq 100); do
+    if curl -sf -o /dev/null "$CADDY_URL"; then up=1; break; fi
+    if ! kill -0 "$CPID" 2>/dev/null; then break; fi
+    sleep 0.1
+done
+if [ "$up" != 1 ]; then
+    echo "Caddy did not answer on $CADDY_URL ; its output:" >&2
+    cat "$C/caddy.out" >&2
+    exit 1
+fi
+
 # ---------------------------------------------------------------- same bytes?
 # curl sends no Accept-Encoding unless asked, like wrk: both answer identity.
 probe() { # probe NAME URL -> NAME.body, NAME.headers
@@ -114,23 +143,27 @@ probe() { # probe NAME URL -> NAME.body, NAME.headers
 }
 probe q "$QURL"
 probe n "$NURL"
+probe c "$CADDY_URL"
 hdr() { # hdr NAME HEADER -> value or "-"
     local v
     v="$(tr -d '\r' <"$TMP/$1.headers" | grep -i "^$2:" | tail -n1 | cut -d: -f2- | sed 's/^ *//' || true)"
     echo "${v:--}"
 }
-QLEN="$(hdr q content-length)"
-NLEN="$(hdr n content-length)"
 QSIZE="$(wc -c <"$TMP/q.body")"
 NSIZE="$(wc -c <"$TMP/n.body")"
-echo "quire $QURL: Content-Length $QLEN, body $QSIZE bytes," \
-     "Content-Type $(hdr q content-type), Content-Encoding $(hdr q content-encoding)" >&2
-echo "nginx $NURL: Content-Length $NLEN, body $NSIZE bytes," \
-     "Content-Type $(hdr n content-type), Content-Encoding $(hdr n content-encoding)" >&2
-if [ "$QLEN" != "$NLEN" ] || ! cmp -s "$TMP/q.body" "$TMP/n.body"; then
-    echo "WARNING: the two servers do not send the same body" \
-         "(Content-Length $QLEN vs $NLEN); the comparison is unfair" >&2
-fi
+CSIZE="$(wc -c <"$TMP/c.body")"
+for s in q n c; do
+    case "$s" in q) name=quire url=$QURL ;; n) name=nginx url=$NURL ;; *) name=Caddy url=$CADDY_URL ;; esac
+    echo "$name $url: Content-Length $(hdr "$s" content-length)," \
+         "body $(wc -c <"$TMP/$s.body") bytes, Content-Type $(hdr "$s" content-type)," \
+         "Content-Encoding $(hdr "$s" content-encoding)" >&2
+    if [ "$s" != q ] && { [ "$(hdr q content-length)" != "$(hdr "$s" content-length)" ] ||
+                          ! cmp -s "$TMP/q.body" "$TMP/$s.body"; }; then
+        echo "WARNING: quire and $name do not send the same body" \
+             "(Content-Length $(hdr q content-length) vs $(hdr "$s" content-length));" \
+             "the comparison is unfair" >&2
+    fi
+done
 
 # ---------------------------------------------------------------- wrk
 run_wrk() { # run_wrk NAME ROUND URL
@@ -145,20 +178,26 @@ run_wrk() { # run_wrk NAME ROUND URL
 for r in $(seq "$ROUNDS"); do
     run_wrk quire "$r" "$QURL"
     run_wrk nginx "$r" "$NURL"
+    run_wrk caddy "$r" "$CADDY_URL"
 done
 if ! kill -0 "$QPID" 2>/dev/null; then
     echo "WARNING: quire exited during the run; its log:" >&2
     cat "$TMP/quire.log" >&2
 fi
+for pid in "$NPID" "$CPID"; do
+    kill -0 "$pid" 2>/dev/null || echo "WARNING: a peer (PID $pid) exited during the run" >&2
+done
 
 # ---------------------------------------------------------------- report
 echo
-machine_banner "$(quire_version "$QUIRE")" "$(peer_version nginx)" "$(peer_version wrk)"
+machine_banner "$(quire_version "$QUIRE")" "$(peer_version nginx)" "$(peer_version caddy)" \
+    "$(peer_version wrk)"
 nginx_tuned "$NPID"
-python3 - "$TMP" "$ROUNDS" "$ARTICLE" "$QSIZE" "$NSIZE" "$(nproc)" \
+caddy_tuned
+python3 - "$TMP" "$ROUNDS" "$ARTICLE" "$QSIZE" "$NSIZE" "$CSIZE" "$(nproc)" \
     "$THREADS" "$CONNECTIONS" "$DURATION" <<'EOF'
 import os, re, sys
-tmp, rounds, article, qsize, nsize, cpus, t, c, d = sys.argv[1:]
+tmp, rounds, article, qsize, nsize, csize, cpus, t, c, d = sys.argv[1:]
 rounds = int(rounds)
 UNIT = {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60000.0}
 
@@ -172,20 +211,24 @@ def parse(path):
     return (float(rps.group(1)), float(p99.group(1)) * UNIT[p99.group(2)],
             int(errs.group(1)) if errs else 0)
 
+SERVERS = ("quire", "nginx", "caddy")
+LABEL = {"quire": "quire", "nginx": "nginx", "caddy": "Caddy"}
 res = {n: [parse(os.path.join(tmp, f"wrk-{n}-{r}.txt")) for r in range(1, rounds + 1)]
-       for n in ("quire", "nginx")}
-print(f"serve {article}: quire {qsize} B, nginx {nsize} B body; "
-      f"wrk -t{t} -c{c} -d{d}, nproc {cpus}")
+       for n in SERVERS}
+print(f"serve {article}: quire {qsize} B, nginx {nsize} B, Caddy {csize} B body; "
+      f"wrk -t{t} -c{c} -d{d}, {rounds} round(s) alternating, nproc {cpus}")
 print(f"{'server':<8}{'round':>6}{'req/s':>12}{'p99 ms':>10}{'non-2xx':>9}")
 for r in range(rounds):
-    for n in ("quire", "nginx"):
+    for n in SERVERS:
         rps, p99, bad = res[n][r]
-        print(f"{n:<8}{r + 1:>6}{rps:>12.0f}{p99:>10.2f}{bad:>9}")
+        print(f"{LABEL[n]:<8}{r + 1:>6}{rps:>12.0f}{p99:>10.2f}{bad:>9}")
 mean = {n: sum(x[0] for x in v) / len(v) for n, v in res.items()}
 p99 = {n: sum(x[1] for x in v) / len(v) for n, v in res.items()}
-for n in ("quire", "nginx"):
-    print(f"{n:<8}{'mean':>6}{mean[n]:>12.0f}{p99[n]:>10.2f}")
-ratio = mean["quire"] / mean["nginx"]
-print(f"req/s ratio quire/nginx = {ratio:.2f} (target >= 1.00: {'ok' if ratio >= 1.0 else 'MISSED'})"
-      f"; p99 quire {p99['quire']:.2f} ms vs nginx {p99['nginx']:.2f} ms")
+for n in SERVERS:
+    print(f"{LABEL[n]:<8}{'mean':>6}{mean[n]:>12.0f}{p99[n]:>10.2f}")
+for peer in ("nginx", "caddy"):
+    ratio = mean["quire"] / mean[peer]
+    print(f"req/s ratio quire/{LABEL[peer]} = {ratio:.2f} "
+          f"(target >= 1.00: {'ok' if ratio >= 1.0 else 'MISSED'}); "
+          f"p99 quire {p99['quire']:.2f} ms vs {LABEL[peer]} {p99[peer]:.2f} ms")
 EOF

@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # HTTPS serving benchmark: one article page from `quire serve` (rustls, manual
-# certificate) vs the same bytes from nginx serving a static file (OpenSSL),
-# with the same certificate and key, both on loopback, in the same run.
+# certificate) vs the same bytes from nginx (OpenSSL) and from Caddy (Go's
+# crypto/tls), each serving a static file copy of the page, with the same
+# certificate and key, all on loopback, in the same run.
 #
 #   bench/serve-tls.sh [PATH]    PATH like /posts/hello/
 #                                (default: /posts/markdown-tour/)
 #
-# Four measurements, each alternating quire, nginx, quire, nginx, ...:
+# Four measurements, each alternating quire, nginx, Caddy, quire, ...:
 #   h1 keep-alive   wrk -t2 -c64 --latency (HTTP/1.1, connections reused)
 #   h2              h2load -c64 -m10 -t2 (HTTP/2, 10 streams per connection)
 #   new connections wrk with `Connection: close`: one request per connection.
@@ -19,15 +20,17 @@
 #
 # Environment:
 #   DURATION=10s ROUNDS=2               length and count of runs
-#   THREADS=2 CONNECTIONS=64 STREAMS=10 client settings (the same for both)
+#   THREADS=2 CONNECTIONS=64 STREAMS=10 client settings (the same for all)
 #   HS_CLIENTS=16                       parallel s_time processes
 #   H2_REQUESTS=200000                  h2load -n, only if it lacks -D
 #   QUIRE_BIN=path    use this binary instead of running cargo build
 #   KEEP=1            keep the temp dir (logs, outputs) and print its path
 #
-# A throwaway CA and an ECDSA P-256 certificate for blog.test are made in the
-# temp dir; keys never leave it. quire listens on 127.0.0.1:18443 (https),
-# :18080 (http) and :19100 (metrics), nginx on 127.0.0.1:18444.
+# A throwaway CA and an ECDSA P-256 certificate for blog.test (and 127.0.0.1:
+# wrk sends the URL's address as SNI, and Caddy chooses its certificate by SNI)
+# are made in the temp dir; keys never leave it. quire listens on
+# 127.0.0.1:18443 (https), :18080 (http) and :19100 (metrics), nginx on
+# 127.0.0.1:18444, Caddy on 127.0.0.1:18446.
 # Not part of the test suite.
 set -euo pipefail
 
@@ -43,6 +46,7 @@ QPORT=18443
 QHTTP=18080
 QMETRICS=19100
 NPORT=18444
+CPORT=18446
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 REPO="$(cd "$HERE/.." && pwd)"
@@ -57,18 +61,21 @@ need python3 python3
 # nginx lives in /usr/sbin, which a non-login PATH may lack.
 export PATH="$PATH:/usr/sbin:/sbin"
 need nginx nginx
+need caddy caddy
 
-require_free_ports "$QPORT" "$QHTTP" "$QMETRICS" "$NPORT"
+require_free_ports "$QPORT" "$QHTTP" "$QMETRICS" "$NPORT" "$CPORT"
 
 TMP="$(mktemp -d "${TMPDIR:-/tmp}/quire-bench-tls.XXXXXX")"
 QPID=""
 NPID=""
+CPID=""
 CLIENT_PIDS=()
 cleanup() {
     local pid
     for pid in "${CLIENT_PIDS[@]}"; do stop_pid "$pid"; done
     [ -z "$QPID" ] || stop_pid "$QPID"
     [ -z "$NPID" ] || stop_pid "$NPID"
+    [ -z "$CPID" ] || stop_pid "$CPID"
     remove_tmp
 }
 trap cleanup EXIT
@@ -89,7 +96,7 @@ trap 'exit 130' INT TERM
 basicConstraints = critical,CA:FALSE
 keyUsage = critical,digitalSignature
 extendedKeyUsage = serverAuth
-subjectAltName = DNS:$HOST
+subjectAltName = DNS:$HOST,IP:127.0.0.1
 EOF
     openssl x509 -req -in leaf.csr -CA root.pem -CAkey root.key \
         -set_serial "0x$(openssl rand -hex 8)" -days 2 -sha256 \
@@ -202,6 +209,21 @@ nginx -p "$N" -e "$N/logs/error.log" -c "$N/nginx.conf" &
 NPID=$!
 wait_up nginx "$NPID" "$NPORT" "$N/logs/error.log" "$ARTICLE"
 
+# ---------------------------------------------------------------- Caddy
+# The same file nginx serves, from the same directory. Any Host (s_time's
+# HTTP/1.0 requests carry none); default_sni for the clients that send no SNI
+# (h2load and s_time, given an address).
+C="$TMP/caddy"
+caddy_config "$C" "https://:$CPORT {
+	bind 127.0.0.1
+	tls $CERT $KEY
+	root * $N/html
+	file_server
+}" "	default_sni $HOST"
+caddy_start "$C"
+CPID=$!
+wait_up Caddy "$CPID" "$CPORT" "$C/caddy.out" "$ARTICLE"
+
 # ---------------------------------------------------------------- same bytes?
 probe() { # probe NAME PORT -> NAME.body, NAME.headers, NAME.proto
     tcurl "$2" --http2 -D "$TMP/$1.headers" -o "$TMP/$1.body" \
@@ -215,6 +237,7 @@ probe() { # probe NAME PORT -> NAME.body, NAME.headers, NAME.proto
 }
 probe q "$QPORT"
 probe n "$NPORT"
+probe c "$CPORT"
 hdr() { # hdr NAME HEADER -> value or "-"
     local v
     v="$(tr -d '\r' <"$TMP/$1.headers" | grep -i "^$2:" | tail -n1 | cut -d: -f2- | sed 's/^ *//' || true)"
@@ -240,29 +263,34 @@ resumes() { # resumes PORT -> "yes" when a second connection resumes the session
 }
 QRESUME="$(resumes "$QPORT")"
 NRESUME="$(resumes "$NPORT")"
-echo "TLS session resumption (openssl s_client -sess_in): quire $QRESUME, nginx $NRESUME" >&2
-QLEN="$(hdr q content-length)"
-NLEN="$(hdr n content-length)"
+CRESUME="$(resumes "$CPORT")"
+echo "TLS session resumption (openssl s_client -sess_in): quire $QRESUME, nginx $NRESUME," \
+     "Caddy $CRESUME" >&2
 QSIZE="$(wc -c <"$TMP/q.body")"
 NSIZE="$(wc -c <"$TMP/n.body")"
-for s in q n; do
-    case "$s" in q) name=quire port=$QPORT ;; *) name=nginx port=$NPORT ;; esac
+CSIZE="$(wc -c <"$TMP/c.body")"
+name_of() { case "$1" in q) echo quire ;; n) echo nginx ;; *) echo Caddy ;; esac; }
+for s in q n c; do
+    name="$(name_of "$s")"
+    case "$s" in q) port=$QPORT ;; n) port=$NPORT ;; *) port=$CPORT ;; esac
     echo "$name https://$HOST:$port$ARTICLE: $(cat "$TMP/$s.proto") (and" \
          "$(cat "$TMP/$s.proto1")), Content-Length $(hdr "$s" content-length)," \
          "body $(wc -c <"$TMP/$s.body") bytes, Content-Type $(hdr "$s" content-type)," \
          "Content-Encoding $(hdr "$s" content-encoding); $(tlsinfo "$s")" >&2
 done
-for s in q n; do
+for s in q n c; do
     case "$(cat "$TMP/$s.proto") $(cat "$TMP/$s.proto1")" in
         "200 HTTP/2 200 HTTP/1.1") ;;
-        *) echo "WARNING: expected 200 over HTTP/2 and HTTP/1.1 from $s:" \
+        *) echo "WARNING: expected 200 over HTTP/2 and HTTP/1.1 from $(name_of "$s"):" \
                 "$(cat "$TMP/$s.proto") / $(cat "$TMP/$s.proto1")" >&2 ;;
     esac
+    if [ "$s" != q ] && { [ "$(hdr q content-length)" != "$(hdr "$s" content-length)" ] ||
+                          ! cmp -s "$TMP/q.body" "$TMP/$s.body"; }; then
+        echo "WARNING: quire and $(name_of "$s") do not send the same body" \
+             "(Content-Length $(hdr q content-length) vs $(hdr "$s" content-length));" \
+             "the comparison is unfair" >&2
+    fi
 done
-if [ "$QLEN" != "$NLEN" ] || ! cmp -s "$TMP/q.body" "$TMP/n.body"; then
-    echo "WARNING: the two servers do not send the same body" \
-         "(Content-Length $QLEN vs $NLEN); the comparison is unfair" >&2
-fi
 
 # ---------------------------------------------------------------- runs
 # wrk and h2load connect to the host in the URL and verify no certificate, so
@@ -270,7 +298,7 @@ fi
 # (h2load adds a `host:` header instead of replacing :authority; nginx answers
 # 400 to that.)
 url() { echo "https://127.0.0.1:$1$ARTICLE"; }
-port_of() { case "$1" in quire) echo "$QPORT" ;; *) echo "$NPORT" ;; esac; }
+port_of() { case "$1" in quire) echo "$QPORT" ;; nginx) echo "$NPORT" ;; *) echo "$CPORT" ;; esac; }
 
 H2_MODE=(-n "$H2_REQUESTS")
 if h2load --help 2>&1 | grep -q -- '--duration'; then
@@ -326,9 +354,10 @@ run() { # run KIND NAME ROUND
             s_time_run "$(port_of "$name")" "$out" ;;
     esac || { cat "$out" >&2; echo "$kind run against $name failed" >&2; exit 1; }
     check_out "$name" "$out"
-    if ! kill -0 "$QPID" 2>/dev/null || ! kill -0 "$NPID" 2>/dev/null; then
+    if ! kill -0 "$QPID" 2>/dev/null || ! kill -0 "$NPID" 2>/dev/null ||
+        ! kill -0 "$CPID" 2>/dev/null; then
         echo "a server exited during the run; logs:" >&2
-        cat "$TMP/quire.log" "$N/logs/error.log" >&2
+        cat "$TMP/quire.log" "$N/logs/error.log" "$C/caddy.out" >&2
         exit 1
     fi
 }
@@ -336,6 +365,7 @@ for kind in h1 h2 close full; do
     for r in $(seq "$ROUNDS"); do
         run "$kind" quire "$r"
         run "$kind" nginx "$r"
+        run "$kind" caddy "$r"
     done
 done
 
@@ -343,15 +373,17 @@ done
 OPENSSL_VERSION="$(openssl version | cut -d' ' -f1-2)"
 H2LOAD_VERSION="$(h2load --version 2>&1 | head -n1)"
 echo
-machine_banner "$(quire_version "$QUIRE")" "$(peer_version nginx)" "$OPENSSL_VERSION" \
-    "$(peer_version wrk)" "$H2LOAD_VERSION"
+machine_banner "$(quire_version "$QUIRE")" "$(peer_version nginx)" "$(peer_version caddy)" \
+    "$OPENSSL_VERSION" "$(peer_version wrk)" "$H2LOAD_VERSION"
 nginx_tuned "$NPID" "http2, ssl_session_cache shared 10m (1 day), session tickets"
-python3 - "$TMP" "$ROUNDS" "$ARTICLE" "$QSIZE" "$NSIZE" "$(nproc)" \
-    "$THREADS" "$CONNECTIONS" "$STREAMS" "$DURATION" "${H2_MODE[*]}" \
-    "$(tlsinfo q)" "$(tlsinfo n)" "$QRESUME" "$NRESUME" "$HS_CLIENTS" <<'EOF'
+caddy_tuned
+python3 - "$TMP" "$ROUNDS" "$ARTICLE" "$QSIZE" "$NSIZE" "$CSIZE" \
+    "$THREADS" "$CONNECTIONS" "$STREAMS" "$DURATION" \
+    "$(tlsinfo q)" "$(tlsinfo n)" "$(tlsinfo c)" "$QRESUME" "$NRESUME" "$CRESUME" \
+    "$HS_CLIENTS" <<'EOF'
 import os, re, sys
-(tmp, rounds, article, qsize, nsize, cpus, t, c, m, d, h2mode,
- qtls, ntls, qres, nres, hs) = sys.argv[1:]
+(tmp, rounds, article, qsize, nsize, csize, t, c, m, d,
+ qtls, ntls, ctls, qres, nres, cres, hs) = sys.argv[1:]
 rounds = int(rounds)
 UNIT = {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60000.0}
 NUM = r"([0-9.]+)(us|ms|s|m)"
@@ -408,9 +440,11 @@ KINDS = [
     ("close", "conn/req, resumed (wrk)", parse_wrk, "p99"),
     ("full", "full handshake (s_time)", parse_s_time, "-"),
 ]
+SERVERS = ("quire", "nginx", "caddy")
+LABEL = {"quire": "quire", "nginx": "nginx", "caddy": "Caddy"}
 res = {}
 for kind, _, parse, _ in KINDS:
-    for n in ("quire", "nginx"):
+    for n in SERVERS:
         for r in range(1, rounds + 1):
             path = os.path.join(tmp, f"{kind}-{n}-{r}.txt")
             res[kind, n, r] = parse(path, open(path).read())
@@ -423,40 +457,45 @@ def fmt_lat(x):
         s += f" ({x['max']:.1f})"
     return s
 
-print(f"HTTPS serve {article}: quire {qsize} B, nginx {nsize} B body; "
+print(f"HTTPS serve {article}: quire {qsize} B, nginx {nsize} B, Caddy {csize} B body; "
       f"{t} threads, {c} connections, {d} per run, {rounds} round(s) alternating")
 print("openssl is nginx's and the clients' TLS library")
-print(f"TLS as an OpenSSL client sees it: quire {qtls}; nginx {ntls}")
+print(f"TLS as an OpenSSL client sees it: quire {qtls}; nginx {ntls}; Caddy {ctls}")
 print()
-print(f"TLS session resumption offered (s_client -sess_in): quire {qres}, nginx {nres}")
+print(f"TLS session resumption offered (s_client -sess_in): quire {qres}, nginx {nres}, "
+      f"Caddy {cres}")
 print()
 print("per run (latency ms: wrk p99; h2load mean (max); s_time none):")
 print(f"{'measurement':<26}{'server':<7}{'round':>6}{'req/s':>11}{'latency ms':>16}{'errors':>8}")
 for kind, label, _, _ in KINDS:
     for r in range(1, rounds + 1):
-        for n in ("quire", "nginx"):
+        for n in SERVERS:
             x = res[kind, n, r]
-            print(f"{label:<26}{n:<7}{r:>6}{x['rps']:>11.0f}{fmt_lat(x):>16}{x['bad']:>8}")
+            print(f"{label:<26}{LABEL[n]:<7}{r:>6}{x['rps']:>11.0f}{fmt_lat(x):>16}{x['bad']:>8}")
 print()
-hdr = (f"{'measurement':<26}{'quire req/s':>12}{'nginx req/s':>12}{'quire/nginx':>12}"
-       f"{'latency':>11}{'quire ms':>15}{'nginx ms':>15}")
+hdr = (f"{'measurement':<26}{'quire req/s':>12}{'nginx req/s':>12}{'Caddy req/s':>12}"
+       f"{'q/nginx':>8}{'q/Caddy':>8}{'latency':>11}{'quire ms':>17}{'nginx ms':>17}"
+       f"{'Caddy ms':>17}")
 print(hdr)
 print("-" * len(hdr))
 missed = []
 for kind, label, _, lat in KINDS:
     avg = {}
-    for n in ("quire", "nginx"):
+    for n in SERVERS:
         xs = [res[kind, n, r] for r in range(1, rounds + 1)]
         avg[n] = {"rps": sum(x["rps"] for x in xs) / rounds,
                   "lat": (sum(x["lat"] for x in xs) / rounds
                           if xs[0]["lat"] is not None else None),
                   "max": max(x["max"] for x in xs) if xs[0]["max"] is not None else None,
                   "bad": sum(x["bad"] for x in xs)}
-    ratio = avg["quire"]["rps"] / avg["nginx"]["rps"]
-    if ratio < 1.0:
-        missed.append(label)
-    print(f"{label:<26}{avg['quire']['rps']:>12.0f}{avg['nginx']['rps']:>12.0f}{ratio:>12.2f}"
-          f"{lat:>11}{fmt_lat(avg['quire']):>15}{fmt_lat(avg['nginx']):>15}")
+    ratio = {p: avg["quire"]["rps"] / avg[p]["rps"] for p in ("nginx", "caddy")}
+    for p in ("nginx", "caddy"):
+        if ratio[p] < 1.0:
+            missed.append(f"{label} vs {LABEL[p]}")
+    print(f"{label:<26}{avg['quire']['rps']:>12.0f}{avg['nginx']['rps']:>12.0f}"
+          f"{avg['caddy']['rps']:>12.0f}{ratio['nginx']:>8.2f}{ratio['caddy']:>8.2f}"
+          f"{lat:>11}{fmt_lat(avg['quire']):>17}{fmt_lat(avg['nginx']):>17}"
+          f"{fmt_lat(avg['caddy']):>17}")
 print()
 print("req/s: mean over rounds; wrk latency: p99, mean over rounds; h2load prints no "
       "percentiles:\n  its 'time for request' mean (mean over rounds) and max (max over rounds).")
@@ -465,10 +504,10 @@ print("conn/req: wrk -H 'Connection: close', one request per connection; wrk kee
       "  wrk's latency clock starts after the handshake, so that p99 leaves the handshake out.")
 print(f"full handshake: {hs} parallel `openssl s_time -new -www {article}` (HTTP/1.0, a new session\n"
       "  per connection: ECDHE + ECDSA P-256 signature), connections/s over the wall-clock time.")
-errors = {n: sum(x["bad"] for (k, s, r), x in res.items() if s == n) for n in ("quire", "nginx")}
+errors = {n: sum(x["bad"] for (k, s, r), x in res.items() if s == n) for n in SERVERS}
 if any(errors.values()):
-    print(f"errors (socket errors, non-2xx, failed streams): quire {errors['quire']}, "
-          f"nginx {errors['nginx']}")
-print("target quire/nginx >= 1.00: " + (f"ok on all {len(KINDS)}" if not missed
+    print("errors (socket errors, non-2xx, failed streams): "
+          + ", ".join(f"{LABEL[n]} {errors[n]}" for n in SERVERS))
+print("target quire/peer >= 1.00: " + (f"ok on all {len(KINDS)} against both" if not missed
       else "MISSED on " + ", ".join(missed)))
 EOF

@@ -6,13 +6,16 @@
 #   lego         lego --http run                    against Pebble
 #   quire        quire cert renew --dry-run (acme)  against Pebble
 #   quire-local  quire cert renew --dry-run (local) against quire's own CA
+#   lego-local   lego --http run                    against quire's own CA,
+#                run standalone (`quire local-ca`) for the whole benchmark
 # all on loopback, in the same run, rounds alternating between the clients.
 #
 #   bench/certify.sh [N]        N certifications per client (default 5)
 #
 # Environment:
 #   CERTIFY_ONLY="certbot lego"  run only these clients (space or comma
-#                 separated; any of: certbot lego quire quire-local; default all)
+#                 separated; any of: certbot lego quire quire-local lego-local;
+#                 default all)
 #   QUIRE_BIN=path    use this binary instead of running cargo build
 #   KEEP=1            keep the temp dir (logs, certificates) and print its path
 #
@@ -26,7 +29,8 @@
 # validation connects to 127.0.0.1 and no DNS query leaves the machine.
 # Ports (127.0.0.1): Pebble ACME 14000, management 15000, http-01 validation
 # 15002 (each client's challenge server listens there in turn), tls-alpn-01
-# 15001 (unused); quire's local CA 18445.
+# 15001 (unused); quire's local CA 18445 (in each quire-local run), the
+# standalone local CA for lego-local 18447 (validating http-01 on 15002).
 #
 # Client time is mostly their fixed waits, not protocol work: certbot sleeps
 # 1 s before its first authorization poll and 1 s before its first order poll,
@@ -34,13 +38,15 @@
 # 500 ms after finalize, and polls the authorization again only after 5 s when
 # its challenge POST still answers "pending" (Pebble sends no Retry-After
 # there), so its times cluster near 0.1 s, 0.6 s and 5.6-6.1 s: the median of
-# a few runs swings between them; use a larger N for lego.
+# a few runs swings between them; use a larger N for lego. quire's local CA
+# validates while it answers the challenge POST (up to 500 ms) and answers with
+# the outcome, so lego-local should not pay those 5 s.
 # Not part of the test suite.
 set -euo pipefail
 
 N="${1:-5}"
 [[ "$N" =~ ^[1-9][0-9]*$ ]] || { echo "usage: $0 [N]   (N: certifications per client, >= 1)" >&2; exit 1; }
-ALL_CLIENTS="certbot lego quire quire-local"
+ALL_CLIENTS="certbot lego quire quire-local lego-local"
 ONLY="${CERTIFY_ONLY:-$ALL_CLIENTS}"
 CLIENTS=()
 for c in ${ONLY//,/ }; do
@@ -58,6 +64,7 @@ PEBBLE_MGMT=15000
 HTTP01_PORT=15002
 TLSALPN_PORT=15001
 LOCAL_CA_PORT=18445
+LEGO_CA_PORT=18447
 RUN_TIMEOUT=120     # seconds for one certification before it counts as failed
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -71,7 +78,7 @@ need python3 python3
 need timeout coreutils
 if wants certbot || wants lego || wants quire; then need pebble pebble; fi
 if wants certbot; then need certbot certbot; fi
-if wants lego; then need lego lego; fi
+if wants lego || wants lego-local; then need lego lego; fi
 
 # Pebble validates http://localhost:PORT/...: its Go resolver must find
 # localhost in /etc/hosts, or it would ask the system's DNS server.
@@ -80,12 +87,15 @@ if ! grep -Eq '^[[:space:]]*127\.0\.0\.1[[:space:]]+(.*[[:space:]])?localhost([[
     exit 1
 fi
 
-require_free_ports "$PEBBLE_PORT" "$PEBBLE_MGMT" "$HTTP01_PORT" "$TLSALPN_PORT" "$LOCAL_CA_PORT"
+require_free_ports "$PEBBLE_PORT" "$PEBBLE_MGMT" "$HTTP01_PORT" "$TLSALPN_PORT" "$LOCAL_CA_PORT" \
+    "$LEGO_CA_PORT"
 
 TMP="$(mktemp -d "${TMPDIR:-/tmp}/quire-bench-certify.XXXXXX")"
 PPID_PEBBLE=""
+LOCAL_CA_PID=""
 cleanup() {
     [ -z "$PPID_PEBBLE" ] || stop_pid "$PPID_PEBBLE"
+    [ -z "$LOCAL_CA_PID" ] || stop_pid "$LOCAL_CA_PID"
     remove_tmp
 }
 trap cleanup EXIT
@@ -93,7 +103,7 @@ trap 'exit 130' INT TERM
 
 # ---------------------------------------------------------------- quire
 QUIRE=""
-if wants quire || wants quire-local; then
+if wants quire || wants quire-local || wants lego-local; then
     QUIRE="$(quire_binary "$REPO")"
 fi
 
@@ -159,6 +169,33 @@ EOF
         "https://127.0.0.1:$PEBBLE_MGMT/intermediates/0"
 fi
 
+# ---------------------------------------------------------------- local CA
+# quire's local CA on its own, as README.md describes for trying other ACME
+# clients: its root (made at its first start, in the temp dir) is what lego
+# trusts, for the CA's HTTPS endpoint and for the chain it issues.
+if wants lego-local; then
+    LOCAL_CA_DIR="$TMP/local-ca-data"
+    LOCAL_ROOT="$LOCAL_CA_DIR/local-ca/root.pem"
+    LOCAL_DIR_URL="https://127.0.0.1:$LEGO_CA_PORT/directory"
+    "$QUIRE" local-ca --data-dir "$LOCAL_CA_DIR" --listen "127.0.0.1:$LEGO_CA_PORT" \
+        --http-port "$HTTP01_PORT" >"$TMP/local-ca.log" 2>&1 &
+    LOCAL_CA_PID=$!
+    up=0
+    for _ in $(seq 100); do # 10 s
+        if [ -s "$LOCAL_ROOT" ] &&
+            curl -sf --max-time 2 --cacert "$LOCAL_ROOT" -o /dev/null "$LOCAL_DIR_URL"; then
+            up=1; break
+        fi
+        kill -0 "$LOCAL_CA_PID" 2>/dev/null || break
+        sleep 0.1
+    done
+    if [ "$up" != 1 ]; then
+        echo "quire local-ca did not answer on $LOCAL_DIR_URL ; its log:" >&2
+        cat "$TMP/local-ca.log" >&2
+        exit 1
+    fi
+fi
+
 # ---------------------------------------------------------------- clients
 # Each run gets a fresh directory; the command's stdout and stderr go to files
 # there, and a failure aborts the benchmark with them.
@@ -195,6 +232,11 @@ client_cmd() { # client_cmd DIR: sets CMD and ENVS (arrays) for one run of $CLIE
             CMD=(lego --server "$DIR_URL" --accept-tos --email bench@example.com
                  --key-type ec256 --domains "$DOMAIN"
                  --http --http.port "127.0.0.1:$HTTP01_PORT" --path "$dir" run) ;;
+        lego-local)
+            ENVS=(LEGO_CA_CERTIFICATES="$LOCAL_ROOT")
+            CMD=(lego --server "$LOCAL_DIR_URL" --accept-tos --email bench@example.com
+                 --key-type ec256 --domains "$DOMAIN"
+                 --http --http.port "127.0.0.1:$HTTP01_PORT" --path "$dir" run) ;;
         quire)
             quire_config "$1" acme
             ENVS=(QUIRE_ACME_ROOTS="$HTTPS_CA" RUST_LOG="${RUST_LOG:-warn}")
@@ -208,8 +250,15 @@ client_cmd() { # client_cmd DIR: sets CMD and ENVS (arrays) for one run of $CLIE
 issued_cert() { # issued_cert CLIENT DIR -> path of the downloaded chain, or ""
     case "$1" in
         certbot) echo "$2/state/config/live/$DOMAIN/fullchain.pem" ;;
-        lego) echo "$2/state/certificates/$DOMAIN.crt" ;;
+        lego|lego-local) echo "$2/state/certificates/$DOMAIN.crt" ;;
         *) echo "" ;;
+    esac
+}
+issued_by() { # issued_by CLIENT CERT: verifies CERT (lego's includes its chain) against the CA
+    case "$1" in
+        lego-local) openssl verify -CAfile "$LOCAL_ROOT" -untrusted "$2" "$2" ;;
+        *) openssl verify -CAfile "$TMP/pebble-root.pem" \
+               -untrusted "$TMP/pebble-intermediate.pem" "$2" ;;
     esac
 }
 run() { # run CLIENT ROUND: one timed certification, appends to $TMP/times
@@ -231,18 +280,23 @@ run() { # run CLIENT ROUND: one timed certification, appends to $TMP/times
             echo "--- its stdout (last 20 lines):" >&2
             tail -n 20 "$dir/stdout" >&2
         fi
-        if [ "$CLIENT" != quire-local ] && [ -n "$PPID_PEBBLE" ]; then
-            echo "--- pebble log (last 20 lines):" >&2
-            grep -av 'calling handler' "$TMP/pebble.log" | tail -n 20 >&2
-        fi
+        case "$CLIENT" in
+            quire-local) ;;
+            lego-local)
+                echo "--- quire local-ca log (last 20 lines):" >&2
+                tail -n 20 "$TMP/local-ca.log" >&2 ;;
+            *)
+                echo "--- pebble log (last 20 lines):" >&2
+                grep -av 'calling handler' "$TMP/pebble.log" | tail -n 20 >&2 ;;
+        esac
         exit 1
     fi
     cert="$(issued_cert "$CLIENT" "$dir")"
     if [ -n "$cert" ]; then
-        if [ ! -s "$cert" ] || ! openssl verify -CAfile "$TMP/pebble-root.pem" \
-                -untrusted "$TMP/pebble-intermediate.pem" "$cert" >/dev/null 2>&1 ||
+        if [ ! -s "$cert" ] || ! issued_by "$CLIENT" "$cert" >/dev/null 2>&1 ||
             ! openssl x509 -in "$cert" -noout -ext subjectAltName 2>/dev/null | grep -q "DNS:$DOMAIN"; then
-            echo "$CLIENT run $round exited 0 but $cert is not a certificate for $DOMAIN from Pebble" >&2
+            echo "$CLIENT run $round exited 0 but $cert is not a certificate for $DOMAIN" \
+                 "from its CA" >&2
             exit 1
         fi
     fi
@@ -274,7 +328,11 @@ LABEL = {
     "lego": "lego (pebble)",
     "quire": "quire (pebble)",
     "quire-local": "quire (local CA)",
+    "lego-local": "lego (local CA)",
 }
+# Each client is compared with quire against the same CA.
+BASE = {"certbot": "quire", "lego": "quire", "quire": "quire",
+        "quire-local": "quire-local", "lego-local": "quire-local"}
 med = {c: statistics.median(v) for c, v in times.items()}
 print(f"ACME certification of `localhost` (new account, order, http-01, finalize, "
       f"download), {n} per client, fresh state each, rounds alternating; nproc {cpus}")
@@ -283,18 +341,23 @@ print("per run ms:")
 for c in clients:
     print(f"  {LABEL[c]:<18}" + " ".join(f"{x:>6}" for x in times[c]))
 print()
-hdr = f"{'client':<20}{'runs':>5}{'median ms':>11}{'min ms':>9}{'max ms':>9}{'x quire(pebble)':>17}"
+hdr = f"{'client':<20}{'runs':>5}{'median ms':>11}{'min ms':>9}{'max ms':>9}{'x quire, same CA':>18}"
 print(hdr)
 print("-" * len(hdr))
 for c in clients:
     v = times[c]
-    ratio = f"{med[c] / med['quire']:.2f}" if "quire" in med and med["quire"] > 0 else "-"
-    print(f"{LABEL[c]:<20}{len(v):>5}{med[c]:>11.0f}{min(v):>9}{max(v):>9}{ratio:>17}")
+    base = BASE[c]
+    ratio = f"{med[c] / med[base]:.2f}" if base in med and med[base] > 0 else "-"
+    print(f"{LABEL[c]:<20}{len(v):>5}{med[c]:>11.0f}{min(v):>9}{max(v):>9}{ratio:>18}")
 print()
-print("x quire(pebble): this client's median / quire's median against Pebble "
-      "(certbot/quire, lego/quire); '-' when quire did not run.")
+print("x quire, same CA: this client's median / quire's median against the same CA (Pebble:\n"
+      "  certbot/quire, lego/quire; local CA: lego/quire); '-' when that quire did not run.")
+if "lego" in med and "lego-local" in med:
+    print(f"lego: median {med['lego-local']:.0f} ms against quire's local CA, "
+          f"{med['lego']:.0f} ms against Pebble")
 print("Wall clock of the whole command, process start to exit. certbot sleeps 1 s before its first\n"
       "  authorization poll and 1 s before its first order poll; lego polls the order every 500 ms and\n"
       "  waits 5 s when its challenge POST still answers 'pending' (no Retry-After from Pebble), so its\n"
-      "  times cluster near 0.1 s, 0.6 s and 5.6-6.1 s and a median of few runs is fragile.")
+      "  times cluster near 0.1 s, 0.6 s and 5.6-6.1 s and a median of few runs is fragile; quire's local\n"
+      "  CA validates during the challenge POST and answers with the outcome, sparing lego that wait.")
 EOF

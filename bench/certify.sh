@@ -18,6 +18,7 @@
 #                 default all)
 #   QUIRE_BIN=path    use this binary instead of running cargo build
 #   KEEP=1            keep the temp dir (logs, certificates) and print its path
+#   SUMMARY_FILE=path append the summary line(s) to path (bench/all.sh's table)
 #
 # Pebble (Debian's package) runs with PEBBLE_VA_NOSLEEP=1 (no random 0-15 s
 # sleep before each validation), PEBBLE_WFE_NONCEREJECT=0 (no badNonce
@@ -316,9 +317,10 @@ VERSIONS=()
 VERSIONS+=("$(peer_version pebble)" "$(peer_version certbot)" "$(peer_version lego)")
 echo
 machine_banner "${VERSIONS[@]}"
-python3 - "$TMP/times" "$N" "$(nproc)" "${CLIENTS[@]}" <<'EOF'
-import statistics, sys
-path, n, cpus, *clients = sys.argv[1:]
+python3 - "$TMP" "$N" "$(nproc)" "${CLIENTS[@]}" <<'EOF'
+import os, statistics, sys
+tmp, n, cpus, *clients = sys.argv[1:]
+path = os.path.join(tmp, "times")
 times = {c: [] for c in clients}
 for line in open(path):
     c, _, ms = line.split()
@@ -360,4 +362,17 @@ print("Wall clock of the whole command, process start to exit. certbot sleeps 1 
       "  waits 5 s when its challenge POST still answers 'pending' (no Retry-After from Pebble), so its\n"
       "  times cluster near 0.1 s, 0.6 s and 5.6-6.1 s and a median of few runs is fragile; quire's local\n"
       "  CA validates during the challenge POST and answers with the outcome, sparing lego that wait.")
+
+def summary(*cells):
+    """One line of bench/all.sh's table: measurement, quire, nginx, other peer, ratio."""
+    with open(os.path.join(tmp, "summary.tsv"), "a") as f:
+        f.write("\t".join(cells) + "\n")
+
+for base, peer, what in (("quire", "certbot", "Pebble"), ("quire", "lego", "Pebble"),
+                         ("quire-local", "lego-local", "quire's local CA")):
+    if base in med and peer in med:
+        summary(f"certification against {what}, median of {n} (new account to certificate)",
+                f"{med[base]:,.0f} ms", "-", f"{peer.split('-')[0]} {med[peer]:,.0f} ms",
+                f"{peer.split('-')[0]}/quire {med[peer] / med[base]:.1f}x the time")
 EOF
+publish_summary "$TMP/summary.tsv"

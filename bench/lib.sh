@@ -176,6 +176,15 @@ machine_banner() {
     fi
 }
 
+# publish_summary FILE: appends FILE's lines (measurement, quire, nginx,
+# other peer, ratio: tab-separated, "-" for none) to $SUMMARY_FILE when that
+# is set, for bench/all.sh's table.
+publish_summary() {
+    if [ -n "${SUMMARY_FILE:-}" ] && [ -s "$1" ]; then
+        cat "$1" >>"$SUMMARY_FILE"
+    fi
+}
+
 # require_free_ports PORT...: exits with a message if 127.0.0.1:PORT is taken.
 require_free_ports() {
     local p

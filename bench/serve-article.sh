@@ -10,6 +10,7 @@
 #   DURATION=10s THREADS=2 CONNECTIONS=64 ROUNDS=2   wrk settings
 #   QUIRE_BIN=path    use this binary instead of running cargo build
 #   KEEP=1            keep the temp dir (logs, wrk output) and print its path
+#   SUMMARY_FILE=path append the summary line(s) to path (bench/all.sh's table)
 #
 # quire listens on 127.0.0.1:18080, nginx on 127.0.0.1:18081, Caddy on
 # 127.0.0.1:18085 (plain HTTP/1.1 each).
@@ -231,4 +232,16 @@ for peer in ("nginx", "caddy"):
     print(f"req/s ratio quire/{LABEL[peer]} = {ratio:.2f} "
           f"(target >= 1.00: {'ok' if ratio >= 1.0 else 'MISSED'}); "
           f"p99 quire {p99['quire']:.2f} ms vs {LABEL[peer]} {p99[peer]:.2f} ms")
+
+def summary(*cells):
+    """One line of bench/all.sh's table: measurement, quire, nginx, other peer, ratio."""
+    with open(os.path.join(tmp, "summary.tsv"), "a") as f:
+        f.write("\t".join(cells) + "\n")
+
+cell = lambda n: f"{mean[n]:,.0f} req/s, p99 {p99[n]:.2f} ms"
+summary(f"plain HTTP/1.1 keep-alive, {qsize} B article (wrk -t{t} -c{c})",
+        cell("quire"), cell("nginx"), "Caddy " + cell("caddy"),
+        f"quire/nginx {mean['quire'] / mean['nginx']:.2f}, "
+        f"quire/Caddy {mean['quire'] / mean['caddy']:.2f}")
 EOF
+publish_summary "$TMP/summary.tsv"

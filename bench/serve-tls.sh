@@ -25,6 +25,7 @@
 #   H2_REQUESTS=200000                  h2load -n, only if it lacks -D
 #   QUIRE_BIN=path    use this binary instead of running cargo build
 #   KEEP=1            keep the temp dir (logs, outputs) and print its path
+#   SUMMARY_FILE=path append the summary line(s) to path (bench/all.sh's table)
 #
 # A throwaway CA and an ECDSA P-256 certificate for blog.test (and 127.0.0.1:
 # wrk sends the URL's address as SNI, and Caddy chooses its certificate by SNI)
@@ -434,6 +435,12 @@ def parse_s_time(path, text):
     secs = float(wall.group(2)) - float(wall.group(1))
     return {"rps": conns / secs, "lat": None, "max": None, "bad": bad}
 
+SUMMARY_LABEL = {
+    "h1": f"HTTPS HTTP/1.1 keep-alive, {qsize} B article (wrk -t{t} -c{c})",
+    "h2": f"HTTPS HTTP/2, {qsize} B article (h2load -c{c} -m{m})",
+    "close": "HTTPS one request per resumed connection (wrk)",
+    "full": f"HTTPS full handshakes ({hs} x openssl s_time)",
+}
 KINDS = [
     ("h1", "HTTP/1.1 keep-alive (wrk)", parse_wrk, "p99"),
     ("h2", f"HTTP/2 -m{m} (h2load)", parse_h2load, "mean(max)"),
@@ -456,6 +463,18 @@ def fmt_lat(x):
     if x["max"] is not None:
         s += f" ({x['max']:.1f})"
     return s
+
+def summary(*cells):
+    """One line of bench/all.sh's table: measurement, quire, nginx, other peer, ratio."""
+    with open(os.path.join(tmp, "summary.tsv"), "a") as f:
+        f.write("\t".join(cells) + "\n")
+
+def summary_cell(x, lat):
+    if lat == "p99":
+        return f"{x['rps']:,.0f} req/s, p99 {x['lat']:.2f} ms"
+    if lat == "mean(max)":
+        return f"{x['rps']:,.0f} req/s, mean {x['lat']:.2f} ms (max {x['max']:.1f})"
+    return f"{x['rps']:,.0f} conn/s"
 
 print(f"HTTPS serve {article}: quire {qsize} B, nginx {nsize} B, Caddy {csize} B body; "
       f"{t} threads, {c} connections, {d} per run, {rounds} round(s) alternating")
@@ -496,6 +515,9 @@ for kind, label, _, lat in KINDS:
           f"{avg['caddy']['rps']:>12.0f}{ratio['nginx']:>8.2f}{ratio['caddy']:>8.2f}"
           f"{lat:>11}{fmt_lat(avg['quire']):>17}{fmt_lat(avg['nginx']):>17}"
           f"{fmt_lat(avg['caddy']):>17}")
+    summary(SUMMARY_LABEL[kind], summary_cell(avg["quire"], lat), summary_cell(avg["nginx"], lat),
+            "Caddy " + summary_cell(avg["caddy"], lat),
+            f"quire/nginx {ratio['nginx']:.2f}, quire/Caddy {ratio['caddy']:.2f}")
 print()
 print("req/s: mean over rounds; wrk latency: p99, mean over rounds; h2load prints no "
       "percentiles:\n  its 'time for request' mean (mean over rounds) and max (max over rounds).")
@@ -511,3 +533,4 @@ if any(errors.values()):
 print("target quire/peer >= 1.00: " + (f"ok on all {len(KINDS)} against both" if not missed
       else "MISSED on " + ", ".join(missed)))
 EOF
+publish_summary "$TMP/summary.tsv"

@@ -9,6 +9,7 @@
 #   QUIRE_BIN=path          use this binary instead of running cargo build
 #   DATE_STYLE=bare|quoted  front matter date as TOML date (default) or string
 #   KEEP=1                  keep the temp dir and print its path
+#   SUMMARY_FILE=path       append the summary line to path (bench/all.sh's table)
 #
 # Not part of the test suite. Binds nothing; writes only inside a temp dir.
 set -euo pipefail
@@ -219,9 +220,9 @@ VERSIONS=()
 VERSIONS+=("$(peer_version hyperfine)")
 echo
 machine_banner "${VERSIONS[@]}"
-python3 - "$TMP" "$N" "$(nproc)" "$HUGO_VERSION" <<'EOF'
+python3 - "$TMP" "$N" "$(nproc)" "$HUGO_VERSION" "$RUNS" <<'EOF'
 import json, os, sys
-tmp, n, cpus, hugo_version = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4]
+tmp, n, cpus, hugo_version, runs = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4], sys.argv[5]
 
 def load(name):
     p = os.path.join(tmp, name + ".json")
@@ -237,8 +238,17 @@ for name, r in (("hugo", h), ("quire", q)):
     if r:
         mean, sd, lo, hi = r
         print(f"{name:<8}{mean:>10.3f}{sd:>9.3f}{lo:>9.3f}{hi:>9.3f}{mean * 1000 / n:>10.3f}")
+
+def summary(*cells):
+    """One line of bench/all.sh's table: measurement, quire, nginx, other peer, ratio."""
+    with open(os.path.join(tmp, "summary.tsv"), "a") as f:
+        f.write("\t".join(cells) + "\n")
+
 if h and q:
     ratio = q[0] / h[0]
     verdict = "ok" if ratio <= 0.5 else "MISSED"
     print(f"ratio quire/hugo = {ratio:.2f} (target <= 0.50: {verdict})")
+    summary(f"site build, {n} generated posts (hyperfine, mean of {runs} runs)",
+            f"{q[0]:.3f} s", "-", f"Hugo {h[0]:.3f} s", f"quire/Hugo {ratio:.2f} of the time")
 EOF
+publish_summary "$TMP/summary.tsv"

@@ -16,6 +16,7 @@
 #   UA='Mozilla/5.0 ...'  the User-Agent wrk sends
 #   QUIRE_BIN=path    use this binary instead of running cargo build
 #   KEEP=1            keep the temp dir (configs, logs, wrk output) and print its path
+#   SUMMARY_FILE=path append the summary line(s) to path (bench/all.sh's table)
 #
 # stats on: 127.0.0.1:18082, stats off: 127.0.0.1:18083 (metrics 19182, 19183).
 # Not part of the test suite.
@@ -170,4 +171,15 @@ if dropped:
     print(f"quire stats: {dropped.group(1)} views were dropped under overload")
 else:
     print("quire stats: no dropped views reported")
+
+def summary(*cells):
+    """One line of bench/all.sh's table: measurement, quire, nginx, other peer, ratio."""
+    with open(os.path.join(tmp, "summary.tsv"), "a") as f:
+        f.write("\t".join(cells) + "\n")
+
+summary(f"serving with statistics on vs off, plain HTTP/1.1 (wrk, median of {rounds})",
+        f"stats on: {median['on']:,.0f} req/s", "-",
+        f"quire, stats off: {median['off']:,.0f} req/s",
+        f"on/off {median['on'] / median['off']:.3f}")
 EOF
+publish_summary "$TMP/summary.tsv"

@@ -138,7 +138,7 @@ if [ "$up" != 1 ]; then
 fi
 
 # ---------------------------------------------------------------- same bytes?
-# curl sends no Accept-Encoding unless asked, like wrk: both answer identity.
+# curl sends no Accept-Encoding unless asked, like wrk: all three answer identity.
 probe() { # probe NAME URL -> NAME.body, NAME.headers
     curl -sf -D "$TMP/$1.headers" -o "$TMP/$1.body" "$2"
 }

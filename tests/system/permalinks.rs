@@ -75,6 +75,15 @@ async fn slugs_are_served_at_exactly_their_urls() {
         assert!(reply.text().contains(&format!("Post {i}")), "{url}");
         assert!(home.contains(&format!("href=\"{url}\"")), "{url}: {home}");
     }
+    // Feeds and the sitemap print the same hrefs, absolute.
+    for feed in ["/atom.xml", "/sitemap.xml"] {
+        let text = get(server.addr, feed).await.text();
+        assert!(
+            text.contains("https://blog.test/posts/caf%C3%A9/")
+                && text.contains("https://blog.test/posts/na%C3%AFve/"),
+            "{feed}: {text}"
+        );
+    }
     // Exactly: not another case, and the refused post nowhere.
     assert_eq!(get(server.addr, "/posts/camelcase/").await.status, 404);
     assert_eq!(get(server.addr, "/posts/my-post/").await.status, 404);

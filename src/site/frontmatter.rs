@@ -40,6 +40,9 @@ pub struct FrontMatter {
     /// Show a table of contents built from the headings.
     #[serde(default)]
     pub toc: bool,
+    /// The page's absolute URL path, over `[site] post_url`.
+    #[serde(default)]
+    pub path: Option<String>,
 }
 
 /// A date or date-time from front matter, in UTC. A bare date means midnight UTC.
@@ -602,7 +605,7 @@ mod tests {
             let said = said_in_words(text, 3, "colour");
             assert!(
                 said.contains(
-                    "title, date, updated, description, tags, draft, slug, aliases or toc"
+                    "title, date, updated, description, tags, draft, slug, aliases, toc or path"
                 ),
                 "{text:?}: {said}"
             );

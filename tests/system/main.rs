@@ -13,6 +13,7 @@ mod https;
 mod interop;
 mod metrics;
 mod pages;
+mod permalinks;
 mod publishing;
 mod reload;
 mod stats;

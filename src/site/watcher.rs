@@ -11,7 +11,7 @@ use std::time::Duration;
 use notify::RecursiveMode;
 
 use super::served::Record;
-use super::{BuildInputs, LiveSite, build};
+use super::{BuildInputs, LiveSite, SiteSnapshot, build};
 use crate::clock::SharedClock;
 use crate::datadir::DataDir;
 use crate::shutdown::Shutdown;
@@ -68,7 +68,7 @@ pub async fn run(
     shutdown: Shutdown,
 ) {
     let mut files = files;
-    record_served(&inputs, live.snapshot().served.clone()).await;
+    record_served(&inputs, live.snapshot()).await;
     let stop = shutdown.wait();
     tokio::pin!(stop);
     loop {
@@ -138,7 +138,7 @@ pub async fn rebuild(
             // Live first: once a problem of this build is logged, readers
             // (and tests) get what this build made.
             let summary = snapshot.summary.clone();
-            let served = (snapshot.served != previous_served).then(|| snapshot.served.clone());
+            let changed_urls = snapshot.served != previous_served;
             live.replace(snapshot);
             let s = &summary;
             for problem in &s.problems {
@@ -152,8 +152,8 @@ pub async fn rebuild(
                 ms = s.took.as_millis() as u64,
                 "site rebuilt"
             );
-            if let Some(served) = served {
-                record_served(inputs, served).await;
+            if changed_urls {
+                record_served(inputs, live.snapshot()).await;
             }
         }
         Ok(Err(e)) => tracing::error!("rebuild failed, still serving the previous version: {e}"),
@@ -162,17 +162,36 @@ pub async fn rebuild(
 }
 
 /// Writes what the live site serves to the data directory, so that `quire
-/// check` can tell which URLs a change would break. A failure costs only
-/// that warning, so it is logged and serving goes on.
-async fn record_served(inputs: &BuildInputs, served: Record) {
+/// check` can tell which URLs a change would break. The URLs the record had
+/// and the site no longer answers are logged first: a server restarted on a
+/// new version or config replaces the record, and its log is then the only
+/// place that says so. A failure costs only those warnings, so it is logged
+/// and serving goes on.
+async fn record_served(inputs: &BuildInputs, snapshot: Arc<SiteSnapshot>) {
     let path = DataDir::new(&inputs.data).served_urls();
+    let content = inputs.content.clone();
     let written = tokio::task::spawn_blocking({
         let path = path.clone();
-        move || served.write(&path)
+        move || {
+            let broken = match Record::read(&path) {
+                Ok(Some(previous)) => previous.warnings(
+                    |route| snapshot.routes.contains_key(route),
+                    &snapshot.sources,
+                    &content,
+                ),
+                _ => Vec::new(),
+            };
+            snapshot.served.write(&path).map(|()| broken)
+        }
     })
     .await;
     match written {
-        Ok(Ok(())) => tracing::info!(path = %path.display(), "recorded the served URLs"),
+        Ok(Ok(broken)) => {
+            for warning in &broken {
+                tracing::warn!("{warning}");
+            }
+            tracing::info!(path = %path.display(), "recorded the served URLs");
+        }
         Ok(Err(e)) => tracing::warn!(
             "could not record the served URLs in {}: {e}; `quire check` will not warn about URLs a change breaks until this works (check the data directory's permissions)",
             path.display()

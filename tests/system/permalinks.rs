@@ -265,6 +265,16 @@ fn check_warns_about_urls_a_new_pattern_breaks_until_aliases_keep_them() {
         "{stdout}"
     );
 
+    // A server started on the new pattern says so in its log before it
+    // replaces the record.
+    {
+        let server = Binary::serve(&site, &[]);
+        wait_for_log(
+            &server,
+            "warning: /posts/my_post/ was served from this file by the last `quire serve`",
+        );
+    }
+
     // The fix the warnings give silences them.
     site.write(
         "content/posts/2019-05-01-my_post.md",

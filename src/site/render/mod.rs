@@ -1,6 +1,8 @@
 //! Library -> documents: every page kind (home with pagination, posts, pages,
-//! tags, archive, 404) through the askama templates in templates/, plus the Atom
-//! feeds, sitemap.xml and robots.txt. Pure: no I/O, no clock.
+//! tags, archive, 404) through the askama templates in templates/, plus
+//! sitemap.xml and robots.txt; `feeds` renders the feeds. Pure: no I/O, no clock.
+
+mod feeds;
 
 use askama::Template;
 use chrono::{DateTime, Datelike, SecondsFormat, Utc};
@@ -115,25 +117,6 @@ struct NotFoundTemplate<'a> {
 }
 
 #[derive(Template)]
-#[template(path = "atom.xml")]
-struct AtomTemplate<'a> {
-    title: String,
-    self_url: String,
-    alternate_url: String,
-    updated: String,
-    author: &'a str,
-    site_url: &'a str,
-    entries: Vec<AtomEntry<'a>>,
-}
-
-struct AtomEntry<'a> {
-    post: &'a Page,
-    url: String,
-    published: String,
-    updated: String,
-}
-
-#[derive(Template)]
 #[template(path = "sitemap.xml")]
 struct SitemapTemplate {
     urls: Vec<(String, Option<String>)>,
@@ -174,9 +157,6 @@ impl Page {
         level.saturating_sub(top)
     }
 }
-
-/// Posts shown in feeds.
-const FEED_ENTRIES: usize = 20;
 
 pub struct Renderer<'a> {
     pub site: &'a SiteConfig,
@@ -400,50 +380,6 @@ impl<'a> Renderer<'a> {
         }
         .render()
         .expect("templates render to a String")
-    }
-
-    fn feed(
-        &self,
-        title: &str,
-        self_path: &str,
-        alternate_path: &str,
-        posts: &[&Page],
-    ) -> Document {
-        let iso = |d: DateTime<Utc>| d.to_rfc3339_opts(SecondsFormat::Secs, true);
-        let entries: Vec<AtomEntry> = posts
-            .iter()
-            .take(FEED_ENTRIES)
-            .map(|post| AtomEntry {
-                post,
-                url: self.absolute(&post.url),
-                published: post.date.map(iso).unwrap_or_default(),
-                updated: post.last_changed().map(iso).unwrap_or_default(),
-            })
-            .collect();
-        let updated = posts
-            .iter()
-            .filter_map(|p| p.last_changed())
-            .max()
-            .unwrap_or(self.now);
-        let author = if self.site.author.is_empty() {
-            &self.site.title
-        } else {
-            &self.site.author
-        };
-        let template = AtomTemplate {
-            title: title.to_string(),
-            self_url: self.absolute(self_path),
-            alternate_url: self.absolute(alternate_path),
-            updated: iso(updated),
-            author,
-            site_url: self.site.base_url.as_str(),
-            entries,
-        };
-        Document {
-            url: self_path.to_string(),
-            kind: DocKind::Feed,
-            body: template.render().expect("templates render to a String"),
-        }
     }
 
     fn sitemap(&self, docs: &[Document]) -> Document {

@@ -15,6 +15,7 @@ mod metrics;
 mod pages;
 mod publishing;
 mod reload;
+mod sharing;
 mod stats;
 mod support;
 mod upgrade;

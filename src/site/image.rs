@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 
-use percent_encoding::percent_decode_str;
+use percent_encoding::{AsciiSet, CONTROLS, percent_decode_str, utf8_percent_encode};
 
 use super::markdown::{self, Links, Reference};
 
@@ -160,6 +160,25 @@ fn decode_entity(name: &str) -> Option<char> {
     }
 }
 
+/// What a decoded path must not carry as it is in a URL.
+const NOT_IN_PATH: &AsciiSet = &CONTROLS
+    .add(b' ')
+    .add(b'"')
+    .add(b'#')
+    .add(b'%')
+    .add(b'<')
+    .add(b'>')
+    .add(b'?')
+    .add(b'`')
+    .add(b'{')
+    .add(b'}');
+
+/// A decoded site path as a URL path: `/images/a b.png` is
+/// `/images/a%20b.png`, non-ASCII letters as their UTF-8 bytes.
+pub fn encode_path(path: &str) -> String {
+    utf8_percent_encode(path, NOT_IN_PATH).to_string()
+}
+
 /// Width and height of an image, from its header (PNG, JPEG, GIF, WebP,
 /// AVIF and others); `None` for what is not an image.
 pub fn dimensions(bytes: &[u8]) -> Option<(u32, u32)> {
@@ -224,6 +243,15 @@ mod tests {
             })
         );
         assert_eq!(first_image("<p>no image</p><img src=\"rel.png\">"), None);
+    }
+
+    #[test]
+    fn decoded_paths_encode_back() {
+        assert_eq!(
+            encode_path("/images/a b%é?.png"),
+            "/images/a%20b%25%C3%A9%3F.png"
+        );
+        assert_eq!(encode_path("/posts/x/cover.png"), "/posts/x/cover.png");
     }
 
     #[test]

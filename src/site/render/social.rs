@@ -271,7 +271,10 @@ impl Renderer<'_> {
         };
         let (url, size) = match image {
             ImageRef::Remote(url) => (url, None),
-            ImageRef::Site(path) => (self.absolute(&path), self.image_size(&path)),
+            ImageRef::Site(path) => (
+                self.absolute(&image::encode_path(&path)),
+                self.image_size(&path),
+            ),
         };
         Some(SocialImage {
             url,

@@ -15,6 +15,7 @@ use rayon::prelude::*;
 
 use super::frontmatter::{self, FrontMatter};
 use super::href::encode_path;
+use super::image::{self, ImageRef};
 use super::markdown::{self, Links, Rendered, slugify};
 use super::permalink::{Slug, UrlPath};
 use super::problem::Problem;
@@ -61,6 +62,11 @@ pub struct Page {
     /// Decoded paths that redirect here.
     pub aliases: Vec<String>,
     pub body: Rendered,
+    /// Front matter `image`, resolved.
+    pub image: Option<ImageRef>,
+    pub image_alt: Option<String>,
+    /// Front matter `author`; the site's author otherwise.
+    pub author: Option<String>,
 }
 
 impl Page {
@@ -176,6 +182,7 @@ struct Meta {
     /// Decoded, as routes.
     aliases: Vec<String>,
     date: Option<DateTime<Utc>>,
+    image_line: usize,
 }
 
 /// Where content/ is, what it must never publish, and what the last build read.
@@ -442,6 +449,7 @@ fn read_meta(source: Source, post_url: &PostUrl) -> Result<Meta, Vec<Problem>> {
         }
     }
     let body_line = parsed.body_line;
+    let image_line = parsed.line_of("image");
     let front = parsed.front;
     match url {
         Some(route) if problems.is_empty() => Ok(Meta {
@@ -453,6 +461,7 @@ fn read_meta(source: Source, post_url: &PostUrl) -> Result<Meta, Vec<Problem>> {
             route,
             aliases,
             date,
+            image_line,
         }),
         _ => {
             problems.sort_by_key(|p| p.line);
@@ -463,7 +472,7 @@ fn read_meta(source: Source, post_url: &PostUrl) -> Result<Meta, Vec<Problem>> {
 
 fn render_page(meta: Meta, page_urls: &HashMap<String, String>) -> (Page, Vec<Problem>) {
     let source_dir = meta.source.rel.rsplit_once('/').map_or("", |(dir, _)| dir);
-    let body = markdown::render(
+    let mut body = markdown::render(
         &meta.source.text[meta.body_start..],
         meta.body_line,
         &Links {
@@ -471,12 +480,29 @@ fn render_page(meta: Meta, page_urls: &HashMap<String, String>) -> (Page, Vec<Pr
             page_urls,
         },
     );
-    let problems = body
+    let mut problems: Vec<Problem> = body
         .problems
         .iter()
         .map(|(line, message)| Problem::new(meta.source.path.clone(), *line, message.clone()))
         .collect();
     let front = meta.front;
+    let image = front.image.as_deref().and_then(|dest| {
+        match image::resolve(dest, meta.image_line, source_dir) {
+            Ok((image, reference)) => {
+                // Checked with the body's images: a missing file is reported.
+                body.references.extend(reference);
+                Some(image)
+            }
+            Err(message) => {
+                problems.push(Problem::new(
+                    meta.source.path.clone(),
+                    meta.image_line,
+                    message,
+                ));
+                None
+            }
+        }
+    });
     let mut tags: Vec<Tag> = Vec::new();
     for name in front.tags {
         let slug = slugify(&name);
@@ -498,6 +524,9 @@ fn render_page(meta: Meta, page_urls: &HashMap<String, String>) -> (Page, Vec<Pr
         show_toc: front.toc,
         aliases: meta.aliases,
         body,
+        image,
+        image_alt: front.image_alt.filter(|a| !a.trim().is_empty()),
+        author: front.author.filter(|a| !a.trim().is_empty()),
     };
     (page, problems)
 }

@@ -1,7 +1,8 @@
 //! The site: content/ and static/ in, a [`SiteSnapshot`] out. One stage per file:
 //! `frontmatter` and `markdown` read a file, `content` loads the library
 //! (`permalink` decides which slugs and paths are valid, `href` encodes them),
-//! `render` fills the templates, `assets` loads static files (`walk` decides
+//! `render` fills the templates (`image` finds the picture a shared page
+//! shows), `assets` loads static files (`walk` decides
 //! which files of a folder may be published), `snapshot` packs
 //! everything for serving; `watcher` rebuilds on change (and keeps `served`,
 //! the record of the URLs it served, which `quire check` compares a new
@@ -13,6 +14,7 @@ pub mod content;
 pub mod frontmatter;
 pub mod highlight;
 pub mod href;
+pub mod image;
 pub mod markdown;
 pub mod new_post;
 pub mod permalink;
@@ -125,8 +127,9 @@ pub fn build(
     };
 
     let assets_at = started.elapsed();
-    let renderer = Renderer::new(&inputs.site, &theme, &library, now);
+    let renderer = Renderer::new(&inputs.site, &theme, &library, &routes, now);
     let documents = renderer.render_all();
+    let not_found_page = renderer.not_found();
     let rendered_at = started.elapsed();
     let document_count = documents.len();
     let packed: Vec<(String, Arc<Resource>)> = documents
@@ -134,7 +137,7 @@ pub fn build(
         .map(|doc| {
             let kind = match doc.kind {
                 DocKind::Page => ResourceKind::Page,
-                DocKind::Feed => ResourceKind::Feed,
+                DocKind::Feed(_) => ResourceKind::Feed,
                 DocKind::Sitemap | DocKind::Robots => ResourceKind::Meta,
             };
             let resource = Resource::new(
@@ -217,7 +220,7 @@ pub fn build(
     let not_found = Resource::new(
         ResourceKind::NotFound,
         DocKind::Page.content_type().into(),
-        Bytes::from(renderer.not_found()),
+        Bytes::from(not_found_page),
         None,
         &reuse,
     );

@@ -16,6 +16,7 @@ mod pages;
 mod permalinks;
 mod publishing;
 mod reload;
+mod sharing;
 mod stats;
 mod support;
 mod upgrade;

@@ -71,7 +71,7 @@ fn line_breaks_are_hard_breaks() {
 fn breaks_inside_links_and_emphasis_are_tags() {
     converts(
         "<p><a href=\"/x\">a<br></a> <em>b<br>c</em></p>",
-        "[a<br>](/x) *b<br>c*\n",
+        "[a<br>](/x)*b<br>c*\n",
     );
 }
 

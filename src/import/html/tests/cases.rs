@@ -447,3 +447,17 @@ fn quire_renders_the_code_language() {
         rendered.html
     );
 }
+
+#[test]
+fn structure_inside_containers_survives() {
+    for html in [
+        "<ul><li>text<pre><code class=\"language-go\">\tx := 1\n\n\tif x {\n\t}\n</code></pre></li><li><h3>Heading in an item</h3></li></ul>",
+        "<blockquote><pre><code>\ttabbed\n\n  spaced\n</code></pre><ol start=\"7\"><li>seven</li></ol></blockquote>",
+        "<ol><li><p>a</p><pre>code</pre></li><li><table><tr><th>h</th></tr><tr><td>c</td></tr></table></li></ol>",
+        "<table><tr><th>link</th></tr><tr><td><a href=\"/a|b\" title=\"x|y\">l|m</a> <img src=\"/i|j.png\" alt=\"a|b\"></td></tr></table>",
+        "<p><br>starts with a break</p><ul><li></li><li>after an empty item</li></ul>",
+        "<ul><li>one<ul><li>two<ul><li>three</li></ul></li></ul></li></ul><p>after</p>",
+    ] {
+        round_trip(html);
+    }
+}

@@ -35,6 +35,8 @@
 //! stats/     reading statistics behind the StatsBackend seam (sled; the
 //!            cluster's PostgreSQL tables in postgres/)
 //! metrics/   /metrics, /health, /ready and the dashboard
+//! import/    `quire import`: another blog's feed or source folder into
+//!            content/ (html/ turns HTML bodies into markdown)
 //! cluster/   the shared PostgreSQL of several nodes ([cluster]): the pool,
 //!            the LISTEN keeper and its events, leases by the database's
 //!            clock, the registry of nodes; acme/ and stats/ keep their own
@@ -62,6 +64,7 @@ pub mod commands;
 pub mod config;
 pub mod control;
 pub mod datadir;
+pub mod import;
 pub mod metrics;
 pub mod names;
 pub mod net;

@@ -21,6 +21,8 @@
 //!              |
 //!              v  activities, meeting through small named types
 //! site/      content/ to an in-memory snapshot of pages (ResourceKind each)
+//! import/    `quire import`: a feed or a Hugo/Zola/Jekyll folder into
+//!            content/, old URLs kept (reads site/'s rules, writes files)
 //! web/       the routers that serve the snapshot; the response carries its
 //!            ResourceKind, which measure/visits read
 //! net/       binding, sockets given at start (SocketName), the accept loop
@@ -62,6 +64,7 @@ pub mod commands;
 pub mod config;
 pub mod control;
 pub mod datadir;
+pub mod import;
 pub mod metrics;
 pub mod names;
 pub mod net;

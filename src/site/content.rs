@@ -12,6 +12,7 @@ use chrono::{DateTime, NaiveDate, Utc};
 use rayon::prelude::*;
 
 use super::frontmatter::{self, FrontMatter};
+use super::image::{self, ImageRef};
 use super::markdown::{self, Links, Rendered, slugify};
 use super::problem::Problem;
 use super::walk::{Listing, unreadable, walk};
@@ -51,6 +52,11 @@ pub struct Page {
     pub show_toc: bool,
     pub aliases: Vec<String>,
     pub body: Rendered,
+    /// Front matter `image`, resolved.
+    pub image: Option<ImageRef>,
+    pub image_alt: Option<String>,
+    /// Front matter `author`; the site's author otherwise.
+    pub author: Option<String>,
 }
 
 impl Page {
@@ -163,6 +169,7 @@ struct Meta {
     kind: PageKind,
     url: String,
     date: Option<DateTime<Utc>>,
+    image_line: usize,
 }
 
 /// Where content/ is, what it must never publish, and what the last build read.
@@ -388,6 +395,7 @@ fn read_meta(source: Source) -> Result<Meta, Vec<Problem>> {
         }
     }
     let body_line = parsed.body_line;
+    let image_line = parsed.line_of("image");
     let front = parsed.front;
     match url {
         Some(url) if problems.is_empty() => Ok(Meta {
@@ -398,6 +406,7 @@ fn read_meta(source: Source) -> Result<Meta, Vec<Problem>> {
             kind,
             url,
             date,
+            image_line,
         }),
         _ => {
             problems.sort_by_key(|p| p.line);
@@ -408,7 +417,7 @@ fn read_meta(source: Source) -> Result<Meta, Vec<Problem>> {
 
 fn render_page(meta: Meta, page_urls: &HashMap<String, String>) -> (Page, Vec<Problem>) {
     let source_dir = meta.source.rel.rsplit_once('/').map_or("", |(dir, _)| dir);
-    let body = markdown::render(
+    let mut body = markdown::render(
         &meta.source.text[meta.body_start..],
         meta.body_line,
         &Links {
@@ -416,12 +425,29 @@ fn render_page(meta: Meta, page_urls: &HashMap<String, String>) -> (Page, Vec<Pr
             page_urls,
         },
     );
-    let problems = body
+    let mut problems: Vec<Problem> = body
         .problems
         .iter()
         .map(|(line, message)| Problem::new(meta.source.path.clone(), *line, message.clone()))
         .collect();
     let front = meta.front;
+    let image = front.image.as_deref().and_then(|dest| {
+        match image::resolve(dest, meta.image_line, source_dir) {
+            Ok((image, reference)) => {
+                // Checked with the body's images: a missing file is reported.
+                body.references.extend(reference);
+                Some(image)
+            }
+            Err(message) => {
+                problems.push(Problem::new(
+                    meta.source.path.clone(),
+                    meta.image_line,
+                    message,
+                ));
+                None
+            }
+        }
+    });
     let mut tags: Vec<Tag> = Vec::new();
     for name in front.tags {
         let slug = slugify(&name);
@@ -442,6 +468,9 @@ fn render_page(meta: Meta, page_urls: &HashMap<String, String>) -> (Page, Vec<Pr
         show_toc: front.toc,
         aliases: front.aliases,
         body,
+        image,
+        image_alt: front.image_alt.filter(|a| !a.trim().is_empty()),
+        author: front.author.filter(|a| !a.trim().is_empty()),
     };
     (page, problems)
 }

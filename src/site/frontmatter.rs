@@ -40,6 +40,15 @@ pub struct FrontMatter {
     /// Show a table of contents built from the headings.
     #[serde(default)]
     pub toc: bool,
+    /// The picture shown where the page is shared: a site path, a file
+    /// beside the page, or an `https://` URL.
+    #[serde(default)]
+    pub image: Option<String>,
+    #[serde(default)]
+    pub image_alt: Option<String>,
+    /// Who wrote it, when not the site's `[site] author`.
+    #[serde(default)]
+    pub author: Option<String>,
 }
 
 /// A date or date-time from front matter, in UTC. A bare date means midnight UTC.
@@ -602,7 +611,7 @@ mod tests {
             let said = said_in_words(text, 3, "colour");
             assert!(
                 said.contains(
-                    "title, date, updated, description, tags, draft, slug, aliases or toc"
+                    "title, date, updated, description, tags, draft, slug, aliases, toc, image, image_alt or author"
                 ),
                 "{text:?}: {said}"
             );

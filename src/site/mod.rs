@@ -1,6 +1,7 @@
 //! The site: content/ and static/ in, a [`SiteSnapshot`] out. One stage per file:
 //! `frontmatter` and `markdown` read a file, `content` loads the library,
-//! `render` fills the templates, `assets` loads static files (`walk` decides
+//! `render` fills the templates (`image` finds the picture a shared page
+//! shows), `assets` loads static files (`walk` decides
 //! which files of a folder may be published), `snapshot` packs
 //! everything for serving; `watcher` rebuilds on change and `new_post` writes
 //! drafts. [`build`] runs the stages in order.
@@ -9,6 +10,7 @@ pub mod assets;
 pub mod content;
 pub mod frontmatter;
 pub mod highlight;
+pub mod image;
 pub mod markdown;
 pub mod new_post;
 pub mod problem;
@@ -118,8 +120,9 @@ pub fn build(
     };
 
     let assets_at = started.elapsed();
-    let renderer = Renderer::new(&inputs.site, &theme, &library, now);
+    let renderer = Renderer::new(&inputs.site, &theme, &library, &routes, now);
     let documents = renderer.render_all();
+    let not_found_page = renderer.not_found();
     let rendered_at = started.elapsed();
     let document_count = documents.len();
     let packed: Vec<(String, Arc<Resource>)> = documents
@@ -127,7 +130,7 @@ pub fn build(
         .map(|doc| {
             let kind = match doc.kind {
                 DocKind::Page => ResourceKind::Page,
-                DocKind::Feed => ResourceKind::Feed,
+                DocKind::Feed(_) => ResourceKind::Feed,
                 DocKind::Sitemap | DocKind::Robots => ResourceKind::Meta,
             };
             let resource = Resource::new(
@@ -183,7 +186,7 @@ pub fn build(
     let not_found = Resource::new(
         ResourceKind::NotFound,
         DocKind::Page.content_type().into(),
-        Bytes::from(renderer.not_found()),
+        Bytes::from(not_found_page),
         None,
         &reuse,
     );

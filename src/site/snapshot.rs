@@ -138,6 +138,7 @@ fn is_compressible(content_type: &str) -> bool {
             "application/xml"
                 | "application/atom+xml"
                 | "application/rss+xml"
+                | "application/feed+json"
                 | "application/json"
                 | "application/manifest+json"
                 | "application/javascript"

@@ -1,19 +1,29 @@
 //! Library -> documents: every page kind (home with pagination, posts, pages,
-//! tags, archive, 404) through the askama templates in templates/, plus the Atom
-//! feeds, sitemap.xml and robots.txt. Pure: no I/O, no clock.
+//! tags, archive, 404) through the askama templates in templates/, plus
+//! sitemap.xml and robots.txt; `feeds` renders the feeds, `social` what a page
+//! says about itself where it is shared. Pure: no I/O, no clock.
+
+mod feeds;
+mod social;
+
+use std::collections::HashMap;
 
 use askama::Template;
 use chrono::{DateTime, Datelike, SecondsFormat, Utc};
 use rayon::prelude::*;
 
+pub use feeds::FeedFormat;
+pub use social::Social;
+
 use super::content::{Library, Page, Tag};
+use super::snapshot::Route;
 use crate::config::SiteConfig;
 
 /// What a rendered document is, for content types and statistics.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DocKind {
     Page,
-    Feed,
+    Feed(FeedFormat),
     Sitemap,
     Robots,
 }
@@ -22,7 +32,7 @@ impl DocKind {
     pub fn content_type(self) -> &'static str {
         match self {
             DocKind::Page => "text/html; charset=utf-8",
-            DocKind::Feed => "application/atom+xml; charset=utf-8",
+            DocKind::Feed(format) => format.content_type(),
             DocKind::Sitemap => "application/xml; charset=utf-8",
             DocKind::Robots => "text/plain; charset=utf-8",
         }
@@ -50,8 +60,18 @@ pub struct Layout<'a> {
     pub description: String,
     /// Absolute URL of this page; empty for the 404 page.
     pub canonical: String,
-    pub feed_url: String,
+    /// Feeds advertised in `<head>`, the first one the page's own.
+    pub feeds: Vec<FeedLink>,
+    /// None for the 404 page, which has no address to share.
+    pub social: Option<Social>,
     pub year: i32,
+}
+
+/// A `<link rel="alternate">` to a feed.
+pub struct FeedLink {
+    pub content_type: &'static str,
+    pub title: String,
+    pub url: String,
 }
 
 pub struct NavLink {
@@ -115,25 +135,6 @@ struct NotFoundTemplate<'a> {
 }
 
 #[derive(Template)]
-#[template(path = "atom.xml")]
-struct AtomTemplate<'a> {
-    title: String,
-    self_url: String,
-    alternate_url: String,
-    updated: String,
-    author: &'a str,
-    site_url: &'a str,
-    entries: Vec<AtomEntry<'a>>,
-}
-
-struct AtomEntry<'a> {
-    post: &'a Page,
-    url: String,
-    published: String,
-    updated: String,
-}
-
-#[derive(Template)]
 #[template(path = "sitemap.xml")]
 struct SitemapTemplate {
     urls: Vec<(String, Option<String>)>,
@@ -175,13 +176,12 @@ impl Page {
     }
 }
 
-/// Posts shown in feeds.
-const FEED_ENTRIES: usize = 20;
-
 pub struct Renderer<'a> {
     pub site: &'a SiteConfig,
     pub theme: &'a Theme,
     pub library: &'a Library,
+    /// The static and content files, by path: images are measured from them.
+    pub assets: &'a HashMap<String, Route>,
     /// Used where the site has no date of its own (an empty feed).
     pub now: DateTime<Utc>,
     pub nav: Vec<NavLink>,
@@ -192,6 +192,7 @@ impl<'a> Renderer<'a> {
         site: &'a SiteConfig,
         theme: &'a Theme,
         library: &'a Library,
+        assets: &'a HashMap<String, Route>,
         now: DateTime<Utc>,
     ) -> Self {
         // Top-level pages (/about/, not /docs/setup/) make the navigation.
@@ -208,6 +209,7 @@ impl<'a> Renderer<'a> {
             site,
             theme,
             library,
+            assets,
             now,
             nav,
         }
@@ -221,26 +223,41 @@ impl<'a> Renderer<'a> {
         )
     }
 
+    /// The frame of a page at `path` ("" for the 404 page), shared as the
+    /// site is; posts and pages replace `social` with their own.
     fn layout(&self, title: &str, description: Option<&str>, path: &str) -> Layout<'_> {
-        let title = if title.is_empty() || title == self.site.title {
+        let full_title = if title.is_empty() || title == self.site.title {
             self.site.title.clone()
         } else {
             format!("{title} · {}", self.site.title)
         };
+        let description = description.unwrap_or(&self.site.description).to_string();
+        let canonical = if path.is_empty() {
+            String::new()
+        } else {
+            self.absolute(path)
+        };
+        let social =
+            (!path.is_empty()).then(|| self.website(title, &description, canonical.clone()));
         Layout {
             site: self.site,
             theme: self.theme,
             nav: &self.nav,
-            title,
-            description: description.unwrap_or(&self.site.description).to_string(),
-            canonical: if path.is_empty() {
-                String::new()
-            } else {
-                self.absolute(path)
-            },
-            feed_url: self.absolute("/atom.xml"),
+            title: full_title,
+            description,
+            canonical,
+            feeds: self.feed_links(&self.site.title, "/"),
+            social,
             year: self.now.year(),
         }
+    }
+
+    /// The frame of a post or page, with its own sharing metadata.
+    fn page_layout(&self, page: &Page) -> Layout<'_> {
+        let social = self.social(page);
+        let mut layout = self.layout(&page.title, Some(&social.description), &page.url);
+        layout.social = Some(social);
+        layout
     }
 
     /// Every document of the site.
@@ -264,16 +281,11 @@ impl<'a> Renderer<'a> {
         for (tag, posts) in lib.tags.values() {
             let posts: Vec<&Page> = posts.iter().map(|&i| &lib.posts[i]).collect();
             docs.push(self.tag_page(tag, &posts));
-            docs.push(self.feed(
-                &format!("{} – {}", self.site.title, tag.name),
-                &format!("{}atom.xml", tag.url()),
-                &tag.url(),
-                &posts,
-            ));
+            docs.extend(self.feeds(&self.tag_feed_title(tag), &tag.url(), &posts));
         }
         docs.push(self.archive());
         let all: Vec<&Page> = lib.posts.iter().collect();
-        docs.push(self.feed(&self.site.title, "/atom.xml", "/", &all));
+        docs.extend(self.feeds(&self.site.title, "/", &all));
         docs.push(self.sitemap(&docs));
         docs.push(Document {
             url: "/robots.txt".into(),
@@ -296,7 +308,7 @@ impl<'a> Renderer<'a> {
     }
 
     fn post(&self, post: &Page, newer: Option<&Page>, older: Option<&Page>) -> Document {
-        let layout = self.layout(&post.title, post.description.as_deref(), &post.url);
+        let layout = self.page_layout(post);
         Self::html(
             post.url.clone(),
             &PostTemplate {
@@ -309,7 +321,7 @@ impl<'a> Renderer<'a> {
     }
 
     fn page(&self, page: &Page) -> Document {
-        let layout = self.layout(&page.title, page.description.as_deref(), &page.url);
+        let layout = self.page_layout(page);
         Self::html(page.url.clone(), &PageTemplate { layout, page })
     }
 
@@ -364,7 +376,9 @@ impl<'a> Renderer<'a> {
 
     fn tag_page(&self, tag: &Tag, posts: &[&Page]) -> Document {
         let mut layout = self.layout(&format!("Posts tagged “{}”", tag.name), None, &tag.url());
-        layout.feed_url = self.absolute(&format!("{}atom.xml", tag.url()));
+        let site_feeds = std::mem::take(&mut layout.feeds);
+        layout.feeds = self.feed_links(&self.tag_feed_title(tag), &tag.url());
+        layout.feeds.extend(site_feeds);
         Self::html(
             tag.url(),
             &TagTemplate {
@@ -400,50 +414,6 @@ impl<'a> Renderer<'a> {
         }
         .render()
         .expect("templates render to a String")
-    }
-
-    fn feed(
-        &self,
-        title: &str,
-        self_path: &str,
-        alternate_path: &str,
-        posts: &[&Page],
-    ) -> Document {
-        let iso = |d: DateTime<Utc>| d.to_rfc3339_opts(SecondsFormat::Secs, true);
-        let entries: Vec<AtomEntry> = posts
-            .iter()
-            .take(FEED_ENTRIES)
-            .map(|post| AtomEntry {
-                post,
-                url: self.absolute(&post.url),
-                published: post.date.map(iso).unwrap_or_default(),
-                updated: post.last_changed().map(iso).unwrap_or_default(),
-            })
-            .collect();
-        let updated = posts
-            .iter()
-            .filter_map(|p| p.last_changed())
-            .max()
-            .unwrap_or(self.now);
-        let author = if self.site.author.is_empty() {
-            &self.site.title
-        } else {
-            &self.site.author
-        };
-        let template = AtomTemplate {
-            title: title.to_string(),
-            self_url: self.absolute(self_path),
-            alternate_url: self.absolute(alternate_path),
-            updated: iso(updated),
-            author,
-            site_url: self.site.base_url.as_str(),
-            entries,
-        };
-        Document {
-            url: self_path.to_string(),
-            kind: DocKind::Feed,
-            body: template.render().expect("templates render to a String"),
-        }
     }
 
     fn sitemap(&self, docs: &[Document]) -> Document {

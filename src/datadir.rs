@@ -21,6 +21,8 @@ const STATS_OUTBOX: &str = "stats-outbox";
 pub const STATS_OUTBOX_DAMAGED: &str = "stats-outbox.damaged";
 const BACKUP: &str = "backup";
 const CONTROL_SOCKET: &str = "control.sock";
+const SITE: &str = "site";
+const SERVED_URLS: &str = "served-urls";
 
 /// What a backup leaves out: statistics (the outbox is merged into the store
 /// at the next start; `quire backup` dumps the store), earlier backups,
@@ -92,6 +94,12 @@ impl DataDir {
     /// The running server's control socket.
     pub fn control_socket(&self) -> PathBuf {
         self.root.join(CONTROL_SOCKET)
+    }
+
+    /// The URLs the last build of `quire serve` served, which `quire check`
+    /// compares a new build with.
+    pub fn served_urls(&self) -> PathBuf {
+        self.root.join(SITE).join(SERVED_URLS)
     }
 
     /// State a restore must not overwrite: any of these existing means the
@@ -169,6 +177,7 @@ mod tests {
         expect(data.stats_outbox(), "/srv/quire/data/stats-outbox");
         expect(data.backup(), "/srv/quire/data/backup");
         expect(data.control_socket(), "/srv/quire/data/control.sock");
+        expect(data.served_urls(), "/srv/quire/data/site/served-urls");
     }
 
     #[test]

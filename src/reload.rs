@@ -86,6 +86,7 @@ pub fn diff(started: &Config, applied: &Config, next: &Config) -> Changes {
         description,
         language,
         posts_per_page,
+        post_url,
     } = site;
     let Paths {
         content,
@@ -176,6 +177,7 @@ pub fn diff(started: &Config, applied: &Config, next: &Config) -> Changes {
         posts_per_page != &was.site.posts_per_page,
         "site.posts_per_page",
     );
+    changes.restart(post_url != &was.site.post_url, "site.post_url");
     changes.restart(
         local_ca_public != &was.listen.local_ca_public,
         "listen.local_ca_public",
@@ -414,6 +416,7 @@ mod tests {
             ("[site]\ndescription = \"About\"\n", "site.description"),
             ("[site]\nlanguage = \"pt-BR\"\n", "site.language"),
             ("[site]\nposts_per_page = 3\n", "site.posts_per_page"),
+            ("[site]\npost_url = \"/blog/{slug}/\"\n", "site.post_url"),
             (
                 "[stats]\nhourly_retention_days = 3\n",
                 "stats.hourly_retention_days",

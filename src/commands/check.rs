@@ -1,5 +1,7 @@
 //! `quire check`: every problem at once, `file:line: what, what to do`, on
-//! stdout; a summary on stderr; exit 1 if there is any.
+//! stdout; a summary on stderr; exit 1 if there is any. Then warnings, which
+//! do not change the exit code: URLs the last `quire serve` served (its
+//! record in the data directory) that this build would break.
 
 use std::process::ExitCode;
 
@@ -7,7 +9,9 @@ use super::load_config;
 use crate::cli::ConfigArgs;
 use crate::clock::SharedClock;
 use crate::config::Overrides;
+use crate::datadir::DataDir;
 use crate::site;
+use crate::site::served::Record;
 
 pub fn run(
     config_args: &ConfigArgs,
@@ -39,13 +43,32 @@ pub fn run(
     for problem in &s.problems {
         println!("{problem}");
     }
+    let record_path = DataDir::new(&config.paths.data).served_urls();
+    let warnings = match Record::read(&record_path) {
+        Ok(Some(record)) => {
+            let routed = |path: &str| snapshot.route(path).is_some();
+            record.warnings(routed, &snapshot.sources, &config.paths.content)
+        }
+        Ok(None) => Vec::new(),
+        Err(e) => {
+            eprintln!(
+                "could not read {} ({e}); URLs served before were not compared",
+                record_path.display()
+            );
+            Vec::new()
+        }
+    };
+    for warning in &warnings {
+        println!("{warning}");
+    }
     eprintln!(
-        "checked {} posts, {} pages, {} assets in {} ms: {} problem(s)",
+        "checked {} posts, {} pages, {} assets in {} ms: {} problem(s), {} warning(s)",
         s.posts,
         s.pages,
         s.assets,
         s.took.as_millis(),
-        s.problems.len()
+        s.problems.len(),
+        warnings.len()
     );
     Ok(if s.problems.is_empty() {
         ExitCode::SUCCESS

@@ -6,6 +6,7 @@ use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::num::NonZeroUsize;
 use std::time::Duration;
 
+use super::post_url::PostUrl;
 use super::types::{Challenge, Limits, Mode};
 use crate::names::DnsName;
 
@@ -25,6 +26,10 @@ pub const AUTHOR: &str = "";
 pub const DESCRIPTION: &str = "";
 pub const LANGUAGE: &str = "en";
 pub const POSTS_PER_PAGE: NonZeroUsize = NonZeroUsize::new(10).expect("nonzero");
+/// `[site] post_url`: the scheme quire has always used.
+pub fn post_url() -> PostUrl {
+    PostUrl::parse("/posts/{slug}/").expect("the default pattern is valid")
+}
 
 /// `[paths]`, relative to the config file's folder.
 pub const CONTENT_DIR: &str = "content";

@@ -3,7 +3,7 @@
 //! the key, where it came from ([`Origin`]) and the fix, and all of them are
 //! reported at once.
 //!
-//! `types` is what the rest of quire reads; `raw` is the file as written;
+//! `types` is what the rest of quire reads (`post_url` the permalink pattern); `raw` is the file as written;
 //! `values` parses one value and knows every range; `defaults` holds every
 //! default; `env` the environment's layer; `validate` puts them together one
 //! section at a time; `problem` is what goes wrong, and `words` says a key
@@ -11,6 +11,7 @@
 
 mod defaults;
 mod env;
+mod post_url;
 mod problem;
 mod raw;
 mod types;
@@ -24,6 +25,7 @@ mod tests;
 use std::path::Path;
 
 pub use env::{ListenFlag, env_from, no_env, process_env};
+pub use post_url::{BadPostUrl, PostUrl};
 pub use problem::{ConfigError, ConfigProblem, Origin};
 pub use types::{
     BadNodeName, Challenge, ClusterConfig, Config, ExternalAccountBinding, Limits, Listen,

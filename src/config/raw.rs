@@ -90,6 +90,7 @@ pub(super) struct RawSite {
     pub(super) description: Field<String>,
     pub(super) language: Field<String>,
     pub(super) posts_per_page: Field<i64>,
+    pub(super) post_url: Field<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -35,7 +35,7 @@ fn every_refused_key_is_listed_with_its_line_in_one_run() {
         found,
         [
             format!(
-                "/etc/quire/quire.toml:2: site: unknown key `titel`; [site] takes title, base_url, author, description, language or posts_per_page {documented}"
+                "/etc/quire/quire.toml:2: site: unknown key `titel`; [site] takes title, base_url, author, description, language, posts_per_page or post_url {documented}"
             ),
             "/etc/quire/quire.toml:3: site.posts_per_page: \"ten\" is text in quotes; use a whole number, such as 10".into(),
             format!(

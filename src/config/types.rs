@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use url::Url;
 
+use super::post_url::PostUrl;
 use super::problem::Origin;
 use crate::names::DnsName;
 
@@ -113,6 +114,8 @@ pub struct SiteConfig {
     pub description: String,
     pub language: String,
     pub posts_per_page: NonZeroUsize,
+    /// Where posts are published, unless one sets `path`.
+    pub post_url: PostUrl,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -13,6 +13,7 @@ use url::Url;
 use super::defaults;
 use super::env;
 use super::env::ListenFlag;
+use super::post_url::PostUrl;
 use super::problem::{ConfigError, ConfigProblem, Origin};
 use super::raw::{
     AddressText, Field, RawCluster, RawDomains, RawLimits, RawListen, RawMetrics, RawPaths,
@@ -327,6 +328,11 @@ fn site(
     let language = v
         .parse("site.language", &raw.language, |l| values::language(l))
         .unwrap_or_else(|| defaults::LANGUAGE.into());
+    let post_url = v
+        .parse("site.post_url", &raw.post_url, |t| {
+            PostUrl::parse(t).map_err(ValueError::from)
+        })
+        .unwrap_or_else(defaults::post_url);
     SiteConfig {
         title: string(&raw.title).unwrap_or_else(|| defaults::TITLE.into()),
         base_url,
@@ -334,6 +340,7 @@ fn site(
         description: string(&raw.description).unwrap_or_else(|| defaults::DESCRIPTION.into()),
         language,
         posts_per_page,
+        post_url,
     }
 }
 

@@ -9,6 +9,7 @@ use std::time::Duration;
 use url::Url;
 
 use super::defaults::{DAY, HOUR, MINUTE};
+use super::post_url::BadPostUrl;
 use super::types::{BadNodeName, Challenge, NodeName, PostgresTarget, UnknownMode};
 use crate::names::WrittenNameError;
 
@@ -66,6 +67,8 @@ pub enum ValueError {
     NodeName(#[from] BadNodeName),
     #[error(transparent)]
     Mode(#[from] UnknownMode),
+    #[error(transparent)]
+    PostUrl(#[from] BadPostUrl),
     #[error(transparent)]
     Domain(#[from] WrittenNameError),
 }

@@ -207,7 +207,7 @@ mod tests {
             refusal("[site]\ntitel = \"x\"\n"),
             said(
                 "site",
-                "unknown key `titel`; [site] takes title, base_url, author, description, language or posts_per_page (every key is documented in config.example.toml)"
+                "unknown key `titel`; [site] takes title, base_url, author, description, language, posts_per_page or post_url (every key is documented in config.example.toml)"
             )
         );
         assert_eq!(

@@ -1,6 +1,8 @@
-//! Loading content/: markdown files become posts (under posts/) and pages
-//! (anywhere else), every other file is an asset served at its path. Owns URLs,
-//! slugs, dates from file names, drafts and scheduling, tags and duplicates.
+//! Loading content/: markdown files become posts (under posts/, a page bundle
+//! posts/<name>/index.md among them) and pages (anywhere else), every other
+//! file is an asset served at its path. Owns where each file is published
+//! (by `permalink`'s rules, `[site] post_url` and front matter `path`), dates
+//! from file names, drafts and scheduling, tags and duplicate URLs.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::os::unix::fs::MetadataExt;
@@ -13,9 +15,12 @@ use rayon::prelude::*;
 
 use super::frontmatter::{self, FrontMatter};
 use super::image::{self, ImageRef};
+use super::href::encode_path;
 use super::markdown::{self, Links, Rendered, slugify};
+use super::permalink::{Slug, UrlPath};
 use super::problem::Problem;
 use super::walk::{Listing, unreadable, walk};
+use crate::config::PostUrl;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PageKind {
@@ -30,8 +35,9 @@ pub struct Tag {
 }
 
 impl Tag {
+    /// An href, as [`Page::url`].
     pub fn url(&self) -> String {
-        format!("/tags/{}/", self.slug)
+        encode_path(&format!("/tags/{}/", self.slug))
     }
 }
 
@@ -41,7 +47,10 @@ pub struct Page {
     pub kind: PageKind,
     /// Path relative to content/, `/`-separated.
     pub source: String,
+    /// The href templates print: ASCII, percent-encoded.
     pub url: String,
+    /// The same path decoded: the key of its route.
+    pub route: String,
     pub title: String,
     /// Always set for posts.
     pub date: Option<DateTime<Utc>>,
@@ -50,6 +59,7 @@ pub struct Page {
     pub tags: Vec<Tag>,
     pub draft: bool,
     pub show_toc: bool,
+    /// Decoded paths that redirect here.
     pub aliases: Vec<String>,
     pub body: Rendered,
     /// Front matter `image`, resolved.
@@ -167,7 +177,10 @@ struct Meta {
     body_start: usize,
     body_line: usize,
     kind: PageKind,
-    url: String,
+    /// Decoded: the key of the page's route.
+    route: String,
+    /// Decoded, as routes.
+    aliases: Vec<String>,
     date: Option<DateTime<Utc>>,
     image_line: usize,
 }
@@ -183,7 +196,7 @@ pub struct Folders<'a> {
 /// Reads content/ into a [`Library`], reporting and skipping broken files. A
 /// file or folder that cannot be read keeps its previous text, if any: a
 /// permission slip must not unpublish what readers had.
-pub fn load(folders: &Folders, visibility: &Visibility) -> Library {
+pub fn load(folders: &Folders, post_url: &PostUrl, visibility: &Visibility) -> Library {
     let mut library = Library::default();
     let mut listing = walk(folders.content, folders.data, &mut library.problems);
     let mut sources = Vec::new();
@@ -234,7 +247,10 @@ pub fn load(folders: &Folders, visibility: &Visibility) -> Library {
         .map(|s| (s.path.clone(), s.text.clone()))
         .collect();
 
-    let parsed: Vec<Result<Meta, Vec<Problem>>> = sources.into_par_iter().map(read_meta).collect();
+    let parsed: Vec<Result<Meta, Vec<Problem>>> = sources
+        .into_par_iter()
+        .map(|source| read_meta(source, post_url))
+        .collect();
     let mut metas = Vec::new();
     for result in parsed {
         match result {
@@ -243,28 +259,30 @@ pub fn load(folders: &Folders, visibility: &Visibility) -> Library {
         }
     }
 
-    // Two files on one URL: the first by path keeps it, the others are reported.
+    // Two files on one URL: the first by path keeps it (readers keep what
+    // they had), and the problem names both.
     let mut owners: HashMap<String, String> = HashMap::new();
-    metas.retain(|m| match owners.get(&m.url) {
+    metas.retain(|m| match owners.get(&m.route) {
         Some(owner) => {
             library.problems.push(Problem::new(
                 m.source.path.clone(),
                 1,
                 format!(
-                    "duplicate slug: {} is already the URL of content/{owner}; set a different `slug` in the front matter",
-                    m.url
+                    "duplicate URL: {} is the URL of both content/{owner} and content/{}; set `slug` or `path` in one of them",
+                    encode_path(&m.route),
+                    m.source.rel
                 ),
             ));
             false
         }
         None => {
-            owners.insert(m.url.clone(), m.source.rel.clone());
+            owners.insert(m.route.clone(), m.source.rel.clone());
             true
         }
     });
     let page_urls: HashMap<String, String> = metas
         .iter()
-        .map(|m| (m.source.rel.clone(), m.url.clone()))
+        .map(|m| (m.source.rel.clone(), encode_path(&m.route)))
         .collect();
 
     metas.retain(|m| {
@@ -294,7 +312,7 @@ pub fn load(folders: &Folders, visibility: &Visibility) -> Library {
     library
         .posts
         .sort_by(|a, b| b.date.cmp(&a.date).then_with(|| a.source.cmp(&b.source)));
-    library.pages.sort_by(|a, b| a.url.cmp(&b.url));
+    library.pages.sort_by(|a, b| a.route.cmp(&b.route));
     for (index, post) in library.posts.iter().enumerate() {
         for tag in &post.tags {
             let entry = library
@@ -309,7 +327,7 @@ pub fn load(folders: &Folders, visibility: &Visibility) -> Library {
 
 /// The file's front matter and where it is published, or every problem that
 /// keeps it from being published.
-fn read_meta(source: Source) -> Result<Meta, Vec<Problem>> {
+fn read_meta(source: Source, post_url: &PostUrl) -> Result<Meta, Vec<Problem>> {
     let problem = |line, message: String| Problem::new(source.path.clone(), line, message);
     let parsed = frontmatter::parse(&source.text).map_err(|errors| {
         errors
@@ -332,50 +350,43 @@ fn read_meta(source: Source) -> Result<Meta, Vec<Problem>> {
     } else {
         PageKind::Page
     };
-    let (file_date, file_slug) = match (kind, date_prefix(stem)) {
+    // A page bundle, posts/<name>/index.md, is named by its folder.
+    let name = match folder.rsplit_once('/') {
+        Some((_, bundle)) if kind == PageKind::Post && stem == "index" => bundle,
+        _ => stem,
+    };
+    let (file_date, file_slug) = match (kind, date_prefix(name)) {
         (PageKind::Post, Some((date, rest))) => (Some(date), rest),
-        _ => (None, stem),
+        _ => (None, name),
     };
     let slug = match &front.slug {
-        Some(slug) if slugify(slug) != *slug || slug.is_empty() => {
-            problems.push(problem(
-                parsed.line_of("slug"),
-                format!(
-                    "slug `{slug}` must be lowercase words joined by `-`; use `{}`",
-                    slugify(slug)
-                ),
-            ));
-            None
-        }
-        Some(slug) => Some(slug.clone()),
-        None if parsed.refused("slug") => None,
-        None => Some(slugify(file_slug)),
+        Some(text) => match Slug::parse(text) {
+            Ok(slug) => Some(slug),
+            Err(e) => {
+                problems.push(problem(parsed.line_of("slug"), e.to_string()));
+                None
+            }
+        },
+        None => Slug::from_name(file_slug),
     };
-    let url = slug.and_then(|slug| match kind {
-        PageKind::Post if slug.is_empty() => {
-            problems.push(problem(
-                1,
-                "the post has no slug; name the file YYYY-MM-DD-some-title.md or set `slug`".into(),
-            ));
-            None
-        }
-        PageKind::Post => Some(format!("/posts/{slug}/")),
-        PageKind::Page => {
-            let mut parts: Vec<String> = folder
-                .split('/')
-                .filter(|p| !p.is_empty())
-                .map(slugify)
-                .collect();
-            if stem != "index" || front.slug.is_some() {
-                parts.push(slug);
+    let path = match &front.path {
+        Some(text) => match UrlPath::parse(text) {
+            Ok(path) if path.as_str() == "/" => {
+                problems.push(problem(
+                    parsed.line_of("path"),
+                    "path `/` is the home page; give the page its own path, such as \"/about/\""
+                        .into(),
+                ));
+                None
             }
-            if parts.is_empty() {
-                problems.push(problem(1, "content/index.md would replace the home page; rename the file, e.g. to about.md".into()));
-                return None;
+            Ok(path) => Some(path),
+            Err(e) => {
+                problems.push(problem(parsed.line_of("path"), format!("path {e}")));
+                None
             }
-            Some(format!("/{}/", parts.join("/")))
-        }
-    });
+        },
+        None => None,
+    };
     let date = front
         .date
         .map(|d| d.0)
@@ -386,25 +397,69 @@ fn read_meta(source: Source) -> Result<Meta, Vec<Problem>> {
             "the post has no date; add `date = 2026-03-14` to the front matter or name the file 2026-03-14-title.md".into(),
         ));
     }
+    let refused = parsed.refused("slug") || parsed.refused("path");
+    let url = match (path, kind) {
+        (Some(path), _) => Some(path.into_string()),
+        _ if refused || front.path.is_some() || (front.slug.is_some() && slug.is_none()) => None,
+        (None, PageKind::Post) => match (slug, date) {
+            (Some(slug), Some(date)) => Some(post_url.resolve(slug.as_str(), date)),
+            (Some(_), None) => None,
+            (None, _) => {
+                problems.push(problem(
+                    1,
+                    "the post has no slug; name the file YYYY-MM-DD-some-title.md or set `slug`"
+                        .into(),
+                ));
+                None
+            }
+        },
+        (None, PageKind::Page) => {
+            let mut parts: Vec<String> = folder
+                .split('/')
+                .filter_map(Slug::from_name)
+                .map(|s| s.as_str().to_string())
+                .collect();
+            let named = stem != "index" || front.slug.is_some();
+            match slug {
+                Some(slug) if named => parts.push(slug.as_str().to_string()),
+                None if named => problems.push(problem(
+                    1,
+                    "the file name has no letter or digit to make a URL of; rename the file or set `slug`".into(),
+                )),
+                _ => {}
+            }
+            if !problems.is_empty() {
+                None
+            } else if parts.is_empty() {
+                problems.push(problem(1, "content/index.md would replace the home page; rename the file, e.g. to about.md, or set `path`".into()));
+                None
+            } else {
+                Some(format!("/{}/", parts.join("/")))
+            }
+        }
+    };
+    let mut aliases = Vec::new();
     for alias in &front.aliases {
-        if !alias.starts_with('/') || alias.contains("..") || alias.contains(['?', '#']) {
-            problems.push(problem(
+        match UrlPath::parse(alias) {
+            Ok(path) => aliases.push(path.into_string()),
+            Err(e) => problems.push(problem(
                 parsed.line_of("aliases"),
-                format!("alias `{alias}` must be an absolute path such as \"/old/hello/\""),
-            ));
+                format!("alias {e}; an alias is an absolute path such as \"/old/hello/\""),
+            )),
         }
     }
     let body_line = parsed.body_line;
     let image_line = parsed.line_of("image");
     let front = parsed.front;
     match url {
-        Some(url) if problems.is_empty() => Ok(Meta {
+        Some(route) if problems.is_empty() => Ok(Meta {
             source,
             front,
             body_start,
             body_line,
             kind,
-            url,
+            route,
+            aliases,
             date,
             image_line,
         }),
@@ -458,7 +513,8 @@ fn render_page(meta: Meta, page_urls: &HashMap<String, String>) -> (Page, Vec<Pr
     let page = Page {
         kind: meta.kind,
         source: meta.source.rel,
-        url: meta.url,
+        url: encode_path(&meta.route),
+        route: meta.route,
         title: front.title,
         date: meta.date,
         updated: front.updated.map(|u| u.0),
@@ -466,7 +522,7 @@ fn render_page(meta: Meta, page_urls: &HashMap<String, String>) -> (Page, Vec<Pr
         tags,
         draft: front.draft,
         show_toc: front.toc,
-        aliases: front.aliases,
+        aliases: meta.aliases,
         body,
         image,
         image_alt: front.image_alt.filter(|a| !a.trim().is_empty()),

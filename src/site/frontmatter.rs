@@ -40,6 +40,9 @@ pub struct FrontMatter {
     /// Show a table of contents built from the headings.
     #[serde(default)]
     pub toc: bool,
+    /// The page's absolute URL path, over `[site] post_url`.
+    #[serde(default)]
+    pub path: Option<String>,
     /// The picture shown where the page is shared: a site path, a file
     /// beside the page, or an `https://` URL.
     #[serde(default)]
@@ -611,7 +614,7 @@ mod tests {
             let said = said_in_words(text, 3, "colour");
             assert!(
                 said.contains(
-                    "title, date, updated, description, tags, draft, slug, aliases, toc, image, image_alt or author"
+                    "title, date, updated, description, tags, draft, slug, aliases, toc, path, image, image_alt or author"
                 ),
                 "{text:?}: {said}"
             );

@@ -9,6 +9,7 @@ use percent_encoding::percent_decode_str;
 use pulldown_cmark::{CowStr, Event, HeadingLevel, Options, Parser, Tag, TagEnd, html};
 
 use super::highlight;
+use super::href::{decode_path, encode_path};
 
 /// What a rendered markdown body links to, so that `quire check` can verify it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -53,7 +54,8 @@ const WORDS_PER_MINUTE: usize = 200;
 pub struct Links<'a> {
     /// The file's folder relative to content/, with `/` separators ("" or "posts").
     pub source_dir: &'a str,
-    /// Content-relative markdown path ("posts/2026-01-01-x.md") to its URL.
+    /// Content-relative markdown path ("posts/2026-01-01-x.md") to its URL
+    /// (an href: percent-encoded).
     pub page_urls: &'a HashMap<String, String>,
 }
 
@@ -90,16 +92,17 @@ impl Links<'_> {
             return match self.page_urls.get(&joined) {
                 Some(url) => Resolved::Internal {
                     url: format!("{url}{suffix}"),
-                    path: url.clone(),
+                    path: decode_path(url),
                 },
                 None => Resolved::Broken(format!(
                     "link to `{dest}` goes nowhere: content/{joined} does not exist; fix the file name"
                 )),
             };
         }
+        let path = format!("/{joined}");
         Resolved::Internal {
-            url: format!("/{joined}{suffix}"),
-            path: format!("/{joined}"),
+            url: format!("{}{suffix}", encode_path(&path)),
+            path,
         }
     }
 }
@@ -498,6 +501,24 @@ mod tests {
         );
         assert!(r.html.contains("href=\"/posts/other/#part\""), "{}", r.html);
         assert!(r.html.contains("src=\"/images/cat.png\""), "{}", r.html);
+        // Relative to a bundle, whatever the post's own URL: encoded hrefs,
+        // decoded references.
+        let bundle = render_in(
+            "posts/2026-01-01-café",
+            "![c](my%20cover.png) [o](../2026-01-01-other.md)\n",
+        );
+        assert!(
+            bundle
+                .html
+                .contains("src=\"/posts/2026-01-01-caf%C3%A9/my%20cover.png\""),
+            "{}",
+            bundle.html
+        );
+        assert_eq!(
+            bundle.references[0].path,
+            "/posts/2026-01-01-café/my cover.png"
+        );
+        assert_eq!(bundle.references[1].path, "/posts/other/");
         assert!(r.html.contains("href=\"https://x.org/\""), "{}", r.html);
         assert_eq!(
             r.references,

@@ -1,20 +1,26 @@
 //! The site: content/ and static/ in, a [`SiteSnapshot`] out. One stage per file:
-//! `frontmatter` and `markdown` read a file, `content` loads the library,
+//! `frontmatter` and `markdown` read a file, `content` loads the library
+//! (`permalink` decides which slugs and paths are valid, `href` encodes them),
 //! `render` fills the templates (`image` finds the picture a shared page
 //! shows), `assets` loads static files (`walk` decides
 //! which files of a folder may be published), `snapshot` packs
-//! everything for serving; `watcher` rebuilds on change and `new_post` writes
-//! drafts. [`build`] runs the stages in order.
+//! everything for serving; `watcher` rebuilds on change (and keeps `served`,
+//! the record of the URLs it served, which `quire check` compares a new
+//! build with) and `new_post` writes drafts. [`build`] runs the stages in
+//! order and checks what they made: URLs that clash, aliases, references.
 
 pub mod assets;
 pub mod content;
 pub mod frontmatter;
 pub mod highlight;
+pub mod href;
 pub mod image;
 pub mod markdown;
 pub mod new_post;
+pub mod permalink;
 pub mod problem;
 pub mod render;
+pub mod served;
 pub mod snapshot;
 pub mod walk;
 pub mod watcher;
@@ -84,6 +90,7 @@ pub fn build(
             data: &inputs.data,
             previous: previous.map(|p| &p.sources),
         },
+        &inputs.site.post_url,
         &content::Visibility {
             now,
             drafts: inputs.drafts,
@@ -140,7 +147,8 @@ pub fn build(
                 None,
                 &reuse,
             );
-            (doc.url, resource)
+            // Documents carry hrefs; routes are keyed decoded.
+            (href::decode_path(&doc.url), resource)
         })
         .collect();
     tracing::debug!(
@@ -150,8 +158,28 @@ pub fn build(
         pack_ms = (started.elapsed() - rendered_at).as_millis() as u64,
         "build stages"
     );
+    let owners: HashMap<&str, &str> = library
+        .posts
+        .iter()
+        .chain(&library.pages)
+        .map(|p| (p.route.as_str(), p.source.as_str()))
+        .collect();
+    let mut generated = std::collections::HashSet::new();
     for (url, resource) in packed {
-        if routes.contains_key(&url) {
+        if !generated.insert(url.clone()) {
+            // A post or page on the URL of a page quire makes (a tag, the
+            // archive, a feed): the later document won.
+            if let Some(source) = owners.get(url.as_str()) {
+                problems.push(Problem::new(
+                    inputs.content.join(source),
+                    1,
+                    format!(
+                        "{} is also a page quire generates (tags, archive, home pages, feeds), which wins; set `slug` or `path` to publish this one elsewhere",
+                        href::encode_path(&url)
+                    ),
+                ));
+            }
+        } else if routes.contains_key(&url) {
             problems.push(Problem::new(
                 inputs.static_dir.join(url.trim_start_matches('/')),
                 0,
@@ -168,16 +196,22 @@ pub fn build(
     }
 
     routes.insert("/page/1/".into(), Route::Redirect("/".into()));
-    for post in library.posts.iter().chain(&library.pages) {
-        for alias in &post.aliases {
-            if routes.contains_key(alias) {
-                problems.push(Problem::new(
-                    inputs.content.join(&post.source),
-                    0,
-                    format!("alias {alias} is already a page of the site; remove the alias"),
-                ));
-            } else {
-                routes.insert(alias.clone(), Route::Redirect(post.url.clone()));
+    let mut served = served::Record::default();
+    for page in library.posts.iter().chain(&library.pages) {
+        served.insert(page.url.clone(), page.source.clone());
+    }
+    let mut alias_owners: HashMap<&str, &str> = HashMap::new();
+    for page in library.posts.iter().chain(&library.pages) {
+        for alias in &page.aliases {
+            match alias_problem(page, alias, &routes, &owners, &alias_owners) {
+                Some(message) => {
+                    problems.push(Problem::new(inputs.content.join(&page.source), 0, message))
+                }
+                None => {
+                    routes.insert(alias.clone(), Route::Redirect(page.url.clone()));
+                    alias_owners.insert(alias, &page.source);
+                    served.insert(href::encode_path(alias), page.source.clone());
+                }
             }
         }
     }
@@ -206,6 +240,39 @@ pub fn build(
         summary,
         files: loaded.files,
         sources: std::mem::take(&mut library.sources),
+        served,
+    })
+}
+
+/// Why `alias` of `page` cannot redirect, naming the file it would clash
+/// with when there is one.
+fn alias_problem(
+    page: &content::Page,
+    alias: &str,
+    routes: &HashMap<String, Route>,
+    owners: &HashMap<&str, &str>,
+    alias_owners: &HashMap<&str, &str>,
+) -> Option<String> {
+    let href = href::encode_path(alias);
+    if alias == page.route {
+        return Some(format!(
+            "alias {href} is the page's own URL; remove the alias"
+        ));
+    }
+    if let Some(owner) = owners.get(alias) {
+        return Some(format!(
+            "alias {href} would shadow content/{owner}, which is published there; remove the alias from content/{}, or move content/{owner} with `slug` or `path`",
+            page.source
+        ));
+    }
+    if let Some(owner) = alias_owners.get(alias) {
+        return Some(format!(
+            "alias {href} is also an alias of content/{owner}; keep it in one of content/{owner} and content/{}",
+            page.source
+        ));
+    }
+    routes.contains_key(alias).then(|| {
+        format!("alias {href} is already a file or generated page of the site; remove the alias")
     })
 }
 

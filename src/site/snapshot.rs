@@ -269,6 +269,8 @@ pub struct SiteSnapshot {
     pub files: HashMap<PathBuf, CachedFile>,
     /// The markdown texts the snapshot was built from, by path.
     pub sources: HashMap<PathBuf, Arc<str>>,
+    /// Its post, page and alias URLs, for the watcher to record.
+    pub served: super::served::Record,
 }
 
 impl SiteSnapshot {
@@ -439,6 +441,7 @@ mod tests {
                 .collect(),
             not_found: page("not here"),
             summary: BuildSummary::default(),
+            served: Default::default(),
             files: HashMap::new(),
             sources: HashMap::new(),
         }

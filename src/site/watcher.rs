@@ -1,6 +1,8 @@
 //! Keeps the live site current: rebuilds in the background when files under
 //! content/ or static/ change, and when a scheduled post's date arrives (read
 //! from the injected clock). The old snapshot serves until the new one is ready.
+//! After each build it writes the record of the URLs it served (see `served`)
+//! to the data directory, off the request path.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -8,8 +10,10 @@ use std::time::Duration;
 
 use notify::RecursiveMode;
 
+use super::served::Record;
 use super::{BuildInputs, LiveSite, build};
 use crate::clock::SharedClock;
+use crate::datadir::DataDir;
 use crate::shutdown::Shutdown;
 use crate::watch::Watch;
 
@@ -64,6 +68,7 @@ pub async fn run(
     shutdown: Shutdown,
 ) {
     let mut files = files;
+    record_served(&inputs, live.snapshot().served.clone()).await;
     let stop = shutdown.wait();
     tokio::pin!(stop);
     loop {
@@ -121,14 +126,19 @@ pub async fn rebuild(
     reason: &str,
 ) {
     let previous = live.snapshot();
+    let previous_served = previous.served.clone();
     let now = clock.now();
-    let inputs = inputs.clone();
-    let built = tokio::task::spawn_blocking(move || build(&inputs, now, Some(&previous))).await;
+    let built = tokio::task::spawn_blocking({
+        let inputs = inputs.clone();
+        move || build(&inputs, now, Some(&previous))
+    })
+    .await;
     match built {
         Ok(Ok(snapshot)) => {
             // Live first: once a problem of this build is logged, readers
             // (and tests) get what this build made.
             let summary = snapshot.summary.clone();
+            let served = (snapshot.served != previous_served).then(|| snapshot.served.clone());
             live.replace(snapshot);
             let s = &summary;
             for problem in &s.problems {
@@ -142,8 +152,31 @@ pub async fn rebuild(
                 ms = s.took.as_millis() as u64,
                 "site rebuilt"
             );
+            if let Some(served) = served {
+                record_served(inputs, served).await;
+            }
         }
         Ok(Err(e)) => tracing::error!("rebuild failed, still serving the previous version: {e}"),
         Err(e) => tracing::error!("rebuild panicked, still serving the previous version: {e}"),
+    }
+}
+
+/// Writes what the live site serves to the data directory, so that `quire
+/// check` can tell which URLs a change would break. A failure costs only
+/// that warning, so it is logged and serving goes on.
+async fn record_served(inputs: &BuildInputs, served: Record) {
+    let path = DataDir::new(&inputs.data).served_urls();
+    let written = tokio::task::spawn_blocking({
+        let path = path.clone();
+        move || served.write(&path)
+    })
+    .await;
+    match written {
+        Ok(Ok(())) => tracing::info!(path = %path.display(), "recorded the served URLs"),
+        Ok(Err(e)) => tracing::warn!(
+            "could not record the served URLs in {}: {e}; `quire check` will not warn about URLs a change breaks until this works (check the data directory's permissions)",
+            path.display()
+        ),
+        Err(e) => tracing::warn!("recording the served URLs panicked: {e}"),
     }
 }

@@ -1,28 +1,12 @@
 //! Request paths as the site understands them: percent-decoded, UTF-8, with no
 //! `.`/`..` segments, NUL or control bytes, or backslashes. Anything else is
 //! refused (a 404), so no request can name something outside the site.
-//! [`location`] turns such a path back into a same-origin redirect target.
+//! [`location`] turns such a path back into a same-origin redirect target,
+//! with the site's encoder (`site::href`), the one its pages' hrefs use.
 
-use percent_encoding::{AsciiSet, CONTROLS, percent_decode_str, utf8_percent_encode};
+use percent_encoding::percent_decode_str;
 
-/// What a path segment cannot carry literally (RFC 3986 `pchar`), plus `%`
-/// because the path it encodes is already decoded.
-const NOT_PCHAR: &AsciiSet = &CONTROLS
-    .add(b' ')
-    .add(b'"')
-    .add(b'#')
-    .add(b'%')
-    .add(b'<')
-    .add(b'>')
-    .add(b'?')
-    .add(b'[')
-    .add(b'\\')
-    .add(b']')
-    .add(b'^')
-    .add(b'`')
-    .add(b'{')
-    .add(b'|')
-    .add(b'}');
+use crate::site::href::encode_path;
 
 /// Returns the decoded path, or `None` for a path no page can have.
 pub fn normalize(raw: &str) -> Option<String> {
@@ -52,7 +36,7 @@ pub fn normalize(raw: &str) -> Option<String> {
 /// (a protocol-relative URL: an open redirect to any host).
 pub fn location(normalized: &str) -> String {
     debug_assert!(normalized.starts_with('/') && !normalized.starts_with("//"));
-    utf8_percent_encode(normalized, NOT_PCHAR).to_string()
+    encode_path(normalized)
 }
 
 #[cfg(test)]

@@ -47,7 +47,7 @@ fn check_lists_every_problem_with_file_and_line() {
             "image /posts/missing.png does not exist",
         ),
         ("2026-01-02-broken.md:3:", "2026-03-14"),
-        ("2026-01-03-dup.md:1:", "duplicate slug"),
+        ("2026-01-03-dup.md:1:", "duplicate URL"),
         (
             "2026-01-04-link.md:7:",
             "content/posts/2026-01-01-nope.md does not exist",

@@ -14,6 +14,7 @@ mod import;
 mod interop;
 mod metrics;
 mod pages;
+mod permalinks;
 mod publishing;
 mod reload;
 mod stats;

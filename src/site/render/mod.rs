@@ -215,6 +215,8 @@ impl<'a> Renderer<'a> {
         }
     }
 
+    /// `path` is an href (`Page::url`, `Tag::url`: already percent-encoded),
+    /// so the absolute URL is encoded too.
     fn absolute(&self, path: &str) -> String {
         format!(
             "{}{}",

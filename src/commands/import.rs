@@ -22,7 +22,7 @@ pub fn run(
 ) -> anyhow::Result<ExitCode> {
     let config = load_config(config_args, Overrides::default())?;
     let into = into.unwrap_or_else(|| config.paths.content.clone());
-    let post_url = |slug: &str, _date: DateTime<Utc>| format!("/posts/{slug}/");
+    let post_url = |slug: &str, date: DateTime<Utc>| config.site.post_url.resolve(slug, date);
     let options = Options {
         into: into.clone(),
         fetch_images,

@@ -234,7 +234,6 @@ fn assemble(
                         rel: rel.clone(),
                         content: Content::Copy(file),
                     });
-                    report.images_copied += usize::from(r.is_image);
                 }
             }
             Target::Beside(file) => {
@@ -244,7 +243,6 @@ fn assemble(
                     .unwrap_or_default();
                 if !bundle.iter().any(|(n, _)| *n == name) {
                     bundle.push((name.clone(), Content::Copy(file)));
-                    report.images_copied += usize::from(r.is_image);
                 }
                 if decode(&r.dest) != name {
                     replace.push((r.dest.clone(), name));
@@ -282,12 +280,6 @@ fn assemble(
             }
         }
     }
-    for (from, to) in &replace {
-        body = replace_destination(&body, from, to);
-        if image.as_deref() == Some(from.as_str()) {
-            image = Some(to.clone());
-        }
-    }
     let is_bundle = !bundle.is_empty();
     let stem = &p.stem;
     let markdown_rel = match (doc.kind, is_bundle) {
@@ -300,6 +292,20 @@ fn assemble(
     let folder = markdown_rel
         .rsplit_once('/')
         .map_or(String::new(), |(dir, _)| format!("{dir}/"));
+    // Site paths, not names: raw HTML (which quire does not resolve) then
+    // finds the file too.
+    for (from, name) in &replace {
+        let to = format!("/{folder}{name}");
+        body = replace_destination(&body, from, &to);
+        if image.as_deref() == Some(from.as_str()) {
+            image = Some(to);
+        }
+    }
+    report.images_copied += bundle
+        .iter()
+        .filter(|(name, content)| matches!(content, Content::Copy(_)) && is_image(name))
+        .count()
+        + statics.iter().filter(|f| is_image(&f.rel)).count();
     let front = QuireFront {
         title: doc.title.clone(),
         date: doc
@@ -356,6 +362,17 @@ fn replace_destination(body: &str, from: &str, to: &str) -> String {
         .replace(&format!("({from} "), &format!("({to} "))
         .replace(&format!("\"{from}\""), &format!("\"{to}\""))
         .replace(&format!("'{from}'"), &format!("'{to}'"))
+}
+
+fn is_image(name: &str) -> bool {
+    let ext = name
+        .rsplit_once('.')
+        .map_or("", |(_, e)| e)
+        .to_ascii_lowercase();
+    matches!(
+        ext.as_str(),
+        "png" | "jpg" | "jpeg" | "gif" | "webp" | "svg" | "avif" | "bmp" | "ico"
+    )
 }
 
 /// Tags once each, by their slug, in the source's order.

@@ -14,8 +14,8 @@ use chrono::{DateTime, NaiveDate, Utc};
 use rayon::prelude::*;
 
 use super::frontmatter::{self, FrontMatter};
-use super::image::{self, ImageRef};
 use super::href::encode_path;
+use super::image::{self, ImageRef};
 use super::markdown::{self, Links, Rendered, slugify};
 use super::permalink::{Slug, UrlPath};
 use super::problem::Problem;

@@ -76,6 +76,7 @@ async fn a_hugo_site_comes_in_with_its_old_urls() {
     let stdout = import(&site, src, &[]);
     assert!(stdout.contains("3 posts"), "{stdout}");
     assert!(stdout.contains("1 pages"), "{stdout}");
+    assert!(stdout.contains("images: 2 copied"), "{stdout}");
     assert!(
         stdout.contains("content/posts/first-post.md:14: Hugo shortcode `youtube` not rendered"),
         "{stdout}"
@@ -121,7 +122,7 @@ async fn a_hugo_site_comes_in_with_its_old_urls() {
     fixtures::write(
         source.path(),
         changed,
-        text.replace("First post", "First post, revised").as_bytes(),
+        text.replace("Intro.", "Intro, revised.").as_bytes(),
     );
     let before = fixtures::snapshot(&site.path("content"));
     let stdout = import(&site, src, &[]);

@@ -168,13 +168,19 @@ pub fn jekyll_pretty(root: &Path) -> Vec<Old> {
     ]
 }
 
-/// A Jekyll site with the default (`date`) permalinks and a page.
+/// A Jekyll site with the default (`date`) permalinks, a name with an
+/// underscore, a capital and a dot, and a page.
 pub fn jekyll_default(root: &Path) -> Vec<Old> {
     write(root, "_config.yml", b"title: Old\n");
     write(
         root,
         "_posts/2019-06-01-second-post.md",
         b"---\ntitle: Second post\ndate: 2019-06-01 10:00:00 +0000\nredirect_from: /second/\n---\nText.\n",
+    );
+    write(
+        root,
+        "_posts/2019-07-01-my_Post.v2.md",
+        b"---\ntitle: Underscored\n---\nA name as real blogs have them.\n",
     );
     write(root, "about.md", b"---\ntitle: About\n---\nUs.\n");
     vec![
@@ -187,6 +193,11 @@ pub fn jekyll_default(root: &Path) -> Vec<Old> {
             url: "/second/",
             title: "Second post",
             new_url: "/posts/second-post/",
+        },
+        Old {
+            url: "/2019/07/01/my_Post.v2.html",
+            title: "Underscored",
+            new_url: "/posts/my_Post.v2/",
         },
         Old {
             url: "/about.html",

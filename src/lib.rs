@@ -21,8 +21,6 @@
 //!              |
 //!              v  activities, meeting through small named types
 //! site/      content/ to an in-memory snapshot of pages (ResourceKind each)
-//! import/    `quire import`: a feed or a Hugo/Zola/Jekyll folder into
-//!            content/, old URLs kept (reads site/'s rules, writes files)
 //! web/       the routers that serve the snapshot; the response carries its
 //!            ResourceKind, which measure/visits read
 //! net/       binding, sockets given at start (SocketName), the accept loop
@@ -37,6 +35,8 @@
 //! stats/     reading statistics behind the StatsBackend seam (sled; the
 //!            cluster's PostgreSQL tables in postgres/)
 //! metrics/   /metrics, /health, /ready and the dashboard
+//! import/    `quire import`: another blog's feed or source folder into
+//!            content/, old URLs kept (html/ turns HTML bodies into markdown)
 //! cluster/   the shared PostgreSQL of several nodes ([cluster]): the pool,
 //!            the LISTEN keeper and its events, leases by the database's
 //!            clock, the registry of nodes; acme/ and stats/ keep their own

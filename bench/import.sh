@@ -109,7 +109,8 @@ echo "== hugo, one build:" >&2
 hugo --quiet --source "$H" --destination "$TMP/public" >&2
 rm -rf "$TMP/public"
 echo "== quire import, once, then quire check:" >&2
-(cd "$Q" && "$QUIRE" import "$H" --config quire.toml | head -5) >&2
+(cd "$Q" && "$QUIRE" import "$H" --config quire.toml) >"$TMP/import.txt"
+head -5 "$TMP/import.txt" >&2
 imported=$(find "$Q/content/posts" -name '*.md' | wc -l)
 if [ "$imported" -ne "$N" ]; then
     echo "quire imported $imported posts, expected $N" >&2; exit 1

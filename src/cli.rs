@@ -124,6 +124,20 @@ pub enum Command {
         #[arg(long, value_name = "DIR")]
         data_dir: Option<PathBuf>,
     },
+    /// Bring a blog in from an Atom/RSS feed (file or URL) or a Hugo, Zola
+    /// or Jekyll folder, keeping its old URLs; never overwrites a file.
+    Import {
+        /// A feed file, a feed URL (http or https), or a site's folder.
+        source: String,
+        /// Where to write (default: the config's content folder).
+        #[arg(long, value_name = "DIR")]
+        into: Option<PathBuf>,
+        /// Download remote images into the posts' folders.
+        #[arg(long)]
+        fetch_images: bool,
+        #[command(flatten)]
+        config: ConfigArgs,
+    },
     /// Write a new draft post and print its path.
     New {
         /// The post's title.

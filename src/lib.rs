@@ -36,7 +36,7 @@
 //!            cluster's PostgreSQL tables in postgres/)
 //! metrics/   /metrics, /health, /ready and the dashboard
 //! import/    `quire import`: another blog's feed or source folder into
-//!            content/ (html/ turns HTML bodies into markdown)
+//!            content/, old URLs kept (html/ turns HTML bodies into markdown)
 //! cluster/   the shared PostgreSQL of several nodes ([cluster]): the pool,
 //!            the LISTEN keeper and its events, leases by the database's
 //!            clock, the registry of nodes; acme/ and stats/ keep their own

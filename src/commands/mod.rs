@@ -8,6 +8,7 @@ mod backup;
 mod cert;
 mod check;
 mod cluster;
+mod import;
 mod local_ca;
 mod new;
 mod reload;
@@ -29,9 +30,9 @@ use crate::control::protocol::Request;
 /// The binary's whole life: parse, run one command, exit.
 pub fn main(cli: Cli) -> ExitCode {
     // What quire writes under data/ is private to its user, including the
-    // files sled creates on its own. A post made by `new` is the author's to
-    // share, under the author's umask.
-    if !matches!(cli.command, Command::New { .. }) {
+    // files sled creates on its own. A post made by `new` or `import` is the
+    // author's to share, under the author's umask.
+    if !matches!(cli.command, Command::New { .. } | Command::Import { .. }) {
         // SAFETY: umask(2) only sets this process's file creation mask.
         unsafe {
             libc::umask(0o077);
@@ -86,6 +87,12 @@ pub fn run(cli: Cli, clock: SharedClock) -> anyhow::Result<ExitCode> {
         Command::Reload { config, data_dir } => reload::run(&config, data_dir),
         Command::Upgrade { config, data_dir } => upgrade::run(&config, data_dir),
         Command::New { title, config } => new::run(&title, &config, &clock),
+        Command::Import {
+            source,
+            into,
+            fetch_images,
+            config,
+        } => import::run(&source, into, fetch_images, &config),
     }
 }
 

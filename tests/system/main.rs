@@ -10,6 +10,7 @@ mod config_reload;
 mod hostile;
 mod http;
 mod https;
+mod import;
 mod interop;
 mod metrics;
 mod pages;

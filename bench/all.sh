@@ -8,6 +8,7 @@
 #                     Pebble; quire and lego against quire's local CA
 #   site-build.sh     building N generated posts: quire, Hugo
 #   stats-onoff.sh    serving with statistics on and off
+#   import.sh         quire import of N generated Hugo posts vs hugo building them
 # one after the other, each alone on the machine.
 #
 #   bench/all.sh [-o FILE]    the table goes to stdout, and to FILE with -o;
@@ -18,8 +19,8 @@
 #   DURATION=5s ROUNDS=2    each load run and the rounds per server
 #                           (serve-article, serve-tls, stats-onoff)
 #   CERTIFY_N=5             certifications per client (certify)
-#   POSTS=1000 RUNS=3       posts and hyperfine runs per tool (site-build)
-#   BENCHES="serve-article serve-tls certify site-build stats-onoff"
+#   POSTS=1000 RUNS=3       posts and hyperfine runs per tool (site-build, import)
+#   BENCHES="serve-article serve-tls certify site-build import stats-onoff"
 #                           which to run, in this order
 #   QUIRE_BIN=path          use this binary (else one cargo build --release
 #                           for all of them)
@@ -36,8 +37,8 @@ ROUNDS="${ROUNDS:-2}"
 CERTIFY_N="${CERTIFY_N:-5}"
 POSTS="${POSTS:-1000}"
 RUNS="${RUNS:-3}"
-BENCHES="${BENCHES:-serve-article serve-tls certify site-build stats-onoff}"
-ALL_BENCHES="serve-article serve-tls certify site-build stats-onoff"
+BENCHES="${BENCHES:-serve-article serve-tls certify site-build import stats-onoff}"
+ALL_BENCHES="serve-article serve-tls certify site-build import stats-onoff"
 
 OUT=""
 while getopts 'o:h' opt; do
@@ -88,7 +89,7 @@ run_bench() {
         serve-article|serve-tls|stats-onoff)
             envs=(DURATION="$DURATION" ROUNDS="$ROUNDS") ;;
         certify) args=("$CERTIFY_N") ;;
-        site-build) envs=(RUNS="$RUNS"); args=("$POSTS") ;;
+        site-build|import) envs=(RUNS="$RUNS"); args=("$POSTS") ;;
     esac
     echo "== bench/$name.sh ${envs[*]} ${args[*]}" >&2
     t0="$(date +%s)"

@@ -129,21 +129,26 @@ HF=(hyperfine --warmup "$WARMUP" --runs "$RUNS" --style basic)
     -n "quire import" "cd $Q && $QUIRE import $H --config quire.toml" >&2
 
 # ---------------------------------------------------------------- report
-CPU="$(lscpu | sed -n 's/^Model name: *//p' | head -1)"
-python3 - "$TMP" "$N" "$(nproc)" "$(hugo version | awk '{print $2}')" "$CPU" <<'EOF'
+echo
+machine_banner "$(quire_version "$QUIRE")" "hugo $(hugo version | awk '{print $2}')" "$(peer_version hyperfine)"
+python3 - "$TMP" "$N" "$RUNS" <<'EOF'
 import json, os, sys
-tmp, n, cpus, hugo_version, cpu = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4], sys.argv[5]
+tmp, n, runs = sys.argv[1], int(sys.argv[2]), sys.argv[3]
 
 def load(name):
     r = json.load(open(os.path.join(tmp, name + ".json")))["results"][0]
     return r["mean"], r["stddev"] or 0.0, r["min"], r["max"]
 
 h, q = load("hugo"), load("quire")
-print()
-print(f"import of a {n}-post Hugo site, nproc {cpus}, {cpu}, hugo {hugo_version}")
+print(f"import of a {n}-post Hugo site")
 print(f"{'tool':<14}{'mean s':>10}{'± s':>9}{'min s':>9}{'max s':>9}{'ms/post':>10}")
 for name, r in (("hugo build", h), ("quire import", q)):
     mean, sd, lo, hi = r
     print(f"{name:<14}{mean:>10.3f}{sd:>9.3f}{lo:>9.3f}{hi:>9.3f}{mean * 1000 / n:>10.3f}")
-print(f"ratio quire import / hugo build = {q[0] / h[0]:.2f}")
+ratio = q[0] / h[0]
+print(f"ratio quire import / hugo build = {ratio:.2f}")
+with open(os.path.join(tmp, "summary.tsv"), "a") as f:
+    f.write("\t".join((f"import of a {n}-post Hugo site vs hugo building it (hyperfine, mean of {runs} runs)",
+                       f"{q[0]:.3f} s", "-", f"Hugo {h[0]:.3f} s", f"quire/Hugo {ratio:.2f} of the time")) + "\n")
 EOF
+publish_summary "$TMP/summary.tsv"

@@ -201,10 +201,13 @@ impl Resource {
             return old;
         }
         let compress = body.len() >= MIN_COMPRESS_LEN && is_compressible(&content_type);
-        let (gzip, brotli) = if compress {
-            rayon::join(|| gzip(&body), || brotli(&body))
-        } else {
-            (None, None)
+        let (gzip, brotli) = match (compress, kind) {
+            (false, _) => (None, None),
+            // Feed readers ask for gzip (brotli is a browser's); feeds are a
+            // third of a build's bytes, each post's text in a dozen of them,
+            // and a brotli copy of each was the build's largest cost.
+            (true, ResourceKind::Feed) => (gzip(&body), None),
+            (true, _) => rayon::join(|| gzip(&body), || brotli(&body)),
         };
         let headers = PrecomputedHeaders::new(&content_type, &digest, last_modified);
         Arc::new(Resource {
@@ -380,6 +383,15 @@ mod tests {
         brotli::BrotliDecompress(&mut &r.brotli.as_ref().unwrap()[..], &mut unbrotlied).unwrap();
         assert_eq!(unbrotlied, html);
         assert!(r.varies_by_encoding());
+
+        let feed = Resource::new(
+            ResourceKind::Feed,
+            "application/rss+xml; charset=utf-8".into(),
+            Bytes::from("<item><title>hello</title></item>\n".repeat(100)),
+            None,
+            &none,
+        );
+        assert!(feed.gzip.is_some() && feed.brotli.is_none());
 
         let png = Resource::new(
             ResourceKind::Asset,

@@ -280,11 +280,19 @@ impl<'a> Renderer<'a> {
         docs.extend(lib.pages.iter().map(|p| self.page(p)));
         docs.extend(self.home_pages());
         docs.push(self.tags_index());
-        for (tag, posts) in lib.tags.values() {
-            let posts: Vec<&Page> = posts.iter().map(|&i| &lib.posts[i]).collect();
-            docs.push(self.tag_page(tag, &posts));
-            docs.extend(self.feeds(&self.tag_feed_title(tag), &tag.url(), &posts));
-        }
+        // Each tag has a page and three feeds of full posts: together as
+        // much work as the posts themselves, so spread over the cores too.
+        let tags: Vec<&(Tag, Vec<usize>)> = lib.tags.values().collect();
+        let per_tag: Vec<Vec<Document>> = tags
+            .par_iter()
+            .map(|(tag, posts)| {
+                let posts: Vec<&Page> = posts.iter().map(|&i| &lib.posts[i]).collect();
+                let mut docs = vec![self.tag_page(tag, &posts)];
+                docs.extend(self.feeds(&self.tag_feed_title(tag), &tag.url(), &posts));
+                docs
+            })
+            .collect();
+        docs.extend(per_tag.into_iter().flatten());
         docs.push(self.archive());
         let all: Vec<&Page> = lib.posts.iter().collect();
         docs.extend(self.feeds(&self.site.title, "/", &all));

@@ -9,7 +9,9 @@ use quire::clock::{Clock, ManualClock};
 use quire::config::{Config, Overrides, no_env};
 use quire::stats::schema::{Day, Meta};
 
-use crate::support::{Binary, SiteDir, clear_of_utc_midnight, eventually, get, request};
+use crate::support::{
+    Binary, SiteDir, clear_of_utc_midnight, eventually, get, request, wait_for_log,
+};
 
 const FIREFOX: &str = "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0";
 const CHROME: &str = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0 Safari/537.36";
@@ -167,8 +169,9 @@ async fn an_unusable_store_costs_the_statistics_not_the_site() {
     std::fs::write(site.path("data/stats/db"), vec![0xA5u8; 4096]).unwrap();
     let server = Binary::serve(&site, &[]);
     assert_eq!(visit(&server, "/", "198.51.100.1", FIREFOX, &[]).await, 200);
+    // The harness reads the log on a thread of its own.
+    wait_for_log(&server, "cannot open the statistics store");
     let log = server.log();
-    assert!(log.contains("cannot open the statistics store"), "{log}");
     assert!(log.contains("move it aside"), "{log}");
     let (numbers, report) = totals(&site);
     assert_eq!(numbers[..2], [1, 1], "counted in memory: {report}");

@@ -8,7 +8,7 @@ use std::path::Path;
 
 use chrono::{DateTime, Utc};
 
-use super::{Document, Note};
+use super::{Document, ImportError, Note};
 use crate::site::frontmatter::Timestamp;
 
 /// No source file is read past this: a markdown post is far smaller, and
@@ -186,6 +186,40 @@ pub struct Split<'a> {
     pub body: &'a str,
     /// Line of the body's first line.
     pub body_line: usize,
+}
+
+/// A content file's text, read within bounds; `None`, with a note, when it
+/// is not UTF-8 text.
+pub fn read_text(
+    file: &Path,
+    origin: &str,
+    notes: &mut Vec<Note>,
+) -> Result<Option<String>, ImportError> {
+    let bytes = read_bounded(file).map_err(|source| ImportError::Read {
+        path: file.display().to_string(),
+        source,
+    })?;
+    match String::from_utf8(bytes) {
+        Ok(text) => Ok(Some(text)),
+        Err(_) => {
+            notes.push(Note::new(origin, 0, "not UTF-8 text; not imported"));
+            Ok(None)
+        }
+    }
+}
+
+/// [`split`], with a note saying the file is not imported when its front
+/// matter cannot be read.
+pub fn split_noted<'a>(text: &'a str, origin: &str, notes: &mut Vec<Note>) -> Option<Split<'a>> {
+    split(text)
+        .map_err(|(line, why)| {
+            notes.push(Note::new(
+                origin,
+                line,
+                format!("front matter unreadable ({why}); not imported"),
+            ))
+        })
+        .ok()
 }
 
 /// Splits and reads a file's front matter; a file without any has an empty

@@ -144,24 +144,11 @@ fn read_file(
     origin: &str,
     notes: &mut Vec<Note>,
 ) -> Result<Option<(Document, Names)>, ImportError> {
-    let bytes = foreign::read_bounded(file).map_err(|source| ImportError::Read {
-        path: file.display().to_string(),
-        source,
-    })?;
-    let Ok(text) = String::from_utf8(bytes) else {
-        notes.push(Note::new(origin, 0, "not UTF-8 text; not imported"));
+    let Some(text) = foreign::read_text(file, origin, notes)? else {
         return Ok(None);
     };
-    let split = match foreign::split(&text) {
-        Ok(split) => split,
-        Err((line, why)) => {
-            notes.push(Note::new(
-                origin,
-                line,
-                format!("front matter unreadable ({why}); not imported"),
-            ));
-            return Ok(None);
-        }
+    let Some(split) = foreign::split_noted(&text, origin, notes) else {
+        return Ok(None);
     };
     let name = file.file_name().unwrap_or_default().to_string_lossy();
     if name.starts_with("_index.") {

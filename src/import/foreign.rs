@@ -222,6 +222,18 @@ pub fn split_noted<'a>(text: &'a str, origin: &str, notes: &mut Vec<Note>) -> Op
         .ok()
 }
 
+/// A section's list page (`_index.md`) is not imported, since quire makes
+/// its own lists; text written on it is noted so the author can move it.
+pub fn note_section_list(split: &Split, origin: &str, notes: &mut Vec<Note>) {
+    if !split.body.trim().is_empty() {
+        notes.push(Note::new(
+            origin,
+            split.body_line,
+            "a section's list page has text; quire makes its own lists, so it is not imported",
+        ));
+    }
+}
+
 /// Splits and reads a file's front matter; a file without any has an empty
 /// one. `Err((line, why))` when the front matter cannot be read.
 pub fn split(text: &str) -> Result<Split<'_>, (usize, String)> {

@@ -152,13 +152,7 @@ fn read_file(
     };
     let name = file.file_name().unwrap_or_default().to_string_lossy();
     if name.starts_with("_index.") {
-        if !split.body.trim().is_empty() {
-            notes.push(Note::new(
-                origin,
-                split.body_line,
-                "a section's list page has text; quire makes its own lists, so it is not imported",
-            ));
-        }
+        foreign::note_section_list(&split, origin, notes);
         return Ok(None);
     }
     let mut doc = Document::new(Kind::Page, origin.to_string(), Dialect::Hugo);

@@ -72,13 +72,7 @@ fn read_file(
     let (folder, file_name) = rel.rsplit_once('/').unwrap_or(("", rel));
     let stem = file_name.rsplit_once('.').map_or(file_name, |(s, _)| s);
     if stem == "_index" {
-        if !split.body.trim().is_empty() {
-            notes.push(Note::new(
-                origin,
-                split.body_line,
-                "a section's list page has text; quire makes its own lists, so it is not imported",
-            ));
-        }
+        foreign::note_section_list(&split, origin, notes);
         return Ok(None);
     }
     let is_bundle = stem == "index" && !folder.is_empty();

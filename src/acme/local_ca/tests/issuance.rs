@@ -104,6 +104,21 @@ async fn wait_for_authz(h: &Harness, key: &TestKey, kid: &str, authz_url: &str) 
     panic!("validation did not finish");
 }
 
+/// A new order for `a.test`: its URL, its authorization's URL and the path
+/// of its http-01 challenge.
+async fn http01_of_new_order(h: &Harness, key: &TestKey, kid: &str) -> (String, String, String) {
+    let (order_url, order) = h.order(key, kid, &["a.test"]).await;
+    let authz_url = order["authorizations"][0].as_str().unwrap().to_owned();
+    let authz = h.fetch(key, kid, &authz_url).await.json();
+    let path = challenge(&authz, "http-01")["url"]
+        .as_str()
+        .unwrap()
+        .strip_prefix(&format!("{BASE}/"))
+        .unwrap()
+        .to_owned();
+    (order_url, authz_url, path)
+}
+
 fn challenge<'a>(authz: &'a Value, kind: &str) -> &'a Value {
     authz["challenges"]
         .as_array()
@@ -228,15 +243,8 @@ async fn http01_wrong_answer_invalidates_the_order() {
     let h = Harness::new(target);
     let key = TestKey::es256();
     let kid = h.account(&key).await;
-    let (order_url, order) = h.order(&key, &kid, &["a.test"]).await;
-    let authz_url = order["authorizations"][0].as_str().unwrap();
-    let authz = h.fetch(&key, &kid, authz_url).await.json();
-    let path = challenge(&authz, "http-01")["url"]
-        .as_str()
-        .unwrap()
-        .strip_prefix(&format!("{BASE}/"))
-        .unwrap()
-        .to_owned();
+    let (order_url, authz_url, path) = http01_of_new_order(&h, &key, &kid).await;
+    let authz_url = authz_url.as_str();
     let answer = h.signed(&key, Some(&kid), &path, Some(&json!({}))).await;
     assert_eq!(answer.json()["status"], "invalid", "{}", answer.json());
     let authz = wait_for_authz(&h, &key, &kid, authz_url).await;
@@ -271,15 +279,7 @@ async fn a_validation_still_running_is_answered_processing_with_a_retry_after() 
     let h = Harness::new(target);
     let key = TestKey::es256();
     let kid = h.account(&key).await;
-    let (_, order) = h.order(&key, &kid, &["a.test"]).await;
-    let authz_url = order["authorizations"][0].as_str().unwrap();
-    let authz = h.fetch(&key, &kid, authz_url).await.json();
-    let path = challenge(&authz, "http-01")["url"]
-        .as_str()
-        .unwrap()
-        .strip_prefix(&format!("{BASE}/"))
-        .unwrap()
-        .to_owned();
+    let (_, _, path) = http01_of_new_order(&h, &key, &kid).await;
     let answer = h.signed(&key, Some(&kid), &path, Some(&json!({}))).await;
     assert_eq!(answer.status, StatusCode::OK);
     assert_eq!(answer.json()["status"], "processing", "{}", answer.json());

@@ -113,7 +113,7 @@ pub async fn start_with(
     let stats = build::stats(&config, &clock, cluster.as_ref(), salts).await;
     let limits = net::live_limits(config.limits.clone());
     let policy = web::live_policy(SitePolicy::from_config(&config, serves_tls));
-    let (site_app, http_app) = build::routers(
+    let (site_app, http_app) = build::public_apps(
         &live,
         &policy,
         stats.as_ref(),
@@ -126,7 +126,11 @@ pub async fn start_with(
     // failing after it accepts would drop connections it took from a
     // predecessor's queue.
     let control = Arc::new(control::bind(&config.paths.data, &mut sockets)?);
-    let mut listeners = Listeners::new(limits.clone(), metrics.clone());
+    let mut listeners = Listeners::new(
+        limits.clone(),
+        metrics.clone(),
+        net::Cores::per_cpu().context("starting the serving threads")?,
+    );
     listeners.add(SocketName::Http, http, None, http_app);
     if let (Some(socket), Some(resolver)) = (https, &resolver) {
         let tls = tls::server_config(resolver.clone())?;
@@ -169,7 +173,12 @@ pub async fn start_with(
             cluster: cluster.as_ref().map(metrics::cluster::ClusterView::start),
         };
         let app = metrics::server::router(sources, config.metrics.token.clone());
-        listeners.add(SocketName::Metrics, Arc::new(socket), None, app);
+        listeners.add(
+            SocketName::Metrics,
+            Arc::new(socket),
+            None,
+            net::App::Router(app),
+        );
     }
     let reloader = Arc::new(Reloader::new(
         config.overrides.clone(),

@@ -254,23 +254,37 @@ async fn renew_directly(
     )
     .await?;
     let policy = web::live_policy(SitePolicy::from_config(config, true));
-    let mut listeners = Listeners::new(net::live_limits(config.limits.clone()), metrics);
+    let mut listeners = Listeners::new(
+        net::live_limits(config.limits.clone()),
+        metrics.clone(),
+        net::Cores::current(),
+    );
+    let http_side = web::HttpSide {
+        challenges,
+        policy,
+        metrics,
+    };
     listeners.add(
         SocketName::Http,
         http,
         None,
-        web::redirect_router(challenges, policy),
+        net::App::Direct(Arc::new(http_side)),
     );
     let tls = crate::tls::server_config(parts.resolver.clone())?;
     listeners.add(
         SocketName::Https,
         https,
         Some(tls.into()),
-        axum::Router::new(),
+        net::App::Router(axum::Router::new()),
     );
     if let Some(ca) = parts.local_ca {
         let tls = ca.ca.server_config();
-        listeners.add(SocketName::LocalCa, ca.socket, Some(tls.into()), ca.app);
+        listeners.add(
+            SocketName::LocalCa,
+            ca.socket,
+            Some(tls.into()),
+            net::App::Router(ca.app),
+        );
     }
     let running = listeners.start();
     let mut manager = parts.manager;

@@ -50,13 +50,17 @@ async fn serve(
         validation.tls
     );
     let limits = net::live_limits(crate::config::Limits::default());
-    let mut listeners = Listeners::new(limits, crate::metrics::Metrics::new());
+    let mut listeners = Listeners::new(
+        limits,
+        crate::metrics::Metrics::new(),
+        net::Cores::current(),
+    );
     let tls = ca.server_config();
     listeners.add(
         SocketName::LocalCa,
         socket,
         Some(tls.into()),
-        ca.router(base),
+        net::App::Router(ca.router(base)),
     );
     let running = listeners.start();
     crate::shutdown::os_signal().await;

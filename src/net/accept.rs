@@ -11,23 +11,21 @@
 //! during an upgrade or a restart, gets an answer rather than a reset.
 
 use std::net::SocketAddr;
-use std::pin::Pin;
+use std::os::fd::AsFd;
 use std::sync::Arc;
-use std::task::{Context, Poll};
 use std::time::Duration;
 
-use axum::Router;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
-use hyper_util::service::TowerToHyperService;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 use tokio_rustls::TlsAcceptor;
-use tower::ServiceExt;
 
 use super::SocketName;
-use super::connections::{Connections, Cut, Entry, InFlight};
+use super::connections::{Connections, Cut, Entry};
+use super::cores::Cores;
+use super::service::{App, ConnectionService};
 use crate::config::Limits;
 use crate::metrics::{HandshakeFailure, Metrics};
 use crate::shutdown::Shutdown;
@@ -45,10 +43,6 @@ const EVICT_AGAIN_AFTER: Duration = Duration::from_millis(500);
 const H2_PING_EVERY: Duration = Duration::from_secs(20);
 const H2_PING_ANSWER_WITHIN: Duration = Duration::from_secs(20);
 
-/// The TCP peer of a request, added to every request's extensions.
-#[derive(Debug, Clone, Copy)]
-pub struct PeerAddr(pub SocketAddr);
-
 /// The limits in force; a reload swaps them, and new connections use them.
 pub type LiveLimits = Arc<arc_swap::ArcSwap<Limits>>;
 
@@ -63,9 +57,10 @@ pub struct Listener {
     pub name: SocketName,
     pub socket: Arc<TcpListener>,
     pub tls: Option<TlsAcceptor>,
-    pub app: Router,
+    pub app: App,
     pub limits: LiveLimits,
     pub metrics: Metrics,
+    pub cores: Cores,
 }
 
 impl Activity for Listener {
@@ -74,30 +69,104 @@ impl Activity for Listener {
     }
 
     async fn run(self, shutdown: Shutdown) -> anyhow::Result<()> {
-        accept_and_serve(self, shutdown).await;
-        Ok(())
+        accept_and_serve(self, shutdown).await
     }
 }
 
-/// Accepts and serves connections until `shutdown`, then drains them.
-async fn accept_and_serve(listener: Listener, shutdown: Shutdown) {
-    let mut allowed = listener.limits.load().max_connections;
-    let permits = Arc::new(Semaphore::new(allowed));
+/// Accepts and serves connections on every core until `shutdown`, then
+/// drains them.
+async fn accept_and_serve(listener: Listener, shutdown: Shutdown) -> anyhow::Result<()> {
+    let admission = Arc::new(Admission::new(listener.limits.load().max_connections));
+    let connections = Connections::default();
+    let mut cores = tokio::task::JoinSet::new();
+    for core in listener.cores.handles() {
+        let socket = listener
+            .socket
+            .as_fd()
+            .try_clone_to_owned()
+            .map(std::net::TcpListener::from)?;
+        let (listener, shutdown) = (listener.clone(), shutdown.clone());
+        let (admission, connections) = (admission.clone(), connections.clone());
+        cores.spawn_on(
+            async move {
+                // Registered with this core's reactor: its accepts wake this
+                // thread only.
+                let socket = TcpListener::from_std(socket)?;
+                accept_on_core(&socket, &listener, &admission, &connections, &shutdown).await;
+                Ok::<_, std::io::Error>(())
+            },
+            core,
+        );
+    }
+    while let Some(ended) = cores.join_next().await {
+        ended??;
+    }
+    // Every connection holds a permit until it ends.
+    let grace = listener.limits.load().shutdown_grace;
+    if tokio::time::timeout(grace, admission.all_returned())
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            listener = listener.name.listener(),
+            "connections still open after {grace:?}; closing them"
+        );
+    }
+    Ok(())
+}
+
+/// The listener's cap on open connections, shared by its cores; a reload
+/// may move it.
+struct Admission {
+    permits: Arc<Semaphore>,
+    allowed: std::sync::Mutex<usize>,
+}
+
+impl Admission {
+    fn new(allowed: usize) -> Admission {
+        Admission {
+            permits: Arc::new(Semaphore::new(allowed)),
+            allowed: std::sync::Mutex::new(allowed),
+        }
+    }
+
+    fn follow(&self, wanted: usize) {
+        let mut allowed = self.allowed.lock().unwrap_or_else(|e| e.into_inner());
+        if wanted > *allowed {
+            self.permits.add_permits(wanted - *allowed);
+            *allowed = wanted;
+        } else if wanted < *allowed {
+            *allowed -= self.permits.forget_permits(*allowed - wanted);
+        }
+    }
+
+    async fn all_returned(&self) {
+        let allowed = *self.allowed.lock().unwrap_or_else(|e| e.into_inner());
+        let all = u32::try_from(allowed).unwrap_or(u32::MAX);
+        let _ = self.permits.acquire_many(all).await;
+    }
+}
+
+/// One core's accept loop.
+async fn accept_on_core(
+    socket: &TcpListener,
+    listener: &Listener,
+    admission: &Admission,
+    connections: &Connections,
+    shutdown: &Shutdown,
+) {
     let stop = shutdown.wait();
     tokio::pin!(stop);
-    let connections = Connections::default();
+    // This core's connections watch a signal of its own, passed on from
+    // `shutdown`: every connection looks at it each time it wakes, and a
+    // signal shared by all cores would be written from both on every request.
+    let core_shutdown = Shutdown::new();
     'accept: loop {
         // A reload may have changed the connection cap.
-        let wanted = listener.limits.load().max_connections;
-        if wanted > allowed {
-            permits.add_permits(wanted - allowed);
-            allowed = wanted;
-        } else if wanted < allowed {
-            allowed -= permits.forget_permits(allowed - wanted);
-        }
+        admission.follow(listener.limits.load().max_connections);
         let (tcp, peer) = tokio::select! {
             () = &mut stop => break,
-            accepted = listener.socket.accept() => match accepted {
+            accepted = socket.accept() => match accepted {
                 Ok(accepted) => accepted,
                 Err(e) => {
                     if is_resource_exhaustion(&e) {
@@ -114,14 +183,14 @@ async fn accept_and_serve(listener: Listener, shutdown: Shutdown) {
         // longest without progress, so idle or dribbling clients cannot lock
         // others out. When every connection is busy, the newcomer waits, and
         // the ones after it wait in the kernel's backlog.
-        let permit = match permits.clone().try_acquire_owned() {
+        let permit = match admission.permits.clone().try_acquire_owned() {
             Ok(permit) => permit,
             Err(_) => loop {
                 connections.evict_idlest();
                 // A busy connection may fall idle or stall: look again.
                 tokio::select! {
                     () = &mut stop => break 'accept,
-                    permit = permits.clone().acquire_owned() => break permit.expect("semaphore never closed"),
+                    permit = admission.permits.clone().acquire_owned() => break permit.expect("semaphore never closed"),
                     () = tokio::time::sleep(EVICT_AGAIN_AFTER) => {}
                 }
             },
@@ -130,24 +199,13 @@ async fn accept_and_serve(listener: Listener, shutdown: Shutdown) {
         // A dual-stack socket gives IPv4 clients as ::ffff:a.b.c.d; they are
         // a.b.c.d to trusted proxies, statistics and logs.
         let peer = SocketAddr::new(peer.ip().to_canonical(), peer.port());
-        let connection = serve_connection(tcp, peer, connections.open(), &listener, &shutdown);
+        let connection = serve_connection(tcp, peer, connections.open(), listener, &core_shutdown);
         tokio::spawn(async move {
             connection.await;
             drop(permit);
         });
     }
-    // Every connection holds a permit until it ends.
-    let grace = listener.limits.load().shutdown_grace;
-    let all = u32::try_from(allowed).unwrap_or(u32::MAX);
-    if tokio::time::timeout(grace, permits.acquire_many(all))
-        .await
-        .is_err()
-    {
-        tracing::warn!(
-            listener = listener.name.listener(),
-            "connections still open after {grace:?}; closing them"
-        );
-    }
+    core_shutdown.trigger();
 }
 
 fn is_resource_exhaustion(e: &std::io::Error) -> bool {
@@ -175,35 +233,13 @@ fn serve_connection(
         metrics.connection_opened(name);
         let _open = OpenConnection(&metrics, name);
         let progress = entry.progress.clone();
-        let (asked, answered, answering) = (progress.clone(), progress.clone(), progress.clone());
-        let service = TowerToHyperService::new(
-            app.map_request(move |request: hyper::Request<hyper::body::Incoming>| {
-                asked.request_received(request.version());
-                let mut request = request.map(axum::body::Body::new);
-                request.extensions_mut().insert(PeerAddr(peer));
-                request
-            })
-            .map_response(move |mut response: axum::response::Response| {
-                // Said in the response itself, so the client cannot reuse
-                // the connection and race its close. (HTTP/2 has GOAWAY.)
-                if closing.is_triggered() && answered.speaks_http1() {
-                    response.headers_mut().insert(
-                        http::header::CONNECTION,
-                        http::HeaderValue::from_static("close"),
-                    );
-                }
-                response
-            })
-            .map_future(move |answer| {
-                let in_flight = answering.answering();
-                async move {
-                    let response: axum::response::Response = answer.await?;
-                    Ok::<_, std::convert::Infallible>(
-                        response.map(|body| Delivery { body, in_flight }),
-                    )
-                }
-            }),
-        );
+        let service = ConnectionService {
+            app,
+            peer,
+            progress: progress.clone(),
+            closing,
+            metrics: metrics.clone(),
+        };
         let mut builder = auto::Builder::new(TokioExecutor::new());
         builder
             .http1()
@@ -294,42 +330,6 @@ fn describe(cut: Cut) -> &'static str {
         Cut::Idle => "idle",
         Cut::Stalled => "the client stopped reading its response",
         Cut::Evicted => "the connection table is full and this one was the idlest",
-    }
-}
-
-/// A response body that keeps its request counted as in flight until it has
-/// been handed to the connection in full (or abandoned).
-/// The connection pulls the next piece only when it has room for it (see
-/// `web::measure`), so what it takes is what the client reads, give or take
-/// a piece and the socket's buffers.
-struct Delivery<B> {
-    body: B,
-    in_flight: InFlight,
-}
-
-impl<B: http_body::Body + Unpin> http_body::Body for Delivery<B> {
-    type Data = B::Data;
-    type Error = B::Error;
-
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
-        let polled = Pin::new(&mut self.body).poll_frame(cx);
-        if let Poll::Ready(Some(Ok(frame))) = &polled
-            && let Some(data) = frame.data_ref()
-        {
-            self.in_flight.delivered(bytes::Buf::remaining(data));
-        }
-        polled
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.body.is_end_stream()
-    }
-
-    fn size_hint(&self) -> http_body::SizeHint {
-        self.body.size_hint()
     }
 }
 

@@ -99,12 +99,17 @@ impl Progress {
         self.touch();
     }
 
-    pub fn request_received(&self, version: http::Version) {
+    /// A request came in; while `closing`, the connection's task is told
+    /// (see [`Progress::next_request`]), which takes a lock not worth taking
+    /// the rest of the time.
+    pub fn request_received(&self, version: http::Version, closing: bool) {
         self.http1
             .store(version <= http::Version::HTTP_11, Ordering::Relaxed);
         self.requests.fetch_add(1, Ordering::Relaxed);
         self.touch();
-        self.arrived.notify_waiters();
+        if closing {
+            self.arrived.notify_waiters();
+        }
     }
 
     /// A request is being answered until the returned guard is dropped: once
@@ -123,7 +128,8 @@ impl Progress {
         self.http1.load(Ordering::Relaxed)
     }
 
-    /// Resolves at the next request; registered when `enable`d or first polled.
+    /// Resolves at the next request received while closing; registered when
+    /// `enable`d or first polled.
     pub fn next_request(&self) -> tokio::sync::futures::Notified<'_> {
         self.arrived.notified()
     }
@@ -299,7 +305,7 @@ mod tests {
         let limits = limits();
         let progress = Arc::new(Progress::new());
         progress.ready();
-        progress.request_received(http::Version::HTTP_2);
+        progress.request_received(http::Version::HTTP_2, false);
         let answer = progress.answering();
         // Megabytes of body keep the response going; after it, nothing does.
         for _ in 0..10 {
@@ -322,7 +328,7 @@ mod tests {
         let mut answers = Vec::new();
         for p in [&slow, &steady] {
             p.ready();
-            p.request_received(http::Version::HTTP_2);
+            p.request_received(http::Version::HTTP_2, false);
             answers.push(p.answering());
         }
         // 64 bytes every 5 s, against 8 KiB every 5 s, for three minutes.
@@ -343,10 +349,10 @@ mod tests {
         let limits = limits();
         let progress = Arc::new(Progress::new());
         progress.ready();
-        progress.request_received(http::Version::HTTP_11);
+        progress.request_received(http::Version::HTTP_11, false);
         drop(progress.answering());
         tokio::time::advance(Duration::from_secs(59)).await;
-        progress.request_received(http::Version::HTTP_11);
+        progress.request_received(http::Version::HTTP_11, false);
         drop(progress.answering());
         tokio::time::advance(Duration::from_secs(59)).await;
         let (deadline, cut) = progress.deadline(&limits);
@@ -373,7 +379,9 @@ mod tests {
         tokio::time::advance(Duration::from_secs(5)).await;
         let reader = connections.open();
         reader.progress.ready();
-        reader.progress.request_received(http::Version::HTTP_2);
+        reader
+            .progress
+            .request_received(http::Version::HTTP_2, false);
         let answer = reader.progress.answering();
         let newcomer = connections.open();
         newcomer.progress.ready();

@@ -8,11 +8,10 @@ use std::os::fd::{AsFd, BorrowedFd};
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::Router;
 use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
 
-use super::{Listener, LiveLimits, SocketName};
+use super::{App, Cores, Listener, LiveLimits, SocketName};
 use crate::metrics::Metrics;
 use crate::shutdown::Shutdown;
 use crate::supervisor::Supervisor;
@@ -25,14 +24,17 @@ const CLOSING_SLACK: Duration = Duration::from_secs(5);
 pub struct Listeners {
     limits: LiveLimits,
     metrics: Metrics,
+    cores: Cores,
     listeners: Vec<Listener>,
 }
 
 impl Listeners {
-    pub fn new(limits: LiveLimits, metrics: Metrics) -> Listeners {
+    /// Listeners served on `cores`.
+    pub fn new(limits: LiveLimits, metrics: Metrics, cores: Cores) -> Listeners {
         Listeners {
             limits,
             metrics,
+            cores,
             listeners: Vec::new(),
         }
     }
@@ -43,7 +45,7 @@ impl Listeners {
         name: SocketName,
         socket: Arc<TcpListener>,
         tls: Option<TlsAcceptor>,
-        app: Router,
+        app: App,
     ) {
         self.listeners.push(Listener {
             name,
@@ -52,6 +54,7 @@ impl Listeners {
             app,
             limits: self.limits.clone(),
             metrics: self.metrics.clone(),
+            cores: self.cores.clone(),
         });
     }
 
@@ -105,8 +108,13 @@ mod tests {
     async fn started_listeners_serve_until_stopped_and_are_handed_over_by_name() {
         let socket = Arc::new(TcpListener::bind("127.0.0.1:0").await.unwrap());
         let addr = socket.local_addr().unwrap();
-        let mut listeners = Listeners::new(live_limits(Limits::default()), Metrics::new());
-        let app = Router::new().route("/", axum::routing::get(|| async { "hello" }));
+        let mut listeners = Listeners::new(
+            live_limits(Limits::default()),
+            Metrics::new(),
+            Cores::current(),
+        );
+        let app =
+            App::Router(axum::Router::new().route("/", axum::routing::get(|| async { "hello" })));
         listeners.add(SocketName::Metrics, socket, None, app);
         let names: Vec<SocketName> = listeners.sockets().iter().map(|(n, _)| *n).collect();
         assert_eq!(names, [SocketName::Metrics]);

@@ -9,12 +9,16 @@
 mod accept;
 mod bind;
 mod connections;
+mod cores;
 mod inherited;
 mod listeners;
 mod name;
+mod service;
 
-pub use accept::{Listener, LiveLimits, PeerAddr, live_limits};
+pub use accept::{Listener, LiveLimits, live_limits};
 pub use bind::{BindError, bind, listen};
+pub use cores::Cores;
 pub use inherited::{InheritError, Inherited, pass_sockets};
 pub use listeners::Listeners;
 pub use name::SocketName;
+pub use service::{App, PeerAddr, Respond};

@@ -343,6 +343,13 @@ impl LiveSite {
         self.current.load_full()
     }
 
+    /// The snapshot in force, for the length of one request: unlike
+    /// [`LiveSite::snapshot`] it leaves the shared reference count alone,
+    /// which every core would otherwise write to on every request.
+    pub fn load(&self) -> arc_swap::Guard<Arc<SiteSnapshot>> {
+        self.current.load()
+    }
+
     pub fn replace(&self, next: SiteSnapshot) {
         self.current.store(Arc::new(next));
         self.generation.send_modify(|g| *g += 1);

@@ -8,7 +8,6 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::Context;
-use axum::middleware;
 
 use super::activities::{CertificateFiles, ContentWatcher};
 use crate::acme::service::LocalCaEndpoint;
@@ -16,7 +15,7 @@ use crate::clock::SharedClock;
 use crate::cluster::{self, Cluster};
 use crate::config::Config;
 use crate::metrics::Metrics;
-use crate::net::{Listeners, SocketName};
+use crate::net::{App, Listeners, SocketName};
 use crate::site::snapshot::BuildSummary;
 use crate::site::watcher::FileWatch;
 use crate::site::{self, BuildInputs, LiveSite};
@@ -137,29 +136,28 @@ pub async fn stats(
     })
 }
 
-/// The public routers, measured: the site's, and the HTTP listener's (when
-/// serving TLS, challenges and redirects to HTTPS; otherwise the site).
-pub fn routers(
+/// What the public listeners serve: the site, and on the HTTP listener
+/// (when serving TLS) challenges and redirects to HTTPS, else the site too.
+pub fn public_apps(
     site: &LiveSite,
     policy: &LivePolicy,
     stats: Option<&Stats>,
     challenges: &ChallengeMap,
     metrics: &Metrics,
     serves_tls: bool,
-) -> (axum::Router, axum::Router) {
-    let measured = |router: axum::Router| {
-        router.layer(middleware::from_fn_with_state(
-            metrics.clone(),
-            web::measure::measure,
-        ))
-    };
-    let site_app = measured(web::router(
-        site.clone(),
-        policy.clone(),
-        stats.map(|s| s.recorder().clone()),
-    ));
+) -> (App, App) {
+    let site_app = App::Direct(Arc::new(web::Site {
+        site: site.clone(),
+        policy: policy.clone(),
+        recorder: stats.map(|s| s.recorder().clone()),
+        metrics: metrics.clone(),
+    }));
     let http_app = match serves_tls {
-        true => measured(web::redirect_router(challenges.clone(), policy.clone())),
+        true => App::Direct(Arc::new(web::HttpSide {
+            challenges: challenges.clone(),
+            policy: policy.clone(),
+            metrics: metrics.clone(),
+        })),
         false => site_app.clone(),
     };
     (site_app, http_app)
@@ -176,7 +174,12 @@ pub fn local_ca(ca: LocalCaEndpoint, config: &Config, listeners: &mut Listeners)
         config.site.base_url
     );
     let tls = ca.ca.server_config();
-    listeners.add(SocketName::LocalCa, ca.socket, Some(tls.into()), ca.app);
+    listeners.add(
+        SocketName::LocalCa,
+        ca.socket,
+        Some(tls.into()),
+        App::Router(ca.app),
+    );
     root
 }
 

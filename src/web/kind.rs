@@ -1,9 +1,8 @@
 //! What a response was, for request metrics and reading statistics alike:
-//! told by its status, then by the [`ResourceKind`] that `respond` marks
-//! every site response with. Nothing is guessed from headers.
+//! told by its status, then by the [`ResourceKind`] of the site resource it
+//! carries, if any. Nothing is guessed from headers.
 
-use axum::http::StatusCode;
-use axum::response::Response;
+use http::StatusCode;
 
 use crate::metrics::RouteKind;
 use crate::site::ResourceKind;
@@ -11,8 +10,7 @@ use crate::site::ResourceKind;
 /// Page, feed, asset (revalidations and ranges included), redirect, 404,
 /// or other (errors and refusals). A success that is no site resource (an
 /// ACME challenge answer) is an asset.
-pub fn route_kind(response: &Response) -> RouteKind {
-    let status = response.status();
+pub fn route_kind(status: StatusCode, resource: Option<ResourceKind>) -> RouteKind {
     if status == StatusCode::NOT_FOUND {
         return RouteKind::NotFound;
     }
@@ -22,7 +20,7 @@ pub fn route_kind(response: &Response) -> RouteKind {
     if !(status.is_success() || status == StatusCode::NOT_MODIFIED) {
         return RouteKind::Other;
     }
-    match response.extensions().get::<ResourceKind>() {
+    match resource {
         Some(ResourceKind::Page) => RouteKind::Page,
         Some(ResourceKind::Feed) => RouteKind::Feed,
         Some(ResourceKind::NotFound) => RouteKind::NotFound,
@@ -34,8 +32,8 @@ pub fn route_kind(response: &Response) -> RouteKind {
 mod tests {
     use std::sync::Arc;
 
-    use axum::http::{HeaderMap, HeaderValue, header};
     use bytes::Bytes;
+    use http::{HeaderMap, header};
 
     use super::*;
     use crate::site::Resource;
@@ -52,8 +50,10 @@ mod tests {
         )
     }
 
-    fn served(resource: &Resource, request: &HeaderMap) -> Response {
-        respond::resource(resource, CachePolicy::Revalidate, request, StatusCode::OK)
+    fn served(resource: &Resource, request: &HeaderMap) -> RouteKind {
+        let response =
+            respond::resource(resource, CachePolicy::Revalidate, request, StatusCode::OK);
+        route_kind(response.status(), Some(resource.kind))
     }
 
     #[test]
@@ -62,16 +62,27 @@ mod tests {
         let sitemap = resource(ResourceKind::Meta, "application/xml; charset=utf-8");
         let page = resource(ResourceKind::Page, "text/html; charset=utf-8");
         let none = HeaderMap::new();
-        assert_eq!(route_kind(&served(&page, &none)), RouteKind::Page);
-        assert_eq!(route_kind(&served(&feed, &none)), RouteKind::Feed);
-        assert_eq!(route_kind(&served(&sitemap, &none)), RouteKind::Asset);
+        assert_eq!(served(&page, &none), RouteKind::Page);
+        assert_eq!(served(&feed, &none), RouteKind::Feed);
+        assert_eq!(served(&sitemap, &none), RouteKind::Asset);
 
-        let etag = served(&feed, &none).headers()[header::ETAG].clone();
+        let etag = respond::resource(&feed, CachePolicy::Revalidate, &none, StatusCode::OK)
+            .headers()[header::ETAG]
+            .clone();
         let mut revalidating = HeaderMap::new();
         revalidating.insert(header::IF_NONE_MATCH, etag);
-        let revalidated = served(&feed, &revalidating);
+        let revalidated = respond::resource(
+            &feed,
+            CachePolicy::Revalidate,
+            &revalidating,
+            StatusCode::OK,
+        );
         assert_eq!(revalidated.status(), StatusCode::NOT_MODIFIED);
-        assert_eq!(route_kind(&revalidated), RouteKind::Feed, "a feed fetch");
+        assert_eq!(
+            route_kind(revalidated.status(), Some(feed.kind)),
+            RouteKind::Feed,
+            "a feed fetch"
+        );
     }
 
     #[test]
@@ -83,23 +94,23 @@ mod tests {
             &HeaderMap::new(),
             StatusCode::NOT_FOUND,
         );
-        assert_eq!(route_kind(&missing), RouteKind::NotFound);
-        let with_status = |status: StatusCode| {
-            let mut response = Response::new(axum::body::Body::empty());
-            *response.status_mut() = status;
-            response
-                .headers_mut()
-                .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/html"));
-            route_kind(&response)
-        };
         assert_eq!(
-            with_status(StatusCode::MOVED_PERMANENTLY),
+            route_kind(missing.status(), Some(not_found.kind)),
+            RouteKind::NotFound
+        );
+        let page = Some(ResourceKind::Page);
+        assert_eq!(
+            route_kind(StatusCode::MOVED_PERMANENTLY, page),
             RouteKind::Redirect
         );
         assert_eq!(
-            with_status(StatusCode::METHOD_NOT_ALLOWED),
+            route_kind(StatusCode::METHOD_NOT_ALLOWED, page),
             RouteKind::Other
         );
-        assert_eq!(with_status(StatusCode::OK), RouteKind::Asset, "no resource");
+        assert_eq!(
+            route_kind(StatusCode::OK, None),
+            RouteKind::Asset,
+            "no resource"
+        );
     }
 }

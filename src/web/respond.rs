@@ -1,15 +1,11 @@
 //! Turns a [`Resource`] into a response: content negotiation over the
 //! precompressed variants (`Vary: Accept-Encoding`), strong ETags per variant,
 //! conditional requests (304), and byte ranges (206/416) on the identity body.
-//! Every response carries the resource's
-//! [`ResourceKind`](crate::site::ResourceKind) as an extension.
 
 use std::time::SystemTime;
 
-use axum::body::Body;
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
-use axum::response::Response;
 use bytes::Bytes;
+use http::{HeaderMap, HeaderValue, Response, StatusCode, header};
 
 use crate::site::Resource;
 use crate::site::snapshot::CachePolicy;
@@ -170,26 +166,14 @@ fn if_range_holds(headers: &HeaderMap, etag: &str, last_modified: Option<SystemT
     }
 }
 
-/// Builds the response for `resource`, marked with its kind (a 304 too, so
-/// that statistics count feed revalidations). `status` is 200 for found
-/// resources and 404 for the not-found page (which never answers 304 or ranges).
+/// Builds the response for `resource`. `status` is 200 for found resources
+/// and 404 for the not-found page (which never answers 304 or ranges).
 pub fn resource(
     resource: &Resource,
     cache: CachePolicy,
     request: &HeaderMap,
     status: StatusCode,
-) -> Response {
-    let mut response = respond(resource, cache, request, status);
-    response.extensions_mut().insert(resource.kind);
-    response
-}
-
-fn respond(
-    resource: &Resource,
-    cache: CachePolicy,
-    request: &HeaderMap,
-    status: StatusCode,
-) -> Response {
+) -> Response<Bytes> {
     let wants_range = status == StatusCode::OK
         && resource.last_modified.is_some()
         && request.contains_key(header::RANGE);
@@ -275,8 +259,8 @@ fn respond(
     finish(status, headers, body)
 }
 
-fn finish(status: StatusCode, headers: HeaderMap, body: Bytes) -> Response {
-    let mut response = Response::new(Body::from(body));
+fn finish(status: StatusCode, headers: HeaderMap, body: Bytes) -> Response<Bytes> {
+    let mut response = Response::new(body);
     *response.status_mut() = status;
     *response.headers_mut() = headers;
     response

@@ -3,44 +3,44 @@
 //! (304), HEAD requests and browser prefetches are not views. Runs after the
 //! response is built, and only pushes into memory.
 
-use axum::extract::{Request, State};
-use axum::http::{HeaderMap, Method, StatusCode, header};
-use axum::middleware::Next;
-use axum::response::Response;
+use std::net::IpAddr;
 
-use super::client_ip::ClientIp;
-use super::kind::route_kind;
+use http::{HeaderMap, Method, Request, StatusCode, header};
+
 use crate::metrics::RouteKind;
 use crate::stats::{Hit, HitKind, Recorder};
 
-pub async fn record(State(recorder): State<Recorder>, request: Request, next: Next) -> Response {
-    if request.method() != Method::GET || is_prefetch(request.headers()) {
-        return next.run(request).await;
+/// Records the request if its answer (`status`, of route kind `kind`) is a view.
+pub fn record<B>(
+    recorder: &Recorder,
+    request: &Request<B>,
+    client: IpAddr,
+    status: StatusCode,
+    kind: RouteKind,
+) {
+    if request.method() != Method::GET {
+        return;
     }
-    let Some(ClientIp(client)) = request.extensions().get::<ClientIp>().copied() else {
-        return next.run(request).await;
+    let Some(kind) = classify(status, kind) else {
+        return;
     };
-    // Header values and the URI share the request's buffer: keeping them is
-    // a reference count, not a copy.
     let headers = request.headers();
-    let user_agent = headers.get(header::USER_AGENT).cloned();
-    let referer = headers.get(header::REFERER).cloned();
+    if is_prefetch(headers) {
+        return;
+    }
     let opted_out = ["dnt", "sec-gpc"]
         .iter()
         .any(|name| headers.get(*name).is_some_and(|v| v.as_bytes() == b"1"));
-    let uri = request.uri().clone();
-    let response = next.run(request).await;
-    if let Some(kind) = classify(&response) {
-        recorder.record(&Hit {
-            kind,
-            path: uri.path(),
-            client,
-            user_agent: user_agent.as_ref().map_or(&[][..], |v| v.as_bytes()),
-            referer: referer.as_ref().and_then(|v| v.to_str().ok()),
-            opted_out,
-        });
-    }
-    response
+    recorder.record(&Hit {
+        kind,
+        path: request.uri().path(),
+        client,
+        user_agent: headers
+            .get(header::USER_AGENT)
+            .map_or(&[][..], |v| v.as_bytes()),
+        referer: headers.get(header::REFERER).and_then(|v| v.to_str().ok()),
+        opted_out,
+    });
 }
 
 fn is_prefetch(headers: &HeaderMap) -> bool {
@@ -52,10 +52,10 @@ fn is_prefetch(headers: &HeaderMap) -> bool {
     })
 }
 
-fn classify(response: &Response) -> Option<HitKind> {
-    match route_kind(response) {
+fn classify(status: StatusCode, kind: RouteKind) -> Option<HitKind> {
+    match kind {
         // A revalidated page (304) is not a new view; a revalidated feed is a fetch.
-        RouteKind::Page if response.status() == StatusCode::OK => Some(HitKind::Page),
+        RouteKind::Page if status == StatusCode::OK => Some(HitKind::Page),
         RouteKind::Feed => Some(HitKind::Feed),
         RouteKind::NotFound => Some(HitKind::NotFound),
         _ => None,

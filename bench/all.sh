@@ -9,6 +9,7 @@
 #   site-build.sh     building N generated posts: quire, Hugo
 #   stats-onoff.sh    serving with statistics on and off
 #   import.sh         quire import of N generated Hugo posts vs hugo building them
+#   memory.sh         quire's resident memory, idle and after an HTTP/2 load
 # one after the other, each alone on the machine.
 #
 #   bench/all.sh [-o FILE]    the table goes to stdout, and to FILE with -o;
@@ -20,7 +21,7 @@
 #                           (serve-article, serve-tls, stats-onoff)
 #   CERTIFY_N=5             certifications per client (certify)
 #   POSTS=1000 RUNS=3       posts and hyperfine runs per tool (site-build, import)
-#   BENCHES="serve-article serve-tls certify site-build import stats-onoff"
+#   BENCHES="serve-article serve-tls certify site-build import stats-onoff memory"
 #                           which to run, in this order
 #   QUIRE_BIN=path          use this binary (else one cargo build --release
 #                           for all of them)
@@ -37,8 +38,8 @@ ROUNDS="${ROUNDS:-2}"
 CERTIFY_N="${CERTIFY_N:-5}"
 POSTS="${POSTS:-1000}"
 RUNS="${RUNS:-3}"
-BENCHES="${BENCHES:-serve-article serve-tls certify site-build import stats-onoff}"
-ALL_BENCHES="serve-article serve-tls certify site-build import stats-onoff"
+BENCHES="${BENCHES:-serve-article serve-tls certify site-build import stats-onoff memory}"
+ALL_BENCHES="serve-article serve-tls certify site-build import stats-onoff memory"
 
 OUT=""
 while getopts 'o:h' opt; do

@@ -65,6 +65,7 @@ pub mod config;
 pub mod control;
 pub mod datadir;
 pub mod import;
+pub mod memory;
 pub mod metrics;
 pub mod names;
 pub mod net;

@@ -159,6 +159,7 @@ pub async fn rebuild(
         Ok(Err(e)) => tracing::error!("rebuild failed, still serving the previous version: {e}"),
         Err(e) => tracing::error!("rebuild panicked, still serving the previous version: {e}"),
     }
+    crate::memory::release_free();
 }
 
 /// Writes what the live site serves to the data directory, so that `quire

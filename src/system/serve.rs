@@ -38,6 +38,9 @@ pub async fn serve(config: Config, clock: SharedClock) -> anyhow::Result<()> {
     let mut hangups = crate::shutdown::hangups();
     let mut upgrade_signals = crate::shutdown::upgrade_signals();
     let mut server = start_with(config, clock, inheritance).await?;
+    // Starting (the first build above all) is the largest burst of
+    // allocation the server makes.
+    crate::memory::release_free();
     let stopped_while_starting = is_done_now(&mut stop);
     match predecessor {
         // Told to stop before serving: the old process keeps the site.

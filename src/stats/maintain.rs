@@ -403,7 +403,12 @@ mod tests {
     }
 
     proptest! {
-        #![proptest_config(ProptestConfig::with_cases(64))]
+        #![proptest_config(ProptestConfig {
+        cases: 64,
+        // The same cases on every run: a test that passes here passes in CI.
+        rng_seed: proptest::test_runner::RngSeed::Fixed(18),
+        ..ProptestConfig::default()
+    })]
 
         /// Whatever the traffic and however flushes and maintenance
         /// interleave, the daily buckets hold exactly what the hourly ones

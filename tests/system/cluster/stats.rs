@@ -289,6 +289,8 @@ fn three_nodes_flushing_at_once_report_what_one_store_fed_the_same_views_reports
     let config = ProptestConfig {
         cases: 24,
         failure_persistence: None,
+        // The same cases on every run: a test that passes here passes in CI.
+        rng_seed: proptest::test_runner::RngSeed::Fixed(18),
         ..ProptestConfig::default()
     };
     proptest!(config, |(

@@ -59,6 +59,7 @@ pub(in super::super) fn write(nodes: &[Inline], context: Context) -> String {
         line_start: context == Context::Paragraph,
         context,
         nesting: 0,
+        delimited: Vec::new(),
     };
     writer.nodes(nodes, Class::Space, Class::Space);
     writer.out
@@ -71,6 +72,8 @@ struct Writer {
     context: Context,
     /// How many links, emphases and tags enclose the current node.
     nesting: usize,
+    /// The families of the delimiters written around the current node.
+    delimited: Vec<super::Family>,
 }
 
 impl Writer {
@@ -119,10 +122,20 @@ impl Writer {
                     let next_class = next.map_or(after, first_class);
                     let after_same =
                         matches!(previous, Some(Inline::Emph(p)) if p.family == emph.family);
-                    if !after_same && self.delimiter_fits(emph, prev_class, next_class) {
+                    // A delimiter between punctuation both opens and closes,
+                    // so inside one of its family (even through a tag or a
+                    // link) it could close that one instead of its own.
+                    let ambiguous = self.delimited.contains(&emph.family)
+                        && self.both_flanking(emph, prev_class, next_class);
+                    if !after_same
+                        && !ambiguous
+                        && self.delimiter_fits(emph, prev_class, next_class)
+                    {
                         self.out.push_str(emph.delimiter);
                         self.line_start = false;
+                        self.delimited.push(emph.family);
                         self.nested(&emph.children);
+                        self.delimited.pop();
                         self.out.push_str(emph.delimiter);
                     } else {
                         self.out.push_str(&format!("<{}>", emph.tag));
@@ -174,6 +187,19 @@ impl Writer {
             }
             self.line_start = false;
         }
+    }
+
+    /// Whether the opening or the closing delimiter would have punctuation
+    /// (or what may be punctuation) on both sides.
+    fn both_flanking(&self, emph: &Emph, prev: Class, next: Class) -> bool {
+        let inner_lines = self.breaks_lines(self.nesting + 1);
+        let punct = |c: Class| matches!(c, Class::Punct | Class::Other);
+        let first = emph.children.first().map_or(Class::Space, first_class);
+        let last = emph
+            .children
+            .last()
+            .map_or(Class::Space, |n| last_class(n, inner_lines));
+        (punct(prev) && punct(first)) || (punct(last) && punct(next))
     }
 
     fn delimiter_fits(&self, emph: &Emph, prev: Class, next: Class) -> bool {

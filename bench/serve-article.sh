@@ -61,17 +61,7 @@ plain_quire_config "$CFG" "$REPO" "$QPORT" "$TMP/data"
 
 "$QUIRE" serve --config "$CFG" >"$TMP/quire.log" 2>&1 &
 QPID=$!
-up=0
-for _ in $(seq 100); do
-    if curl -sf -o /dev/null "http://127.0.0.1:$QPORT/"; then up=1; break; fi
-    if ! kill -0 "$QPID" 2>/dev/null; then break; fi
-    sleep 0.1
-done
-if [ "$up" != 1 ]; then
-    echo "quire did not answer on http://127.0.0.1:$QPORT/ ; its log:" >&2
-    cat "$TMP/quire.log" >&2
-    exit 1
-fi
+wait_up "$QPID" "$TMP/quire.log" "http://127.0.0.1:$QPORT/"
 
 # ---------------------------------------------------------------- article
 ARTICLE="$(article_path "http://127.0.0.1:$QPORT" "${1:-}")"
@@ -103,17 +93,7 @@ nginx_config "$N" "$SERVER_BLOCK"
 nginx -t -q -p "$N" -e "$N/logs/error.log" -c "$N/nginx.conf"
 nginx -p "$N" -e "$N/logs/error.log" -c "$N/nginx.conf" &
 NPID=$!
-up=0
-for _ in $(seq 100); do
-    if curl -sf -o /dev/null "$NURL"; then up=1; break; fi
-    if ! kill -0 "$NPID" 2>/dev/null; then break; fi
-    sleep 0.1
-done
-if [ "$up" != 1 ]; then
-    echo "nginx did not answer on $NURL ; its log:" >&2
-    cat "$N/logs/error.log" >&2
-    exit 1
-fi
+wait_up "$NPID" "$N/logs/error.log" "$NURL"
 
 # ---------------------------------------------------------------- Caddy
 # The same file nginx serves, from the same directory.
@@ -125,17 +105,7 @@ caddy_config "$C" "http://:$CPORT {
 }"
 caddy_start "$C"
 CPID=$!
-up=0
-for _ in $(seq 100); do
-    if curl -sf -o /dev/null "$CADDY_URL"; then up=1; break; fi
-    if ! kill -0 "$CPID" 2>/dev/null; then break; fi
-    sleep 0.1
-done
-if [ "$up" != 1 ]; then
-    echo "Caddy did not answer on $CADDY_URL ; its output:" >&2
-    cat "$C/caddy.out" >&2
-    exit 1
-fi
+wait_up "$CPID" "$C/caddy.out" "$CADDY_URL"
 
 # ---------------------------------------------------------------- same bytes?
 # curl sends no Accept-Encoding unless asked, like wrk: all three answer identity.

@@ -137,20 +137,14 @@ tcurl() { # tcurl PORT CURL-ARGS... (the URL is the last argument)
     local port="$1"; shift
     curl -sf --cacert "$CA" --resolve "$HOST:$port:127.0.0.1" "$@"
 }
-wait_up() { # wait_up NAME PID PORT LOG PATH
-    for _ in $(seq 100); do
-        if tcurl "$3" -o /dev/null "https://$HOST:$3$5"; then return 0; fi
-        if ! kill -0 "$2" 2>/dev/null; then break; fi
-        sleep 0.1
-    done
-    echo "$1 did not answer on https://$HOST:$3$5 ; its log:" >&2
-    cat "$4" >&2
-    exit 1
+# up PID PORT LOG PATH: waits for https://$HOST:PORT/PATH, checked as tcurl does.
+up() {
+    wait_up "$1" "$3" "https://$HOST:$2$4" --cacert "$CA" --resolve "$HOST:$2:127.0.0.1"
 }
 
 "$QUIRE" serve --config "$CFG" >"$TMP/quire.log" 2>&1 &
 QPID=$!
-wait_up quire "$QPID" "$QPORT" "$TMP/quire.log" /
+up "$QPID" "$QPORT" "$TMP/quire.log" /
 
 # ---------------------------------------------------------------- article
 ARTICLE="${1:-/posts/markdown-tour/}"
@@ -208,7 +202,7 @@ nginx_config "$N" "$SERVER_BLOCK"
 nginx -t -q -p "$N" -e "$N/logs/error.log" -c "$N/nginx.conf"
 nginx -p "$N" -e "$N/logs/error.log" -c "$N/nginx.conf" &
 NPID=$!
-wait_up nginx "$NPID" "$NPORT" "$N/logs/error.log" "$ARTICLE"
+up "$NPID" "$NPORT" "$N/logs/error.log" "$ARTICLE"
 
 # ---------------------------------------------------------------- Caddy
 # The same file nginx serves, from the same directory. Any Host (s_time's
@@ -223,7 +217,7 @@ caddy_config "$C" "https://:$CPORT {
 }" "	default_sni $HOST"
 caddy_start "$C"
 CPID=$!
-wait_up Caddy "$CPID" "$CPORT" "$C/caddy.out" "$ARTICLE"
+up "$CPID" "$CPORT" "$C/caddy.out" "$ARTICLE"
 
 # ---------------------------------------------------------------- same bytes?
 probe() { # probe NAME PORT -> NAME.body, NAME.headers, NAME.proto

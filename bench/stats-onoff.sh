@@ -62,22 +62,12 @@ start_quire() { # start_quire NAME PORT STATS_ENABLED; its PID is then in $!
         "$(printf '[stats]\nenabled = %s' "$enabled")"
     "$QUIRE" serve --config "$dir/quire.toml" --mode off >"$dir/quire.log" 2>&1 &
 }
-wait_up() { # wait_up NAME PID PORT
-    for _ in $(seq 100); do
-        if curl -sf -o /dev/null "http://127.0.0.1:$3/"; then return 0; fi
-        if ! kill -0 "$2" 2>/dev/null; then break; fi
-        sleep 0.1
-    done
-    echo "quire ($1) did not answer on http://127.0.0.1:$3/ ; its log:" >&2
-    cat "$TMP/$1/quire.log" >&2
-    exit 1
-}
 start_quire on "$ON_PORT" true
 ON_PID=$!
 start_quire off "$OFF_PORT" false
 OFF_PID=$!
-wait_up on "$ON_PID" "$ON_PORT"
-wait_up off "$OFF_PID" "$OFF_PORT"
+wait_up "$ON_PID" "$TMP/on/quire.log" "http://127.0.0.1:$ON_PORT/"
+wait_up "$OFF_PID" "$TMP/off/quire.log" "http://127.0.0.1:$OFF_PORT/"
 
 # ---------------------------------------------------------------- article
 # curl's own User-Agent makes these probes bot requests, not views.

@@ -1,4 +1,5 @@
-//! The accept loop every listener runs, plain HTTP and HTTPS alike: accept (never
+//! The accept loop every listener runs on each serving core ([`super::Cores`]),
+//! plain HTTP and HTTPS alike: accept (never
 //! dying on a per-connection error, backing off when out of file descriptors),
 //! cap concurrent connections (a newcomer to a full table closes the idlest),
 //! finish the TLS handshake within a deadline, then let hyper serve HTTP/1.1

@@ -1,8 +1,9 @@
 //! The network edge every command shares: binding listening sockets
 //! ([`bind`], `[::]` as a dual stack), the sockets given at start by systemd or
 //! a predecessor ([`Inherited`], named by [`SocketName`]), the accept loop
-//! that serves plain HTTP and HTTPS alike (`accept`), and [`Listeners`], the
-//! one way a command starts a set of them. The table of open connections
+//! that serves plain HTTP and HTTPS alike (`accept`) on every serving core
+//! ([`Cores`]), what a connection runs per request (`service`: an [`App`]),
+//! and [`Listeners`], the one way a command starts a set of them. The table of open connections
 //! (`connections`) lives here rather than in `tls` because it is the accept
 //! loop's: it tracks every TCP connection, encrypted or not.
 

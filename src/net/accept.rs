@@ -79,13 +79,27 @@ impl Activity for Listener {
 async fn accept_and_serve(listener: Listener, shutdown: Shutdown) -> anyhow::Result<()> {
     let admission = Arc::new(Admission::new(listener.limits.load().max_connections));
     let connections = Connections::default();
+    // Each core's connections watch a signal of their own, passed on from
+    // `shutdown` when that core stops accepting: every connection looks at
+    // it each time it wakes, and a signal shared by all cores would be
+    // written from both on every request.
+    let core_shutdowns: Arc<[Shutdown]> = listener
+        .cores
+        .handles()
+        .iter()
+        .map(|_| Shutdown::new())
+        .collect();
     let mut cores = tokio::task::JoinSet::new();
-    for core in listener.cores.handles() {
+    for (core, runtime) in listener.cores.handles().iter().enumerate() {
         let socket = listener
             .socket
             .as_fd()
             .try_clone_to_owned()
             .map(std::net::TcpListener::from)?;
+        let here = Core {
+            index: core,
+            shutdowns: core_shutdowns.clone(),
+        };
         let (listener, shutdown) = (listener.clone(), shutdown.clone());
         let (admission, connections) = (admission.clone(), connections.clone());
         cores.spawn_on(
@@ -93,10 +107,19 @@ async fn accept_and_serve(listener: Listener, shutdown: Shutdown) -> anyhow::Res
                 // Registered with this core's reactor: its accepts wake this
                 // thread only.
                 let socket = TcpListener::from_std(socket)?;
-                accept_on_core(&socket, &listener, &admission, &connections, &shutdown).await;
+                accept_on_core(
+                    &socket,
+                    &here,
+                    &listener,
+                    &admission,
+                    &connections,
+                    &shutdown,
+                )
+                .await;
+                here.shutdowns[here.index].trigger();
                 Ok::<_, std::io::Error>(())
             },
-            core,
+            runtime,
         );
     }
     while let Some(ended) = cores.join_next().await {
@@ -148,9 +171,16 @@ impl Admission {
     }
 }
 
+/// The core an accept loop runs on, and every core's shutdown signal.
+struct Core {
+    index: usize,
+    shutdowns: Arc<[Shutdown]>,
+}
+
 /// One core's accept loop.
 async fn accept_on_core(
     socket: &TcpListener,
+    here: &Core,
     listener: &Listener,
     admission: &Admission,
     connections: &Connections,
@@ -158,10 +188,6 @@ async fn accept_on_core(
 ) {
     let stop = shutdown.wait();
     tokio::pin!(stop);
-    // This core's connections watch a signal of its own, passed on from
-    // `shutdown`: every connection looks at it each time it wakes, and a
-    // signal shared by all cores would be written from both on every request.
-    let core_shutdown = Shutdown::new();
     'accept: loop {
         // A reload may have changed the connection cap.
         admission.follow(listener.limits.load().max_connections);
@@ -200,13 +226,37 @@ async fn accept_on_core(
         // A dual-stack socket gives IPv4 clients as ::ffff:a.b.c.d; they are
         // a.b.c.d to trusted proxies, statistics and logs.
         let peer = SocketAddr::new(peer.ip().to_canonical(), peer.port());
-        let connection = serve_connection(tcp, peer, connections.open(), listener, &core_shutdown);
-        tokio::spawn(async move {
-            connection.await;
-            drop(permit);
+        let entry = connections.open();
+        let placed = listener.cores.place(here.index);
+        let core_shutdown = &here.shutdowns[placed.core];
+        if placed.core == here.index {
+            let connection = serve_connection(tcp, peer, entry, listener, core_shutdown);
+            tokio::spawn(async move {
+                connection.await;
+                drop((permit, placed));
+            });
+            continue;
+        }
+        // Moved to a core with fewer connections: registered with that
+        // core's reactor, from its own thread.
+        let tcp = match tcp.into_std() {
+            Ok(tcp) => tcp,
+            Err(e) => {
+                tracing::debug!(listener = listener.name.listener(), %peer, "could not pass the connection on: {e}");
+                continue;
+            }
+        };
+        let (listener, core_shutdown) = (listener.clone(), core_shutdown.clone());
+        placed.runtime().clone().spawn(async move {
+            match TcpStream::from_std(tcp) {
+                Ok(tcp) => serve_connection(tcp, peer, entry, &listener, &core_shutdown).await,
+                Err(e) => {
+                    tracing::debug!(listener = listener.name.listener(), %peer, "could not take the connection over: {e}");
+                }
+            }
+            drop((permit, placed));
         });
     }
-    core_shutdown.trigger();
 }
 
 fn is_resource_exhaustion(e: &std::io::Error) -> bool {

@@ -115,6 +115,7 @@ pub fn diff(started: &Config, applied: &Config, next: &Config) -> Changes {
         check_every,
         challenge,
         post_issue_hook,
+        alerts,
         local_ca_lifetime,
         hsts,
     } = tls;
@@ -196,6 +197,7 @@ pub fn diff(started: &Config, applied: &Config, next: &Config) -> Changes {
     );
     changes.restart(check_every != &was.tls.check_every, "tls.check_every");
     changes.restart(challenge != &was.tls.challenge, "tls.challenge");
+    changes.restart(alerts != &was.tls.alerts, "tls.alert_*");
     changes.restart(
         post_issue_hook != &was.tls.post_issue_hook,
         "tls.post_issue_hook",

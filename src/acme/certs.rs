@@ -60,6 +60,9 @@ pub struct RenewalStatus {
     /// [`Certifier::identity`]: crate::acme::client::Certifier::identity
     #[serde(default)]
     pub issued_by: Option<String>,
+    /// The alert raised, and told to the alert hook, if any.
+    #[serde(default)]
+    pub alert: Option<super::alert::Alert>,
 }
 
 /// The stored certificate of the site whose canonical domain is `primary`.

@@ -20,6 +20,7 @@ use anyhow::Context;
 use chrono::{DateTime, Utc};
 use tokio::sync::{mpsc, oneshot};
 
+use super::alert::AlertPolicy;
 use super::backup;
 use super::certs::{CertStore, RenewalStatus};
 use super::client::Certifier;
@@ -30,9 +31,6 @@ use crate::clock::SharedClock;
 use crate::names::DnsName;
 use crate::shutdown::Shutdown;
 use crate::tls::{CertBundle, CertResolver};
-
-/// The longest a post-issue hook may run.
-const HOOK_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// How long a node of a cluster holds the lease to order before it must
 /// renew it: an order takes seconds, and a node that dies mid-order holds up
@@ -74,6 +72,7 @@ pub struct CertManager {
     pub policy: RenewalPolicy,
     pub data_dir: PathBuf,
     pub post_issue_hook: Option<String>,
+    pub alerts: AlertPolicy,
     /// The certificate being served, if it is a real one.
     pub current: Option<CertBundle>,
     pub metrics: crate::metrics::Metrics,
@@ -213,6 +212,7 @@ impl CertManager {
                     () = &mut stop => return Ok(()),
                 };
                 status.next_check = Some(next);
+                self.raise_alerts(&mut status);
                 self.save_status(&status).await;
             }
             let renew_life = async {
@@ -232,6 +232,7 @@ impl CertManager {
                         outcome = self.obtain(&mut status, request.dry_run) => outcome,
                         () = &mut stop => return Ok(()),
                     };
+                    self.raise_alerts(&mut status);
                     self.save_status(&status).await;
                     let _ = request.reply.send(outcome);
                 }
@@ -245,6 +246,16 @@ impl CertManager {
                 }
             }
         }
+    }
+
+    /// Raises, changes or resolves the alert the certificate calls for now.
+    fn raise_alerts(&self, status: &mut RenewalStatus) {
+        self.alerts.update(
+            status,
+            self.current.as_ref(),
+            self.store.primary(),
+            self.clock.now(),
+        );
     }
 
     /// Looks at the certificate, orders one if needed, and says when to look next.
@@ -557,35 +568,20 @@ async fn keep_turn(store: CertStore, slot: LeaseSlot, clock: SharedClock) -> any
 /// Runs the post-issue hook in the background; its outcome is logged.
 pub fn run_hook(hook: &str, data_dir: &std::path::Path, primary: &DnsName, bundle: &CertBundle) {
     let dir = crate::datadir::DataDir::new(data_dir).certs(primary.as_str());
-    let mut command = tokio::process::Command::new("/bin/sh");
-    command
-        .arg("-c")
-        .arg(hook)
-        .env("QUIRE_CERT_FILE", dir.join("fullchain.pem"))
-        .env("QUIRE_KEY_FILE", dir.join("privkey.pem"))
-        .env("QUIRE_DOMAINS", bundle.names.join(" "))
-        .env("QUIRE_NOT_AFTER", bundle.not_after.to_rfc3339())
-        .stdin(std::process::Stdio::null())
-        .kill_on_drop(true);
-    for variable in crate::upgrade::START_VARIABLES {
-        command.env_remove(variable);
-    }
-    let hook = hook.to_string();
-    tokio::spawn(async move {
-        match tokio::time::timeout(HOOK_TIMEOUT, command.output()).await {
-            Ok(Ok(out)) if out.status.success() => {
-                tracing::info!("post-issue hook `{hook}` succeeded");
-            }
-            Ok(Ok(out)) => tracing::error!(
-                "post-issue hook `{hook}` failed ({}): {}",
-                out.status,
-                String::from_utf8_lossy(&out.stderr).trim()
+    super::hook::spawn(
+        "post-issue hook",
+        hook,
+        vec![
+            (
+                "QUIRE_CERT_FILE",
+                dir.join("fullchain.pem").display().to_string(),
             ),
-            Ok(Err(e)) => tracing::error!("cannot run the post-issue hook `{hook}`: {e}"),
-            Err(_) => tracing::error!(
-                "post-issue hook `{hook}` did not finish within {}s and was stopped",
-                HOOK_TIMEOUT.as_secs()
+            (
+                "QUIRE_KEY_FILE",
+                dir.join("privkey.pem").display().to_string(),
             ),
-        }
-    });
+            ("QUIRE_DOMAINS", bundle.names.join(" ")),
+            ("QUIRE_NOT_AFTER", bundle.not_after.to_rfc3339()),
+        ],
+    );
 }

@@ -5,11 +5,13 @@
 //! (shared in PostgreSQL) and `follow` brings each new certificate to every
 //! node.
 
+pub mod alert;
 pub mod backup;
 pub mod certs;
 pub mod challenges;
 pub mod client;
 pub mod follow;
+pub mod hook;
 pub mod http;
 pub mod lease;
 pub mod local_ca;

@@ -238,6 +238,7 @@ pub async fn prepare(
         policy,
         data_dir: data.clone(),
         post_issue_hook: config.tls.post_issue_hook.clone(),
+        alerts: super::alert::AlertPolicy(config.tls.alerts.clone()),
         current: None,
         metrics: metrics.clone(),
         domain_updates: domains.subscribe(),

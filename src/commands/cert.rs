@@ -142,7 +142,8 @@ async fn status(config: &Config, clock: SharedClock) -> anyhow::Result<String> {
     for (label, value) in cluster_lines {
         line(label, value);
     }
-    match store.load(None).await? {
+    let stored = store.load(None).await?;
+    match &stored {
         Some(stored) => {
             let b = &stored.bundle;
             line(
@@ -191,6 +192,22 @@ async fn status(config: &Config, clock: SharedClock) -> anyhow::Result<String> {
     line(
         "failures",
         format!("{} in a row", status.consecutive_failures),
+    );
+    line(
+        "alert",
+        match status.alert {
+            Some(alert) => format!(
+                "{}: {}",
+                alert.label().to_uppercase(),
+                crate::acme::alert::describe(
+                    alert,
+                    stored.as_ref().map(|s| s.bundle.not_after),
+                    &status,
+                    now
+                )
+            ),
+            None => "none".into(),
+        },
     );
     let week = status
         .issued

@@ -86,6 +86,10 @@ pub fn base_url(mode: Mode, canonical: &str, http: SocketAddr, https: SocketAddr
 }
 
 pub const RENEW_BEFORE_DAYS: u32 = 30;
+/// Three failed orders in a row: with the retry backoff (1, 2, 4 minutes)
+/// a passing outage of the CA stays quiet, a broken setup does not.
+pub const ALERT_AFTER_FAILURES: u32 = 3;
+pub const ALERT_DAYS_LEFT: u32 = 7;
 pub const CHECK_EVERY: Duration = Duration::from_secs(8 * HOUR);
 pub const CHALLENGE: Challenge = Challenge::Http01;
 pub const LOCAL_CA_LIFETIME: Duration = Duration::from_secs(90 * DAY);

@@ -146,6 +146,9 @@ pub(super) struct RawTls {
     pub(super) check_every: Field<DurationText>,
     pub(super) challenge: Field<String>,
     pub(super) post_issue_hook: Field<String>,
+    pub(super) alert_hook: Field<String>,
+    pub(super) alert_after_failures: Field<i64>,
+    pub(super) alert_days_left: Field<i64>,
     pub(super) local_ca_lifetime: Field<DurationText>,
     pub(super) hsts: Field<bool>,
 }

@@ -208,6 +208,8 @@ fn counts_take_their_bounds_and_nothing_beyond() {
             H2_MAX_CONCURRENT_STREAMS,
         ),
         ("tls", "renew_before_days", RENEW_BEFORE_DAYS),
+        ("tls", "alert_after_failures", ALERT_AFTER_FAILURES),
+        ("tls", "alert_days_left", ALERT_DAYS_LEFT),
         ("stats", "hourly_retention_days", HOURLY_RETENTION_DAYS),
         ("stats", "daily_retention_days", DAILY_RETENTION_DAYS),
     ];

@@ -182,11 +182,25 @@ pub struct TlsConfig {
     /// A shell command run after each new certificate, with the file paths in
     /// its environment.
     pub post_issue_hook: Option<String>,
+    /// When the operator hears about trouble with the certificate.
+    pub alerts: AlertConfig,
     /// Lifetime of the certificates the local CA issues.
     pub local_ca_lifetime: Duration,
     /// Send Strict-Transport-Security (off by default in local mode, where a
     /// browser would otherwise pin HTTPS for `localhost`).
     pub hsts: bool,
+}
+
+/// `[tls] alert_hook` and when it runs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AlertConfig {
+    /// A shell command run when an alert is raised or resolved.
+    pub hook: Option<String>,
+    /// Failed orders in a row that raise the alert.
+    pub after_failures: u32,
+    /// Days left before expiry that raise the alert (for a certificate whose
+    /// whole life is shorter, a quarter of it).
+    pub days_left: u32,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -20,8 +20,8 @@ use super::raw::{
     RawSite, RawStats, RawTls, parse_file,
 };
 use super::types::{
-    ClusterConfig, Config, ExternalAccountBinding, Limits, Listen, ListenOrigins, MetricsConfig,
-    Mode, Overrides, Paths, SiteConfig, StatsConfig, TlsConfig,
+    AlertConfig, ClusterConfig, Config, ExternalAccountBinding, Limits, Listen, ListenOrigins,
+    MetricsConfig, Mode, Overrides, Paths, SiteConfig, StatsConfig, TlsConfig,
 };
 use super::values::{self, ValueError};
 use crate::names::DnsName;
@@ -359,6 +359,13 @@ fn paths(
     }
 }
 
+/// A shell command, or none when the key is absent or blank.
+fn hook(raw: &Field<String>) -> Option<String> {
+    raw.as_ref()
+        .map(|h| h.get_ref().trim().to_string())
+        .filter(|h| !h.is_empty())
+}
+
 fn tls(v: &mut Validator, raw: &RawTls, mode: Mode, resolver: &Resolver) -> TlsConfig {
     let directory_url = v.parse("tls.directory_url", &raw.directory_url, |u| {
         values::directory_url(u)
@@ -418,11 +425,22 @@ fn tls(v: &mut Validator, raw: &RawTls, mode: Mode, resolver: &Resolver) -> TlsC
             })
             .unwrap_or(defaults::CHECK_EVERY),
         challenge,
-        post_issue_hook: raw
-            .post_issue_hook
-            .as_ref()
-            .map(|h| h.get_ref().trim().to_string())
-            .filter(|h| !h.is_empty()),
+        post_issue_hook: hook(&raw.post_issue_hook),
+        alerts: AlertConfig {
+            hook: hook(&raw.alert_hook),
+            after_failures: v
+                .parse(
+                    "tls.alert_after_failures",
+                    &raw.alert_after_failures,
+                    |&n| values::ALERT_AFTER_FAILURES.check(n),
+                )
+                .unwrap_or(defaults::ALERT_AFTER_FAILURES),
+            days_left: v
+                .parse("tls.alert_days_left", &raw.alert_days_left, |&n| {
+                    values::ALERT_DAYS_LEFT.check(n)
+                })
+                .unwrap_or(defaults::ALERT_DAYS_LEFT),
+        },
         local_ca_lifetime: v
             .parse("tls.local_ca_lifetime", &raw.local_ca_lifetime, |t| {
                 values::LOCAL_CA_LIFETIME.parse(t)

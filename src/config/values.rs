@@ -110,6 +110,8 @@ pub const MAX_HEADER_BYTES: Bounded<i64> = count(8192, 1 << 20);
 pub const MAX_CONNECTIONS: Bounded<i64> = count(1, 1_000_000);
 pub const H2_MAX_CONCURRENT_STREAMS: Bounded<i64> = count(1, 10_000);
 pub const RENEW_BEFORE_DAYS: Bounded<i64> = count(1, 365);
+pub const ALERT_AFTER_FAILURES: Bounded<i64> = count(1, 100);
+pub const ALERT_DAYS_LEFT: Bounded<i64> = count(1, 60);
 pub const HOURLY_RETENTION_DAYS: Bounded<i64> = count(1, 3650);
 pub const DAILY_RETENTION_DAYS: Bounded<i64> = count(1, 36500);
 

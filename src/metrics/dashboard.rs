@@ -251,6 +251,16 @@ fn certificate(
         );
         return;
     };
+    // First, so it is seen at a glance.
+    if let Some((alert, status)) = status.and_then(|s| Some((s.alert?, s))) {
+        let not_after = resolver.served().iter().map(|c| c.not_after).min();
+        let _ = write!(
+            out,
+            "<p class=\"bad\"><strong>Alert: {}</strong>. {}</p>",
+            alert.label(),
+            esc(&crate::acme::alert::describe(alert, not_after, status, now))
+        );
+    }
     out.push_str("<table>");
     for cert in resolver.served() {
         let days = (cert.not_after - now).num_days();
@@ -358,7 +368,7 @@ pub fn render(sources: &Sources, certificate_status: Option<&RenewalStatus>) -> 
     let mut out = format!(
         "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width,initial-scale=1\">\
          <title>{} · quire dashboard</title><style>{STYLE}</style></head><body><header><h1>{}</h1>\
-         <p>quire {} · mode {} · up since {} · <span class=\"{}\">{}</span></p></header><main>",
+         <p>quire {} · mode {} · up since {} · <span class=\"{}\">{}</span>{}</p></header><main>",
         esc(&sources.title),
         esc(&sources.title),
         env!("CARGO_PKG_VERSION"),
@@ -369,6 +379,13 @@ pub fn render(sources: &Sources, certificate_status: Option<&RenewalStatus>) -> 
             "ready"
         } else {
             "not ready"
+        },
+        match certificate_status.and_then(|s| s.alert) {
+            Some(alert) => format!(
+                " · <span class=\"bad\">certificate alert: {}</span>",
+                alert.label()
+            ),
+            None => String::new(),
         },
     );
     out.push_str("<section><h2>Readiness</h2><table>");

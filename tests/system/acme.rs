@@ -281,6 +281,82 @@ async fn an_unreachable_ca_backs_off_and_the_old_certificate_keeps_serving() {
 }
 
 #[tokio::test]
+async fn the_alert_hook_runs_once_per_change_of_state() {
+    let ca = TestCa::new();
+    let site = SiteDir::example("");
+    let told = site.path("alerts.txt");
+    std::fs::write(
+        site.config(),
+        format!(
+            "[domains]\nnames = [\"blog.test\"]\n\n[listen]\nhttp = \"127.0.0.1:0\"\nmetrics = \"127.0.0.1:0\"\nhttps = \"127.0.0.1:0\"\n\n[tls]\nmode = \"acme\"\ndirectory_url = \"https://127.0.0.1:9/directory\"\nalert_after_failures = 2\nalert_days_left = 7\nalert_hook = \"echo $QUIRE_ALERT $QUIRE_FAILURES $QUIRE_DOMAIN >> '{}'\"\n",
+            told.display()
+        ),
+    )
+    .unwrap();
+    // Ten days before expiry: inside the renewal window, outside the alert's.
+    let issued = ca.issue_with(
+        &["blog.test"],
+        rcgen::KeyPair::generate().unwrap(),
+        Some((2031, 1, 11)),
+    );
+    site.write("data/certs/blog.test/fullchain.pem", &issued.chain_pem);
+    site.write("data/certs/blog.test/privkey.pem", &issued.key_pem);
+    let start: DateTime<Utc> = "2031-01-01T00:00:00Z".parse().unwrap();
+    let clock = ManualClock::new(start);
+    let server = quire::system::start(load(&site), clock.clone())
+        .await
+        .unwrap();
+    let status_file = site.path("data/certs/blog.test/status.json");
+    let status = || -> serde_json::Value {
+        serde_json::from_slice(&std::fs::read(&status_file).unwrap_or_default())
+            .unwrap_or(serde_json::Value::Null)
+    };
+    let lines = || -> Vec<String> {
+        std::fs::read_to_string(&told)
+            .unwrap_or_default()
+            .lines()
+            .map(str::to_string)
+            .collect()
+    };
+    eventually("the first failure recorded", || async {
+        status()["consecutive_failures"] == 1
+    })
+    .await;
+    assert_eq!(status()["alert"], serde_json::Value::Null);
+
+    // The second failure in a row raises the alert.
+    clock.advance(chrono::Duration::seconds(61));
+    eventually("the hook told of the failures", || async {
+        lines() == ["failing 2 blog.test"]
+    })
+    .await;
+    assert_eq!(status()["alert"], "failing");
+    // The third says nothing new.
+    clock.advance(chrono::Duration::seconds(121));
+    eventually("the third failure recorded", || async {
+        status()["consecutive_failures"] == 3
+    })
+    .await;
+
+    // Six days before expiry, still failing: the alert becomes "expiring",
+    // and the hook hears that, and only that.
+    clock.set(start + chrono::Duration::days(4));
+    eventually("the hook told of the expiry", || async {
+        lines().len() >= 2
+    })
+    .await;
+    assert_eq!(lines()[1..], ["expiring 4 blog.test"]);
+    assert_eq!(status()["alert"], "expiring");
+    let (code, out, _) = site.run(&["cert", "status", "--config", "quire.toml"]);
+    assert_eq!(code, 0);
+    assert!(
+        out.contains("EXPIRING: the certificate expires on"),
+        "{out}"
+    );
+    server.stop().await;
+}
+
+#[tokio::test]
 async fn the_https_port_serves_a_temporary_certificate_before_the_first_one() {
     let site = SiteDir::example("");
     std::fs::write(

@@ -95,14 +95,8 @@ impl Certifier {
         &self.settings.identity
     }
 
-    /// `acme/<ca-host>/account.json`; one account per CA.
     fn account_key(&self) -> String {
-        let url = &self.settings.directory;
-        let host = url.host_str().unwrap_or("ca");
-        match url.port() {
-            Some(port) => format!("{}/{host}_{port}/account.json", crate::datadir::ACME),
-            None => format!("{}/{host}/account.json", crate::datadir::ACME),
-        }
+        account_key(&self.settings.directory)
     }
 
     /// The stored account, or a new one stored under `lease`.
@@ -339,6 +333,16 @@ impl Certifier {
             Err(instant_acme::Error::Unsupported(_)) => Ok(None),
             Err(e) => Err(anyhow::Error::new(e).context("fetching renewal information")),
         }
+    }
+}
+
+/// `acme/<ca-host>/account.json`: where the account at the CA of `directory`
+/// is stored; one account per CA.
+pub fn account_key(directory: &Url) -> String {
+    let host = directory.host_str().unwrap_or("ca");
+    match directory.port() {
+        Some(port) => format!("{}/{host}_{port}/account.json", crate::datadir::ACME),
+        None => format!("{}/{host}/account.json", crate::datadir::ACME),
     }
 }
 

@@ -93,6 +93,25 @@ impl AcmeHttp {
         })
     }
 
+    /// The body of a plain GET (the CA's directory), up to 64 KiB.
+    pub async fn get(&self, url: &url::Url) -> anyhow::Result<Bytes> {
+        use anyhow::Context;
+        let request = http::Request::get(url.as_str())
+            .body(BodyWrapper::from(Vec::new()))
+            .context("building the request")?;
+        let mut response = self.request(request).await?;
+        anyhow::ensure!(
+            response.parts.status.is_success(),
+            "{url} answered {}",
+            response.parts.status
+        );
+        let body = instant_acme::BytesBody::into_bytes(response.body.as_mut())
+            .await
+            .map_err(|e| anyhow::anyhow!("{url}: {e}"))?;
+        anyhow::ensure!(body.len() <= 64 * 1024, "{url} sent more than 64 KiB");
+        Ok(body)
+    }
+
     /// How long the CA asked us to wait, as of its last response that said so.
     pub fn take_retry_after(&self) -> Option<Duration> {
         let at = self

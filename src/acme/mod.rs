@@ -7,6 +7,7 @@
 
 pub mod alert;
 pub mod backup;
+pub mod caa;
 pub mod certs;
 pub mod challenges;
 pub mod client;

@@ -64,7 +64,7 @@ fn reachable(addr: SocketAddr) -> SocketAddr {
 }
 
 /// The directory of a mode, and the one `--dry-run` uses.
-fn directories(config: &Config) -> Option<(Url, Url)> {
+pub fn directories(config: &Config) -> Option<(Url, Url)> {
     let parse = |s: &str| Url::parse(s).expect("built-in directory URL");
     match config.mode {
         Mode::Production => Some((parse(LETS_ENCRYPT), parse(LETS_ENCRYPT_STAGING))),

@@ -221,7 +221,51 @@ async fn status(config: &Config, clock: SharedClock) -> anyhow::Result<String> {
             service::local_ca_root(config).display().to_string(),
         );
     }
+    if let Some((directory, _)) = service::directories(config) {
+        out.push_str(&caa_section(config, store.storage(), &directory).await);
+    }
     Ok(format!("certificate of {}\n{out}", store.primary()))
+}
+
+/// The CAA records restricting issuance to the configured CA and this
+/// server's account there, ready to paste into the zone.
+async fn caa_section(config: &Config, storage: &dyn Storage, directory: &url::Url) -> String {
+    let account = match storage
+        .get(&crate::acme::client::account_key(directory))
+        .await
+    {
+        Ok(Some(bytes)) => serde_json::from_slice::<serde_json::Value>(&bytes)
+            .ok()
+            .and_then(|json| json["id"].as_str().map(str::to_string)),
+        _ => None,
+    };
+    let identities = match crate::acme::http::AcmeRoots::from_env(&crate::config::process_env)
+        .and_then(|roots| crate::acme::http::AcmeHttp::new(&roots, Default::default()))
+    {
+        Ok(http) => crate::acme::caa::identities(&http, directory).await,
+        Err(e) => {
+            tracing::debug!("cannot reach the CA: {e:#}");
+            Vec::new()
+        }
+    };
+    if identities.is_empty() {
+        return format!(
+            "\nCAA: {directory} names no CAA identity (its directory has no meta.caaIdentities); ask the CA which issuer domain to put in a CAA record\n"
+        );
+    }
+    let records = crate::acme::caa::records(&config.domains, &identities, account.as_deref());
+    let mut section = String::from(
+        "\nCAA records that let only this CA, and only this server's account at it, issue for these names (paste into the zone):\n",
+    );
+    for record in records {
+        section.push_str(&format!("  {record}\n"));
+    }
+    if account.is_none() {
+        section.push_str(
+            "  (no ACME account yet: run `quire serve` once, and the records will name it)\n",
+        );
+    }
+    section
 }
 
 /// Forces a renewal (or a dry run) and returns what happened.

@@ -251,6 +251,11 @@ async fn an_unreachable_ca_backs_off_and_the_old_certificate_keeps_serving() {
     assert_eq!(code, 0);
     assert!(out.contains("127.0.0.1:9"), "{out}");
     assert!(out.contains("1 in a row"), "{out}");
+    // The CA is down: no CAA identity to print, and a word on why.
+    assert!(
+        out.contains("CAA: https://127.0.0.1:9/directory names no CAA identity"),
+        "{out}"
+    );
     let first_retry = status()["next_check"].as_str().unwrap().to_string();
     let first_retry: DateTime<Utc> = first_retry.parse().unwrap();
     assert_eq!(

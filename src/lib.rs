@@ -52,7 +52,8 @@
 //! settle-then-act file watcher), source_text (getting past a refused entry,
 //! so the config and front matter parsers list every problem in one run),
 //! serde_words (their refusals in the writer's words, not serde's types),
-//! shutdown, supervisor
+//! shutdown, supervisor, memory (the allocator kept small), priority
+//! (background threads below the serving cores)
 //! ```
 
 pub mod acme;
@@ -69,6 +70,7 @@ pub mod memory;
 pub mod metrics;
 pub mod names;
 pub mod net;
+pub mod priority;
 pub mod reload;
 pub mod serde_words;
 pub mod shutdown;

@@ -144,6 +144,9 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
         // The blocking pool works in bursts (a site build, a store flush);
         // an idle thread keeps its stack and allocator arena resident.
         .thread_keep_alive(Duration::from_secs(1))
+        // Its threads run the background work; the serving cores are
+        // started from the calling thread and keep its priority.
+        .on_thread_start(crate::priority::background_thread)
         .build()
         .context("starting the async runtime")
 }

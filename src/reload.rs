@@ -116,6 +116,7 @@ pub fn diff(started: &Config, applied: &Config, next: &Config) -> Changes {
         challenge,
         post_issue_hook,
         alerts,
+        preferred_chain,
         local_ca_lifetime,
         hsts,
     } = tls;
@@ -198,6 +199,10 @@ pub fn diff(started: &Config, applied: &Config, next: &Config) -> Changes {
     changes.restart(check_every != &was.tls.check_every, "tls.check_every");
     changes.restart(challenge != &was.tls.challenge, "tls.challenge");
     changes.restart(alerts != &was.tls.alerts, "tls.alert_*");
+    changes.restart(
+        preferred_chain != &was.tls.preferred_chain,
+        "tls.preferred_chain",
+    );
     changes.restart(
         post_issue_hook != &was.tls.post_issue_hook,
         "tls.post_issue_hook",

@@ -53,6 +53,8 @@ pub struct CertifierSettings {
     pub contacts: Vec<String>,
     pub eab: Option<ExternalAccountBinding>,
     pub challenge: Challenge,
+    /// `[tls] preferred_chain`: the chain to serve among the CA's.
+    pub preferred_chain: Option<String>,
     /// Times each request to the CA.
     pub metrics: crate::metrics::Metrics,
 }
@@ -208,10 +210,38 @@ impl Certifier {
             .await
             .context("downloading the certificate")?
             .ok_or_else(|| anyhow!("the CA marked the order valid but sent no certificate"))?;
+        let chain_pem = self.preferred(chain_pem).await?;
         Ok(IssuedCert {
             chain_pem,
             key_pem: key.serialize_pem(),
         })
+    }
+
+    /// The chain `[tls] preferred_chain` names, among the CA's default
+    /// (`chain_pem`) and the alternates it linked to.
+    async fn preferred(&self, chain_pem: String) -> anyhow::Result<String> {
+        let alternates = self.http.take_alternates();
+        let Some(preferred) = self.settings.preferred_chain.as_deref() else {
+            return Ok(chain_pem);
+        };
+        if alternates.is_empty() {
+            return super::chains::choose(chain_pem, alternates, Some(preferred), |_| async {
+                anyhow::Ok(String::new())
+            })
+            .await;
+        }
+        let stored = self
+            .storage
+            .get(&self.account_key())
+            .await?
+            .ok_or_else(|| anyhow!("the ACME account is not stored"))?;
+        let signer =
+            super::chains::PostAsGet::new(&self.http, &stored, &self.settings.directory).await?;
+        let signer = &signer;
+        super::chains::choose(chain_pem, alternates, Some(preferred), |url| async move {
+            signer.fetch(&url).await
+        })
+        .await
     }
 
     /// The answers to the order's pending authorizations, by the configured

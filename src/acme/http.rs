@@ -48,6 +48,9 @@ impl AcmeRoots {
 pub struct AcmeHttp {
     client: Client<hyper_rustls::HttpsConnector<HttpConnector>, BodyWrapper<Bytes>>,
     retry_after: Arc<Mutex<Option<SystemTime>>>,
+    /// The `rel="alternate"` links of the last response that had any: the
+    /// certificate download's other chains.
+    alternates: Arc<Mutex<Vec<String>>>,
     metrics: crate::metrics::Metrics,
 }
 
@@ -89,16 +92,49 @@ impl AcmeHttp {
         Ok(AcmeHttp {
             client: Client::builder(TokioExecutor::new()).build(connector),
             retry_after: Arc::default(),
+            alternates: Arc::default(),
             metrics,
         })
     }
 
     /// The body of a plain GET (the CA's directory), up to 64 KiB.
     pub async fn get(&self, url: &url::Url) -> anyhow::Result<Bytes> {
-        use anyhow::Context;
-        let request = http::Request::get(url.as_str())
-            .body(BodyWrapper::from(Vec::new()))
-            .context("building the request")?;
+        let request = http::Request::get(url.as_str()).body(BodyWrapper::from(Vec::new()))?;
+        self.body_of(url, request).await
+    }
+
+    /// The body of a POST of a signed request (JWS, RFC 8555 section 6.2).
+    pub async fn post_jose(&self, url: &url::Url, jws: String) -> anyhow::Result<Bytes> {
+        let request = http::Request::post(url.as_str())
+            .header(http::header::CONTENT_TYPE, "application/jose+json")
+            .body(BodyWrapper::from(jws.into_bytes()))?;
+        self.body_of(url, request).await
+    }
+
+    /// A fresh nonce from the CA's `newNonce` URL.
+    pub async fn nonce(&self, new_nonce: &url::Url) -> anyhow::Result<String> {
+        let request =
+            http::Request::head(new_nonce.as_str()).body(BodyWrapper::from(Vec::new()))?;
+        let response = self.request(request).await?;
+        response
+            .parts
+            .headers
+            .get("replay-nonce")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string)
+            .ok_or_else(|| anyhow::anyhow!("{new_nonce} sent no Replay-Nonce"))
+    }
+
+    /// The CA's other chains for the certificate just downloaded.
+    pub fn take_alternates(&self) -> Vec<String> {
+        std::mem::take(&mut *self.alternates.lock().expect("alternates poisoned"))
+    }
+
+    async fn body_of(
+        &self,
+        url: &url::Url,
+        request: http::Request<BodyWrapper<Bytes>>,
+    ) -> anyhow::Result<Bytes> {
         let mut response = self.request(request).await?;
         anyhow::ensure!(
             response.parts.status.is_success(),
@@ -123,6 +159,27 @@ impl AcmeHttp {
     }
 }
 
+/// The targets of `Link: <url>;rel="alternate"` headers (RFC 8288), at most
+/// a few, each a bounded URL.
+fn alternate_links(headers: &http::HeaderMap) -> Vec<String> {
+    headers
+        .get_all(http::header::LINK)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|link| {
+            let (target, params) = link.trim().split_once('>')?;
+            let target = target.strip_prefix('<')?;
+            let alternate = params.split(';').any(|p| {
+                let p = p.trim().replace(' ', "");
+                p == "rel=\"alternate\"" || p == "rel=alternate"
+            });
+            (alternate && target.len() <= 2048).then(|| target.to_string())
+        })
+        .take(16)
+        .collect()
+}
+
 fn parse_retry_after(value: &str) -> Option<SystemTime> {
     let value = value.trim();
     match value.parse::<u64>() {
@@ -139,6 +196,7 @@ impl HttpClient for AcmeHttp {
         let uri = req.uri().clone();
         let response = self.client.request(req);
         let retry_after = self.retry_after.clone();
+        let alternates = self.alternates.clone();
         let metrics = self.metrics.clone();
         Box::pin(async move {
             let started = std::time::Instant::now();
@@ -160,6 +218,10 @@ impl HttpClient for AcmeHttp {
                     ));
                 }
             };
+            let links = alternate_links(response.headers());
+            if !links.is_empty() {
+                *alternates.lock().expect("alternates poisoned") = links;
+            }
             if let Some(at) = response
                 .headers()
                 .get(http::header::RETRY_AFTER)

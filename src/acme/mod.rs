@@ -9,6 +9,7 @@ pub mod alert;
 pub mod backup;
 pub mod caa;
 pub mod certs;
+pub mod chains;
 pub mod challenges;
 pub mod client;
 pub mod follow;

@@ -198,6 +198,7 @@ pub async fn prepare(
         contacts: config.tls.contacts.clone(),
         eab: config.tls.eab.clone(),
         challenge: config.tls.challenge,
+        preferred_chain: config.tls.preferred_chain.clone(),
         metrics: metrics.clone(),
     };
     let challenges = Challenges::new(challenges, resolver.clone(), cluster.cloned());

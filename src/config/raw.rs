@@ -149,6 +149,7 @@ pub(super) struct RawTls {
     pub(super) alert_hook: Field<String>,
     pub(super) alert_after_failures: Field<i64>,
     pub(super) alert_days_left: Field<i64>,
+    pub(super) preferred_chain: Field<String>,
     pub(super) local_ca_lifetime: Field<DurationText>,
     pub(super) hsts: Field<bool>,
 }

@@ -184,6 +184,9 @@ pub struct TlsConfig {
     pub post_issue_hook: Option<String>,
     /// When the operator hears about trouble with the certificate.
     pub alerts: AlertConfig,
+    /// The common name of the root (or cross-signing certificate) the
+    /// served chain should go up to, among those the CA offers.
+    pub preferred_chain: Option<String>,
     /// Lifetime of the certificates the local CA issues.
     pub local_ca_lifetime: Duration,
     /// Send Strict-Transport-Security (off by default in local mode, where a

@@ -426,6 +426,11 @@ fn tls(v: &mut Validator, raw: &RawTls, mode: Mode, resolver: &Resolver) -> TlsC
             .unwrap_or(defaults::CHECK_EVERY),
         challenge,
         post_issue_hook: hook(&raw.post_issue_hook),
+        preferred_chain: raw
+            .preferred_chain
+            .as_ref()
+            .map(|name| name.get_ref().trim().to_string())
+            .filter(|name| !name.is_empty()),
         alerts: AlertConfig {
             hook: hook(&raw.alert_hook),
             after_failures: v

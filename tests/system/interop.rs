@@ -3,6 +3,8 @@
 
 use std::net::SocketAddr;
 
+use rustls::pki_types::pem::PemObject;
+
 use crate::support::*;
 
 #[tokio::test]
@@ -34,6 +36,70 @@ async fn quire_obtains_a_certificate_from_pebble() {
     assert_eq!(peer_certificate(&stream).0, ["localhost"]);
     let mut client = TlsClient::new(stream).await;
     assert_eq!(client.get("localhost", "/").await.status, 200);
+}
+
+#[tokio::test]
+async fn quire_serves_the_chain_it_prefers_among_those_pebble_offers() {
+    let http = free_port();
+    let pebble = Pebble::offering_chains(
+        PebbleSettings {
+            http_port: http,
+            tls_port: free_port(),
+            dns: None,
+        },
+        3,
+        1,
+    );
+    let alternate_root = pebble.root(1);
+    let preferred = common_name(&alternate_root);
+    assert_ne!(preferred, common_name(&pebble.root(0)));
+
+    let site = SiteDir::example("");
+    std::fs::write(
+        site.config(),
+        format!(
+            "[domains]\nnames = [\"localhost\"]\n\n[listen]\nhttp = \"127.0.0.1:{http}\"\nmetrics = \"127.0.0.1:0\"\nhttps = \"127.0.0.1:0\"\n\n[tls]\nmode = \"acme\"\ndirectory_url = \"{}\"\npreferred_chain = \"{preferred}\"\n",
+            pebble.directory
+        ),
+    )
+    .unwrap();
+    let server = Binary::serve_with_env(&site, &[], &[("QUIRE_ACME_ROOTS", &pebble.ca_file)]);
+    wait_for_log(&server, "obtained a certificate for localhost");
+    assert!(
+        server.log().contains("serving the CA's alternate chain"),
+        "{}",
+        server.log()
+    );
+
+    // A four-certificate chain up to the alternate root, which a client
+    // trusting only that root accepts.
+    let stored = std::fs::read_to_string(site.path("data/certs/localhost/fullchain.pem")).unwrap();
+    assert_eq!(stored.matches("BEGIN CERTIFICATE").count(), 4, "{stored}");
+    let https: SocketAddr = server.https.unwrap();
+    let stream = tls_connect(https, "localhost", &alternate_root, &[b"h2"])
+        .await
+        .unwrap();
+    let mut client = TlsClient::new(stream).await;
+    assert_eq!(client.get("localhost", "/").await.status, 200);
+    assert!(
+        tls_connect(https, "localhost", &pebble.root(0), &[b"h2"])
+            .await
+            .is_err(),
+        "the default chain's root does not verify the chain served"
+    );
+}
+
+/// The subject common name of a PEM certificate.
+fn common_name(pem: &str) -> String {
+    let der = rustls::pki_types::CertificateDer::from_pem_slice(pem.as_bytes()).unwrap();
+    let (_, cert) = x509_parser::parse_x509_certificate(&der).unwrap();
+    cert.subject()
+        .iter_common_name()
+        .next()
+        .unwrap()
+        .as_str()
+        .unwrap()
+        .to_string()
 }
 
 /// Starts `quire local-ca` with `ca_args` and has certbot obtain a certificate

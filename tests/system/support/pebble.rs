@@ -83,7 +83,22 @@ enum Validation {
 impl Pebble {
     /// Pebble validating for real, where `settings` say.
     pub fn start(settings: PebbleSettings) -> Pebble {
-        Pebble::launch(&settings, Validation::Real)
+        Pebble::launch(&settings, Validation::Real, &[])
+    }
+
+    /// Pebble validating for real, whose certificates come with chains
+    /// `length` long (leaf included) under its root, and under each of
+    /// `alternates` other roots as alternate chains.
+    pub fn offering_chains(settings: PebbleSettings, length: u8, alternates: u8) -> Pebble {
+        let (length, alternates) = (length.to_string(), alternates.to_string());
+        Pebble::launch(
+            &settings,
+            Validation::Real,
+            &[
+                ("PEBBLE_CHAIN_LENGTH", &length),
+                ("PEBBLE_ALTERNATE_ROOTS", &alternates),
+            ],
+        )
     }
 
     /// Pebble passing every challenge unchecked, for tests of what follows
@@ -95,10 +110,14 @@ impl Pebble {
             tls_port: free_port(),
             dns: None,
         };
-        Pebble::launch(&nowhere, Validation::AlwaysValid)
+        Pebble::launch(&nowhere, Validation::AlwaysValid, &[])
     }
 
-    fn launch(settings: &PebbleSettings, validation: Validation) -> Pebble {
+    fn launch(
+        settings: &PebbleSettings,
+        validation: Validation,
+        environment: &[(&str, &str)],
+    ) -> Pebble {
         let dir = tempfile::tempdir().unwrap();
         let ca_file = pebble_tls(dir.path());
         let (acme, management) = (free_port(), free_port());
@@ -119,7 +138,8 @@ impl Pebble {
             // on an earlier order's authorization: Pebble's default reuses
             // half of them at random, so a run would take one path or the
             // other by chance.
-            .env("PEBBLE_AUTHZREUSE", "0");
+            .env("PEBBLE_AUTHZREUSE", "0")
+            .envs(environment.iter().copied());
         match validation {
             Validation::Real => pebble.env_remove("PEBBLE_VA_ALWAYS_VALID"),
             Validation::AlwaysValid => pebble.env("PEBBLE_VA_ALWAYS_VALID", "1"),
@@ -142,10 +162,15 @@ impl Pebble {
 
     /// The root Pebble issues certificates under, from its management interface.
     pub fn issuing_root(&self) -> String {
+        self.root(0)
+    }
+
+    /// Root `n`: 0 is the default chain's, 1 and up the alternates'.
+    pub fn root(&self, n: u8) -> String {
         curl(&[
             "--cacert",
             &self.ca_file,
-            &format!("https://127.0.0.1:{}/roots/0", self.management),
+            &format!("https://127.0.0.1:{}/roots/{n}", self.management),
         ])
     }
 }

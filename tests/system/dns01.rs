@@ -59,6 +59,15 @@ async fn quire_certifies_a_name_and_a_wildcard_by_dns_01_through_bind() {
     std::fs::write(site.config(), config(&pebble, &bind)).unwrap();
     write_secret(&site, &bind.secret, 0o600);
     let env = [("QUIRE_ACME_ROOTS", pebble.ca_file.as_str())];
+    // What a crash between adding a record and deleting it leaves: the
+    // record in the zone, and the note of it in the store.
+    let stale = "_acme-challenge.stale.example.test";
+    bind.add_txt(stale, "left-behind");
+    assert_eq!(bind.txt(stale), ["left-behind"]);
+    site.write(
+        "data/acme/dns-pending/records.json",
+        &format!(r#"{{"records":[{{"owner":"{stale}","value":"left-behind"}}]}}"#),
+    );
 
     let server = Binary::serve_with_env(&site, &[], &env);
     wait_for_log(&server, "obtained a certificate for");
@@ -74,10 +83,16 @@ async fn quire_certifies_a_name_and_a_wildcard_by_dns_01_through_bind() {
     );
     assert!(!log.contains("can be read by other users"), "{log}");
 
-    // The records are gone from the zone, and so is the note of them.
+    // The records are gone from the zone, the crash's leftover too, and so
+    // is the note of them.
+    assert!(
+        log.contains(&format!("an earlier order left behind: {stale}")),
+        "{log}"
+    );
     for owner in [
         "_acme-challenge.blog.example.test",
         "_acme-challenge.example.test",
+        stale,
     ] {
         assert_eq!(bind.txt(owner), Vec::<String>::new(), "{owner}");
     }

@@ -91,6 +91,32 @@ zone "{zone}" {{
     }
 }
 
+impl Bind {
+    /// Adds a TXT record with `nsupdate`, signed with the zone's key.
+    pub fn add_txt(&self, owner: &str, value: &str) {
+        let mut nsupdate = peer_command("nsupdate", "bind9-dnsutils")
+            .arg("-y")
+            .arg(format!("hmac-sha256:{}:{}", self.key_name, self.secret))
+            .stdin(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let script = format!(
+            "server {} {}\nzone {}\nupdate add {owner} 60 TXT {value}\nsend\n",
+            self.addr.ip(),
+            self.addr.port(),
+            self.zone
+        );
+        use std::io::Write;
+        nsupdate
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(script.as_bytes())
+            .unwrap();
+        assert!(nsupdate.wait().unwrap().success(), "nsupdate failed");
+    }
+}
+
 fn dig(server: SocketAddr) -> Command {
     let mut dig = peer_command("dig", "bind9-dnsutils");
     dig.arg(format!("@{}", server.ip()))

@@ -1,6 +1,7 @@
-//! The one DNS name type: what the config's `domains.names`, `local-ca --domain`
-//! and the local CA's order identifiers accept, checked by one set of rules so a
-//! name the config takes is a name the local CA will certify.
+//! The one DNS name type: what `local-ca --domain` and the local CA's order
+//! identifiers accept, checked by one set of rules so a name the config takes
+//! is a name the local CA will certify. [`SiteName`] is what the config's
+//! `domains.names` holds: such a host, or (with dns-01) a wildcard over one.
 
 use std::fmt;
 use std::net::IpAddr;
@@ -9,8 +10,12 @@ use std::str::FromStr;
 /// Why a text is not a DNS name; each reads after "cannot certify NAME: ".
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum NameError {
-    #[error("wildcard names are not supported")]
+    #[error("a wildcard is not a host name")]
     Wildcard,
+    #[error(
+        "a wildcard covers the names under a domain of two labels or more, such as *.example.com"
+    )]
+    WildcardBase,
     #[error("IP addresses are not DNS names")]
     IpAddress,
     #[error("leave out the trailing dot")]
@@ -98,6 +103,88 @@ impl DnsName {
 
     pub fn into_string(self) -> String {
         self.0
+    }
+}
+
+/// A name the site answers to and its certificate covers: a host, or a
+/// wildcard `*.<base>` covering every host one label under `base`. Its own
+/// type, so that a [`DnsName`] is always a host a request can name.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum SiteName {
+    Host(DnsName),
+    /// Holds the base: `example.com` for `*.example.com`.
+    Wildcard(DnsName),
+}
+
+impl SiteName {
+    /// A name as a person writes it, as [`DnsName::parse_written`] takes it,
+    /// or `*.` before such a name.
+    pub fn parse_written(text: &str) -> Result<SiteName, WrittenNameError> {
+        let trimmed = text.trim();
+        let Some(base) = trimmed.strip_prefix("*.") else {
+            return DnsName::parse_written(text).map(SiteName::Host);
+        };
+        let refused = |why| WrittenNameError {
+            text: text.to_owned(),
+            why,
+        };
+        let base = DnsName::parse_written(base).map_err(|e| refused(e.why))?;
+        if !base.as_str().contains('.') {
+            return Err(refused(NameError::WildcardBase));
+        }
+        Ok(SiteName::Wildcard(base))
+    }
+
+    /// The host, unless this is a wildcard.
+    pub fn host(&self) -> Option<&DnsName> {
+        match self {
+            SiteName::Host(host) => Some(host),
+            SiteName::Wildcard(_) => None,
+        }
+    }
+
+    /// The name whose `_acme-challenge` label holds the dns-01 answer (RFC
+    /// 8555 section 8.4): the host, or a wildcard's base.
+    pub fn base(&self) -> &DnsName {
+        match self {
+            SiteName::Host(name) | SiteName::Wildcard(name) => name,
+        }
+    }
+
+    pub fn is_wildcard(&self) -> bool {
+        matches!(self, SiteName::Wildcard(_))
+    }
+
+    /// Whether a request for `host` (lowercase, no port) is for this name.
+    pub fn covers(&self, host: &str) -> bool {
+        match self {
+            SiteName::Host(name) => name.as_str() == host,
+            SiteName::Wildcard(base) => host
+                .split_once('.')
+                .is_some_and(|(label, rest)| !label.is_empty() && rest == base.as_str()),
+        }
+    }
+}
+
+impl From<DnsName> for SiteName {
+    fn from(host: DnsName) -> SiteName {
+        SiteName::Host(host)
+    }
+}
+
+impl FromStr for SiteName {
+    type Err = WrittenNameError;
+    fn from_str(text: &str) -> Result<SiteName, WrittenNameError> {
+        SiteName::parse_written(text)
+    }
+}
+
+impl fmt::Display for SiteName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SiteName::Host(host) => f.write_str(host.as_str()),
+            SiteName::Wildcard(base) => write!(f, "*.{base}"),
+        }
     }
 }
 
@@ -198,6 +285,41 @@ mod tests {
             DnsName::parse(&format!("a{longest}")),
             Err(NameError::Length)
         );
+    }
+
+    #[test]
+    fn site_names_are_hosts_or_wildcards_over_one() {
+        let host: SiteName = " Blog.Example.com. ".parse().unwrap();
+        assert_eq!(host.host().unwrap().as_str(), "blog.example.com");
+        let wildcard: SiteName = "*.Example.com".parse().unwrap();
+        assert!(wildcard.is_wildcard());
+        assert_eq!(wildcard.host(), None);
+        assert_eq!(wildcard.base().as_str(), "example.com");
+        assert_eq!(wildcard.to_string(), "*.example.com");
+        assert_eq!(wildcard.to_string().parse::<SiteName>().unwrap(), wildcard);
+        let why = |text: &str| text.parse::<SiteName>().unwrap_err().why;
+        assert_eq!(why("*.com"), NameError::WildcardBase);
+        assert_eq!(why("*.*.example.com"), NameError::Wildcard);
+        assert_eq!(why("a.*.example.com"), NameError::Label);
+        assert_eq!(why("*example.com"), NameError::Label);
+        // A DnsName never holds a wildcard, however it is written.
+        assert_eq!(
+            DnsName::parse_written("*.example.com").unwrap_err().why,
+            NameError::Wildcard
+        );
+    }
+
+    #[test]
+    fn a_wildcard_covers_one_label_below_its_base_only() {
+        let wildcard: SiteName = "*.example.com".parse().unwrap();
+        assert!(wildcard.covers("www.example.com"));
+        assert!(!wildcard.covers("example.com"));
+        assert!(!wildcard.covers("a.b.example.com"));
+        assert!(!wildcard.covers(".example.com"));
+        assert!(!wildcard.covers("wwwexample.com"));
+        let host: SiteName = "example.com".parse().unwrap();
+        assert!(host.covers("example.com"));
+        assert!(!host.covers("www.example.com"));
     }
 
     #[test]

@@ -16,7 +16,7 @@ use crate::config::{
     Config, ConfigError, Listen, MetricsConfig, Mode, Overrides, Paths, SiteConfig, StatsConfig,
     TlsConfig,
 };
-use crate::names::DnsName;
+use crate::names::SiteName;
 use crate::net::LiveLimits;
 use crate::web::{LivePolicy, SitePolicy};
 
@@ -119,6 +119,7 @@ pub fn diff(started: &Config, applied: &Config, next: &Config) -> Changes {
         preferred_chain,
         local_ca_lifetime,
         hsts,
+        dns,
     } = tls;
     let StatsConfig {
         enabled: stats_enabled,
@@ -203,6 +204,7 @@ pub fn diff(started: &Config, applied: &Config, next: &Config) -> Changes {
         preferred_chain != &was.tls.preferred_chain,
         "tls.preferred_chain",
     );
+    changes.restart(dns != &was.tls.dns, "[tls.dns]");
     changes.restart(
         post_issue_hook != &was.tls.post_issue_hook,
         "tls.post_issue_hook",
@@ -259,7 +261,7 @@ pub struct Reloader {
     policy: LivePolicy,
     serves_tls: bool,
     /// To the certificate manager, in modes that obtain certificates.
-    domains: Option<watch::Sender<Vec<DnsName>>>,
+    domains: Option<watch::Sender<Vec<SiteName>>>,
 }
 
 impl Reloader {
@@ -268,7 +270,7 @@ impl Reloader {
         running: Config,
         limits: LiveLimits,
         policy: LivePolicy,
-        domains: Option<watch::Sender<Vec<DnsName>>>,
+        domains: Option<watch::Sender<Vec<SiteName>>>,
     ) -> Reloader {
         Reloader {
             overrides,
@@ -316,7 +318,7 @@ impl Reloader {
                             "domains ({}; a certificate is ordered if the current one does not cover them)",
                             next.domains
                                 .iter()
-                                .map(DnsName::as_str)
+                                .map(SiteName::to_string)
                                 .collect::<Vec<_>>()
                                 .join(", ")
                         ));

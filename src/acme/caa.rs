@@ -11,7 +11,7 @@ use serde_json::Value;
 use url::Url;
 
 use super::http::AcmeHttp;
-use crate::names::DnsName;
+use crate::names::SiteName;
 
 /// One CAA record.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -31,16 +31,17 @@ impl fmt::Display for CaaRecord {
 /// The records for `domains`: one per CA identity and name, naming the
 /// account when it is known.
 pub fn records(
-    domains: &[DnsName],
+    domains: &[SiteName],
     identities: &[String],
     account_uri: Option<&str>,
 ) -> Vec<CaaRecord> {
     let mut out = Vec::new();
     for domain in domains {
-        let (name, tag) = match domain.as_str().strip_prefix("*.") {
-            Some(base) => (base, "issuewild"),
-            None => (domain.as_str(), "issue"),
+        let tag = match domain.is_wildcard() {
+            true => "issuewild",
+            false => "issue",
         };
+        let name = domain.base().as_str();
         for identity in identities {
             let value = match account_uri {
                 Some(account) => format!("{identity}; accounturi={account}"),
@@ -121,7 +122,7 @@ mod tests {
 
     #[test]
     fn a_record_per_name_naming_the_account() {
-        let domains: Vec<DnsName> = ["blog.example.com", "www.example.com"]
+        let domains: Vec<SiteName> = ["blog.example.com", "www.example.com", "*.example.com"]
             .iter()
             .map(|d| d.parse().unwrap())
             .collect();
@@ -136,6 +137,7 @@ mod tests {
             [
                 "blog.example.com. CAA 0 issue \"letsencrypt.org; accounturi=https://acme-v02.api.letsencrypt.org/acme/acct/42\"",
                 "www.example.com. CAA 0 issue \"letsencrypt.org; accounturi=https://acme-v02.api.letsencrypt.org/acme/acct/42\"",
+                "example.com. CAA 0 issuewild \"letsencrypt.org; accounturi=https://acme-v02.api.letsencrypt.org/acme/acct/42\"",
             ]
         );
         let without = records(&domains[..1], &["pki.goog".to_string()], None);

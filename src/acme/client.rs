@@ -29,7 +29,7 @@ use super::http::{AcmeHttp, AcmeRoots};
 use super::lease::Lease;
 use super::store::Storage;
 use crate::config::{Challenge, ExternalAccountBinding};
-use crate::names::DnsName;
+use crate::names::{DnsName, SiteName};
 use crate::tls::CertBundle;
 
 /// How long the CA gets to fetch an http-01 token before we poll anyway.
@@ -164,21 +164,33 @@ impl Certifier {
 
     /// Orders, validates, finalizes and downloads a certificate for `domains`;
     /// a new account is stored under `lease`.
-    pub async fn certify(&self, domains: &[DnsName], lease: &Lease) -> anyhow::Result<IssuedCert> {
+    pub async fn certify(&self, domains: &[SiteName], lease: &Lease) -> anyhow::Result<IssuedCert> {
         let account = self.account(lease).await?;
-        match self.order(&account, domains).await {
+        match self.order(&account, domains, lease).await {
             // A CA may forget accounts (the local CA keeps them in memory, a test
             // CA restarts); make a new one once rather than failing forever.
             Err(e) if problem_type(&e).is_some_and(|t| t.ends_with(":accountDoesNotExist")) => {
                 tracing::info!("the CA no longer knows our account; creating a new one");
                 let account = self.create_account(lease).await?;
-                self.order(&account, domains).await
+                self.order(&account, domains, lease).await
             }
             result => result,
         }
     }
 
-    async fn order(&self, account: &Account, domains: &[DnsName]) -> anyhow::Result<IssuedCert> {
+    /// Deletes what an earlier order left published (dns-01 records noted
+    /// before a crash).
+    pub async fn clean_leftovers(&self, lease: &Lease) {
+        self.challenges.clean_leftovers(lease).await;
+    }
+
+    async fn order(
+        &self,
+        account: &Account,
+        domains: &[SiteName],
+        lease: &Lease,
+    ) -> anyhow::Result<IssuedCert> {
+        // `*.example.com` as it is: RFC 8555 section 7.1.3.
         let identifiers: Vec<Identifier> = domains
             .iter()
             .map(|d| Identifier::Dns(d.to_string()))
@@ -188,13 +200,13 @@ impl Certifier {
             .await
             .context("creating the order")?;
         let answers = self.answers(&mut order).await?;
-        let published = self.challenges.publish(answers).await?;
+        let published = self.challenges.publish(answers, lease).await?;
         let validated = self.validate(&mut order, &published).await;
         published.withdraw().await;
         validated?;
         tracing::debug!("order ready; finalizing");
 
-        let names: Vec<String> = domains.iter().map(DnsName::to_string).collect();
+        let names: Vec<String> = domains.iter().map(SiteName::to_string).collect();
         let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256)?;
         let mut params = rcgen::CertificateParams::new(names)?;
         params.distinguished_name = rcgen::DistinguishedName::new();
@@ -263,6 +275,13 @@ impl Certifier {
             })?;
             let key_authorization = challenge.key_authorization();
             answers.push(match kind {
+                // A wildcard's authorization names its base (RFC 8555
+                // section 7.1.4), whose `_acme-challenge` label answers.
+                ChallengeType::Dns01 => Answer::Dns01 {
+                    name: DnsName::parse(&name)
+                        .with_context(|| format!("the CA asks for dns-01 on `{name}`"))?,
+                    value: key_authorization.dns_value(),
+                },
                 ChallengeType::TlsAlpn01 => Answer::TlsAlpn01 {
                     name,
                     digest: key_authorization.digest().as_ref().to_vec(),
@@ -304,6 +323,7 @@ impl Certifier {
         match self.settings.challenge {
             Challenge::Http01 => ChallengeType::Http01,
             Challenge::TlsAlpn01 => ChallengeType::TlsAlpn01,
+            Challenge::Dns01 => ChallengeType::Dns01,
         }
     }
 
@@ -411,7 +431,7 @@ async fn explain_invalid(order: &mut Order) -> anyhow::Error {
         anyhow!("the CA marked the order invalid without saying why")
     } else {
         anyhow!(
-            "validation failed: {}; check that the domain points at this server and that port 80 (http-01) or 443 (tls-alpn-01) reaches quire",
+            "validation failed: {}; check that the domain points at this server and that port 80 (http-01) or 443 (tls-alpn-01) reaches quire, or for dns-01 that the CA sees the zone's TXT records",
             reasons.join("; ")
         )
     }

@@ -25,7 +25,7 @@ use super::pg_store::PgStore;
 use super::store::keep_lease;
 use crate::clock::SharedClock;
 use crate::cluster::{Channel, ClusterEvent};
-use crate::names::DnsName;
+use crate::names::SiteName;
 use crate::shutdown::Shutdown;
 use crate::supervisor::Activity;
 use crate::tls::{CertBundle, CertResolver};
@@ -50,7 +50,7 @@ pub struct CertFollower {
     /// The data directory's lease, which the local copy is written under.
     pub local_lease: LeaseSlot,
     pub resolver: Arc<CertResolver>,
-    pub domains: tokio::sync::watch::Receiver<Vec<DnsName>>,
+    pub domains: tokio::sync::watch::Receiver<Vec<SiteName>>,
     pub data_dir: PathBuf,
     pub post_issue_hook: Option<String>,
     pub clock: SharedClock,

@@ -28,7 +28,7 @@ use super::lease::{Lease, LeaseSlot};
 use super::schedule::{RenewalPolicy, Turn, other_ca, random_unit, turn_wait};
 use super::store::{StorageError, keep_lease};
 use crate::clock::SharedClock;
-use crate::names::DnsName;
+use crate::names::{DnsName, SiteName};
 use crate::shutdown::Shutdown;
 use crate::tls::{CertBundle, CertResolver};
 
@@ -62,7 +62,7 @@ pub struct RenewRequest {
 
 #[derive(Clone)]
 pub struct CertManager {
-    pub domains: Vec<DnsName>,
+    pub domains: Vec<SiteName>,
     pub store: CertStore,
     pub certifier: Certifier,
     /// The CA used by `--dry-run` (Let's Encrypt staging for production).
@@ -77,7 +77,7 @@ pub struct CertManager {
     pub current: Option<CertBundle>,
     pub metrics: crate::metrics::Metrics,
     /// The domain list after a configuration reload.
-    pub domain_updates: tokio::sync::watch::Receiver<Vec<DnsName>>,
+    pub domain_updates: tokio::sync::watch::Receiver<Vec<SiteName>>,
     /// How the certificates' lease is held; a life-long one is filled
     /// before [`CertManager::run`] starts.
     pub leases: LeasePolicy,
@@ -189,6 +189,10 @@ impl CertManager {
         // In a cluster the certificate being served came from the local copy
         // at start; the first check reads the shared store (if it answers).
         let mut status = RenewalStatus::default();
+        // dns-01 records a crashed order left in the zone go first.
+        if let Some(lease) = &life {
+            self.certifier.clean_leftovers(lease).await;
+        }
         if life.is_some() {
             // After a restart by the supervisor, the store knows best what is current.
             self.load_stored().await?;
@@ -240,7 +244,7 @@ impl CertManager {
                     self.domains = self.domain_updates.borrow_and_update().clone();
                     tracing::info!(
                         "the domain list is now {}; checking the certificate",
-                        self.domains.iter().map(DnsName::as_str).collect::<Vec<_>>().join(", ")
+                        self.domains.iter().map(SiteName::to_string).collect::<Vec<_>>().join(", ")
                     );
                     next = self.clock.now();
                 }

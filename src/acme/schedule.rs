@@ -7,7 +7,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 
 use super::certs::RenewalStatus;
-use crate::names::DnsName;
+use crate::names::SiteName;
 use crate::tls::CertBundle;
 
 const WEEK: chrono::Duration = chrono::Duration::days(7);
@@ -92,7 +92,7 @@ impl RenewalPolicy {
     pub fn reason_to_order(
         &self,
         current: Option<&CertBundle>,
-        domains: &[DnsName],
+        domains: &[SiteName],
         now: DateTime<Utc>,
         ca_window_opens: Option<DateTime<Utc>>,
     ) -> Option<String> {
@@ -129,7 +129,7 @@ impl RenewalPolicy {
         &self,
         current: Option<&CertBundle>,
         status: &RenewalStatus,
-        domains: &[DnsName],
+        domains: &[SiteName],
         now: DateTime<Utc>,
         identity: &str,
     ) -> Turn {
@@ -212,7 +212,7 @@ mod tests {
     }
 
     fn bundle(now: DateTime<Utc>) -> CertBundle {
-        CertBundle::temporary(&["blog.test".parse::<DnsName>().unwrap()], now).unwrap()
+        CertBundle::temporary(&["blog.test".parse::<SiteName>().unwrap()], now).unwrap()
     }
 
     #[test]
@@ -223,7 +223,7 @@ mod tests {
         // A one-day certificate (plus 5 minutes back-dating): a third, not 30 days.
         let after = policy.renew_after(&b);
         assert!(after > start + chrono::Duration::hours(15) && after < b.not_after);
-        let domains = ["blog.test".parse::<DnsName>().unwrap()];
+        let domains = ["blog.test".parse::<SiteName>().unwrap()];
         assert_eq!(
             policy.reason_to_order(Some(&b), &domains, start, None),
             None
@@ -239,7 +239,7 @@ mod tests {
                 .reason_to_order(None, &domains, start, None)
                 .is_some()
         );
-        let other = ["other.test".parse::<DnsName>().unwrap()];
+        let other = ["other.test".parse::<SiteName>().unwrap()];
         assert!(
             policy
                 .reason_to_order(Some(&b), &other, start, None)
@@ -272,7 +272,7 @@ mod tests {
         let chain = format!("{}{}", leaf.pem(), intermediate.pem());
         let b = CertBundle::from_pem(chain.as_bytes(), key.serialize_pem().as_bytes()).unwrap();
         let policy = RenewalPolicy::public(30, Duration::from_secs(3600));
-        let domains = ["blog.test".parse::<DnsName>().unwrap()];
+        let domains = ["blog.test".parse::<SiteName>().unwrap()];
         assert_eq!(
             policy.reason_to_order(Some(&b), &domains, at("2026-01-15T00:00:00Z"), None),
             None
@@ -315,7 +315,7 @@ mod tests {
     fn a_node_in_turn_orders_only_what_the_store_still_needs() {
         let policy = RenewalPolicy::public(30, Duration::from_secs(3600));
         let now = at("2026-01-10T00:00:00Z");
-        let domains = ["blog.test".parse::<DnsName>().unwrap()];
+        let domains = ["blog.test".parse::<SiteName>().unwrap()];
         let status = RenewalStatus {
             issued_by: Some("pebble".into()),
             ..Default::default()
@@ -347,7 +347,7 @@ mod tests {
     fn a_node_in_turn_keeps_the_clusters_backoff_and_cap() {
         let policy = RenewalPolicy::public(30, Duration::from_secs(3600));
         let now = at("2026-01-10T00:00:00Z");
-        let domains = ["blog.test".parse::<DnsName>().unwrap()];
+        let domains = ["blog.test".parse::<SiteName>().unwrap()];
         let retry = now + chrono::Duration::minutes(4);
         let failed = RenewalStatus {
             consecutive_failures: 3,

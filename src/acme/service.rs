@@ -17,6 +17,7 @@ use super::backup;
 use super::certs::CertStore;
 use super::challenges::Challenges;
 use super::client::{Certifier, CertifierSettings, LOCAL_CA};
+use super::dns01::Dns01;
 use super::follow::CertFollower;
 use super::http::AcmeRoots;
 use super::lease::{Lease, LeaseSlot};
@@ -49,7 +50,7 @@ pub struct AcmeParts {
     pub manager: CertManager,
     pub local_ca: Option<LocalCaEndpoint>,
     /// Tells the manager about a new domain list (configuration reload).
-    pub domains: tokio::sync::watch::Sender<Vec<crate::names::DnsName>>,
+    pub domains: tokio::sync::watch::Sender<Vec<crate::names::SiteName>>,
     /// With a cluster: brings the shared certificate into this node.
     pub follower: Option<CertFollower>,
 }
@@ -201,7 +202,10 @@ pub async fn prepare(
         preferred_chain: config.tls.preferred_chain.clone(),
         metrics: metrics.clone(),
     };
-    let challenges = Challenges::new(challenges, resolver.clone(), cluster.cloned());
+    let mut challenges = Challenges::new(challenges, resolver.clone(), cluster.cloned());
+    if let Some(dns) = &config.tls.dns {
+        challenges = challenges.with_dns(Dns01::new(dns.clone(), storage.clone(), clock.clone()));
+    }
     let certifier = Certifier::new(settings(directory), storage.clone(), challenges.clone())?;
     let dry_run_certifier =
         Certifier::new(settings(dry_run_directory), storage.clone(), challenges)?;

@@ -136,7 +136,7 @@ async fn status(config: &Config, clock: SharedClock) -> anyhow::Result<String> {
     let mut out = String::new();
     let mut line = |label: &str, value: String| out.push_str(&format!("  {label:<13} {value}\n"));
     let status = store.status().await?;
-    let configured: Vec<&str> = config.domains.iter().map(|d| d.as_str()).collect();
+    let configured: Vec<String> = config.domains.iter().map(ToString::to_string).collect();
     line("mode", config.mode.to_string());
     line("domains", configured.join(", "));
     for (label, value) in cluster_lines {

@@ -6,9 +6,10 @@ use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::num::NonZeroUsize;
 use std::time::Duration;
 
+use super::dns::TsigAlgorithm;
 use super::post_url::PostUrl;
 use super::types::{Challenge, Limits, Mode};
-use crate::names::DnsName;
+use crate::names::{DnsName, SiteName};
 
 pub(super) const MINUTE: u64 = 60;
 pub(super) const HOUR: u64 = 60 * MINUTE;
@@ -17,8 +18,8 @@ pub(super) const DAY: u64 = 24 * HOUR;
 pub const MODE: Mode = Mode::Local;
 
 /// `[domains] names` in local and off mode; the other modes require it.
-pub fn domains() -> Vec<DnsName> {
-    vec![DnsName::localhost()]
+pub fn domains() -> Vec<SiteName> {
+    vec![SiteName::Host(DnsName::localhost())]
 }
 
 pub const TITLE: &str = "A quire blog";
@@ -92,6 +93,7 @@ pub const ALERT_AFTER_FAILURES: u32 = 3;
 pub const ALERT_DAYS_LEFT: u32 = 7;
 pub const CHECK_EVERY: Duration = Duration::from_secs(8 * HOUR);
 pub const CHALLENGE: Challenge = Challenge::Http01;
+pub const TSIG_ALGORITHM: TsigAlgorithm = TsigAlgorithm::HmacSha256;
 pub const LOCAL_CA_LIFETIME: Duration = Duration::from_secs(90 * DAY);
 
 /// `[tls] hsts`: off where a browser would pin HTTPS for `localhost`.

@@ -3,13 +3,15 @@
 //! the key, where it came from ([`Origin`]) and the fix, and all of them are
 //! reported at once.
 //!
-//! `types` is what the rest of quire reads (`post_url` the permalink pattern); `raw` is the file as written;
+//! `types` is what the rest of quire reads (`post_url` the permalink pattern,
+//! `dns` the `[tls.dns]` table and its secret); `raw` is the file as written;
 //! `values` parses one value and knows every range; `defaults` holds every
 //! default; `env` the environment's layer; `validate` puts them together one
 //! section at a time; `problem` is what goes wrong, and `words` says a key
 //! TOML's types refuse in the operator's words.
 
 mod defaults;
+mod dns;
 mod env;
 mod post_url;
 mod problem;
@@ -20,10 +22,16 @@ mod values;
 mod words;
 
 #[cfg(test)]
+mod dns_tests;
+#[cfg(test)]
 mod tests;
 
 use std::path::Path;
 
+pub use dns::{
+    DnsServer, DnsUpdateSettings, DnsValueError, SecretSource, TSIG_SECRET_VAR, TsigAlgorithm,
+    TsigKey, TsigKeyName,
+};
 pub use env::{ListenFlag, env_from, no_env, process_env};
 pub use post_url::{BadPostUrl, PostUrl};
 pub use problem::{ConfigError, ConfigProblem, Origin};

@@ -152,6 +152,18 @@ pub(super) struct RawTls {
     pub(super) preferred_chain: Field<String>,
     pub(super) local_ca_lifetime: Field<DurationText>,
     pub(super) hsts: Field<bool>,
+    pub(super) dns: Field<RawDns>,
+}
+
+/// `[tls.dns]`: where dns-01 answers are published.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawDns {
+    pub(super) server: Field<String>,
+    pub(super) zone: Field<String>,
+    pub(super) tsig_key: Field<String>,
+    pub(super) tsig_algorithm: Field<String>,
+    pub(super) tsig_secret_file: Field<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -61,7 +61,7 @@ fn a_syntax_error_is_listed_alone_as_nothing_else_can_be_read() {
 fn defaults_serve_localhost_in_local_mode() {
     let c = Config::from_parts(None, "", &Overrides::default(), &no_env).unwrap();
     assert_eq!(c.mode, Mode::Local);
-    assert_eq!(c.domains[0].as_str(), "localhost");
+    assert_eq!(c.domains[0].to_string(), "localhost");
     assert_eq!(c.listen.http.to_string(), "127.0.0.1:8080");
     assert_eq!(c.listen.https.to_string(), "127.0.0.1:8443");
     assert_eq!(c.listen.metrics.to_string(), "127.0.0.1:9100");

@@ -11,9 +11,10 @@ use std::time::Duration;
 
 use url::Url;
 
+use super::dns::DnsUpdateSettings;
 use super::post_url::PostUrl;
 use super::problem::Origin;
-use crate::names::DnsName;
+use crate::names::{DnsName, SiteName};
 
 /// Where certificates come from; also picks the default ports.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -74,6 +75,8 @@ impl fmt::Display for Mode {
 pub enum Challenge {
     Http01,
     TlsAlpn01,
+    /// A TXT record published by dynamic update ([`TlsConfig::dns`]).
+    Dns01,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -82,8 +85,8 @@ pub struct Config {
     /// Show drafts (`serve --drafts`).
     pub drafts: bool,
     pub site: SiteConfig,
-    /// The first one is canonical; the others redirect to it.
-    pub domains: Vec<DnsName>,
+    /// The first one is canonical (always a host); the others redirect to it.
+    pub domains: Vec<SiteName>,
     pub paths: Paths,
     pub listen: Listen,
     pub tls: TlsConfig,
@@ -101,7 +104,9 @@ pub struct Config {
 
 impl Config {
     pub fn canonical_domain(&self) -> &DnsName {
-        &self.domains[0]
+        self.domains[0]
+            .host()
+            .expect("validated: the canonical name is a host")
     }
 }
 
@@ -192,6 +197,8 @@ pub struct TlsConfig {
     /// Send Strict-Transport-Security (off by default in local mode, where a
     /// browser would otherwise pin HTTPS for `localhost`).
     pub hsts: bool,
+    /// `[tls.dns]`: set exactly when the challenge is dns-01.
+    pub dns: Option<DnsUpdateSettings>,
 }
 
 /// `[tls] alert_hook` and when it runs.

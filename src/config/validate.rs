@@ -11,20 +11,21 @@ use toml::Spanned;
 use url::Url;
 
 use super::defaults;
+use super::dns::{self, DnsUpdateSettings, SecretSource, TSIG_SECRET_VAR, TsigKey};
 use super::env;
 use super::env::ListenFlag;
 use super::post_url::PostUrl;
 use super::problem::{ConfigError, ConfigProblem, Origin};
 use super::raw::{
-    AddressText, Field, RawCluster, RawDomains, RawLimits, RawListen, RawMetrics, RawPaths,
+    AddressText, Field, RawCluster, RawDns, RawDomains, RawLimits, RawListen, RawMetrics, RawPaths,
     RawSite, RawStats, RawTls, parse_file,
 };
 use super::types::{
-    AlertConfig, ClusterConfig, Config, ExternalAccountBinding, Limits, Listen, ListenOrigins,
-    MetricsConfig, Mode, Overrides, Paths, SiteConfig, StatsConfig, TlsConfig,
+    AlertConfig, Challenge, ClusterConfig, Config, ExternalAccountBinding, Limits, Listen,
+    ListenOrigins, MetricsConfig, Mode, Overrides, Paths, SiteConfig, StatsConfig, TlsConfig,
 };
 use super::values::{self, ValueError};
-use crate::names::DnsName;
+use crate::names::{DnsName, SiteName};
 use crate::source_text::line_of;
 
 /// Merges the file text (may be empty) with the environment and flags.
@@ -56,7 +57,8 @@ pub(super) fn config(
     let listen = listen(&mut v, &raw.listen, mode, overrides, env);
     let site = site(&mut v, &raw.site, mode, &domains, &listen);
     let paths = paths(&raw.paths, &resolver, overrides, env);
-    let tls = tls(&mut v, &raw.tls, mode, &resolver);
+    let tls = tls(&mut v, &raw.tls, mode, &resolver, env);
+    wildcards_and_zone(&mut v, &raw.domains, &domains, mode, &tls);
     let limits = limits(&mut v, &raw.limits);
     let stats = stats(&mut v, &raw.stats);
     let metrics = metrics(&mut v, &raw.metrics);
@@ -190,7 +192,7 @@ fn mode(
     }
 }
 
-fn domains(v: &mut Validator, raw: &RawDomains, mode: Mode) -> Vec<DnsName> {
+fn domains(v: &mut Validator, raw: &RawDomains, mode: Mode) -> Vec<SiteName> {
     let Some(names) = &raw.names else {
         if mode.is_local() {
             return defaults::domains();
@@ -204,7 +206,7 @@ fn domains(v: &mut Validator, raw: &RawDomains, mode: Mode) -> Vec<DnsName> {
     };
     let mut parsed = Vec::new();
     for name in names.get_ref() {
-        match name.parse::<DnsName>() {
+        match name.parse::<SiteName>() {
             Ok(d) => parsed.push(d),
             Err(e) => {
                 let origin = v.at(names);
@@ -219,6 +221,15 @@ fn domains(v: &mut Validator, raw: &RawDomains, mode: Mode) -> Vec<DnsName> {
             "domains.names",
             "is empty; list at least one domain, the canonical one first",
         );
+    }
+    if parsed.first().is_some_and(SiteName::is_wildcard) {
+        let origin = v.at(names);
+        v.report(
+            origin,
+            "domains.names",
+            "the first name is the canonical host the site is served at, so it cannot be a wildcard; put a host such as \"blog.example.com\" first",
+        );
+        parsed.clear();
     }
     parsed
 }
@@ -309,10 +320,13 @@ fn site(
     v: &mut Validator,
     raw: &RawSite,
     mode: Mode,
-    domains: &[DnsName],
+    domains: &[SiteName],
     listen: &Listen,
 ) -> SiteConfig {
-    let canonical = domains.first().map_or("localhost", DnsName::as_str);
+    let canonical = domains
+        .first()
+        .and_then(SiteName::host)
+        .map_or("localhost", DnsName::as_str);
     let base_url = v
         .parse("site.base_url", &raw.base_url, |t| values::base_url(t))
         .unwrap_or_else(|| {
@@ -366,7 +380,13 @@ fn hook(raw: &Field<String>) -> Option<String> {
         .filter(|h| !h.is_empty())
 }
 
-fn tls(v: &mut Validator, raw: &RawTls, mode: Mode, resolver: &Resolver) -> TlsConfig {
+fn tls(
+    v: &mut Validator,
+    raw: &RawTls,
+    mode: Mode,
+    resolver: &Resolver,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> TlsConfig {
     let directory_url = v.parse("tls.directory_url", &raw.directory_url, |u| {
         values::directory_url(u)
     });
@@ -408,6 +428,7 @@ fn tls(v: &mut Validator, raw: &RawTls, mode: Mode, resolver: &Resolver) -> TlsC
     let challenge = v
         .parse("tls.challenge", &raw.challenge, |c| values::challenge(c))
         .unwrap_or(defaults::CHALLENGE);
+    let dns = tls_dns(v, raw, mode, challenge, resolver, env);
     TlsConfig {
         directory_url,
         contacts,
@@ -452,6 +473,164 @@ fn tls(v: &mut Validator, raw: &RawTls, mode: Mode, resolver: &Resolver) -> TlsC
             })
             .unwrap_or(defaults::LOCAL_CA_LIFETIME),
         hsts: flag(&raw.hsts).unwrap_or(defaults::hsts(mode)),
+        dns,
+    }
+}
+
+/// `[tls.dns]`: required by dns-01 and refused without it (a table that
+/// would go unused is a forgotten `challenge` line, and its wildcards could
+/// not be certified); the secret is read now, from `QUIRE_TSIG_SECRET` or
+/// else the file.
+fn tls_dns(
+    v: &mut Validator,
+    raw: &RawTls,
+    mode: Mode,
+    challenge: Challenge,
+    resolver: &Resolver,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Option<DnsUpdateSettings> {
+    let challenge_origin =
+        |v: &Validator| raw.challenge.as_ref().map_or(Origin::Missing, |c| v.at(c));
+    if challenge == Challenge::Dns01 && mode == Mode::Local {
+        let origin = challenge_origin(v);
+        v.report(
+            origin,
+            "tls.challenge",
+            "the local CA validates http-01 and tls-alpn-01 only; use dns-01 with mode \"acme\", \"staging\" or \"production\"",
+        );
+    }
+    let table = match (&raw.dns, challenge) {
+        (Some(table), Challenge::Dns01) => table,
+        (None, Challenge::Dns01) => {
+            let origin = challenge_origin(v);
+            v.report(
+                origin,
+                "tls.challenge",
+                "dns-01 needs a [tls.dns] table with server, zone, tsig_key and tsig_secret_file (or QUIRE_TSIG_SECRET); see config.example.toml",
+            );
+            return None;
+        }
+        (Some(table), _) => {
+            let origin = v.at(table);
+            v.report(
+                origin,
+                "tls.dns",
+                "is only used by the dns-01 challenge; set [tls] challenge = \"dns-01\", or remove [tls.dns]",
+            );
+            return None;
+        }
+        (None, _) => return None,
+    };
+    let origin = v.at(table);
+    let d: &RawDns = table.get_ref();
+    let required = |v: &mut Validator, key: &str, field: &Field<String>, example: &str| {
+        if field.is_none() {
+            v.report(
+                origin.clone(),
+                key,
+                format!("is required in [tls.dns]; add {example}"),
+            );
+        }
+    };
+    required(
+        v,
+        "tls.dns.server",
+        &d.server,
+        "server = \"ns1.example.com:53\"",
+    );
+    required(v, "tls.dns.zone", &d.zone, "zone = \"example.com\"");
+    required(
+        v,
+        "tls.dns.tsig_key",
+        &d.tsig_key,
+        "tsig_key = \"quire-key\"",
+    );
+    let server = v.parse("tls.dns.server", &d.server, |t| Ok(dns::server(t)?));
+    let zone = v.parse("tls.dns.zone", &d.zone, |t| Ok(t.parse::<DnsName>()?));
+    let name = v.parse("tls.dns.tsig_key", &d.tsig_key, |t| Ok(t.parse()?));
+    let algorithm = match &d.tsig_algorithm {
+        Some(_) => v.parse("tls.dns.tsig_algorithm", &d.tsig_algorithm, |t| {
+            Ok(t.parse()?)
+        }),
+        None => Some(defaults::TSIG_ALGORITHM),
+    };
+    let secret = match (env(TSIG_SECRET_VAR), &d.tsig_secret_file) {
+        (Some(text), _) => match dns::secret(&text, SecretSource::Env) {
+            Ok(secret) => Some((secret, SecretSource::Env)),
+            Err(e) => {
+                v.report(Origin::Env(TSIG_SECRET_VAR), "tls.dns.tsig_secret_file", e);
+                None
+            }
+        },
+        (None, Some(_)) => v.parse("tls.dns.tsig_secret_file", &d.tsig_secret_file, |t| {
+            let path = resolver.path(t);
+            Ok((dns::secret_file(&path)?, SecretSource::File(path)))
+        }),
+        (None, None) => {
+            v.report(
+                origin.clone(),
+                "tls.dns.tsig_secret_file",
+                format!(
+                    "is required in [tls.dns] unless {TSIG_SECRET_VAR} holds the secret; add tsig_secret_file = \"/etc/quire/tsig.secret\""
+                ),
+            );
+            None
+        }
+    };
+    let (secret, source) = secret?;
+    Some(DnsUpdateSettings {
+        server: server?,
+        zone: zone?,
+        key: TsigKey::new(name?, algorithm?, secret, source),
+    })
+}
+
+/// Wildcards only where a certificate for them can be had (dns-01), or
+/// where none is ordered (manual and off modes serve what they are given);
+/// with dns-01 every name must lie in the zone the updates go to.
+fn wildcards_and_zone(
+    v: &mut Validator,
+    raw: &RawDomains,
+    domains: &[SiteName],
+    mode: Mode,
+    tls: &TlsConfig,
+) {
+    let Some(names) = &raw.names else {
+        return;
+    };
+    let orders = !matches!(mode, Mode::Manual | Mode::Off);
+    if orders && tls.challenge != Challenge::Dns01 {
+        if let Some(wildcard) = domains.iter().find(|d| d.is_wildcard()) {
+            let origin = v.at(names);
+            v.report(
+                origin,
+                "domains.names",
+                format!(
+                    "`{wildcard}` is a wildcard, which a CA certifies only by dns-01; set [tls] challenge = \"dns-01\" with a [tls.dns] table, or list the hosts one by one"
+                ),
+            );
+        }
+    }
+    let Some(dns) = &tls.dns else {
+        return;
+    };
+    let zone = dns.zone.as_str();
+    for name in domains {
+        let base = name.base().as_str();
+        let inside = base == zone
+            || base
+                .strip_suffix(zone)
+                .is_some_and(|head| head.ends_with('.'));
+        if !inside {
+            let origin = v.at(names);
+            v.report(
+                origin,
+                "domains.names",
+                format!(
+                    "`{name}` is not in the zone `{zone}` of [tls.dns], where its dns-01 record would go; list names of that zone, or change tls.dns.zone"
+                ),
+            );
+        }
     }
 }
 

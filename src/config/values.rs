@@ -9,6 +9,7 @@ use std::time::Duration;
 use url::Url;
 
 use super::defaults::{DAY, HOUR, MINUTE};
+use super::dns::DnsValueError;
 use super::post_url::BadPostUrl;
 use super::types::{BadNodeName, Challenge, NodeName, PostgresTarget, UnknownMode};
 use crate::names::WrittenNameError;
@@ -55,7 +56,7 @@ pub enum ValueError {
     DirectoryUrl(String),
     #[error("`{0}` is not an e-mail contact; use \"you@example.com\"")]
     Contact(String),
-    #[error("`{0}` is not supported; use \"http-01\" or \"tls-alpn-01\"")]
+    #[error("`{0}` is not supported; use \"http-01\", \"tls-alpn-01\" or \"dns-01\"")]
     Challenge(String),
     #[error("is too short; use at least 16 random characters (e.g. `openssl rand -hex 24`)")]
     TokenTooShort,
@@ -71,6 +72,8 @@ pub enum ValueError {
     PostUrl(#[from] BadPostUrl),
     #[error(transparent)]
     Domain(#[from] WrittenNameError),
+    #[error(transparent)]
+    Dns(#[from] DnsValueError),
 }
 
 /// The values one setting accepts: wide enough for any real operator, narrow
@@ -247,6 +250,7 @@ pub fn challenge(text: &str) -> Result<Challenge, ValueError> {
     match text {
         "http-01" => Ok(Challenge::Http01),
         "tls-alpn-01" => Ok(Challenge::TlsAlpn01),
+        "dns-01" => Ok(Challenge::Dns01),
         other => Err(ValueError::Challenge(other.to_string())),
     }
 }

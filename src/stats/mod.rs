@@ -154,6 +154,7 @@ impl StatsSettings {
                 own_hosts: config
                     .domains
                     .iter()
+                    .filter_map(crate::names::SiteName::host)
                     .map(|d| d.as_str().to_string())
                     .collect(),
                 site,

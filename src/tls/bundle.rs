@@ -12,7 +12,7 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::sign::CertifiedKey;
 use x509_parser::prelude::*;
 
-use crate::names::DnsName;
+use crate::names::SiteName;
 
 #[derive(Debug, thiserror::Error)]
 pub enum BundleError {
@@ -229,7 +229,10 @@ impl CertBundle {
     /// A self-signed certificate for `domains`, valid for a day from `now`.
     /// It serves until the first real certificate arrives, so the HTTPS port
     /// is never closed; browsers warn, which is the truth.
-    pub fn temporary(domains: &[DnsName], now: DateTime<Utc>) -> Result<CertBundle, BundleError> {
+    pub fn temporary(
+        domains: &[impl std::fmt::Display],
+        now: DateTime<Utc>,
+    ) -> Result<CertBundle, BundleError> {
         let (chain, key) = self_signed_pem(domains, now)?;
         let bundle = CertBundle::from_pem(chain.as_bytes(), key.as_bytes())?;
         Ok(CertBundle {
@@ -248,8 +251,17 @@ impl CertBundle {
         })
     }
 
+    /// Whether the certificate names `name`: a host directly or by a
+    /// wildcard, a wildcard only by the same wildcard.
+    pub fn covers_name(&self, name: &SiteName) -> bool {
+        match name {
+            SiteName::Host(host) => self.covers(host.as_str()),
+            SiteName::Wildcard(_) => self.names.contains(&name.to_string()),
+        }
+    }
+
     /// Checks dates against `now` and that every domain is covered.
-    pub fn check(&self, domains: &[DnsName], now: DateTime<Utc>) -> Result<(), BundleError> {
+    pub fn check(&self, domains: &[SiteName], now: DateTime<Utc>) -> Result<(), BundleError> {
         if now > self.not_after {
             return Err(BundleError::Expired(self.not_after));
         }
@@ -259,10 +271,10 @@ impl CertBundle {
         if now < self.not_before {
             return Err(BundleError::NotYetValid(self.not_before));
         }
-        let missing: Vec<&str> = domains
+        let missing: Vec<String> = domains
             .iter()
-            .map(DnsName::as_str)
-            .filter(|d| !self.covers(d))
+            .filter(|d| !self.covers_name(d))
+            .map(SiteName::to_string)
             .collect();
         if !missing.is_empty() {
             return Err(BundleError::NamesMissing {
@@ -279,11 +291,11 @@ const TEMPORARY_CERT_NAME: &str = "quire temporary certificate";
 
 /// The temporary certificate as PEM (chain, key).
 fn self_signed_pem(
-    domains: &[DnsName],
+    domains: &[impl std::fmt::Display],
     now: DateTime<Utc>,
 ) -> Result<(String, String), rcgen::Error> {
     let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256)?;
-    let names: Vec<String> = domains.iter().map(DnsName::to_string).collect();
+    let names: Vec<String> = domains.iter().map(ToString::to_string).collect();
     let mut params = rcgen::CertificateParams::new(names)?;
     params
         .distinguished_name
@@ -307,7 +319,7 @@ mod tests {
     #[test]
     fn the_temporary_certificate_says_so_and_a_loaded_one_does_not() {
         let now = Utc::now();
-        let domains = ["blog.test".parse::<DnsName>().unwrap()];
+        let domains = ["blog.test".parse::<SiteName>().unwrap()];
         let temporary = CertBundle::temporary(&domains, now).unwrap();
         assert_eq!(temporary.origin, CertOrigin::Temporary);
         assert!(temporary.check(&domains, now).is_ok());

@@ -11,7 +11,7 @@ use notify::RecursiveMode;
 
 use super::{CertBundle, CertResolver};
 use crate::clock::SharedClock;
-use crate::names::DnsName;
+use crate::names::SiteName;
 use crate::shutdown::Shutdown;
 use crate::watch::Watch;
 
@@ -20,7 +20,7 @@ use crate::watch::Watch;
 pub struct ManualFiles {
     pub cert_file: PathBuf,
     pub key_file: PathBuf,
-    pub domains: Vec<DnsName>,
+    pub domains: Vec<SiteName>,
 }
 
 impl ManualFiles {

@@ -24,6 +24,7 @@ use bytes::Bytes;
 use http::{HeaderValue, Response, StatusCode, header};
 
 use crate::config::Config;
+use crate::names::SiteName;
 pub use challenge::ChallengeMap;
 pub use http_side::HttpSide;
 pub use site::Site;
@@ -36,6 +37,12 @@ pub struct SitePolicy {
     pub origin: String,
     /// Host names (lowercase, no port) that redirect to the origin.
     pub redirect_hosts: HashSet<String>,
+    /// Wildcard names: the hosts they cover redirect too, except the
+    /// canonical one (`blog.example.com` under `*.example.com`).
+    pub redirect_wildcards: Vec<SiteName>,
+    /// The canonical name and the origin's host, which a wildcard may cover
+    /// but which never redirect (the origin's would loop).
+    pub canonical_hosts: Vec<String>,
     pub hsts: bool,
     pub trusted_proxies: Vec<ipnet::IpNet>,
 }
@@ -53,11 +60,36 @@ impl SitePolicy {
                 .domains
                 .iter()
                 .skip(1)
+                .filter_map(SiteName::host)
                 .map(|d| d.as_str().to_string())
                 .collect(),
+            redirect_wildcards: config
+                .domains
+                .iter()
+                .filter(|d| d.is_wildcard())
+                .cloned()
+                .collect(),
+            canonical_hosts: [
+                Some(config.canonical_domain().as_str()),
+                config.site.base_url.host_str(),
+            ]
+            .into_iter()
+            .flatten()
+            .map(str::to_string)
+            .collect(),
             hsts: tls && config.tls.hsts,
             trusted_proxies: config.listen.trusted_proxies.clone(),
         }
+    }
+}
+
+impl SitePolicy {
+    /// Whether a request for `host` (lowercase, no port) is redirected to
+    /// the canonical origin.
+    pub fn redirects(&self, host: &str) -> bool {
+        self.redirect_hosts.contains(host)
+            || (!self.canonical_hosts.iter().any(|c| c == host)
+                && self.redirect_wildcards.iter().any(|w| w.covers(host)))
     }
 }
 

@@ -61,8 +61,8 @@ impl Site {
                 .insert(header::CONNECTION, HeaderValue::from_static("close"));
             return (response, RouteKind::Other);
         }
-        if !policy.redirect_hosts.is_empty()
-            && request_host(request).is_some_and(|host| policy.redirect_hosts.contains(&host))
+        if (!policy.redirect_hosts.is_empty() || !policy.redirect_wildcards.is_empty())
+            && request_host(request).is_some_and(|host| policy.redirects(&host))
         {
             let uri = request.uri();
             let target = super::origin_target(&policy.origin, uri.path());

@@ -7,6 +7,7 @@ mod browser;
 mod cli;
 mod cluster;
 mod config_reload;
+mod dns01;
 mod hostile;
 mod http;
 mod https;

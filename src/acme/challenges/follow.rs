@@ -147,6 +147,8 @@ impl Held {
                 } => {
                     tokens.insert(token.clone(), key_authorization.clone());
                 }
+                // Never in the database: the zone's DNS serves it.
+                Answer::Dns01 { .. } => continue,
                 Answer::TlsAlpn01 { name, digest } => {
                     let key = (name.clone(), digest.clone());
                     let cert = match self.certs.remove(&key) {

@@ -65,8 +65,7 @@ pub(super) async fn publish(
         .execute("DELETE FROM quire_challenges WHERE expires < now()", &[])
         .await?;
     let mut ids = Vec::with_capacity(answers.len());
-    for answer in answers {
-        let (kind, key, value) = answer.to_row();
+    for (kind, key, value) in answers.iter().filter_map(Answer::to_row) {
         let row = transaction
             .query_one(
                 "INSERT INTO quire_challenges (kind, key, value, created_by, expires)

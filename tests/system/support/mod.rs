@@ -4,12 +4,14 @@
 //! addresses, upgrades), `http` and `tls` (clients), `certs` (a test CA for
 //! manual mode), `ports`, `time` (waiting on what the test does not
 //! control), `metrics` (scraping), `peers` (other programs, with install
-//! hints), `pebble` (the ACME test CA and its DNS server), `postgres` (a
+//! hints), `pebble` (the ACME test CA and its DNS server), `bind` (BIND
+//! `named`, a zone's server taking dynamic updates), `postgres` (a
 //! real PostgreSQL for the cluster tests) and `browser`. Everything is
 //! re-exported here, so a test imports `crate::support::*` or the names it
 //! uses.
 
 mod binary;
+mod bind;
 mod browser;
 mod certs;
 mod http;
@@ -26,6 +28,7 @@ mod tls;
 use std::time::Duration;
 
 pub use binary::*;
+pub use bind::*;
 pub use browser::*;
 pub use certs::*;
 pub use http::*;

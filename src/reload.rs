@@ -116,6 +116,9 @@ pub fn diff(started: &Config, applied: &Config, next: &Config) -> Changes {
         challenge,
         post_issue_hook,
         local_ca_lifetime,
+        local_ca_tlsserver_lifetime,
+        local_ca_shortlived_lifetime,
+        profile,
         hsts,
     } = tls;
     let StatsConfig {
@@ -201,9 +204,12 @@ pub fn diff(started: &Config, applied: &Config, next: &Config) -> Changes {
         "tls.post_issue_hook",
     );
     changes.restart(
-        local_ca_lifetime != &was.tls.local_ca_lifetime,
-        "tls.local_ca_lifetime",
+        local_ca_lifetime != &was.tls.local_ca_lifetime
+            || local_ca_tlsserver_lifetime != &was.tls.local_ca_tlsserver_lifetime
+            || local_ca_shortlived_lifetime != &was.tls.local_ca_shortlived_lifetime,
+        "tls.local_ca_lifetime (and its tlsserver and shortlived ones)",
     );
+    changes.restart(profile != &was.tls.profile, "tls.profile");
     // The flusher and maintenance tasks take these when they are spawned.
     changes.restart(flush_every != &was.stats.flush_every, "stats.flush_every");
     changes.restart(

@@ -155,7 +155,11 @@ pub async fn prepare(
             let ca = LocalCa::open(LocalCaSettings {
                 dir: DataDir::new(data).local_ca(),
                 domains: config.domains.iter().map(|d| d.to_string()).collect(),
-                leaf_lifetime: config.tls.local_ca_lifetime,
+                lifetimes: local_ca::Lifetimes {
+                    classic: config.tls.local_ca_lifetime,
+                    tlsserver: config.tls.local_ca_tlsserver_lifetime,
+                    shortlived: config.tls.local_ca_shortlived_lifetime,
+                },
                 validation: ValidationTarget {
                     http: reachable(http),
                     tls: reachable(https),

@@ -28,9 +28,9 @@ pub use env::{ListenFlag, env_from, no_env, process_env};
 pub use post_url::{BadPostUrl, PostUrl};
 pub use problem::{ConfigError, ConfigProblem, Origin};
 pub use types::{
-    BadNodeName, Challenge, ClusterConfig, Config, ExternalAccountBinding, Limits, Listen,
-    ListenOrigins, MetricsConfig, Mode, NodeName, Overrides, Paths, PostgresTarget, SiteConfig,
-    StatsConfig, TlsConfig, UnknownMode,
+    BadNodeName, BadProfileName, Challenge, ClusterConfig, Config, ExternalAccountBinding, Limits,
+    Listen, ListenOrigins, MetricsConfig, Mode, NodeName, Overrides, Paths, PostgresTarget,
+    ProfileName, SiteConfig, StatsConfig, TlsConfig, UnknownMode,
 };
 pub use values::{ValueError, local_ca_lifetime};
 

@@ -147,6 +147,9 @@ pub(super) struct RawTls {
     pub(super) challenge: Field<String>,
     pub(super) post_issue_hook: Field<String>,
     pub(super) local_ca_lifetime: Field<DurationText>,
+    pub(super) local_ca_tlsserver_lifetime: Field<DurationText>,
+    pub(super) local_ca_shortlived_lifetime: Field<DurationText>,
+    pub(super) profile: Field<String>,
     pub(super) hsts: Field<bool>,
 }
 

@@ -418,6 +418,7 @@ fn tls(v: &mut Validator, raw: &RawTls, mode: Mode, resolver: &Resolver) -> TlsC
             })
             .unwrap_or(defaults::CHECK_EVERY),
         challenge,
+        profile: v.parse("tls.profile", &raw.profile, |p| values::profile(p)),
         post_issue_hook: raw
             .post_issue_hook
             .as_ref()
@@ -428,6 +429,20 @@ fn tls(v: &mut Validator, raw: &RawTls, mode: Mode, resolver: &Resolver) -> TlsC
                 values::LOCAL_CA_LIFETIME.parse(t)
             })
             .unwrap_or(defaults::LOCAL_CA_LIFETIME),
+        local_ca_tlsserver_lifetime: v
+            .parse(
+                "tls.local_ca_tlsserver_lifetime",
+                &raw.local_ca_tlsserver_lifetime,
+                |t| values::LOCAL_CA_LIFETIME.parse(t),
+            )
+            .unwrap_or(defaults::LOCAL_CA_TLSSERVER_LIFETIME),
+        local_ca_shortlived_lifetime: v
+            .parse(
+                "tls.local_ca_shortlived_lifetime",
+                &raw.local_ca_shortlived_lifetime,
+                |t| values::LOCAL_CA_LIFETIME.parse(t),
+            )
+            .unwrap_or(defaults::LOCAL_CA_SHORTLIVED_LIFETIME),
         hsts: flag(&raw.hsts).unwrap_or(defaults::hsts(mode)),
     }
 }

@@ -204,10 +204,16 @@ pub fn diff(started: &Config, applied: &Config, next: &Config) -> Changes {
         "tls.post_issue_hook",
     );
     changes.restart(
-        local_ca_lifetime != &was.tls.local_ca_lifetime
-            || local_ca_tlsserver_lifetime != &was.tls.local_ca_tlsserver_lifetime
-            || local_ca_shortlived_lifetime != &was.tls.local_ca_shortlived_lifetime,
-        "tls.local_ca_lifetime (and its tlsserver and shortlived ones)",
+        local_ca_lifetime != &was.tls.local_ca_lifetime,
+        "tls.local_ca_lifetime",
+    );
+    changes.restart(
+        local_ca_tlsserver_lifetime != &was.tls.local_ca_tlsserver_lifetime,
+        "tls.local_ca_tlsserver_lifetime",
+    );
+    changes.restart(
+        local_ca_shortlived_lifetime != &was.tls.local_ca_shortlived_lifetime,
+        "tls.local_ca_shortlived_lifetime",
     );
     changes.restart(profile != &was.tls.profile, "tls.profile");
     // The flusher and maintenance tasks take these when they are spawned.
@@ -443,6 +449,11 @@ mod tests {
                 "[tls]\nlocal_ca_lifetime = \"1days\"\n",
                 "tls.local_ca_lifetime",
             ),
+            (
+                "[tls]\nlocal_ca_shortlived_lifetime = \"1h\"\n",
+                "tls.local_ca_shortlived_lifetime",
+            ),
+            ("[tls]\nprofile = \"shortlived\"\n", "tls.profile"),
             (
                 "[tls]\ndirectory_url = \"https://ca.test/dir\"\n",
                 "tls.directory_url",

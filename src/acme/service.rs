@@ -16,7 +16,7 @@ use url::Url;
 use super::backup;
 use super::certs::CertStore;
 use super::challenges::Challenges;
-use super::client::{Certifier, CertifierSettings, LOCAL_CA};
+use super::client::{Certifier, CertifierSettings, LOCAL_CA, check_offered};
 use super::follow::CertFollower;
 use super::http::AcmeRoots;
 use super::lease::{Lease, LeaseSlot};
@@ -202,10 +202,14 @@ pub async fn prepare(
         contacts: config.tls.contacts.clone(),
         eab: config.tls.eab.clone(),
         challenge: config.tls.challenge,
+        profile: config.tls.profile.clone(),
         metrics: metrics.clone(),
     };
     let challenges = Challenges::new(challenges, resolver.clone(), cluster.cloned());
     let certifier = Certifier::new(settings(directory), storage.clone(), challenges.clone())?;
+    if let Some(profile) = &config.tls.profile {
+        check_profile(config.mode, &certifier, profile).await?;
+    }
     let dry_run_certifier =
         Certifier::new(settings(dry_run_directory), storage.clone(), challenges)?;
     let policy = match config.mode {
@@ -271,6 +275,35 @@ pub async fn prepare(
         domains,
         follower,
     })
+}
+
+/// Refuses to start with a `[tls] profile` the CA does not offer, when its
+/// directory can be read; a CA that cannot be reached now is asked again
+/// before each order, and the server starts meanwhile.
+async fn check_profile(
+    mode: Mode,
+    certifier: &Certifier,
+    profile: &crate::config::ProfileName,
+) -> anyhow::Result<()> {
+    let offered = match mode {
+        Mode::Local => local_ca::profile_names().map(str::to_owned).collect(),
+        _ => match certifier.offered_profiles().await {
+            Ok(offered) => offered,
+            Err(e) => {
+                tracing::warn!(
+                    "cannot read the profiles {} offers ({e:#}); [tls] profile = \"{profile}\" is checked again before each order",
+                    certifier.name()
+                );
+                return Ok(());
+            }
+        },
+    };
+    check_offered(
+        profile,
+        offered.iter().map(String::as_str),
+        certifier.directory(),
+    )?;
+    Ok(())
 }
 
 /// The local CA's root certificate file, where clients find it.

@@ -99,6 +99,13 @@ impl LocalCa {
     }
 }
 
+/// The profiles every local CA offers.
+pub fn profile_names() -> impl Iterator<Item = &'static str> {
+    profiles::Profile::ALL
+        .into_iter()
+        .map(profiles::Profile::name)
+}
+
 pub fn directory_url(base: &url::Url) -> url::Url {
     let mut url = base.clone();
     let path = format!("{}/directory", base.path().trim_end_matches('/'));

@@ -195,9 +195,16 @@ pub struct LocalCaArgs {
     /// Where tls-alpn-01 validation connects (on 127.0.0.1).
     #[arg(long, value_name = "PORT", default_value_t = 443)]
     pub tls_port: u16,
-    /// Lifetime of issued certificates (1m to 200days).
+    /// Lifetime of `classic` certificates, and of orders naming no profile
+    /// (1m to 200days).
     #[arg(long, value_name = "DURATION", default_value = "90days", value_parser = crate::config::local_ca_lifetime)]
     pub lifetime: std::time::Duration,
+    /// Lifetime of `tlsserver` certificates (1m to 200days).
+    #[arg(long, value_name = "DURATION", default_value = "45days", value_parser = crate::config::local_ca_lifetime)]
+    pub tlsserver_lifetime: std::time::Duration,
+    /// Lifetime of `shortlived` certificates (1m to 200days).
+    #[arg(long, value_name = "DURATION", default_value = "160h", value_parser = crate::config::local_ca_lifetime)]
+    pub shortlived_lifetime: std::time::Duration,
     /// A name to certify besides localhost and .test (with the names below
     /// it); repeat for more. The root is constrained to these names.
     #[arg(long = "domain", value_name = "NAME")]

@@ -118,6 +118,9 @@ pub fn diff(started: &Config, applied: &Config, next: &Config) -> Changes {
         alerts,
         preferred_chain,
         local_ca_lifetime,
+        local_ca_tlsserver_lifetime,
+        local_ca_shortlived_lifetime,
+        profile,
         hsts,
         dns,
     } = tls;
@@ -213,6 +216,15 @@ pub fn diff(started: &Config, applied: &Config, next: &Config) -> Changes {
         local_ca_lifetime != &was.tls.local_ca_lifetime,
         "tls.local_ca_lifetime",
     );
+    changes.restart(
+        local_ca_tlsserver_lifetime != &was.tls.local_ca_tlsserver_lifetime,
+        "tls.local_ca_tlsserver_lifetime",
+    );
+    changes.restart(
+        local_ca_shortlived_lifetime != &was.tls.local_ca_shortlived_lifetime,
+        "tls.local_ca_shortlived_lifetime",
+    );
+    changes.restart(profile != &was.tls.profile, "tls.profile");
     // The flusher and maintenance tasks take these when they are spawned.
     changes.restart(flush_every != &was.stats.flush_every, "stats.flush_every");
     changes.restart(
@@ -446,6 +458,11 @@ mod tests {
                 "[tls]\nlocal_ca_lifetime = \"1days\"\n",
                 "tls.local_ca_lifetime",
             ),
+            (
+                "[tls]\nlocal_ca_shortlived_lifetime = \"1h\"\n",
+                "tls.local_ca_shortlived_lifetime",
+            ),
+            ("[tls]\nprofile = \"shortlived\"\n", "tls.profile"),
             (
                 "[tls]\ndirectory_url = \"https://ca.test/dir\"\n",
                 "tls.directory_url",

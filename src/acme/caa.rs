@@ -76,7 +76,7 @@ pub async fn identities(http: &AcmeHttp, directory: &Url) -> Vec<String> {
 }
 
 async fn directory_identities(http: &AcmeHttp, directory: &Url) -> anyhow::Result<Vec<String>> {
-    let body = http.get(directory).await?;
+    let body = http.get_small(directory).await?;
     let json: Value = serde_json::from_slice(&body)?;
     Ok(json["meta"]["caaIdentities"]
         .as_array()

@@ -15,6 +15,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::lease::Lease;
+use super::schedule::AriWindow;
 use super::store::{Storage, StorageError};
 use crate::names::DnsName;
 use crate::tls::{BundleError, CertBundle};
@@ -63,6 +64,26 @@ pub struct RenewalStatus {
     /// The alert raised, and told to the alert hook, if any.
     #[serde(default)]
     pub alert: Option<super::alert::Alert>,
+    /// The ACME profile the stored certificate was ordered with (`[tls]
+    /// profile`); `None` for the CA's default.
+    #[serde(default)]
+    pub profile: Option<String>,
+    /// What the CA's renewal information (RFC 9773) said, and when it is
+    /// asked again.
+    #[serde(default)]
+    pub ari: Option<AriStatus>,
+}
+
+/// The CA's renewal information for one certificate.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct AriStatus {
+    /// The serial (hex) of the certificate it is about; a new certificate
+    /// makes it stale.
+    pub serial: String,
+    /// The suggested window; `None` when the CA offers no renewal information.
+    pub window: Option<AriWindow>,
+    pub checked: DateTime<Utc>,
+    pub next_check: DateTime<Utc>,
 }
 
 /// The stored certificate of the site whose canonical domain is `primary`.

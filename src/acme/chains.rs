@@ -76,7 +76,8 @@ impl<'a> PostAsGet<'a> {
         )
         .map_err(|e| anyhow!("the stored ACME account's key is not a P-256 key: {e}"))?;
         let directory_json: serde_json::Value =
-            serde_json::from_slice(&http.get(directory).await?).context("reading the directory")?;
+            serde_json::from_slice(&http.get_small(directory).await?)
+                .context("reading the directory")?;
         let new_nonce = directory_json["newNonce"]
             .as_str()
             .and_then(|u| Url::parse(u).ok())

@@ -6,6 +6,10 @@
 //! node's in a cluster) before the CA is told to validate, and are withdrawn
 //! once it has, whatever the outcome.
 //!
+//! The order carries the configured profile (once the CA's directory is
+//! seen to list it) and, for a renewal, the certificate it replaces (RFC 9773
+//! §5); a CA that refuses the latter gets the order again without it.
+//!
 //! Waiting is driven by events where there are any: the http-01 handler tells
 //! us the moment the CA fetched the token, so the order is polled right then;
 //! after that, polling starts fast and backs off, honouring `Retry-After`, up
@@ -27,8 +31,9 @@ use super::certs::IssuedCert;
 use super::challenges::{Answer, Challenges, Published};
 use super::http::{AcmeHttp, AcmeRoots};
 use super::lease::Lease;
+use super::schedule::AriWindow;
 use super::store::Storage;
-use crate::config::{Challenge, ExternalAccountBinding};
+use crate::config::{Challenge, ExternalAccountBinding, ProfileName};
 use crate::names::{DnsName, SiteName};
 use crate::tls::CertBundle;
 
@@ -55,12 +60,80 @@ pub struct CertifierSettings {
     pub challenge: Challenge,
     /// `[tls] preferred_chain`: the chain to serve among the CA's.
     pub preferred_chain: Option<String>,
+    /// The ACME profile to order; the CA's default when `None`.
+    pub profile: Option<ProfileName>,
     /// Times each request to the CA.
     pub metrics: crate::metrics::Metrics,
 }
 
 /// The [`CertifierSettings::identity`] of the in-process CA.
 pub const LOCAL_CA: &str = "local";
+
+/// `[tls] profile` names a profile the CA's directory does not list.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub struct ProfileNotOffered {
+    pub profile: String,
+    pub directory: String,
+    /// What the directory lists, sorted; empty when it lists none.
+    pub offered: Vec<String>,
+}
+
+impl std::fmt::Display for ProfileNotOffered {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let Self {
+            profile,
+            directory,
+            offered,
+        } = self;
+        match offered.is_empty() {
+            true => write!(
+                f,
+                "[tls] profile = \"{profile}\", but the CA at {directory} offers no profiles; remove [tls] profile"
+            ),
+            false => write!(
+                f,
+                "[tls] profile = \"{profile}\", but the CA at {directory} offers only {}; change [tls] profile to one of them, or remove it",
+                offered.join(", ")
+            ),
+        }
+    }
+}
+
+/// Whether `profile` is among the `offered` ones of the CA at `directory`.
+pub fn check_offered<'a>(
+    profile: &ProfileName,
+    offered: impl IntoIterator<Item = &'a str>,
+    directory: &Url,
+) -> Result<(), ProfileNotOffered> {
+    let mut offered: Vec<String> = offered.into_iter().map(str::to_owned).collect();
+    if offered.iter().any(|p| p == profile.as_str()) {
+        return Ok(());
+    }
+    offered.sort();
+    Err(ProfileNotOffered {
+        profile: profile.to_string(),
+        directory: directory.to_string(),
+        offered,
+    })
+}
+
+/// Whether an error from placing an order that named the certificate it
+/// replaces may be the CA refusing that field (or, Unsupported, the client
+/// declining to send it to a CA without renewal information): the order is
+/// then placed again without it. A rate limit or an outage is no such
+/// refusal, and is left to the retry schedule.
+fn replaces_refused(error: &instant_acme::Error) -> bool {
+    match error {
+        instant_acme::Error::Unsupported(_) => true,
+        instant_acme::Error::Api(problem) => problem.r#type.as_deref().is_some_and(|t| {
+            t.ends_with(":alreadyReplaced")
+                || t.ends_with(":malformed")
+                || t.ends_with(":unauthorized")
+        }),
+        instant_acme::Error::Other(e) => e.to_string().contains("replaces"),
+        _ => false,
+    }
+}
 
 /// Obtains certificates from one ACME CA.
 #[derive(Clone)]
@@ -97,6 +170,26 @@ impl Certifier {
         &self.settings.identity
     }
 
+    pub fn profile(&self) -> Option<&ProfileName> {
+        self.settings.profile.as_ref()
+    }
+
+    /// The profiles the CA's directory lists (draft-ietf-acme-profiles).
+    pub async fn offered_profiles(&self) -> anyhow::Result<Vec<String>> {
+        let body = self.http.get_small(&self.settings.directory).await?;
+        let directory: serde_json::Value = serde_json::from_slice(&body).with_context(|| {
+            format!(
+                "{} is not an ACME directory (not JSON); check the directory URL",
+                self.settings.directory
+            )
+        })?;
+        Ok(directory["meta"]["profiles"]
+            .as_object()
+            .map(|profiles| profiles.keys().cloned().collect())
+            .unwrap_or_default())
+    }
+
+    /// `acme/<ca-host>/account.json`; one account per CA.
     fn account_key(&self) -> String {
         account_key(&self.settings.directory)
     }
@@ -163,16 +256,22 @@ impl Certifier {
     }
 
     /// Orders, validates, finalizes and downloads a certificate for `domains`;
-    /// a new account is stored under `lease`.
-    pub async fn certify(&self, domains: &[SiteName], lease: &Lease) -> anyhow::Result<IssuedCert> {
+    /// a new account is stored under `lease`. `replaces` is the certificate
+    /// this one succeeds, issued by this CA.
+    pub async fn certify(
+        &self,
+        domains: &[SiteName],
+        lease: &Lease,
+        replaces: Option<&CertBundle>,
+    ) -> anyhow::Result<IssuedCert> {
         let account = self.account(lease).await?;
-        match self.order(&account, domains, lease).await {
+        match self.order(&account, domains, lease, replaces).await {
             // A CA may forget accounts (the local CA keeps them in memory, a test
             // CA restarts); make a new one once rather than failing forever.
             Err(e) if problem_type(&e).is_some_and(|t| t.ends_with(":accountDoesNotExist")) => {
                 tracing::info!("the CA no longer knows our account; creating a new one");
                 let account = self.create_account(lease).await?;
-                self.order(&account, domains, lease).await
+                self.order(&account, domains, lease, replaces).await
             }
             result => result,
         }
@@ -184,21 +283,69 @@ impl Certifier {
         self.challenges.clean_leftovers(lease).await;
     }
 
+    /// Places the order: with the profile, checked against the directory
+    /// first, and naming the certificate it replaces, unless the CA refuses that.
+    async fn place(
+        &self,
+        account: &Account,
+        identifiers: &[Identifier],
+        replaces: Option<&CertBundle>,
+    ) -> anyhow::Result<Order> {
+        let profile = self.settings.profile.as_ref();
+        if let Some(profile) = profile {
+            check_offered(
+                profile,
+                account.profiles().map(|p| p.name),
+                &self.settings.directory,
+            )?;
+        }
+        let order = || match profile {
+            Some(profile) => NewOrder::new(identifiers).profile(profile.as_str()),
+            None => NewOrder::new(identifiers),
+        };
+        let Some((replaced, serial)) = replaces.and_then(|b| Some((cert_id(b)?, b))) else {
+            return account
+                .new_order(&order())
+                .await
+                .context("creating the order");
+        };
+        let serial = crate::acme::follow::serial_hex(serial);
+        match account.new_order(&order().replaces(replaced)).await {
+            Ok(placed) => {
+                tracing::info!("the order replaces the certificate with serial {serial}");
+                Ok(placed)
+            }
+            Err(e) if replaces_refused(&e) => {
+                match &e {
+                    instant_acme::Error::Unsupported(_) => tracing::debug!(
+                        "the CA offers no renewal information, so the order does not name the certificate it replaces"
+                    ),
+                    _ => tracing::warn!(
+                        "the CA refused the order naming the certificate it replaces (serial {serial}): {e}; ordering again without it"
+                    ),
+                }
+                account
+                    .new_order(&order())
+                    .await
+                    .context("creating the order")
+            }
+            Err(e) => Err(anyhow::Error::new(e).context("creating the order")),
+        }
+    }
+
     async fn order(
         &self,
         account: &Account,
         domains: &[SiteName],
         lease: &Lease,
+        replaces: Option<&CertBundle>,
     ) -> anyhow::Result<IssuedCert> {
         // `*.example.com` as it is: RFC 8555 section 7.1.3.
         let identifiers: Vec<Identifier> = domains
             .iter()
             .map(|d| Identifier::Dns(d.to_string()))
             .collect();
-        let mut order = account
-            .new_order(&NewOrder::new(&identifiers))
-            .await
-            .context("creating the order")?;
+        let mut order = self.place(account, &identifiers, replaces).await?;
         let answers = self.answers(&mut order).await?;
         let published = self.challenges.publish(answers, lease).await?;
         let validated = self.validate(&mut order, &published).await;
@@ -356,29 +503,35 @@ impl Certifier {
         }
     }
 
-    /// The CA's suggested renewal window for `bundle` (RFC 9773), if it offers one.
-    pub async fn renewal_window(
+    /// The CA's suggested renewal window for `bundle` (RFC 9773) and how
+    /// long it asks to be left alone (Retry-After); `None` when it offers no
+    /// renewal information (or the certificate names no key identifier).
+    pub async fn renewal_info(
         &self,
         bundle: &CertBundle,
         lease: &Lease,
-    ) -> anyhow::Result<Option<(DateTime<Utc>, DateTime<Utc>)>> {
-        let Some(aki) = &bundle.authority_key_id else {
+    ) -> anyhow::Result<Option<(AriWindow, Duration)>> {
+        let Some(id) = cert_id(bundle) else {
             return Ok(None);
         };
         let account = self.account(lease).await?;
-        let id = instant_acme::CertificateIdentifier::new(
-            rustls::pki_types::Der::from(aki.as_slice()),
-            rustls::pki_types::Der::from(bundle.serial.as_slice()),
-        );
-        match account.renewal_info(&id).await {
-            Ok((info, _)) => {
+        let answer = account.renewal_info(&id).await;
+        // Its Retry-After is for this resource only; an order's polling must
+        // not wait it out.
+        self.http.take_retry_after();
+        match answer {
+            Ok((info, retry_after)) => {
                 let at = |t: time::OffsetDateTime| {
-                    DateTime::from_timestamp(t.unix_timestamp(), 0).unwrap_or_default()
+                    DateTime::<Utc>::from_timestamp(t.unix_timestamp(), 0).unwrap_or_default()
                 };
-                Ok(Some((
+                let window = AriWindow::new(
                     at(info.suggested_window.start),
                     at(info.suggested_window.end),
-                )))
+                )
+                .ok_or_else(|| {
+                    anyhow!("the CA suggested a renewal window that ends before it starts")
+                })?;
+                Ok(Some((window, retry_after)))
             }
             Err(instant_acme::Error::Unsupported(_)) => Ok(None),
             Err(e) => Err(anyhow::Error::new(e).context("fetching renewal information")),
@@ -394,6 +547,19 @@ pub fn account_key(directory: &Url) -> String {
         Some(port) => format!("{}/{host}_{port}/account.json", crate::datadir::ACME),
         None => format!("{}/{host}/account.json", crate::datadir::ACME),
     }
+}
+
+/// `bundle`'s ARI CertID (RFC 9773 §4.1): its authority key identifier and
+/// serial; `None` without the former.
+fn cert_id(bundle: &CertBundle) -> Option<instant_acme::CertificateIdentifier<'static>> {
+    let aki = bundle.authority_key_id.as_ref()?;
+    Some(
+        instant_acme::CertificateIdentifier::new(
+            rustls::pki_types::Der::from(aki.as_slice()),
+            rustls::pki_types::Der::from(bundle.serial.as_slice()),
+        )
+        .into_owned(),
+    )
 }
 
 fn identifier_name(identifier: &Identifier) -> String {
@@ -434,5 +600,57 @@ async fn explain_invalid(order: &mut Order) -> anyhow::Error {
             "validation failed: {}; check that the domain points at this server and that port 80 (http-01) or 443 (tls-alpn-01) reaches quire, or for dns-01 that the CA sees the zone's TXT records",
             reasons.join("; ")
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_profile_the_ca_does_not_offer_is_refused_with_the_list() {
+        let directory: Url = "https://ca.test/directory".parse().unwrap();
+        let profile: ProfileName = "shortlived".parse().unwrap();
+        assert_eq!(
+            check_offered(&profile, ["classic", "shortlived"], &directory),
+            Ok(())
+        );
+        let refused = check_offered(&profile, ["tlsserver", "classic"], &directory)
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            refused,
+            "[tls] profile = \"shortlived\", but the CA at https://ca.test/directory offers only classic, tlsserver; change [tls] profile to one of them, or remove it"
+        );
+        let none = check_offered(&profile, [], &directory)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            none.contains("offers no profiles; remove [tls] profile"),
+            "{none}"
+        );
+    }
+
+    #[test]
+    fn only_a_refusal_of_the_replaced_certificate_places_the_order_again() {
+        let problem = |kind: &str| {
+            instant_acme::Error::Api(
+                serde_json::from_value(serde_json::json!({
+                    "type": format!("urn:ietf:params:acme:error:{kind}"),
+                    "detail": "x",
+                    "status": 400
+                }))
+                .unwrap(),
+            )
+        };
+        for refused in ["alreadyReplaced", "malformed", "unauthorized"] {
+            assert!(replaces_refused(&problem(refused)), "{refused}");
+        }
+        for kept in ["rateLimited", "serverInternal", "invalidProfile"] {
+            assert!(!replaces_refused(&problem(kept)), "{kept}");
+        }
+        assert!(replaces_refused(&instant_acme::Error::Unsupported(
+            "ACME renewal information (ARI)"
+        )));
     }
 }

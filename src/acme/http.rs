@@ -19,6 +19,8 @@ use rustls::pki_types::pem::PemObject;
 
 /// One ACME request may take this long, connection included.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+/// The most [`AcmeHttp::get_small`] reads: a directory is a few hundred bytes.
+const MAX_SMALL_BODY: usize = 64 * 1024;
 
 /// Which certificates the client trusts for the CA's HTTPS endpoint.
 #[derive(Clone, Debug)]
@@ -97,12 +99,6 @@ impl AcmeHttp {
         })
     }
 
-    /// The body of a plain GET (the CA's directory), up to 64 KiB.
-    pub async fn get(&self, url: &url::Url) -> anyhow::Result<Bytes> {
-        let request = http::Request::get(url.as_str()).body(BodyWrapper::from(Vec::new()))?;
-        self.body_of(url, request).await
-    }
-
     /// The body of a POST of a signed request (JWS, RFC 8555 section 6.2).
     pub async fn post_jose(&self, url: &url::Url, jws: String) -> anyhow::Result<Bytes> {
         let request = http::Request::post(url.as_str())
@@ -178,6 +174,45 @@ fn alternate_links(headers: &http::HeaderMap) -> Vec<String> {
         })
         .take(16)
         .collect()
+}
+
+impl AcmeHttp {
+    /// GETs `url` (a CA's directory) outside instant-acme, which reads it
+    /// only with an account: its body, bounded in size and, with the
+    /// connection, in time.
+    pub async fn get_small(&self, url: &url::Url) -> anyhow::Result<Bytes> {
+        let request = http::Request::get(url.as_str()).body(BodyWrapper::default())?;
+        let read = async {
+            let response = self
+                .client
+                .request(request)
+                .await
+                .map_err(|e| anyhow::anyhow!("cannot reach {url}: {e}"))?;
+            anyhow::ensure!(
+                response.status().is_success(),
+                "{url} answered {}",
+                response.status()
+            );
+            let mut body = response.into_body();
+            let mut bytes = Vec::new();
+            while let Some(frame) =
+                std::future::poll_fn(|cx| http_body::Body::poll_frame(Pin::new(&mut body), cx))
+                    .await
+            {
+                if let Ok(data) = frame?.into_data() {
+                    bytes.extend_from_slice(&data);
+                    anyhow::ensure!(
+                        bytes.len() <= MAX_SMALL_BODY,
+                        "{url} sent more than {MAX_SMALL_BODY} bytes"
+                    );
+                }
+            }
+            anyhow::Ok(Bytes::from(bytes))
+        };
+        tokio::time::timeout(REQUEST_TIMEOUT, read)
+            .await
+            .map_err(|_| anyhow::anyhow!("{url}: no answer within {REQUEST_TIMEOUT:?}"))?
+    }
 }
 
 fn parse_retry_after(value: &str) -> Option<SystemTime> {

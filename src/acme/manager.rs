@@ -22,10 +22,11 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::alert::AlertPolicy;
 use super::backup;
-use super::certs::{CertStore, RenewalStatus};
+use super::certs::{AriStatus, CertStore, RenewalStatus};
 use super::client::Certifier;
+use super::follow::serial_hex;
 use super::lease::{Lease, LeaseSlot};
-use super::schedule::{RenewalPolicy, Turn, other_ca, random_unit, turn_wait};
+use super::schedule::{self, RenewalPolicy, Turn, other_ca, random_unit, turn_wait};
 use super::store::{StorageError, keep_lease};
 use crate::clock::SharedClock;
 use crate::names::{DnsName, SiteName};
@@ -262,6 +263,53 @@ impl CertManager {
         );
     }
 
+    /// Asks the CA for the current certificate's renewal information when it
+    /// is due (RFC 9773), recording the answer and when to ask again in
+    /// `status`. A node of a cluster would need the lease to create the
+    /// account this asks with; it keeps to the lifetime rule.
+    async fn refresh_ari(&self, status: &mut RenewalStatus, now: DateTime<Utc>) {
+        let Some(bundle) = &self.current else {
+            return;
+        };
+        if bundle.check(&self.domains, now).is_err()
+            || !schedule::ari_due(status.ari.as_ref(), bundle, now)
+        {
+            return;
+        }
+        let Ok(Some(lease)) = self.life_lease().await else {
+            return;
+        };
+        let serial = serial_hex(bundle);
+        let known = schedule::ari_window(status.ari.as_ref(), bundle);
+        let (window, wait) = match self.certifier.renewal_info(bundle, &lease).await {
+            Ok(Some((window, retry_after))) => {
+                if known != Some(window) {
+                    tracing::info!(
+                        "the CA suggests renewing the certificate for {} from {window}",
+                        self.store.primary()
+                    );
+                }
+                (Some(window), retry_after)
+            }
+            Ok(None) => (None, schedule::ARI_MAX_WAIT),
+            Err(e) => {
+                tracing::warn!(
+                    "no renewal information from {} for the certificate of {}: {e:#}; asking again in {}",
+                    self.certifier.name(),
+                    self.store.primary(),
+                    humantime::format_duration(schedule::ARI_AFTER_ERROR)
+                );
+                (known, schedule::ARI_AFTER_ERROR)
+            }
+        };
+        status.ari = Some(AriStatus {
+            serial,
+            window,
+            checked: now,
+            next_check: schedule::ari_next_check(now, wait),
+        });
+    }
+
     /// Looks at the certificate, orders one if needed, and says when to look next.
     async fn check(&mut self, status: &mut RenewalStatus) -> DateTime<Utc> {
         if matches!(self.leases, LeasePolicy::PerOrder)
@@ -270,30 +318,25 @@ impl CertManager {
             return self.after_outage();
         }
         let now = self.clock.now();
-        let ca_window = match (&self.current, self.life_lease().await) {
-            (Some(bundle), Ok(Some(lease))) if bundle.check(&self.domains, now).is_ok() => {
-                match self.certifier.renewal_window(bundle, &lease).await {
-                    Ok(window) => window.map(|(start, end)| start + (end - start) / 2),
-                    Err(e) => {
-                        tracing::debug!("no renewal information from the CA: {e:#}");
-                        None
-                    }
-                }
-            }
-            // A node of a cluster would need the lease to create the
-            // account this asks with; it keeps to the renewal window.
-            _ => None,
-        };
+        self.refresh_ari(status, now).await;
+        let ari = self
+            .current
+            .as_ref()
+            .and_then(|b| schedule::ari_window(status.ari.as_ref(), b));
         let regular = self.policy.next_check(now, random_unit());
         let Some(reason) = other_ca(status, self.current.as_ref(), self.certifier.identity())
             .or_else(|| {
                 self.policy
-                    .reason_to_order(self.current.as_ref(), &self.domains, now, ca_window)
+                    .reason_to_order(self.current.as_ref(), &self.domains, now, ari)
             })
         else {
-            let renew_after = self.current.as_ref().map(|b| self.policy.renew_after(b));
+            let renew_after = self
+                .current
+                .as_ref()
+                .map(|b| self.policy.renew_after(b, ari));
             status.renew_after = renew_after;
-            let next = [Some(regular), renew_after, ca_window]
+            let ari_check = status.ari.as_ref().map(|a| a.next_check);
+            let next = [Some(regular), renew_after, ari_check]
                 .into_iter()
                 .flatten()
                 .filter(|t| *t > now)
@@ -310,10 +353,11 @@ impl CertManager {
             );
             return next;
         };
-        if let Some(until) = self.policy.capped_until(&status.issued, now) {
+        let lifetime = self.current.as_ref().map(|b| b.not_after - b.not_before);
+        if let Some(until) = self.policy.capped_until(&status.issued, now, lifetime) {
             let message = format!(
                 "{} certificates were issued for {} in the last 7 days, the weekly limit; next attempt {}",
-                self.policy.weekly_cap.unwrap_or_default(),
+                self.policy.weekly_cap(lifetime).unwrap_or_default(),
                 self.store.primary(),
                 crate::clock::for_people(until)
             );
@@ -334,11 +378,13 @@ impl CertManager {
         }
     }
 
-    /// When to look next after an attempt.
+    /// When to look next after an attempt: soon after a success, to learn
+    /// the new certificate's renewal window (and set the schedule by it),
+    /// though not at once, so that a certificate born due cannot make a loop.
     fn next_after(&self, status: &RenewalStatus, succeeded: bool) -> DateTime<Utc> {
         let now = self.clock.now();
         match succeeded {
-            true => self.policy.next_check(now, random_unit()),
+            true => schedule::ari_next_check(now, Duration::ZERO),
             false => {
                 now + chrono::Duration::from_std(
                     self.policy.retry_delay(status.consecutive_failures),
@@ -467,9 +513,15 @@ impl CertManager {
         };
         let started_at = self.clock.now();
         let started = Instant::now();
+        // A CertID means something only to the CA that issued it; a dry run
+        // replaces nothing.
+        let replaces = self
+            .current
+            .as_ref()
+            .filter(|_| !dry_run && status.issued_by.as_deref() == Some(certifier.identity()));
         let result = async {
             let lease = keep_lease(self.store.storage(), slot, self.clock.now()).await?;
-            let issued = certifier.certify(&self.domains, &lease).await?;
+            let issued = certifier.certify(&self.domains, &lease, replaces).await?;
             let bundle = issued.bundle()?;
             bundle.check(&self.domains, self.clock.now())?;
             anyhow::Ok((issued, bundle))
@@ -523,14 +575,20 @@ impl CertManager {
         status.consecutive_failures = 0;
         status.last_took_ms = Some(took.as_millis() as u64);
         status.issued_by = Some(certifier.identity().to_string());
-        status.renew_after = Some(self.policy.renew_after(&bundle));
+        status.profile = certifier.profile().map(ToString::to_string);
+        status.ari = None;
+        status.renew_after = Some(self.policy.renew_after(&bundle, None));
         let message = format!(
-            "obtained a certificate for {} from {} ({}) in {} ms (issuer {}, valid until {})",
+            "obtained a certificate for {} from {} ({}) in {} ms (issuer {}, {}valid until {})",
             bundle.names.join(", "),
             certifier.name(),
             certifier.directory(),
             took.as_millis(),
             bundle.issuer,
+            certifier
+                .profile()
+                .map(|p| format!("profile {p}, "))
+                .unwrap_or_default(),
             crate::clock::for_people(bundle.not_after)
         );
         tracing::info!("{message}");

@@ -16,7 +16,7 @@ use url::Url;
 use super::backup;
 use super::certs::CertStore;
 use super::challenges::Challenges;
-use super::client::{Certifier, CertifierSettings, LOCAL_CA};
+use super::client::{Certifier, CertifierSettings, LOCAL_CA, check_offered};
 use super::dns01::Dns01;
 use super::follow::CertFollower;
 use super::http::AcmeRoots;
@@ -156,7 +156,11 @@ pub async fn prepare(
             let ca = LocalCa::open(LocalCaSettings {
                 dir: DataDir::new(data).local_ca(),
                 domains: config.domains.iter().map(|d| d.to_string()).collect(),
-                leaf_lifetime: config.tls.local_ca_lifetime,
+                lifetimes: local_ca::Lifetimes {
+                    classic: config.tls.local_ca_lifetime,
+                    tlsserver: config.tls.local_ca_tlsserver_lifetime,
+                    shortlived: config.tls.local_ca_shortlived_lifetime,
+                },
                 validation: ValidationTarget {
                     http: reachable(http),
                     tls: reachable(https),
@@ -200,6 +204,7 @@ pub async fn prepare(
         eab: config.tls.eab.clone(),
         challenge: config.tls.challenge,
         preferred_chain: config.tls.preferred_chain.clone(),
+        profile: config.tls.profile.clone(),
         metrics: metrics.clone(),
     };
     let mut challenges = Challenges::new(challenges, resolver.clone(), cluster.cloned());
@@ -207,6 +212,9 @@ pub async fn prepare(
         challenges = challenges.with_dns(Dns01::new(dns.clone(), storage.clone(), clock.clone()));
     }
     let certifier = Certifier::new(settings(directory), storage.clone(), challenges.clone())?;
+    if let Some(profile) = &config.tls.profile {
+        check_profile(config.mode, &certifier, profile).await?;
+    }
     let dry_run_certifier =
         Certifier::new(settings(dry_run_directory), storage.clone(), challenges)?;
     let policy = match config.mode {
@@ -273,6 +281,35 @@ pub async fn prepare(
         domains,
         follower,
     })
+}
+
+/// Refuses to start with a `[tls] profile` the CA does not offer, when its
+/// directory can be read; a CA that cannot be reached now is asked again
+/// before each order, and the server starts meanwhile.
+async fn check_profile(
+    mode: Mode,
+    certifier: &Certifier,
+    profile: &crate::config::ProfileName,
+) -> anyhow::Result<()> {
+    let offered = match mode {
+        Mode::Local => local_ca::profile_names().map(str::to_owned).collect(),
+        _ => match certifier.offered_profiles().await {
+            Ok(offered) => offered,
+            Err(e) => {
+                tracing::warn!(
+                    "cannot read the profiles {} offers ({e:#}); [tls] profile = \"{profile}\" is checked again before each order",
+                    certifier.name()
+                );
+                return Ok(());
+            }
+        },
+    };
+    check_offered(
+        profile,
+        offered.iter().map(String::as_str),
+        certifier.directory(),
+    )?;
+    Ok(())
 }
 
 /// The local CA's root certificate file, where clients find it.

@@ -172,6 +172,29 @@ async fn status(config: &Config, clock: SharedClock) -> anyhow::Result<String> {
     }
     line("renew after", when(status.renew_after));
     line("next check", when(status.next_check));
+    line(
+        "profile",
+        status
+            .profile
+            .clone()
+            .unwrap_or_else(|| "the CA's default".into()),
+    );
+    let ari = status.ari.as_ref().filter(|a| {
+        stored
+            .as_ref()
+            .is_some_and(|s| serial_hex(&s.bundle) == a.serial)
+    });
+    line(
+        "ARI window",
+        match ari {
+            Some(a) => match a.window {
+                Some(window) => format!("{window} (asked {})", when(Some(a.checked))),
+                None => "the CA offers no renewal information".into(),
+            },
+            None => "-".into(),
+        },
+    );
+    line("ARI check", when(ari.map(|a| a.next_check)));
     line("CA", status.directory.clone().unwrap_or_else(|| "-".into()));
     line(
         "issued by",

@@ -37,7 +37,11 @@ async fn serve(
     let ca = LocalCa::open(LocalCaSettings {
         dir: data.local_ca(),
         domains: args.domains.iter().map(|d| d.to_string()).collect(),
-        leaf_lifetime: args.lifetime,
+        lifetimes: local_ca::Lifetimes {
+            classic: args.lifetime,
+            tlsserver: args.tlsserver_lifetime,
+            shortlived: args.shortlived_lifetime,
+        },
         validation,
         clock,
     })?;

@@ -94,7 +94,11 @@ pub const ALERT_DAYS_LEFT: u32 = 7;
 pub const CHECK_EVERY: Duration = Duration::from_secs(8 * HOUR);
 pub const CHALLENGE: Challenge = Challenge::Http01;
 pub const TSIG_ALGORITHM: TsigAlgorithm = TsigAlgorithm::HmacSha256;
+/// The local CA's profiles last as Let's Encrypt's do in 2026: `classic`
+/// 90 days, `tlsserver` 45 days, `shortlived` 160 hours (6 days and some).
 pub const LOCAL_CA_LIFETIME: Duration = Duration::from_secs(90 * DAY);
+pub const LOCAL_CA_TLSSERVER_LIFETIME: Duration = Duration::from_secs(45 * DAY);
+pub const LOCAL_CA_SHORTLIVED_LIFETIME: Duration = Duration::from_secs(160 * HOUR);
 
 /// `[tls] hsts`: off where a browser would pin HTTPS for `localhost`.
 pub fn hsts(mode: Mode) -> bool {

@@ -36,9 +36,9 @@ pub use env::{ListenFlag, env_from, no_env, process_env};
 pub use post_url::{BadPostUrl, PostUrl};
 pub use problem::{ConfigError, ConfigProblem, Origin};
 pub use types::{
-    AlertConfig, BadNodeName, Challenge, ClusterConfig, Config, ExternalAccountBinding, Limits,
-    Listen, ListenOrigins, MetricsConfig, Mode, NodeName, Overrides, Paths, PostgresTarget,
-    SiteConfig, StatsConfig, TlsConfig, UnknownMode,
+    AlertConfig, BadNodeName, BadProfileName, Challenge, ClusterConfig, Config,
+    ExternalAccountBinding, Limits, Listen, ListenOrigins, MetricsConfig, Mode, NodeName,
+    Overrides, Paths, PostgresTarget, ProfileName, SiteConfig, StatsConfig, TlsConfig, UnknownMode,
 };
 pub use values::{ValueError, local_ca_lifetime};
 

@@ -151,6 +151,9 @@ pub(super) struct RawTls {
     pub(super) alert_days_left: Field<i64>,
     pub(super) preferred_chain: Field<String>,
     pub(super) local_ca_lifetime: Field<DurationText>,
+    pub(super) local_ca_tlsserver_lifetime: Field<DurationText>,
+    pub(super) local_ca_shortlived_lifetime: Field<DurationText>,
+    pub(super) profile: Field<String>,
     pub(super) hsts: Field<bool>,
     pub(super) dns: Field<RawDns>,
 }

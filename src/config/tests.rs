@@ -136,7 +136,7 @@ fn impossible_values_are_all_reported_with_lines() {
 }
 
 /// Every duration key, with its section and range as the message gives it.
-const DURATIONS: [(&str, &str, &str); 7] = [
+const DURATIONS: [(&str, &str, &str); 9] = [
     ("limits", "handshake_timeout", "from 1s to 5m"),
     ("limits", "header_read_timeout", "from 1s to 5m"),
     ("limits", "idle_timeout", "from 1s to 1h"),
@@ -144,6 +144,8 @@ const DURATIONS: [(&str, &str, &str); 7] = [
     ("tls", "check_every", "from 1m to 7days"),
     ("tls", "local_ca_lifetime", "from 1m to 200days"),
     ("stats", "flush_every", "from 1s to 1h"),
+    ("tls", "local_ca_tlsserver_lifetime", "from 1m to 200days"),
+    ("tls", "local_ca_shortlived_lifetime", "from 1m to 200days"),
 ];
 
 fn one_key(section: &str, key: &str, value: &str) -> String {
@@ -177,6 +179,8 @@ fn each_duration_takes_its_bounds_and_nothing_beyond() {
         CHECK_EVERY,
         LOCAL_CA_LIFETIME,
         FLUSH_EVERY,
+        LOCAL_CA_LIFETIME,
+        LOCAL_CA_LIFETIME,
     ];
     for ((section, key, _), range) in DURATIONS.into_iter().zip(bounds) {
         let text = |d: Duration| format!("\"{}ms\"", d.as_millis());
@@ -406,4 +410,32 @@ fn a_cluster_needs_a_postgres_string_and_names_the_node() {
     assert!(p[0].message.contains("sslmode=require"), "{p:?}");
     assert_eq!(p[1].key, "cluster.node");
     assert!(p[1].message.contains("web-1"), "{p:?}");
+}
+
+#[test]
+fn a_profile_is_a_name_and_the_local_ca_lifetimes_default_like_lets_encrypt() {
+    let c = parse("").unwrap();
+    assert_eq!(c.tls.profile, None);
+    assert_eq!(c.tls.local_ca_lifetime, Duration::from_secs(90 * 86400));
+    assert_eq!(
+        c.tls.local_ca_tlsserver_lifetime,
+        Duration::from_secs(45 * 86400)
+    );
+    assert_eq!(
+        c.tls.local_ca_shortlived_lifetime,
+        Duration::from_secs(160 * 3600)
+    );
+    let c =
+        parse("[tls]\nprofile = \"shortlived\"\nlocal_ca_shortlived_lifetime = \"10m\"\n").unwrap();
+    assert_eq!(
+        c.tls.profile.as_ref().map(|p| p.as_str()),
+        Some("shortlived")
+    );
+    assert_eq!(c.tls.local_ca_shortlived_lifetime, Duration::from_secs(600));
+    for bad in ["\"\"", "\"short lived\""] {
+        let p = problems(&format!("[tls]\nprofile = {bad}\n"));
+        assert_eq!(p.len(), 1, "{p:?}");
+        assert_eq!(p[0].key, "tls.profile");
+        assert!(p[0].message.contains("not a profile name"), "{p:?}");
+    }
 }

@@ -181,9 +181,14 @@ pub struct TlsConfig {
     pub eab: Option<ExternalAccountBinding>,
     pub cert_file: Option<PathBuf>,
     pub key_file: Option<PathBuf>,
+    /// Renew when fewer days than this remain, for certificates of 10 days
+    /// or more (a third of the lifetime when that is shorter).
     pub renew_before_days: u32,
     pub check_every: Duration,
     pub challenge: Challenge,
+    /// The ACME profile to order (draft-ietf-acme-profiles); the CA's default
+    /// when `None`.
+    pub profile: Option<ProfileName>,
     /// A shell command run after each new certificate, with the file paths in
     /// its environment.
     pub post_issue_hook: Option<String>,
@@ -192,8 +197,13 @@ pub struct TlsConfig {
     /// The common name of the root (or cross-signing certificate) the
     /// served chain should go up to, among those the CA offers.
     pub preferred_chain: Option<String>,
-    /// Lifetime of the certificates the local CA issues.
+    /// Lifetime of the certificates the local CA issues for its `classic`
+    /// profile, and for orders that name none.
     pub local_ca_lifetime: Duration,
+    /// Lifetime of the local CA's `tlsserver` certificates.
+    pub local_ca_tlsserver_lifetime: Duration,
+    /// Lifetime of the local CA's `shortlived` certificates.
+    pub local_ca_shortlived_lifetime: Duration,
     /// Send Strict-Transport-Security (off by default in local mode, where a
     /// browser would otherwise pin HTTPS for `localhost`).
     pub hsts: bool,
@@ -257,6 +267,43 @@ impl Overrides {
             data_dir,
             ..Overrides::default()
         }
+    }
+}
+
+/// The name of an ACME profile, as a CA's directory lists it: 1 to 64
+/// letters, digits, `-`, `_` or `.`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct ProfileName(String);
+
+/// A profile name with other characters, or none, or too many.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "`{0}` is not a profile name; use a name your CA's directory lists, such as \"classic\", \"tlsserver\" or \"shortlived\""
+)]
+pub struct BadProfileName(pub String);
+
+impl ProfileName {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl FromStr for ProfileName {
+    type Err = BadProfileName;
+    fn from_str(s: &str) -> Result<ProfileName, BadProfileName> {
+        let fits = (1..=64).contains(&s.len())
+            && s.chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+        match fits {
+            true => Ok(ProfileName(s.to_string())),
+            false => Err(BadProfileName(s.to_string())),
+        }
+    }
+}
+
+impl fmt::Display for ProfileName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
     }
 }
 

@@ -446,6 +446,7 @@ fn tls(
             })
             .unwrap_or(defaults::CHECK_EVERY),
         challenge,
+        profile: v.parse("tls.profile", &raw.profile, |p| values::profile(p)),
         post_issue_hook: hook(&raw.post_issue_hook),
         preferred_chain: raw
             .preferred_chain
@@ -472,6 +473,20 @@ fn tls(
                 values::LOCAL_CA_LIFETIME.parse(t)
             })
             .unwrap_or(defaults::LOCAL_CA_LIFETIME),
+        local_ca_tlsserver_lifetime: v
+            .parse(
+                "tls.local_ca_tlsserver_lifetime",
+                &raw.local_ca_tlsserver_lifetime,
+                |t| values::LOCAL_CA_LIFETIME.parse(t),
+            )
+            .unwrap_or(defaults::LOCAL_CA_TLSSERVER_LIFETIME),
+        local_ca_shortlived_lifetime: v
+            .parse(
+                "tls.local_ca_shortlived_lifetime",
+                &raw.local_ca_shortlived_lifetime,
+                |t| values::LOCAL_CA_LIFETIME.parse(t),
+            )
+            .unwrap_or(defaults::LOCAL_CA_SHORTLIVED_LIFETIME),
         hsts: flag(&raw.hsts).unwrap_or(defaults::hsts(mode)),
         dns,
     }

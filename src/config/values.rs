@@ -11,7 +11,9 @@ use url::Url;
 use super::defaults::{DAY, HOUR, MINUTE};
 use super::dns::DnsValueError;
 use super::post_url::BadPostUrl;
-use super::types::{BadNodeName, Challenge, NodeName, PostgresTarget, UnknownMode};
+use super::types::{
+    BadNodeName, BadProfileName, Challenge, NodeName, PostgresTarget, ProfileName, UnknownMode,
+};
 use crate::names::WrittenNameError;
 
 /// Why one written value is refused; each message ends with what to use.
@@ -66,6 +68,8 @@ pub enum ValueError {
     Postgres(String),
     #[error("{0}")]
     NodeName(#[from] BadNodeName),
+    #[error("{0}")]
+    Profile(#[from] BadProfileName),
     #[error(transparent)]
     Mode(#[from] UnknownMode),
     #[error(transparent)]
@@ -160,7 +164,8 @@ fn whole_units(d: Duration) -> String {
         )
 }
 
-/// `quire local-ca --lifetime`: the range of `[tls] local_ca_lifetime`.
+/// `quire local-ca --lifetime` (and the other profiles' lifetimes): the
+/// range of `[tls] local_ca_lifetime`.
 pub fn local_ca_lifetime(text: &str) -> Result<Duration, ValueError> {
     LOCAL_CA_LIFETIME.parse(text)
 }
@@ -268,6 +273,10 @@ pub fn postgres(text: &str) -> Result<PostgresTarget, ValueError> {
 }
 
 pub fn node_name(text: &str) -> Result<NodeName, ValueError> {
+    Ok(text.parse()?)
+}
+
+pub fn profile(text: &str) -> Result<ProfileName, ValueError> {
     Ok(text.parse()?)
 }
 

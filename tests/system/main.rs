@@ -16,6 +16,7 @@ mod interop;
 mod metrics;
 mod pages;
 mod permalinks;
+mod profiles;
 mod publishing;
 mod reload;
 mod sharing;

@@ -9,19 +9,21 @@ use super::LocalCa;
 use super::csr::CheckedCsr;
 use super::orders::IssuedCert;
 use super::problem::{Problem, ProblemType};
+use super::profiles::Profile;
 
 impl LocalCa {
     /// A certificate for `identifiers` and the CSR's key, owned by `account`,
-    /// valid from a minute ago for the configured leaf lifetime.
+    /// valid from a minute ago for the lifetime of `profile`.
     pub(super) fn sign(
         &self,
         account: &str,
         csr: &CheckedCsr,
         identifiers: &[String],
+        profile: Profile,
         now: DateTime<Utc>,
     ) -> Result<IssuedCert, Problem> {
         let internal = |detail: String| Problem::new(ProblemType::ServerInternal, detail);
-        let lifetime = Duration::from_std(self.settings.leaf_lifetime)
+        let lifetime = Duration::from_std(self.settings.lifetimes.of(profile))
             .map_err(|_| internal("leaf lifetime too long".into()))?;
         let not_before = now - Duration::minutes(1);
         // A leaf outliving its intermediate would not verify at its end.
@@ -52,6 +54,7 @@ impl LocalCa {
         );
         Ok(IssuedCert {
             account: account.to_owned(),
+            names: identifiers.to_vec(),
             key_thumbprint: csr.thumbprint.clone(),
             serial: parsed.raw_serial().to_vec(),
             authority_key_id,
@@ -60,6 +63,8 @@ impl LocalCa {
             not_before,
             not_after,
             revoked: false,
+            replaced_by: None,
+            replaced: false,
         })
     }
 }

@@ -4,8 +4,8 @@
 //! `authority` owns the keys and certificates (`retired` the intermediates it
 //! replaced, `files` their files and errors), `jws` request authentication,
 //! `orders` the ACME objects and their transitions, `state` the memory holding
-//! them, `api` the endpoints, `csr` and `issue` finalizing, `validate` the
-//! challenges, `budget` per-client limits.
+//! them, `api` the endpoints, `csr` and `issue` finalizing, `profiles` what
+//! each profile issues, `validate` the challenges, `budget` per-client limits.
 
 mod api;
 mod authority;
@@ -16,6 +16,7 @@ mod issue;
 mod jws;
 mod orders;
 mod problem;
+mod profiles;
 mod retired;
 mod state;
 mod validate;
@@ -28,6 +29,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 pub use files::LocalCaError;
+pub use profiles::Lifetimes;
 
 use authority::Authority;
 use state::State;
@@ -38,8 +40,9 @@ pub struct LocalCaSettings {
     /// The domains served, besides localhost and .test: the root is constrained
     /// to these names, and replaced at startup if it does not cover them.
     pub domains: Vec<String>,
-    /// Lifetime of issued certificates; short lifetimes exercise renewal.
-    pub leaf_lifetime: std::time::Duration,
+    /// Lifetime of issued certificates, by profile; short lifetimes
+    /// exercise renewal.
+    pub lifetimes: Lifetimes,
     pub validation: ValidationTarget,
     pub clock: crate::clock::SharedClock,
 }
@@ -94,6 +97,13 @@ impl LocalCa {
     fn lock(&self) -> MutexGuard<'_, State> {
         self.state.lock().expect("local CA state poisoned")
     }
+}
+
+/// The profiles every local CA offers.
+pub fn profile_names() -> impl Iterator<Item = &'static str> {
+    profiles::Profile::ALL
+        .into_iter()
+        .map(profiles::Profile::name)
 }
 
 pub fn directory_url(base: &url::Url) -> url::Url {

@@ -9,6 +9,7 @@ use serde::Serialize;
 
 use super::jws::{Jwk, b64};
 use super::problem::{Problem, ProblemType};
+use super::profiles::Profile;
 
 /// Ids of ACME objects and nonces: unguessable, URL-safe.
 pub fn random_id(len: usize) -> String {
@@ -84,6 +85,23 @@ pub struct Order {
     pub authorizations: Vec<String>,
     pub error: Option<Problem>,
     pub certificate: Option<String>,
+    pub profile: Profile,
+    /// The certificate it replaces (RFC 9773 §5), as the client named it.
+    pub replaces: Option<Replaces>,
+}
+
+/// An order's `replaces`: the CertID as written, and the certificate's key
+/// in the state.
+#[derive(Debug, Clone)]
+pub struct Replaces {
+    pub cert_id: String,
+    pub cert: String,
+}
+
+/// What a new order asks for besides its identifiers.
+pub struct OrderRequest {
+    pub profile: Profile,
+    pub replaces: Option<Replaces>,
 }
 
 impl Order {
@@ -92,6 +110,7 @@ impl Order {
         identifiers: Vec<String>,
         authorizations: Vec<String>,
         expires: DateTime<Utc>,
+        request: OrderRequest,
     ) -> Order {
         Order {
             account,
@@ -101,6 +120,8 @@ impl Order {
             authorizations,
             error: None,
             certificate: None,
+            profile: request.profile,
+            replaces: request.replaces,
         }
     }
 
@@ -300,6 +321,8 @@ impl Authorization {
 
 pub struct IssuedCert {
     pub account: String,
+    /// The names it certifies; an order replacing it must share one.
+    pub names: Vec<String>,
     /// Thumbprint of the certified key, for revocation signed by that key.
     pub key_thumbprint: String,
     /// Content octets of the DER serial and the authority key identifier: the ARI CertID.
@@ -310,4 +333,8 @@ pub struct IssuedCert {
     pub not_before: DateTime<Utc>,
     pub not_after: DateTime<Utc>,
     pub revoked: bool,
+    /// The order that named it in `replaces`; once that order is valid the
+    /// certificate stays replaced even after the order is forgotten.
+    pub replaced_by: Option<String>,
+    pub replaced: bool,
 }

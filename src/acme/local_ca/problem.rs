@@ -9,6 +9,8 @@ use serde::Serialize;
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ProblemType {
     AccountDoesNotExist,
+    /// RFC 9773 §5: the certificate an order `replaces` already was.
+    AlreadyReplaced,
     AlreadyRevoked,
     BadCsr,
     BadNonce,
@@ -18,6 +20,8 @@ pub enum ProblemType {
     Connection,
     IncorrectResponse,
     InvalidContact,
+    /// draft-ietf-acme-profiles: an order names a profile not offered.
+    InvalidProfile,
     Malformed,
     OrderNotReady,
     RateLimited,
@@ -33,6 +37,7 @@ impl ProblemType {
     pub fn urn(self) -> &'static str {
         match self {
             ProblemType::AccountDoesNotExist => "urn:ietf:params:acme:error:accountDoesNotExist",
+            ProblemType::AlreadyReplaced => "urn:ietf:params:acme:error:alreadyReplaced",
             ProblemType::AlreadyRevoked => "urn:ietf:params:acme:error:alreadyRevoked",
             ProblemType::BadCsr => "urn:ietf:params:acme:error:badCSR",
             ProblemType::BadNonce => "urn:ietf:params:acme:error:badNonce",
@@ -44,6 +49,7 @@ impl ProblemType {
             ProblemType::Connection => "urn:ietf:params:acme:error:connection",
             ProblemType::IncorrectResponse => "urn:ietf:params:acme:error:incorrectResponse",
             ProblemType::InvalidContact => "urn:ietf:params:acme:error:invalidContact",
+            ProblemType::InvalidProfile => "urn:ietf:params:acme:error:invalidProfile",
             ProblemType::Malformed => "urn:ietf:params:acme:error:malformed",
             ProblemType::OrderNotReady => "urn:ietf:params:acme:error:orderNotReady",
             ProblemType::RateLimited => "urn:ietf:params:acme:error:rateLimited",
@@ -64,6 +70,7 @@ impl ProblemType {
             ProblemType::Unauthorized => StatusCode::UNAUTHORIZED,
             ProblemType::OrderNotReady => StatusCode::FORBIDDEN,
             ProblemType::RateLimited => StatusCode::TOO_MANY_REQUESTS,
+            ProblemType::AlreadyReplaced => StatusCode::CONFLICT,
             ProblemType::ServerInternal => StatusCode::INTERNAL_SERVER_ERROR,
             _ => StatusCode::BAD_REQUEST,
         }

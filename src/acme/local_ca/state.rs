@@ -11,11 +11,13 @@ use std::net::IpAddr;
 use chrono::{DateTime, Duration, Utc};
 
 use super::budget::Budgets;
+use super::jws::unb64;
 use super::orders::{
-    Account, Authorization, ChallengeKind, IssuedCert, Order, Status, check_owner,
-    expired_while_signing, random_id,
+    Account, Authorization, ChallengeKind, IssuedCert, Order, OrderRequest, Replaces, Status,
+    check_owner, expired_while_signing, random_id,
 };
-use super::problem::Problem;
+use super::problem::{Problem, ProblemType};
+use super::profiles::Profile;
 
 /// Outstanding nonces kept; older ones are forgotten (and then rejected as badNonce).
 const MAX_NONCES: usize = 10_000;
@@ -174,13 +176,72 @@ impl State {
         }
     }
 
+    /// What an order's `replaces` (RFC 9773 §5) names: a certificate this CA
+    /// issued to `account`, sharing a name with the order, and not replaced
+    /// already by an order that is still pending, ready, processing or
+    /// valid; otherwise the problem the RFC asks for.
+    pub fn replaces(
+        &mut self,
+        account: &str,
+        names: &[String],
+        cert_id: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Replaces, Problem> {
+        let (aki, serial) = cert_id.split_once('.').ok_or_else(|| {
+            Problem::malformed("\"replaces\" must be keyIdentifier.serial in base64url")
+        })?;
+        let (aki, serial) = (unb64("keyIdentifier", aki)?, unb64("serial", serial)?);
+        let (key, cert) = self
+            .certs
+            .iter()
+            .find(|(_, c)| c.serial == serial && c.authority_key_id == aki)
+            .ok_or_else(|| {
+                Problem::malformed(format!(
+                    "\"replaces\" names {cert_id}, which this CA did not issue (or which has expired); leave \"replaces\" out"
+                ))
+            })?;
+        if cert.account != account {
+            return Err(Problem::malformed(format!(
+                "\"replaces\" names {cert_id}, which was issued to another account"
+            )));
+        }
+        if !cert.names.iter().any(|n| names.contains(n)) {
+            return Err(Problem::malformed(format!(
+                "\"replaces\" names {cert_id}, which shares no name with the order"
+            )));
+        }
+        let key = key.clone();
+        let replacing = cert.replaced_by.clone();
+        let replaced = cert.replaced;
+        if let Some(order) = &replacing {
+            self.expire_order(order, now);
+        }
+        let live = replacing
+            .and_then(|order| self.orders.get(&order))
+            .is_some_and(|order| order.status != Status::Invalid);
+        if replaced || live {
+            return Err(Problem::new(
+                ProblemType::AlreadyReplaced,
+                format!(
+                    "{cert_id} is already replaced by another order; place the order without \"replaces\""
+                ),
+            ));
+        }
+        Ok(Replaces {
+            cert_id: cert_id.to_owned(),
+            cert: key,
+        })
+    }
+
     /// A new pending order of `account` for `names`, one authorization each,
-    /// all living until `expires`; the order's id.
+    /// all living until `expires`; the certificate it replaces is marked as
+    /// being replaced by it. The order's id.
     pub fn add_order(
         &mut self,
         account: &str,
         names: Vec<String>,
         expires: DateTime<Utc>,
+        request: OrderRequest,
     ) -> String {
         let authorizations = names
             .iter()
@@ -192,7 +253,14 @@ impl State {
             })
             .collect();
         let id = random_id(16);
-        let order = Order::new(account.to_owned(), names, authorizations, expires);
+        if let Some(cert) = request
+            .replaces
+            .as_ref()
+            .and_then(|r| self.certs.get_mut(&r.cert))
+        {
+            cert.replaced_by = Some(id.clone());
+        }
+        let order = Order::new(account.to_owned(), names, authorizations, expires, request);
         self.orders.insert(id.clone(), order);
         if let Some(account) = self.accounts.get_mut(account) {
             account.orders.push(id.clone());
@@ -203,13 +271,13 @@ impl State {
     /// The first half of finalizing: the order must be `account`'s and ready,
     /// and the CA must have room for a certificate. The order is then
     /// processing, so that the lock can be let go while the certificate is
-    /// signed; the order's identifiers, which the CSR must name.
+    /// signed; the order's identifiers, which the CSR must name, and profile.
     pub fn start_issuing(
         &mut self,
         id: &str,
         account: &str,
         now: DateTime<Utc>,
-    ) -> Result<Vec<String>, Problem> {
+    ) -> Result<(Vec<String>, Profile), Problem> {
         self.expire_order(id, now);
         self.admit_cert(now)?;
         let order = self
@@ -218,7 +286,7 @@ impl State {
             .ok_or_else(|| Problem::not_found("order"))?;
         check_owner(&order.account, account)?;
         order.start_issuing()?;
-        Ok(order.identifiers.clone())
+        Ok((order.identifiers.clone(), order.profile))
     }
 
     /// Issuing failed before a certificate was made: the order is ready again.
@@ -248,6 +316,13 @@ impl State {
         let cert_id = random_id(16);
         let order = self.orders.get_mut(id).ok_or_else(expired_while_signing)?;
         order.issued(cert_id.clone(), now)?;
+        if let Some(replaced) = order
+            .replaces
+            .as_ref()
+            .and_then(|r| self.certs.get_mut(&r.cert))
+        {
+            replaced.replaced = true;
+        }
         self.certs.insert(cert_id, cert);
         Ok(order)
     }
@@ -349,6 +424,7 @@ mod tests {
     fn cert(now: DateTime<Utc>) -> IssuedCert {
         IssuedCert {
             account: "acct".into(),
+            names: vec!["a.test".into()],
             key_thumbprint: "thumb".into(),
             serial: vec![1],
             authority_key_id: vec![2],
@@ -357,6 +433,8 @@ mod tests {
             not_before: now,
             not_after: now + Duration::days(3),
             revoked: false,
+            replaced_by: None,
+            replaced: false,
         }
     }
 
@@ -364,7 +442,11 @@ mod tests {
     fn ready_order() -> (State, String) {
         let mut state = State::default();
         let expires = start() + Duration::seconds(ORDER_LIFETIME_SECS);
-        let id = state.add_order("acct", vec!["a.test".into()], expires);
+        let request = OrderRequest {
+            profile: Profile::Classic,
+            replaces: None,
+        };
+        let id = state.add_order("acct", vec!["a.test".into()], expires, request);
         let authz = state.orders[&id].authorizations[0].clone();
         state.authorizations.get_mut(&authz).unwrap().challenges[0].status = Status::Processing;
         let kind = state.authorizations[&authz].challenges[0].kind;
@@ -376,8 +458,9 @@ mod tests {
     #[test]
     fn a_processing_order_takes_the_certificate_signed_for_it_once() {
         let (mut state, id) = ready_order();
-        let names = state.start_issuing(&id, "acct", start()).unwrap();
+        let (names, profile) = state.start_issuing(&id, "acct", start()).unwrap();
         assert_eq!(names, ["a.test"]);
+        assert_eq!(profile, Profile::Classic);
         assert_eq!(state.orders[&id].status, Status::Processing);
         // A second finalize while the first signs is refused, not signed twice.
         let again = state.start_issuing(&id, "acct", start()).unwrap_err();

@@ -14,6 +14,7 @@ use serde_json::{Value, json};
 use super::super::jws::{Expect, Signer, unb64};
 use super::super::orders::check_owner;
 use super::super::problem::{Problem, ProblemType};
+use super::super::profiles::renewal_window;
 use super::http::{Api, json_response, now, posted, rfc3339};
 
 /// RFC 9773: how long clients should wait before asking again.
@@ -110,7 +111,8 @@ pub(super) async fn revoke_cert(
     .await
 }
 
-/// RFC 9773: the window starts at 2/3 of the lifetime and ends at 3/4; a revoked
+/// RFC 9773: the window of [`renewal_window`] (a third of the life left, half
+/// for short lives); a revoked
 /// certificate, or one issued under an intermediate this CA no longer uses (its
 /// root may have been replaced, so clients trusting the new root.pem reject it),
 /// gets a window in the past, asking for renewal now. Any other ID is unknown:
@@ -131,13 +133,7 @@ pub(super) async fn renewal_info(
             .find(|c| c.serial == serial && c.authority_key_id == aki);
         let now = now(&api);
         let (start, end) = match cert {
-            Some(cert) if !cert.revoked => {
-                let lifetime = cert.not_after - cert.not_before;
-                (
-                    cert.not_before + lifetime * 2 / 3,
-                    cert.not_before + lifetime * 3 / 4,
-                )
-            }
+            Some(cert) if !cert.revoked => renewal_window(cert.not_before, cert.not_after),
             Some(_) => (now - Duration::hours(2), now - Duration::hours(1)),
             None if api.ca.authority.retired(&aki) => {
                 (now - Duration::hours(2), now - Duration::hours(1))

@@ -14,8 +14,9 @@ use serde_json::{Map, Value};
 
 use super::super::csr;
 use super::super::jws::Expect;
-use super::super::orders::{ChallengeKind, Status, check_owner};
+use super::super::orders::{ChallengeKind, OrderRequest, Status, check_owner};
 use super::super::problem::{Problem, ProblemType};
+use super::super::profiles::Profile;
 use super::super::state::ORDER_LIFETIME_SECS;
 use super::super::validate;
 use super::http::{Api, Client, json_response, now, posted, with_link};
@@ -76,6 +77,27 @@ fn identifiers(payload: &Map<String, Value>) -> Result<Vec<String>, Problem> {
     Ok(names)
 }
 
+/// The profile an order asks for (draft-ietf-acme-profiles), the default
+/// when it names none.
+fn profile(payload: &Map<String, Value>) -> Result<Profile, Problem> {
+    match payload.get("profile") {
+        None => Ok(Profile::DEFAULT),
+        Some(Value::String(name)) => Profile::requested(name),
+        Some(_) => Err(Problem::malformed("\"profile\" must be a string")),
+    }
+}
+
+/// The CertID an order `replaces` (RFC 9773 §5), if it names one.
+fn replaces(payload: &Map<String, Value>) -> Result<Option<&str>, Problem> {
+    match payload.get("replaces") {
+        None => Ok(None),
+        Some(Value::String(id)) => Ok(Some(id)),
+        Some(_) => Err(Problem::malformed(
+            "\"replaces\" must be a string, keyIdentifier.serial in base64url",
+        )),
+    }
+}
+
 pub(super) async fn new_order(
     State(api): State<Arc<Api>>,
     Client(client): Client,
@@ -97,6 +119,8 @@ pub(super) async fn new_order(
                 ));
             }
             let names = identifiers(&payload)?;
+            let profile = profile(&payload)?;
+            let replaces = replaces(&payload)?;
             if let Some(outside) = names.iter().find(|n| !api.ca.authority.permits(n)) {
                 return Err(Problem::new(
                     ProblemType::RejectedIdentifier,
@@ -122,7 +146,11 @@ pub(super) async fn new_order(
                     format!("the account has {pending} pending orders; finish or let some expire"),
                 ));
             }
-            let id = state.add_order(&account_id, names, expires);
+            let replaces = replaces
+                .map(|id| state.replaces(&account_id, &names, id, now))
+                .transpose()?;
+            let request = OrderRequest { profile, replaces };
+            let id = state.add_order(&account_id, names, expires, request);
             let body = state
                 .orders
                 .get(&id)
@@ -318,10 +346,13 @@ pub(super) async fn finalize(
         let account_id = request.signer.account()?.to_owned();
         let payload = request.object()?;
         let claimed = now(api);
-        let identifiers = api.ca.lock().start_issuing(&id, &account_id, claimed)?;
+        let (identifiers, profile) = api.ca.lock().start_issuing(&id, &account_id, claimed)?;
         // Unlocked: checking the CSR and signing are the slow part.
-        let signed = csr::from_payload(&payload, &identifiers, request.signer.key())
-            .and_then(|csr| api.ca.sign(&account_id, &csr, &identifiers, claimed));
+        let signed =
+            csr::from_payload(&payload, &identifiers, request.signer.key()).and_then(|csr| {
+                api.ca
+                    .sign(&account_id, &csr, &identifiers, profile, claimed)
+            });
         let mut state = api.ca.lock();
         let cert = match signed {
             Ok(cert) => cert,

@@ -21,6 +21,7 @@ use serde_json::json;
 
 use super::LocalCa;
 use super::problem::Problem;
+use super::profiles::Profile;
 use http::{Api, json_response, stamp};
 
 impl LocalCa {
@@ -100,7 +101,12 @@ async fn directory(State(api): State<Arc<Api>>) -> Response {
         "revokeCert": api.url("acme/revoke-cert"),
         "keyChange": api.url("acme/key-change"),
         "renewalInfo": api.url("acme/renewal-info"),
-        "meta": {"externalAccountRequired": false},
+        "meta": {
+            "externalAccountRequired": false,
+            "profiles": Profile::ALL.iter()
+                .map(|p| (p.name().to_owned(), json!(p.description())))
+                .collect::<serde_json::Map<_, _>>(),
+        },
     });
     json_response(StatusCode::OK, &body, None)
 }

@@ -26,7 +26,11 @@ impl Api {
                 .map(|a| self.url(&format!("acme/authz/{a}")))
                 .collect::<Vec<_>>(),
             "finalize": self.url(&format!("acme/order/{id}/finalize")),
+            "profile": order.profile.name(),
         });
+        if let Some(replaces) = &order.replaces {
+            value["replaces"] = json!(replaces.cert_id);
+        }
         if let Some(cert) = &order.certificate {
             value["certificate"] = json!(self.url(&format!("acme/cert/{cert}")));
         }

@@ -9,7 +9,7 @@ fn open_twice_keeps_the_root_with_private_permissions() {
     let settings = |clock| LocalCaSettings {
         dir: dir.path().join("local-ca"),
         domains: Vec::new(),
-        leaf_lifetime: LIFETIME,
+        lifetimes: Lifetimes::all(LIFETIME),
         validation: unused_target(),
         clock,
     };
@@ -51,7 +51,7 @@ fn corrupt_root_is_an_error_not_a_new_ca() {
     let settings = || LocalCaSettings {
         dir: dir.path().to_owned(),
         domains: Vec::new(),
-        leaf_lifetime: LIFETIME,
+        lifetimes: Lifetimes::all(LIFETIME),
         validation: unused_target(),
         clock: ManualClock::new(start()),
     };
@@ -81,7 +81,7 @@ async fn server_config_is_trusted_through_root_pem() {
     let ca = LocalCa::open(LocalCaSettings {
         dir: dir.path().to_owned(),
         domains: Vec::new(),
-        leaf_lifetime: LIFETIME,
+        lifetimes: Lifetimes::all(LIFETIME),
         validation: unused_target(),
         clock: crate::clock::system(),
     })
@@ -168,7 +168,7 @@ async fn the_root_is_trusted_only_for_the_names_local_mode_serves() {
     let ca = LocalCa::open(LocalCaSettings {
         dir: dir.path().to_owned(),
         domains: vec!["blog.example.com".into(), "www.blog.example.com".into()],
-        leaf_lifetime: LIFETIME,
+        lifetimes: Lifetimes::all(LIFETIME),
         validation: unused_target(),
         clock: ManualClock::new(start()),
     })
@@ -248,7 +248,7 @@ fn an_unconstrained_root_or_one_that_does_not_cover_the_domains_is_replaced_at_s
         LocalCa::open(LocalCaSettings {
             dir: dir.path().to_owned(),
             domains: domains.iter().map(|d| d.to_string()).collect(),
-            leaf_lifetime: LIFETIME,
+            lifetimes: Lifetimes::all(LIFETIME),
             validation: unused_target(),
             clock: ManualClock::new(start()),
         })
@@ -287,7 +287,7 @@ fn a_damaged_list_of_retired_intermediates_is_an_error_naming_the_file_and_line(
         LocalCa::open(LocalCaSettings {
             dir: dir.path().to_owned(),
             domains: Vec::new(),
-            leaf_lifetime: LIFETIME,
+            lifetimes: Lifetimes::all(LIFETIME),
             validation: unused_target(),
             clock: ManualClock::new(start()),
         })

@@ -62,7 +62,7 @@ fn intermediate_key_id(ca: &LocalCa) -> Vec<u8> {
 }
 
 #[tokio::test]
-async fn renewal_info_suggests_two_thirds_to_three_quarters() {
+async fn renewal_info_suggests_half_of_a_short_life_for_a_twelfth() {
     let h = Harness::new(unused_target());
     let key = TestKey::es256();
     let kid = h.account(&key).await;
@@ -86,8 +86,10 @@ async fn renewal_info_suggests_two_thirds_to_three_quarters() {
     assert_eq!(response.status, StatusCode::OK);
     assert_eq!(response.headers[header::RETRY_AFTER], "21600");
     let window = &response.json()["suggestedWindow"];
-    assert_eq!(window["start"], "2026-03-03T11:59:00Z");
-    assert_eq!(window["end"], "2026-03-03T17:59:00Z");
+    // Three days from a minute before the start: opens after a day and a
+    // half, for six hours.
+    assert_eq!(window["start"], "2026-03-02T23:59:00Z");
+    assert_eq!(window["end"], "2026-03-03T05:59:00Z");
 
     h.signed(
         &key,

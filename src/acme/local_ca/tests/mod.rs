@@ -7,6 +7,7 @@ mod authority;
 mod certificates;
 mod issuance;
 mod limits;
+mod profiles;
 mod protocol;
 
 use std::net::{IpAddr, SocketAddr};
@@ -31,7 +32,7 @@ use x509_parser::prelude::*;
 use super::jws::{Jwk, b64};
 use super::orders::{Account, Status};
 use super::state;
-use super::{LocalCa, LocalCaSettings, ValidationTarget, directory_url};
+use super::{Lifetimes, LocalCa, LocalCaSettings, ValidationTarget, directory_url};
 use crate::clock::{Clock, ManualClock};
 use crate::net::PeerAddr;
 
@@ -167,22 +168,32 @@ fn url(path: &str) -> String {
 
 impl Harness {
     fn new(target: ValidationTarget) -> Harness {
-        Harness::open(tempfile::tempdir().unwrap(), &[], target)
+        Harness::with_lifetimes(target, Lifetimes::all(LIFETIME))
+    }
+
+    fn with_lifetimes(target: ValidationTarget, lifetimes: Lifetimes) -> Harness {
+        Harness::open(tempfile::tempdir().unwrap(), &[], target, lifetimes)
     }
 
     /// What a restart with `domains` configured sees: the same folder, clock and
     /// validation target, and none of the ACME objects held in memory.
     fn restart(self, domains: &[&str]) -> Harness {
         let target = self.ca.settings.validation;
-        Harness::open(self._dir, domains, target)
+        let lifetimes = self.ca.settings.lifetimes;
+        Harness::open(self._dir, domains, target, lifetimes)
     }
 
-    fn open(dir: tempfile::TempDir, domains: &[&str], target: ValidationTarget) -> Harness {
+    fn open(
+        dir: tempfile::TempDir,
+        domains: &[&str],
+        target: ValidationTarget,
+        lifetimes: Lifetimes,
+    ) -> Harness {
         let clock = ManualClock::new(start());
         let ca = LocalCa::open(LocalCaSettings {
             dir: dir.path().join("local-ca"),
             domains: domains.iter().map(|d| d.to_string()).collect(),
-            leaf_lifetime: LIFETIME,
+            lifetimes,
             validation: target,
             clock: clock.clone(),
         })
@@ -274,20 +285,23 @@ impl Harness {
     }
 
     async fn order(&self, key: &TestKey, kid: &str, names: &[&str]) -> (String, Value) {
+        let response = self.order_with(key, kid, names, json!({})).await;
+        assert_eq!(response.status, StatusCode::CREATED, "{}", response.json());
+        (response.location(), response.json())
+    }
+
+    /// A new-order request for `names` with the fields of `extra` besides.
+    async fn order_with(&self, key: &TestKey, kid: &str, names: &[&str], extra: Value) -> Response {
         let identifiers: Vec<Value> = names
             .iter()
             .map(|n| json!({"type": "dns", "value": n}))
             .collect();
-        let response = self
-            .signed(
-                key,
-                Some(kid),
-                "acme/new-order",
-                Some(&json!({ "identifiers": identifiers })),
-            )
-            .await;
-        assert_eq!(response.status, StatusCode::CREATED, "{}", response.json());
-        (response.location(), response.json())
+        let mut payload = json!({ "identifiers": identifiers });
+        for (field, value) in extra.as_object().unwrap() {
+            payload[field] = value.clone();
+        }
+        self.signed(key, Some(kid), "acme/new-order", Some(&payload))
+            .await
     }
 
     /// POST-as-GET of a full URL.
@@ -328,8 +342,19 @@ impl Harness {
     /// Account, order, authorized, finalized: the certificate's DER and URL.
     async fn issued(&self, key: &TestKey, kid: &str, name: &str) -> (Vec<u8>, String) {
         let (_, order) = self.order(key, kid, &[name]).await;
-        self.authorize(&order);
-        let finalized = self.finalize(key, kid, &order, &[name]).await;
+        self.issue(key, kid, &order, name).await
+    }
+
+    /// `order` (for `name`) authorized and finalized: the certificate's DER and URL.
+    async fn issue(
+        &self,
+        key: &TestKey,
+        kid: &str,
+        order: &Value,
+        name: &str,
+    ) -> (Vec<u8>, String) {
+        self.authorize(order);
+        let finalized = self.finalize(key, kid, order, &[name]).await;
         assert_eq!(finalized.status, StatusCode::OK, "{}", finalized.json());
         let cert_url = finalized.json()["certificate"].as_str().unwrap().to_owned();
         let chain = self.fetch(key, kid, &cert_url).await;

@@ -222,16 +222,22 @@ async fn renewal_follows_the_clock_and_swaps_while_connections_continue() {
     server.stop().await;
 }
 
-#[tokio::test]
-async fn an_unreachable_ca_backs_off_and_the_old_certificate_keeps_serving() {
+/// When the tests with an unreachable CA start their clock.
+const UNREACHABLE_START: &str = "2031-01-01T00:00:00Z";
+
+/// A site whose CA is unreachable (nothing listens on port 9), with a stored
+/// certificate for blog.test expiring ten days after [`UNREACHABLE_START`]:
+/// inside the renewal window. `tls` is added to its `[tls]` table.
+fn site_with_unreachable_ca(tls: &str) -> (SiteDir, TestCa) {
     let ca = TestCa::new();
     let site = SiteDir::example("");
     std::fs::write(
         site.config(),
-        "[domains]\nnames = [\"blog.test\"]\n\n[listen]\nhttp = \"127.0.0.1:0\"\nmetrics = \"127.0.0.1:0\"\nhttps = \"127.0.0.1:0\"\n\n[tls]\nmode = \"acme\"\ndirectory_url = \"https://127.0.0.1:9/directory\"\n",
+        format!(
+            "[domains]\nnames = [\"blog.test\"]\n\n[listen]\nhttp = \"127.0.0.1:0\"\nmetrics = \"127.0.0.1:0\"\nhttps = \"127.0.0.1:0\"\n\n[tls]\nmode = \"acme\"\ndirectory_url = \"https://127.0.0.1:9/directory\"\n{tls}"
+        ),
     )
     .unwrap();
-    // A stored certificate ten days before expiry: inside the renewal window.
     let issued = ca.issue_with(
         &["blog.test"],
         rcgen::KeyPair::generate().unwrap(),
@@ -239,17 +245,27 @@ async fn an_unreachable_ca_backs_off_and_the_old_certificate_keeps_serving() {
     );
     site.write("data/certs/blog.test/fullchain.pem", &issued.chain_pem);
     site.write("data/certs/blog.test/privkey.pem", &issued.key_pem);
-    let start: DateTime<Utc> = "2031-01-01T00:00:00Z".parse().unwrap();
+    (site, ca)
+}
+
+/// The certificate status the manager last wrote (`Null` before it has).
+fn status_json(site: &SiteDir) -> serde_json::Value {
+    serde_json::from_slice(
+        &std::fs::read(site.path("data/certs/blog.test/status.json")).unwrap_or_default(),
+    )
+    .unwrap_or(serde_json::Value::Null)
+}
+
+#[tokio::test]
+async fn an_unreachable_ca_backs_off_and_the_old_certificate_keeps_serving() {
+    let (site, ca) = site_with_unreachable_ca("");
+    let start: DateTime<Utc> = UNREACHABLE_START.parse().unwrap();
     let clock = ManualClock::new(start);
     let server = quire::system::start(load(&site), clock.clone())
         .await
         .unwrap();
     let https = server.https_addr.unwrap();
-    let status_file = site.path("data/certs/blog.test/status.json");
-    let status = || -> serde_json::Value {
-        serde_json::from_slice(&std::fs::read(&status_file).unwrap_or_default())
-            .unwrap_or(serde_json::Value::Null)
-    };
+    let status = || status_json(&site);
     eventually("the first failure recorded", || async {
         status()["consecutive_failures"] == 1
     })
@@ -296,35 +312,18 @@ async fn an_unreachable_ca_backs_off_and_the_old_certificate_keeps_serving() {
 
 #[tokio::test]
 async fn the_alert_hook_runs_once_per_change_of_state() {
-    let ca = TestCa::new();
-    let site = SiteDir::example("");
-    let told = site.path("alerts.txt");
-    std::fs::write(
-        site.config(),
-        format!(
-            "[domains]\nnames = [\"blog.test\"]\n\n[listen]\nhttp = \"127.0.0.1:0\"\nmetrics = \"127.0.0.1:0\"\nhttps = \"127.0.0.1:0\"\n\n[tls]\nmode = \"acme\"\ndirectory_url = \"https://127.0.0.1:9/directory\"\nalert_after_failures = 2\nalert_days_left = 7\nalert_hook = \"echo $QUIRE_ALERT $QUIRE_FAILURES $QUIRE_DOMAIN >> '{}'\"\n",
-            told.display()
-        ),
-    )
-    .unwrap();
-    // Ten days before expiry: inside the renewal window, outside the alert's.
-    let issued = ca.issue_with(
-        &["blog.test"],
-        rcgen::KeyPair::generate().unwrap(),
-        Some((2031, 1, 11)),
-    );
-    site.write("data/certs/blog.test/fullchain.pem", &issued.chain_pem);
-    site.write("data/certs/blog.test/privkey.pem", &issued.key_pem);
-    let start: DateTime<Utc> = "2031-01-01T00:00:00Z".parse().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let told = dir.path().join("alerts.txt");
+    let (site, _ca) = site_with_unreachable_ca(&format!(
+        "alert_after_failures = 2\nalert_days_left = 7\nalert_hook = \"echo $QUIRE_ALERT $QUIRE_FAILURES $QUIRE_DOMAIN >> '{}'\"\n",
+        told.display()
+    ));
+    let start: DateTime<Utc> = UNREACHABLE_START.parse().unwrap();
     let clock = ManualClock::new(start);
     let server = quire::system::start(load(&site), clock.clone())
         .await
         .unwrap();
-    let status_file = site.path("data/certs/blog.test/status.json");
-    let status = || -> serde_json::Value {
-        serde_json::from_slice(&std::fs::read(&status_file).unwrap_or_default())
-            .unwrap_or(serde_json::Value::Null)
-    };
+    let status = || status_json(&site);
     let lines = || -> Vec<String> {
         std::fs::read_to_string(&told)
             .unwrap_or_default()

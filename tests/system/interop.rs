@@ -16,15 +16,11 @@ async fn quire_obtains_a_certificate_from_pebble() {
         dns: None,
     });
 
-    let site = SiteDir::example("");
-    std::fs::write(
-        site.config(),
-        format!(
-            "[domains]\nnames = [\"localhost\"]\n\n[listen]\nhttp = \"127.0.0.1:{http}\"\nmetrics = \"127.0.0.1:0\"\nhttps = \"127.0.0.1:0\"\n\n[tls]\nmode = \"acme\"\ndirectory_url = \"{}\"\ncontacts = [\"admin@example.com\"]\n",
-            pebble.directory
-        ),
-    )
-    .unwrap();
+    let site = pebble.site(
+        http,
+        "contacts = [\"admin@example.com\"]
+",
+    );
     let server = Binary::serve_with_env(&site, &[], &[("QUIRE_ACME_ROOTS", &pebble.ca_file)]);
     wait_for_log(&server, "obtained a certificate for localhost");
 
@@ -54,15 +50,13 @@ async fn quire_serves_the_chain_it_prefers_among_those_pebble_offers() {
     let preferred = common_name(&alternate_root);
     assert_ne!(preferred, common_name(&pebble.root(0)));
 
-    let site = SiteDir::example("");
-    std::fs::write(
-        site.config(),
-        format!(
-            "[domains]\nnames = [\"localhost\"]\n\n[listen]\nhttp = \"127.0.0.1:{http}\"\nmetrics = \"127.0.0.1:0\"\nhttps = \"127.0.0.1:0\"\n\n[tls]\nmode = \"acme\"\ndirectory_url = \"{}\"\npreferred_chain = \"{preferred}\"\n",
-            pebble.directory
+    let site = pebble.site(
+        http,
+        &format!(
+            "preferred_chain = \"{preferred}\"
+"
         ),
-    )
-    .unwrap();
+    );
     let server = Binary::serve_with_env(&site, &[], &[("QUIRE_ACME_ROOTS", &pebble.ca_file)]);
     wait_for_log(&server, "obtained a certificate for localhost");
     assert!(

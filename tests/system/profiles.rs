@@ -267,15 +267,11 @@ async fn a_profile_the_ca_does_not_offer_is_refused_at_start_with_what_it_offers
         tls_port: free_port(),
         dns: None,
     });
-    let site = SiteDir::example("");
-    std::fs::write(
-        site.config(),
-        format!(
-            "[domains]\nnames = [\"localhost\"]\n\n[listen]\nhttp = \"127.0.0.1:0\"\nmetrics = \"127.0.0.1:0\"\nhttps = \"127.0.0.1:0\"\n\n[tls]\nmode = \"acme\"\ndirectory_url = \"{}\"\nprofile = \"x\"\n",
-            pebble.directory
-        ),
-    )
-    .unwrap();
+    let site = pebble.site(
+        0,
+        "profile = \"x\"
+",
+    );
     let (code, err) = refused_start(&site, &[("QUIRE_ACME_ROOTS", &pebble.ca_file)]);
     assert_eq!(code, 1, "{err}");
     assert!(
@@ -305,15 +301,7 @@ async fn a_certificate_from_a_ca_without_renewal_information_still_renews() {
         tls_port: free_port(),
         dns: None,
     });
-    let site = SiteDir::example("");
-    std::fs::write(
-        site.config(),
-        format!(
-            "[domains]\nnames = [\"localhost\"]\n\n[listen]\nhttp = \"127.0.0.1:{http}\"\nmetrics = \"127.0.0.1:0\"\nhttps = \"127.0.0.1:0\"\n\n[tls]\nmode = \"acme\"\ndirectory_url = \"{}\"\n",
-            pebble.directory
-        ),
-    )
-    .unwrap();
+    let site = pebble.site(http, "");
     let server = Binary::serve_with_env(&site, &[], &[("QUIRE_ACME_ROOTS", &pebble.ca_file)]);
     wait_for_log(&server, "obtained a certificate for localhost");
     let root = pebble.issuing_root();

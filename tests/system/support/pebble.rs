@@ -11,7 +11,7 @@ use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use super::{DEADLINE, Peer, TestCa, free_port, peer_command};
+use super::{DEADLINE, Peer, SiteDir, TestCa, free_port, peer_command};
 
 /// Starts `command` and waits for a line of its output containing `ready`;
 /// returns the peer and that line.
@@ -158,6 +158,22 @@ impl Pebble {
             ca_file,
             management,
         }
+    }
+
+    /// The example site for `localhost` in acme mode against this Pebble,
+    /// its http listener on `http_port` (where Pebble validates http-01;
+    /// 0 when nothing is validated); `tls` is added to its `[tls]` table.
+    pub fn site(&self, http_port: u16, tls: &str) -> SiteDir {
+        let site = SiteDir::example("");
+        std::fs::write(
+            site.config(),
+            format!(
+                "[domains]\nnames = [\"localhost\"]\n\n[listen]\nhttp = \"127.0.0.1:{http_port}\"\nmetrics = \"127.0.0.1:0\"\nhttps = \"127.0.0.1:0\"\n\n[tls]\nmode = \"acme\"\ndirectory_url = \"{}\"\n{tls}",
+                self.directory
+            ),
+        )
+        .unwrap();
+        site
     }
 
     /// The root Pebble issues certificates under, from its management interface.

@@ -123,6 +123,7 @@ pub fn diff(started: &Config, applied: &Config, next: &Config) -> Changes {
         profile,
         hsts,
         dns,
+        issuers,
     } = tls;
     let StatsConfig {
         enabled: stats_enabled,
@@ -192,6 +193,7 @@ pub fn diff(started: &Config, applied: &Config, next: &Config) -> Changes {
     changes.restart(directory_url != &was.tls.directory_url, "tls.directory_url");
     changes.restart(contacts != &was.tls.contacts, "tls.contacts");
     changes.restart(eab != &was.tls.eab, "tls.eab_kid/eab_hmac");
+    changes.restart(issuers != &was.tls.issuers, "tls.issuers");
     changes.restart(
         cert_file != &was.tls.cert_file || key_file != &was.tls.key_file,
         "tls.cert_file/key_file",

@@ -72,6 +72,10 @@ pub struct RenewalStatus {
     /// asked again.
     #[serde(default)]
     pub ari: Option<AriStatus>,
+    /// The CAs tried before the one that issued the stored certificate, and
+    /// why each failed; empty when the first CA issued it.
+    #[serde(default)]
+    pub passed_over: Vec<super::issuers::PassedOver>,
 }
 
 /// The CA's renewal information for one certificate.

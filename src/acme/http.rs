@@ -44,6 +44,22 @@ impl AcmeRoots {
             None => Ok(AcmeRoots::System),
         }
     }
+
+    /// The roots a `[[tls.issuers]]` table names, else as [`AcmeRoots::from_env`].
+    pub fn for_issuer(
+        roots: Option<&std::path::Path>,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> anyhow::Result<AcmeRoots> {
+        match roots {
+            Some(path) => Ok(AcmeRoots::Pem(std::fs::read_to_string(path).map_err(|e| {
+                anyhow::anyhow!(
+                    "cannot read the roots file {} of [[tls.issuers]]: {e}; point roots at a PEM file of the CA's root, or remove it to trust the system's",
+                    path.display()
+                )
+            })?)),
+            None => AcmeRoots::from_env(env),
+        }
+    }
 }
 
 #[derive(Clone)]
@@ -187,7 +203,7 @@ impl AcmeHttp {
                 .client
                 .request(request)
                 .await
-                .map_err(|e| anyhow::anyhow!("cannot reach {url}: {e}"))?;
+                .map_err(|e| anyhow::anyhow!("cannot reach {url}: {}", with_causes(&e)))?;
             anyhow::ensure!(
                 response.status().is_success(),
                 "{url} answered {}",
@@ -215,6 +231,19 @@ impl AcmeHttp {
     }
 }
 
+/// `error` and each of its causes: hyper's own message ("client error
+/// (Connect)") says little until the last one ("Connection refused").
+fn with_causes(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut cause = error.source();
+    while let Some(e) = cause {
+        text.push_str(": ");
+        text.push_str(&e.to_string());
+        cause = e.source();
+    }
+    text
+}
+
 fn parse_retry_after(value: &str) -> Option<SystemTime> {
     let value = value.trim();
     match value.parse::<u64>() {
@@ -240,11 +269,8 @@ impl HttpClient for AcmeHttp {
             let response = match answered {
                 Ok(Ok(response)) => response,
                 Ok(Err(e)) => {
-                    let detail = std::error::Error::source(&e)
-                        .map(|s| format!("{e}: {s}"))
-                        .unwrap_or_else(|| e.to_string());
                     return Err(instant_acme::Error::Other(
-                        format!("{uri}: {detail}").into(),
+                        format!("{uri}: {}", with_causes(&e)).into(),
                     ));
                 }
                 Err(_) => {

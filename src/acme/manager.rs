@@ -22,9 +22,10 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::alert::AlertPolicy;
 use super::backup;
-use super::certs::{AriStatus, CertStore, RenewalStatus};
+use super::certs::{AriStatus, CertStore, IssuedCert, RenewalStatus};
 use super::client::Certifier;
 use super::follow::serial_hex;
+use super::issuers::{Issuers, PassedOver};
 use super::lease::{Lease, LeaseSlot};
 use super::schedule::{self, RenewalPolicy, Turn, other_ca, random_unit, turn_wait};
 use super::store::{StorageError, keep_lease};
@@ -65,7 +66,8 @@ pub struct RenewRequest {
 pub struct CertManager {
     pub domains: Vec<SiteName>,
     pub store: CertStore,
-    pub certifier: Certifier,
+    /// The CAs to order from, in order.
+    pub issuers: Issuers,
     /// The CA used by `--dry-run` (Let's Encrypt staging for production).
     pub dry_run_certifier: Certifier,
     pub resolver: Arc<CertResolver>,
@@ -192,13 +194,16 @@ impl CertManager {
         let mut status = RenewalStatus::default();
         // dns-01 records a crashed order left in the zone go first.
         if let Some(lease) = &life {
-            self.certifier.clean_leftovers(lease).await;
+            self.issuers.first().clean_leftovers(lease).await;
         }
         if life.is_some() {
             // After a restart by the supervisor, the store knows best what is current.
             self.load_stored().await?;
             status = self.store.status().await?;
-            let same_ca = status.directory.as_deref() == Some(self.certifier.directory().as_str());
+            let same_ca = status
+                .directory
+                .as_deref()
+                .is_some_and(|d| self.issuers.has_directory(d));
             // A restart does not reset the backoff of a CA that keeps failing.
             if let Some(at) = status.next_check {
                 if same_ca && status.consecutive_failures > 0 && at > now {
@@ -276,12 +281,20 @@ impl CertManager {
         {
             return;
         }
+        // Only the CA that issued a certificate knows its renewal window.
+        let Some(certifier) = status
+            .issued_by
+            .as_deref()
+            .and_then(|by| self.issuers.find(by))
+        else {
+            return;
+        };
         let Ok(Some(lease)) = self.life_lease().await else {
             return;
         };
         let serial = serial_hex(bundle);
         let known = schedule::ari_window(status.ari.as_ref(), bundle);
-        let (window, wait) = match self.certifier.renewal_info(bundle, &lease).await {
+        let (window, wait) = match certifier.renewal_info(bundle, &lease).await {
             Ok(Some((window, retry_after))) => {
                 if known != Some(window) {
                     tracing::info!(
@@ -295,7 +308,7 @@ impl CertManager {
             Err(e) => {
                 tracing::warn!(
                     "no renewal information from {} for the certificate of {}: {e:#}; asking again in {}",
-                    self.certifier.name(),
+                    certifier.name(),
                     self.store.primary(),
                     humantime::format_duration(schedule::ARI_AFTER_ERROR)
                 );
@@ -324,7 +337,7 @@ impl CertManager {
             .as_ref()
             .and_then(|b| schedule::ari_window(status.ari.as_ref(), b));
         let regular = self.policy.next_check(now, random_unit());
-        let Some(reason) = other_ca(status, self.current.as_ref(), self.certifier.identity())
+        let Some(reason) = other_ca(status, self.current.as_ref(), &self.issuers.identities())
             .or_else(|| {
                 self.policy
                     .reason_to_order(self.current.as_ref(), &self.domains, now, ari)
@@ -429,7 +442,7 @@ impl CertManager {
             status,
             &self.domains,
             now,
-            self.certifier.identity(),
+            &self.issuers.identities(),
         );
         match turn {
             Turn::NotNeeded => {
@@ -500,64 +513,100 @@ impl CertManager {
         outcome
     }
 
-    /// One attempt under the lease in `slot`; the outcome is recorded in `status`.
+    /// One order from `certifier`, checked, under the lease in `slot`.
+    async fn order_from(
+        &self,
+        certifier: &Certifier,
+        replaces: Option<&CertBundle>,
+        slot: &LeaseSlot,
+    ) -> anyhow::Result<(IssuedCert, CertBundle)> {
+        let lease = keep_lease(self.store.storage(), slot, self.clock.now()).await?;
+        let issued = certifier.certify(&self.domains, &lease, replaces).await?;
+        let bundle = issued.bundle()?;
+        bundle.check(&self.domains, self.clock.now())?;
+        Ok((issued, bundle))
+    }
+
+    /// A dry run against the `--dry-run` CA: nothing is stored or recorded.
+    async fn dry_run(&self, slot: &LeaseSlot) -> anyhow::Result<String> {
+        let certifier = &self.dry_run_certifier;
+        let started = Instant::now();
+        match self.order_from(certifier, None, slot).await {
+            Ok((_, bundle)) => Ok(format!(
+                "dry run: {} issued a certificate for {} in {} ms; the stored certificate is unchanged",
+                certifier.directory(),
+                bundle.names.join(", "),
+                started.elapsed().as_millis()
+            )),
+            Err(e) => Err(e.context(format!("dry run against {}", certifier.directory()))),
+        }
+    }
+
+    /// One attempt under the lease in `slot`, going down the CAs until one
+    /// issues; the outcome is recorded in `status`.
     async fn attempt(
         &mut self,
         status: &mut RenewalStatus,
         dry_run: bool,
         slot: &LeaseSlot,
     ) -> anyhow::Result<String> {
-        let certifier = match dry_run {
-            true => &self.dry_run_certifier,
-            false => &self.certifier,
-        };
+        if dry_run {
+            return self.dry_run(slot).await;
+        }
         let started_at = self.clock.now();
         let started = Instant::now();
-        // A CertID means something only to the CA that issued it; a dry run
-        // replaces nothing.
-        let replaces = self
-            .current
-            .as_ref()
-            .filter(|_| !dry_run && status.issued_by.as_deref() == Some(certifier.identity()));
-        let result = async {
-            let lease = keep_lease(self.store.storage(), slot, self.clock.now()).await?;
-            let issued = certifier.certify(&self.domains, &lease, replaces).await?;
-            let bundle = issued.bundle()?;
-            bundle.check(&self.domains, self.clock.now())?;
-            anyhow::Ok((issued, bundle))
-        }
-        .await;
-        let took = started.elapsed();
-        if dry_run {
-            return match result {
-                Ok((_, bundle)) => Ok(format!(
-                    "dry run: {} issued a certificate for {} in {} ms; the stored certificate is unchanged",
-                    certifier.directory(),
-                    bundle.names.join(", "),
-                    took.as_millis()
-                )),
-                Err(e) => Err(e.context(format!("dry run against {}", certifier.directory()))),
-            };
-        }
-        status.directory = Some(certifier.directory().to_string());
-        status.last_attempt = Some(started_at);
-        self.metrics.certificate_order(result.is_ok());
-        let (issued, bundle) = match result {
-            Ok(done) => done,
-            Err(e) => {
-                status.consecutive_failures += 1;
-                status.last_error = Some(format!("{e:#}"));
-                let retry = self.policy.retry_delay(status.consecutive_failures);
-                tracing::error!(
-                    failures = status.consecutive_failures,
-                    "could not obtain a certificate for {} from {}: {e:#}; still serving the current certificate, retrying in {}",
-                    self.store.primary(),
-                    certifier.directory(),
-                    humantime::format_duration(retry)
-                );
-                return Err(e);
+        let mut failures: Vec<(&Certifier, anyhow::Error)> = Vec::new();
+        let mut obtained = None;
+        for certifier in self.issuers.iter() {
+            // A CertID means something only to the CA that issued it.
+            let replaces = self
+                .current
+                .as_ref()
+                .filter(|_| status.issued_by.as_deref() == Some(certifier.identity()));
+            match self.order_from(certifier, replaces, slot).await {
+                Ok(done) => {
+                    obtained = Some((certifier.clone(), done));
+                    break;
+                }
+                Err(e) => {
+                    if let Some(next) = self.issuers.after(certifier) {
+                        tracing::warn!(
+                            "{} could not issue a certificate for {}: {e:#}; trying {}",
+                            certifier.name(),
+                            self.store.primary(),
+                            next.name()
+                        );
+                    }
+                    failures.push((certifier, e));
+                }
             }
+        }
+        let took = started.elapsed();
+        let passed_over: Vec<PassedOver> = failures
+            .iter()
+            .map(|(certifier, e)| PassedOver {
+                directory: certifier.directory().to_string(),
+                error: format!("{e:#}"),
+            })
+            .collect();
+        status.last_attempt = Some(started_at);
+        self.metrics.certificate_order(obtained.is_some());
+        let Some((certifier, (issued, bundle))) = obtained else {
+            status.directory = Some(self.issuers.first().directory().to_string());
+            let e = all_failed(failures);
+            status.consecutive_failures += 1;
+            status.last_error = Some(format!("{e:#}"));
+            let retry = self.policy.retry_delay(status.consecutive_failures);
+            tracing::error!(
+                failures = status.consecutive_failures,
+                "could not obtain a certificate for {} from {}: {e:#}; still serving the current certificate, retrying in {}",
+                self.store.primary(),
+                self.issuers.names(),
+                humantime::format_duration(retry)
+            );
+            return Err(e);
         };
+        status.directory = Some(certifier.directory().to_string());
         // Stored first: a crash after this point never causes a second order.
         // The order may have taken long enough for the lease to be due.
         let lease = keep_lease(self.store.storage(), slot, self.clock.now()).await?;
@@ -577,6 +626,7 @@ impl CertManager {
         status.issued_by = Some(certifier.identity().to_string());
         status.profile = certifier.profile().map(ToString::to_string);
         status.ari = None;
+        status.passed_over = passed_over;
         status.renew_after = Some(self.policy.renew_after(&bundle, None));
         let message = format!(
             "obtained a certificate for {} from {} ({}) in {} ms (issuer {}, {}valid until {})",
@@ -590,7 +640,7 @@ impl CertManager {
                 .map(|p| format!("profile {p}, "))
                 .unwrap_or_default(),
             crate::clock::for_people(bundle.not_after)
-        );
+        ) + &fallback_note(&status.passed_over);
         tracing::info!("{message}");
         self.current = Some(bundle.clone());
         // In a cluster every node, this one included, writes its local copy,
@@ -609,6 +659,34 @@ impl CertManager {
             run_hook(hook, &self.data_dir, self.store.primary(), &bundle);
         }
         Ok(message)
+    }
+}
+
+/// The error of an attempt no CA answered with a certificate: the one CA's,
+/// or what each said.
+fn all_failed(mut failures: Vec<(&Certifier, anyhow::Error)>) -> anyhow::Error {
+    if failures.len() == 1 {
+        return failures.remove(0).1;
+    }
+    let each: Vec<String> = failures
+        .iter()
+        .map(|(certifier, e)| format!("{}: {e:#}", certifier.name()))
+        .collect();
+    anyhow::anyhow!("no CA issued a certificate ({})", each.join("; "))
+}
+
+/// What a success message adds when the first CAs failed.
+fn fallback_note(passed_over: &[PassedOver]) -> String {
+    match passed_over.is_empty() {
+        true => String::new(),
+        false => format!(
+            ", after {} failed",
+            passed_over
+                .iter()
+                .map(|p| p.directory.as_str())
+                .collect::<Vec<_>>()
+                .join(" and ")
+        ),
     }
 }
 

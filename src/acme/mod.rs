@@ -17,6 +17,7 @@ pub mod dns01;
 pub mod follow;
 pub mod hook;
 pub mod http;
+pub mod issuers;
 pub mod lease;
 pub mod local_ca;
 pub mod manager;

@@ -48,19 +48,23 @@ pub enum Turn {
 }
 
 /// Why the certificate must be replaced although it is valid: it comes from
-/// another CA than the one configured (`identity`), which browsers may not
-/// trust (staging to production, say).
+/// none of the CAs configured (their `identities`), and browsers may not
+/// trust it (staging to production, say). A certificate from any of them,
+/// the first or a fallback, serves until its renewal.
 pub fn other_ca(
     status: &RenewalStatus,
     current: Option<&CertBundle>,
-    identity: &str,
+    identities: &[&str],
 ) -> Option<String> {
     status
         .issued_by
         .as_deref()
-        .filter(|by| current.is_some() && *by != identity)
+        .filter(|by| current.is_some() && !identities.contains(by))
         .map(|by| {
-            format!("the certificate comes from {by}, and the configuration now names {identity}")
+            format!(
+                "the certificate comes from {by}, and the configuration now names {}",
+                identities.join(", ")
+            )
         })
 }
 
@@ -236,9 +240,9 @@ impl RenewalPolicy {
         status: &RenewalStatus,
         domains: &[SiteName],
         now: DateTime<Utc>,
-        identity: &str,
+        identities: &[&str],
     ) -> Turn {
-        let Some(reason) = other_ca(status, current, identity)
+        let Some(reason) = other_ca(status, current, identities)
             .or_else(|| self.reason_to_order(current, domains, now, None))
         else {
             return Turn::NotNeeded;
@@ -646,20 +650,20 @@ mod tests {
         let stale = bundle(now - chrono::Duration::hours(20));
         let fresh = bundle(now - chrono::Duration::minutes(1));
         assert!(matches!(
-            policy.in_turn(Some(&stale), &status, &domains, now, "pebble"),
+            policy.in_turn(Some(&stale), &status, &domains, now, &["pebble"]),
             Turn::Order(_)
         ));
         assert_eq!(
-            policy.in_turn(Some(&fresh), &status, &domains, now, "pebble"),
+            policy.in_turn(Some(&fresh), &status, &domains, now, &["pebble"]),
             Turn::NotNeeded
         );
         assert!(matches!(
-            policy.in_turn(None, &status, &domains, now, "pebble"),
+            policy.in_turn(None, &status, &domains, now, &["pebble"]),
             Turn::Order(_)
         ));
         // From another CA, even a fresh one is replaced.
         assert!(matches!(
-            policy.in_turn(Some(&fresh), &status, &domains, now, "letsencrypt"),
+            policy.in_turn(Some(&fresh), &status, &domains, now, &["letsencrypt"]),
             Turn::Order(r) if r.contains("comes from pebble")
         ));
     }
@@ -677,11 +681,11 @@ mod tests {
             ..Default::default()
         };
         assert!(matches!(
-            policy.in_turn(None, &failed, &domains, now, "pebble"),
+            policy.in_turn(None, &failed, &domains, now, &["pebble"]),
             Turn::NotBefore(at, why) if at == retry && why.contains("rate limited")
         ));
         assert!(matches!(
-            policy.in_turn(None, &failed, &domains, retry, "pebble"),
+            policy.in_turn(None, &failed, &domains, retry, &["pebble"]),
             Turn::Order(_)
         ));
         let capped = RenewalStatus {
@@ -689,13 +693,13 @@ mod tests {
             ..Default::default()
         };
         assert!(matches!(
-            policy.in_turn(None, &capped, &domains, now, "pebble"),
+            policy.in_turn(None, &capped, &domains, now, &["pebble"]),
             Turn::NotBefore(at, _) if at == now + chrono::Duration::days(3)
         ));
         // A good certificate is never ordered, capped or not.
         let fresh = bundle(now - chrono::Duration::minutes(1));
         assert_eq!(
-            policy.in_turn(Some(&fresh), &failed, &domains, now, "pebble"),
+            policy.in_turn(Some(&fresh), &failed, &domains, now, &["pebble"]),
             Turn::NotNeeded
         );
     }

@@ -20,6 +20,7 @@ use super::client::{Certifier, CertifierSettings, LOCAL_CA, check_offered};
 use super::dns01::Dns01;
 use super::follow::CertFollower;
 use super::http::AcmeRoots;
+use super::issuers::{self, Issuers};
 use super::lease::{Lease, LeaseSlot};
 use super::local_ca::{self, LocalCa, LocalCaSettings, ValidationTarget};
 use super::manager::{CertManager, LeasePolicy};
@@ -28,14 +29,11 @@ use super::schedule::RenewalPolicy;
 use super::store::{FileStore, Storage, StorageError};
 use crate::clock::SharedClock;
 use crate::cluster::Cluster;
-use crate::config::{Config, Mode};
+use crate::config::{Config, IssuerConfig, Mode};
 use crate::datadir::{DataDir, create_private_dir};
 use crate::net::{self, Inherited, SocketName};
 use crate::tls::{CertBundle, CertResolver};
 use crate::web::ChallengeMap;
-
-pub const LETS_ENCRYPT: &str = "https://acme-v02.api.letsencrypt.org/directory";
-pub const LETS_ENCRYPT_STAGING: &str = "https://acme-staging-v02.api.letsencrypt.org/directory";
 
 /// The local CA's HTTPS endpoint, ready for a listener.
 pub struct LocalCaEndpoint {
@@ -61,20 +59,6 @@ fn reachable(addr: SocketAddr) -> SocketAddr {
         IpAddr::V4(ip) if ip.is_unspecified() => (Ipv4Addr::LOCALHOST, addr.port()).into(),
         IpAddr::V6(ip) if ip.is_unspecified() => (Ipv6Addr::LOCALHOST, addr.port()).into(),
         _ => addr,
-    }
-}
-
-/// The directory of a mode, and the one `--dry-run` uses.
-pub fn directories(config: &Config) -> Option<(Url, Url)> {
-    let parse = |s: &str| Url::parse(s).expect("built-in directory URL");
-    match config.mode {
-        Mode::Production => Some((parse(LETS_ENCRYPT), parse(LETS_ENCRYPT_STAGING))),
-        Mode::Staging => Some((parse(LETS_ENCRYPT_STAGING), parse(LETS_ENCRYPT_STAGING))),
-        Mode::Acme => {
-            let url = config.tls.directory_url.clone()?;
-            Some((url.clone(), url))
-        }
-        _ => None,
     }
 }
 
@@ -149,7 +133,29 @@ pub async fn prepare(
     let temporary = CertBundle::temporary(&config.domains, clock.now())?;
     let resolver = CertResolver::new(temporary);
 
-    let (local_ca, directory, dry_run_directory, roots, name) = match config.mode {
+    let mut challenges = Challenges::new(challenges, resolver.clone(), cluster.cloned());
+    if let Some(dns) = &config.tls.dns {
+        challenges = challenges.with_dns(Dns01::new(dns.clone(), storage.clone(), clock.clone()));
+    }
+    let certifier = |issuer: &IssuerConfig, identity: String, name: String, roots: AcmeRoots| {
+        Certifier::new(
+            CertifierSettings {
+                identity,
+                directory: issuer.directory_url.clone(),
+                name,
+                roots,
+                contacts: config.tls.contacts.clone(),
+                eab: issuer.eab.clone(),
+                challenge: config.tls.challenge,
+                preferred_chain: config.tls.preferred_chain.clone(),
+                profile: issuer.profile.clone(),
+                metrics: metrics.clone(),
+            },
+            storage.clone(),
+            challenges.clone(),
+        )
+    };
+    let (local_ca, issuers, dry_run_certifier) = match config.mode {
         Mode::Local => {
             let socket = net::listen(config.listen.local_ca, SocketName::LocalCa, sockets).await?;
             let bound = socket.local_addr()?;
@@ -170,53 +176,57 @@ pub async fn prepare(
             let base = Url::parse(&format!("https://{}", reachable(bound)))?;
             let directory = local_ca::directory_url(&base);
             let app = ca.router(base);
-            let roots = AcmeRoots::Pem(ca.root_pem().to_string());
+            let issuer = IssuerConfig {
+                directory_url: directory.clone(),
+                eab: None,
+                profile: config.tls.profile.clone(),
+                roots: None,
+            };
+            if let Some(profile) = &config.tls.profile {
+                check_offered(profile, local_ca::profile_names(), &directory)?;
+            }
+            let local = certifier(
+                &issuer,
+                LOCAL_CA.to_string(),
+                "the local CA".to_string(),
+                AcmeRoots::Pem(ca.root_pem().to_string()),
+            )?;
             let endpoint = LocalCaEndpoint {
                 ca,
                 socket: Arc::new(socket),
                 app,
-                directory: directory.clone(),
+                directory,
             };
             (
                 Some(endpoint),
-                directory.clone(),
-                directory,
-                roots,
-                "the local CA".to_string(),
+                Issuers::new(local.clone(), Vec::new()),
+                local,
             )
         }
         _ => {
-            let (directory, dry_run) =
-                directories(config).context("this mode does not obtain certificates by ACME")?;
-            let name = directory.host_str().unwrap_or("the CA").to_string();
-            (None, directory, dry_run, AcmeRoots::from_env(env)?, name)
+            let (list, dry_run) = issuers::configured(config)
+                .context("this mode does not obtain certificates by ACME")?;
+            let make = |issuer: &IssuerConfig| {
+                let roots = AcmeRoots::for_issuer(issuer.roots.as_deref(), env)?;
+                certifier(
+                    issuer,
+                    issuer.directory_url.to_string(),
+                    issuers::ca_name(&issuer.directory_url),
+                    roots,
+                )
+            };
+            let mut certifiers = Vec::new();
+            for issuer in &list {
+                let certifier = make(issuer)?;
+                if let Some(profile) = certifier.profile() {
+                    check_profile(&certifier, profile).await?;
+                }
+                certifiers.push(certifier);
+            }
+            let first = certifiers.remove(0);
+            (None, Issuers::new(first, certifiers), make(&dry_run)?)
         }
     };
-    let settings = |directory: Url| CertifierSettings {
-        identity: match config.mode {
-            Mode::Local => LOCAL_CA.to_string(),
-            _ => directory.to_string(),
-        },
-        directory,
-        name: name.clone(),
-        roots: roots.clone(),
-        contacts: config.tls.contacts.clone(),
-        eab: config.tls.eab.clone(),
-        challenge: config.tls.challenge,
-        preferred_chain: config.tls.preferred_chain.clone(),
-        profile: config.tls.profile.clone(),
-        metrics: metrics.clone(),
-    };
-    let mut challenges = Challenges::new(challenges, resolver.clone(), cluster.cloned());
-    if let Some(dns) = &config.tls.dns {
-        challenges = challenges.with_dns(Dns01::new(dns.clone(), storage.clone(), clock.clone()));
-    }
-    let certifier = Certifier::new(settings(directory), storage.clone(), challenges.clone())?;
-    if let Some(profile) = &config.tls.profile {
-        check_profile(config.mode, &certifier, profile).await?;
-    }
-    let dry_run_certifier =
-        Certifier::new(settings(dry_run_directory), storage.clone(), challenges)?;
     let policy = match config.mode {
         Mode::Local => RenewalPolicy::local(config.tls.renew_before_days, config.tls.check_every),
         _ => RenewalPolicy::public(config.tls.renew_before_days, config.tls.check_every),
@@ -244,7 +254,7 @@ pub async fn prepare(
     let mut manager = CertManager {
         domains: config.domains.clone(),
         store,
-        certifier,
+        issuers,
         dry_run_certifier,
         resolver: resolver.clone(),
         clock: clock.clone(),
@@ -283,26 +293,22 @@ pub async fn prepare(
     })
 }
 
-/// Refuses to start with a `[tls] profile` the CA does not offer, when its
+/// Refuses to start with a profile the CA does not offer, when its
 /// directory can be read; a CA that cannot be reached now is asked again
 /// before each order, and the server starts meanwhile.
 async fn check_profile(
-    mode: Mode,
     certifier: &Certifier,
     profile: &crate::config::ProfileName,
 ) -> anyhow::Result<()> {
-    let offered = match mode {
-        Mode::Local => local_ca::profile_names().map(str::to_owned).collect(),
-        _ => match certifier.offered_profiles().await {
-            Ok(offered) => offered,
-            Err(e) => {
-                tracing::warn!(
-                    "cannot read the profiles {} offers ({e:#}); [tls] profile = \"{profile}\" is checked again before each order",
-                    certifier.name()
-                );
-                return Ok(());
-            }
-        },
+    let offered = match certifier.offered_profiles().await {
+        Ok(offered) => offered,
+        Err(e) => {
+            tracing::warn!(
+                "cannot read the profiles {} offers ({e:#}); profile \"{profile}\" is checked again before each order",
+                certifier.name()
+            );
+            return Ok(());
+        }
     };
     check_offered(
         profile,

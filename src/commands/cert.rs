@@ -22,7 +22,7 @@ use crate::acme::store::{FileStore, Storage};
 use crate::cli::CertCommand;
 use crate::clock::SharedClock;
 use crate::cluster::Cluster;
-use crate::config::{Config, Mode, Overrides};
+use crate::config::{Config, IssuerConfig, Mode, Overrides};
 use crate::control::client;
 use crate::control::protocol::Request;
 use crate::datadir::DataDir;
@@ -200,6 +200,12 @@ async fn status(config: &Config, clock: SharedClock) -> anyhow::Result<String> {
         "issued by",
         status.issued_by.clone().unwrap_or_else(|| "-".into()),
     );
+    for passed in &status.passed_over {
+        line(
+            "fell back",
+            format!("{} failed: {}", passed.directory, passed.error),
+        );
+    }
     line("last attempt", when(status.last_attempt));
     line(
         "last success",
@@ -244,51 +250,77 @@ async fn status(config: &Config, clock: SharedClock) -> anyhow::Result<String> {
             service::local_ca_root(config).display().to_string(),
         );
     }
-    if let Some((directory, _)) = service::directories(config) {
-        out.push_str(&caa_section(config, store.storage(), &directory).await);
+    if let Some((issuers, _)) = crate::acme::issuers::configured(config) {
+        out.push_str(&caa_section(config, store.storage(), &issuers).await);
     }
     Ok(format!("certificate of {}\n{out}", store.primary()))
 }
 
-/// The CAA records restricting issuance to the configured CA and this
-/// server's account there, ready to paste into the zone.
-async fn caa_section(config: &Config, storage: &dyn Storage, directory: &url::Url) -> String {
-    let account = match storage
-        .get(&crate::acme::client::account_key(directory))
-        .await
-    {
-        Ok(Some(bytes)) => serde_json::from_slice::<serde_json::Value>(&bytes)
-            .ok()
-            .and_then(|json| json["id"].as_str().map(str::to_string)),
-        _ => None,
-    };
-    let identities = match crate::acme::http::AcmeRoots::from_env(&crate::config::process_env)
+/// The CAA records restricting issuance to the configured CAs and this
+/// server's account at each, ready to paste into the zone.
+async fn caa_section(config: &Config, storage: &dyn Storage, issuers: &[IssuerConfig]) -> String {
+    let mut records = Vec::new();
+    let mut notes = String::new();
+    let mut without_account = false;
+    for issuer in issuers {
+        let directory = &issuer.directory_url;
+        let account = match storage
+            .get(&crate::acme::client::account_key(directory))
+            .await
+        {
+            Ok(Some(bytes)) => serde_json::from_slice::<serde_json::Value>(&bytes)
+                .ok()
+                .and_then(|json| json["id"].as_str().map(str::to_string)),
+            _ => None,
+        };
+        let identities = match crate::acme::http::AcmeRoots::for_issuer(
+            issuer.roots.as_deref(),
+            &crate::config::process_env,
+        )
         .and_then(|roots| crate::acme::http::AcmeHttp::new(&roots, Default::default()))
-    {
-        Ok(http) => crate::acme::caa::identities(&http, directory).await,
-        Err(e) => {
-            tracing::debug!("cannot reach the CA: {e:#}");
-            Vec::new()
+        {
+            Ok(http) => crate::acme::caa::identities(&http, directory).await,
+            Err(e) => {
+                tracing::debug!("cannot reach the CA: {e:#}");
+                Vec::new()
+            }
+        };
+        if identities.is_empty() {
+            notes.push_str(&format!(
+                "\nCAA: {directory} names no CAA identity (its directory has no meta.caaIdentities); ask the CA which issuer domain to put in a CAA record\n"
+            ));
+            continue;
         }
-    };
-    if identities.is_empty() {
-        return format!(
-            "\nCAA: {directory} names no CAA identity (its directory has no meta.caaIdentities); ask the CA which issuer domain to put in a CAA record\n"
-        );
+        without_account |= account.is_none();
+        records.extend(crate::acme::caa::records(
+            &config.domains,
+            &identities,
+            account.as_deref(),
+        ));
     }
-    let records = crate::acme::caa::records(&config.domains, &identities, account.as_deref());
-    let mut section = String::from(
-        "\nCAA records that let only this CA, and only this server's account at it, issue for these names (paste into the zone):\n",
+    if records.is_empty() {
+        return notes;
+    }
+    let mut section = format!(
+        "\nCAA records that let only {}, and only this server's account at {}, issue for these names (paste into the zone):\n",
+        match issuers.len() {
+            1 => "this CA",
+            _ => "these CAs",
+        },
+        match issuers.len() {
+            1 => "it",
+            _ => "each",
+        },
     );
     for record in records {
         section.push_str(&format!("  {record}\n"));
     }
-    if account.is_none() {
+    if without_account {
         section.push_str(
             "  (no ACME account yet: run `quire serve` once, and the records will name it)\n",
         );
     }
-    section
+    section + &notes
 }
 
 /// Forces a renewal (or a dry run) and returns what happened.

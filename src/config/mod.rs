@@ -37,8 +37,9 @@ pub use post_url::{BadPostUrl, PostUrl};
 pub use problem::{ConfigError, ConfigProblem, Origin};
 pub use types::{
     AlertConfig, BadNodeName, BadProfileName, Challenge, ClusterConfig, Config,
-    ExternalAccountBinding, Limits, Listen, ListenOrigins, MetricsConfig, Mode, NodeName,
-    Overrides, Paths, PostgresTarget, ProfileName, SiteConfig, StatsConfig, TlsConfig, UnknownMode,
+    ExternalAccountBinding, IssuerConfig, Limits, Listen, ListenOrigins, MetricsConfig, Mode,
+    NodeName, Overrides, Paths, PostgresTarget, ProfileName, SiteConfig, StatsConfig, TlsConfig,
+    UnknownMode,
 };
 pub use values::{ValueError, local_ca_lifetime};
 

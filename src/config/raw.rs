@@ -156,6 +156,19 @@ pub(super) struct RawTls {
     pub(super) profile: Field<String>,
     pub(super) hsts: Field<bool>,
     pub(super) dns: Field<RawDns>,
+    /// `[[tls.issuers]]`, each table with its own line.
+    pub(super) issuers: Option<Vec<Spanned<RawIssuer>>>,
+}
+
+/// One `[[tls.issuers]]` table: a CA to order from, in the order written.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawIssuer {
+    pub(super) directory_url: Field<String>,
+    pub(super) eab_kid: Field<String>,
+    pub(super) eab_hmac: Field<String>,
+    pub(super) profile: Field<String>,
+    pub(super) roots: Field<String>,
 }
 
 /// `[tls.dns]`: where dns-01 answers are published.

@@ -439,3 +439,68 @@ fn a_profile_is_a_name_and_the_local_ca_lifetimes_default_like_lets_encrypt() {
         assert!(p[0].message.contains("not a profile name"), "{p:?}");
     }
 }
+
+#[test]
+fn issuers_are_kept_in_order_each_with_its_own_binding_profile_and_roots() {
+    let config = parse(
+        "[domains]\nnames = [\"example.com\"]\n[tls]\nmode = \"production\"\nprofile = \"tlsserver\"\n\
+         [[tls.issuers]]\ndirectory_url = \"https://acme-v02.api.letsencrypt.org/directory\"\n\
+         [[tls.issuers]]\ndirectory_url = \"https://acme.zerossl.com/v2/DV90\"\neab_kid = \"kid\"\neab_hmac = \"hmac\"\nprofile = \"classic\"\nroots = \"zerossl.pem\"\n",
+    )
+    .unwrap();
+    let issuers = &config.tls.issuers;
+    assert_eq!(issuers.len(), 2);
+    assert_eq!(
+        issuers[0].directory_url.as_str(),
+        "https://acme-v02.api.letsencrypt.org/directory"
+    );
+    assert_eq!(issuers[0].eab, None);
+    assert_eq!(issuers[0].profile, None, "the table names none");
+    assert_eq!(issuers[1].eab.as_ref().unwrap().kid, "kid");
+    assert_eq!(issuers[1].profile.as_ref().unwrap().as_str(), "classic");
+    assert_eq!(
+        issuers[1].roots.as_deref(),
+        Some(Path::new("/etc/quire/zerossl.pem")),
+        "relative to the config file"
+    );
+}
+
+#[test]
+fn issuers_replace_the_single_ca_keys_and_are_checked_table_by_table() {
+    let p = problems(
+        "[tls]\nmode = \"staging\"\ndirectory_url = \"https://ca.example/dir\"\n\
+         [[tls.issuers]]\neab_kid = \"kid\"\n\
+         [[tls.issuers]]\ndirectory_url = \"https://ca.example/dir\"\n\
+         [[tls.issuers]]\ndirectory_url = \"https://ca.example/dir\"\nprofile = \"no spaces\"\n\
+         [domains]\nnames = [\"example.com\"]\n",
+    );
+    let found: Vec<String> = p.iter().map(ToString::to_string).collect();
+    assert_eq!(
+        found,
+        [
+            "/etc/quire/quire.toml:3: tls.directory_url: cannot be set beside [[tls.issuers]]; move it into the [[tls.issuers]] table of that CA",
+            "/etc/quire/quire.toml:4: tls.issuers[1].directory_url: is required in each [[tls.issuers]] table; set it to the CA's ACME directory URL",
+            "/etc/quire/quire.toml:5: tls.issuers[1].eab_kid/eab_hmac: set both or neither; your CA gives you the pair",
+            "/etc/quire/quire.toml:8: tls.issuers[3].directory_url: names the same CA as [[tls.issuers]] 2; list each CA once",
+            "/etc/quire/quire.toml:10: tls.issuers[3].profile: `no spaces` is not a profile name; use a name your CA's directory lists, such as \"classic\", \"tlsserver\" or \"shortlived\"",
+        ]
+    );
+}
+
+#[test]
+fn acme_mode_takes_issuers_instead_of_a_directory_and_no_more_than_eight() {
+    let one = "[[tls.issuers]]\ndirectory_url = \"https://127.0.0.1:14000/dir\"\n";
+    let domains = "[domains]\nnames = [\"example.com\"]\n";
+    let config = parse(&format!("{domains}[tls]\nmode = \"acme\"\n{one}")).unwrap();
+    assert_eq!(config.tls.issuers.len(), 1);
+    assert_eq!(config.tls.directory_url, None);
+
+    let nine: String = (0..9)
+        .map(|n| format!("[[tls.issuers]]\ndirectory_url = \"https://ca{n}.example/dir\"\n"))
+        .collect();
+    let p = problems(&format!("{domains}[tls]\nmode = \"acme\"\n{nine}"));
+    assert_eq!(p.len(), 1, "{p:?}");
+    assert_eq!(p[0].key, "tls.issuers");
+    assert_eq!(p[0].origin.to_string(), "/etc/quire/quire.toml:21");
+    assert!(p[0].message.contains("more than 8"), "{p:?}");
+}

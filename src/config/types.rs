@@ -209,6 +209,21 @@ pub struct TlsConfig {
     pub hsts: bool,
     /// `[tls.dns]`: set exactly when the challenge is dns-01.
     pub dns: Option<DnsUpdateSettings>,
+    /// `[[tls.issuers]]`: the CAs of the production and acme modes, in the
+    /// order they are tried; empty for the mode's own CA.
+    pub issuers: Vec<IssuerConfig>,
+}
+
+/// A CA to order from: one `[[tls.issuers]]` table.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IssuerConfig {
+    pub directory_url: Url,
+    pub eab: Option<ExternalAccountBinding>,
+    /// The ACME profile to order from this CA; `[tls] profile` when `None`.
+    pub profile: Option<ProfileName>,
+    /// A PEM file of the roots this CA's HTTPS endpoint is trusted by (a
+    /// private CA); the system's when `None`.
+    pub roots: Option<PathBuf>,
 }
 
 /// `[tls] alert_hook` and when it runs.

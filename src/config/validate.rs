@@ -17,12 +17,13 @@ use super::env::ListenFlag;
 use super::post_url::PostUrl;
 use super::problem::{ConfigError, ConfigProblem, Origin};
 use super::raw::{
-    AddressText, Field, RawCluster, RawDns, RawDomains, RawLimits, RawListen, RawMetrics, RawPaths,
-    RawSite, RawStats, RawTls, parse_file,
+    AddressText, Field, RawCluster, RawDns, RawDomains, RawIssuer, RawLimits, RawListen,
+    RawMetrics, RawPaths, RawSite, RawStats, RawTls, parse_file,
 };
 use super::types::{
-    AlertConfig, Challenge, ClusterConfig, Config, ExternalAccountBinding, Limits, Listen,
-    ListenOrigins, MetricsConfig, Mode, Overrides, Paths, SiteConfig, StatsConfig, TlsConfig,
+    AlertConfig, Challenge, ClusterConfig, Config, ExternalAccountBinding, IssuerConfig, Limits,
+    Listen, ListenOrigins, MetricsConfig, Mode, Overrides, Paths, SiteConfig, StatsConfig,
+    TlsConfig,
 };
 use super::values::{self, ValueError};
 use crate::names::{DnsName, SiteName};
@@ -390,32 +391,18 @@ fn tls(
     let directory_url = v.parse("tls.directory_url", &raw.directory_url, |u| {
         values::directory_url(u)
     });
-    if mode == Mode::Acme && raw.directory_url.is_none() {
+    let issuers = tls_issuers(v, raw, resolver);
+    if mode == Mode::Acme && raw.directory_url.is_none() && issuers.is_empty() {
         v.report(
             Origin::Missing,
             "tls.directory_url",
-            "is required in acme mode; set it to your CA's ACME directory URL",
+            "is required in acme mode; set it to your CA's ACME directory URL (or list CAs in [[tls.issuers]] tables)",
         );
     }
     let contacts = v
         .parse_each("tls.contacts", &raw.contacts, values::contact)
         .unwrap_or_default();
-    let eab = match (&raw.eab_kid, &raw.eab_hmac) {
-        (Some(kid), Some(hmac)) => Some(ExternalAccountBinding {
-            kid: kid.get_ref().clone(),
-            hmac: hmac.get_ref().clone(),
-        }),
-        (None, None) => None,
-        (Some(f), None) | (None, Some(f)) => {
-            let origin = v.at(f);
-            v.report(
-                origin,
-                "tls.eab_kid/eab_hmac",
-                "set both or neither; your CA gives you the pair",
-            );
-            None
-        }
-    };
+    let eab = binding(v, "tls.eab_kid/eab_hmac", &raw.eab_kid, &raw.eab_hmac);
     let cert_file = resolver.field(&raw.cert_file);
     let key_file = resolver.field(&raw.key_file);
     if mode == Mode::Manual && (cert_file.is_none() || key_file.is_none()) {
@@ -489,7 +476,113 @@ fn tls(
             .unwrap_or(defaults::LOCAL_CA_SHORTLIVED_LIFETIME),
         hsts: flag(&raw.hsts).unwrap_or(defaults::hsts(mode)),
         dns,
+        issuers,
     }
+}
+
+/// An External Account Binding: both halves, or neither.
+fn binding(
+    v: &mut Validator,
+    key: &str,
+    kid: &Field<String>,
+    hmac: &Field<String>,
+) -> Option<ExternalAccountBinding> {
+    match (kid, hmac) {
+        (Some(kid), Some(hmac)) => Some(ExternalAccountBinding {
+            kid: kid.get_ref().clone(),
+            hmac: hmac.get_ref().clone(),
+        }),
+        (None, None) => None,
+        (Some(f), None) | (None, Some(f)) => {
+            let origin = v.at(f);
+            v.report(
+                origin,
+                key,
+                "set both or neither; your CA gives you the pair",
+            );
+            None
+        }
+    }
+}
+
+/// `[[tls.issuers]]`: each CA once, each with a directory; the single-CA
+/// keys of `[tls]` are refused beside them, since which of the two lists
+/// would win is not something to guess.
+fn tls_issuers(v: &mut Validator, raw: &RawTls, resolver: &Resolver) -> Vec<IssuerConfig> {
+    let Some(tables) = raw.issuers.as_ref().filter(|t| !t.is_empty()) else {
+        return Vec::new();
+    };
+    for (key, field) in [
+        ("tls.directory_url", &raw.directory_url),
+        ("tls.eab_kid", &raw.eab_kid),
+        ("tls.eab_hmac", &raw.eab_hmac),
+    ] {
+        if let Some(field) = field {
+            let origin = v.at(field);
+            v.report(
+                origin,
+                key,
+                "cannot be set beside [[tls.issuers]]; move it into the [[tls.issuers]] table of that CA",
+            );
+        }
+    }
+    if let Some(extra) = tables.get(values::MAX_ISSUERS) {
+        let origin = v.at(extra);
+        v.report(
+            origin,
+            "tls.issuers",
+            format!(
+                "lists more than {} CAs; keep the ones you trust to answer, in order",
+                values::MAX_ISSUERS
+            ),
+        );
+    }
+    let mut issuers: Vec<(usize, IssuerConfig)> = Vec::new();
+    for (n, table) in tables.iter().take(values::MAX_ISSUERS).enumerate() {
+        let origin = v.at(table);
+        let raw: &RawIssuer = table.get_ref();
+        let key = |name: &str| format!("tls.issuers[{}].{name}", n + 1);
+        let directory_url = v.parse(&key("directory_url"), &raw.directory_url, |u| {
+            values::directory_url(u)
+        });
+        if raw.directory_url.is_none() {
+            v.report(
+                origin.clone(),
+                &key("directory_url"),
+                "is required in each [[tls.issuers]] table; set it to the CA's ACME directory URL",
+            );
+        }
+        let eab = binding(v, &key("eab_kid/eab_hmac"), &raw.eab_kid, &raw.eab_hmac);
+        let profile = v.parse(&key("profile"), &raw.profile, |p| values::profile(p));
+        let roots = resolver.field(&raw.roots);
+        let Some(directory_url) = directory_url else {
+            continue;
+        };
+        if let Some((earlier, _)) = issuers
+            .iter()
+            .find(|(_, i)| i.directory_url == directory_url)
+        {
+            v.report(
+                origin,
+                &key("directory_url"),
+                format!(
+                    "names the same CA as [[tls.issuers]] {}; list each CA once",
+                    earlier + 1
+                ),
+            );
+            continue;
+        }
+        issuers.push((
+            n,
+            IssuerConfig {
+                directory_url,
+                eab,
+                profile,
+                roots,
+            },
+        ));
+    }
+    issuers.into_iter().map(|(_, issuer)| issuer).collect()
 }
 
 /// `[tls.dns]`: required by dns-01 and refused without it (a table that

@@ -112,6 +112,8 @@ pub const FLUSH_EVERY: Bounded<Duration> = seconds(1, HOUR);
 /// CA/Browser Forum allows public certificates from 2026 (200 days).
 pub const LOCAL_CA_LIFETIME: Bounded<Duration> = seconds(MINUTE, 200 * DAY);
 
+/// Most `[[tls.issuers]]`: each one that is down costs an order its time.
+pub const MAX_ISSUERS: usize = 8;
 pub const POSTS_PER_PAGE: Bounded<i64> = count(1, 1000);
 pub const MAX_HEADER_BYTES: Bounded<i64> = count(8192, 1 << 20);
 pub const MAX_CONNECTIONS: Bounded<i64> = count(1, 1_000_000);

@@ -289,6 +289,19 @@ fn certificate(
             when(status.next_check),
             when(status.last_success)
         );
+        if let Some(by) = &status.issued_by {
+            let _ = write!(out, "<tr><th>ordered from</th><td>{}</td></tr>", esc(by));
+        }
+        // A fallback CA issued: the first one needs looking at even though
+        // the site is fine.
+        for passed in &status.passed_over {
+            let _ = write!(
+                out,
+                "<tr><th>fell back</th><td class=\"bad\">{} failed: {}</td></tr>",
+                esc(&passed.directory),
+                esc(&passed.error)
+            );
+        }
         if let Some(error) = &status.last_error {
             let _ = write!(
                 out,

@@ -13,6 +13,7 @@ mod http;
 mod https;
 mod import;
 mod interop;
+mod issuers;
 mod metrics;
 mod pages;
 mod permalinks;

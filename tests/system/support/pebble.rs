@@ -62,10 +62,15 @@ pub struct PebbleSettings {
     pub dns: Option<SocketAddr>,
 }
 
-/// A running Pebble.
+/// A running Pebble (or one stopped by the test, to be started again on
+/// the same ports).
 pub struct Pebble {
-    _peer: Peer,
-    _dir: tempfile::TempDir,
+    peer: Option<Peer>,
+    /// How it was started, to start it again.
+    environment: Vec<(String, String)>,
+    dns: Option<SocketAddr>,
+    acme: u16,
+    dir: tempfile::TempDir,
     /// The ACME directory URL.
     pub directory: String,
     /// The root of Pebble's own HTTPS endpoint, for `QUIRE_ACME_ROOTS`.
@@ -128,10 +133,42 @@ impl Pebble {
             tls = settings.tls_port,
         );
         std::fs::write(dir.path().join("pebble.json"), config).unwrap();
+        let mut environment: Vec<(String, String)> = environment
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        if let Validation::AlwaysValid = validation {
+            environment.push(("PEBBLE_VA_ALWAYS_VALID".into(), "1".into()));
+        }
+        let mut pebble = Pebble {
+            peer: None,
+            environment,
+            dns: settings.dns,
+            acme,
+            dir,
+            directory: format!("https://127.0.0.1:{acme}/dir"),
+            ca_file,
+            management,
+        };
+        pebble.resume();
+        pebble
+    }
+
+    /// Stops Pebble by its PID: its ACME port refuses connections.
+    pub fn stop(&mut self) {
+        if let Some(peer) = self.peer.take() {
+            peer.stop();
+        }
+    }
+
+    /// Starts a stopped Pebble again, on the same ports with the same HTTPS
+    /// certificate (and, as Pebble keeps nothing, new roots and no accounts).
+    pub fn resume(&mut self) {
+        assert!(self.peer.is_none(), "pebble is running");
         let mut pebble = peer_command("pebble", "pebble");
         pebble
             .arg("-config")
-            .arg(dir.path().join("pebble.json"))
+            .arg(self.dir.path().join("pebble.json"))
             .env("PEBBLE_VA_NOSLEEP", "1")
             .env("PEBBLE_WFE_NONCEREJECT", "0")
             // Every order goes through its challenges, never waved through
@@ -139,25 +176,20 @@ impl Pebble {
             // half of them at random, so a run would take one path or the
             // other by chance.
             .env("PEBBLE_AUTHZREUSE", "0")
-            .envs(environment.iter().copied());
-        match validation {
-            Validation::Real => pebble.env_remove("PEBBLE_VA_ALWAYS_VALID"),
-            Validation::AlwaysValid => pebble.env("PEBBLE_VA_ALWAYS_VALID", "1"),
-        };
-        if let Some(dns) = settings.dns {
+            .env_remove("PEBBLE_VA_ALWAYS_VALID")
+            .envs(
+                self.environment
+                    .iter()
+                    .map(|(k, v)| (k.as_str(), v.as_str())),
+            );
+        if let Some(dns) = self.dns {
             pebble.arg("-dnsserver").arg(dns.to_string());
         }
         let (peer, _) = start_until(pebble, "ACME directory available");
         // Pebble says so just before it listens.
-        wait_listening("pebble", acme);
-        wait_listening("pebble's management interface", management);
-        Pebble {
-            _peer: peer,
-            _dir: dir,
-            directory: format!("https://127.0.0.1:{acme}/dir"),
-            ca_file,
-            management,
-        }
+        wait_listening("pebble", self.acme);
+        wait_listening("pebble's management interface", self.management);
+        self.peer = Some(peer);
     }
 
     /// The example site for `localhost` in acme mode against this Pebble,

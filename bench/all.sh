@@ -5,7 +5,8 @@
 #   serve-tls.sh      the same over HTTPS: HTTP/1.1, HTTP/2, resumed
 #                     connections, full handshakes
 #   certify.sh        one ACME certification: quire, certbot and lego against
-#                     Pebble; quire and lego against quire's local CA
+#                     Pebble; quire and lego against quire's local CA; quire
+#                     and lego by dns-01 through BIND
 #   site-build.sh     building N generated posts: quire, Hugo
 #   stats-onoff.sh    serving with statistics on and off
 #   import.sh         quire import of N generated Hugo posts vs hugo building them

@@ -11,6 +11,12 @@
 #   quire-dns01  quire cert renew --dry-run (acme, challenge = "dns-01")
 #                                                   against a second Pebble
 #   lego-dns01   lego --dns rfc2136 run             against that same Pebble
+#   quire-fallback  quire cert renew (acme, two [[tls.issuers]]) whose first
+#                CA is down (nothing listens on its port: a stopped CA), so
+#                the certificate comes from the second, the http-01 Pebble;
+#                a real renewal, not a dry run (a dry run asks one CA only),
+#                so it also stores the certificate and writes a backup. Its
+#                time against `quire`'s is what the fallback costs.
 # all on loopback, in the same run, rounds alternating between the clients.
 # The dns-01 pair certifies `a.bench.test` and `*.bench.test` (one name and a
 # wildcard, two TXT records) through the same BIND `named`: each client adds
@@ -24,7 +30,7 @@
 # Environment:
 #   CERTIFY_ONLY="certbot lego"  run only these clients (space or comma
 #                 separated; any of: certbot lego quire quire-local lego-local
-#                 quire-dns01 lego-dns01; default all)
+#                 quire-dns01 lego-dns01 quire-fallback; default all)
 #   QUIRE_BIN=path    use this binary instead of running cargo build
 #   KEEP=1            keep the temp dir (logs, certificates) and print its path
 #   SUMMARY_FILE=path append the summary line(s) to path (bench/all.sh's table)
@@ -75,7 +81,7 @@ set -euo pipefail
 
 N="${1:-5}"
 [[ "$N" =~ ^[1-9][0-9]*$ ]] || { echo "usage: $0 [N]   (N: certifications per client, >= 1)" >&2; exit 1; }
-ALL_CLIENTS="certbot lego quire quire-local lego-local quire-dns01 lego-dns01"
+ALL_CLIENTS="certbot lego quire quire-local lego-local quire-dns01 lego-dns01 quire-fallback"
 ONLY="${CERTIFY_ONLY:-$ALL_CLIENTS}"
 CLIENTS=()
 for c in ${ONLY//,/ }; do
@@ -102,6 +108,7 @@ DNS_PEBBLE_TLS=15101
 DNS_ZONE=bench.test
 DNS_NAMES=("a.$DNS_ZONE" "*.$DNS_ZONE")   # the first is the canonical one
 TSIG_KEY=quire-bench
+DOWN_CA_PORT=14300  # quire-fallback's first CA: nothing may listen there
 RUN_TIMEOUT=120     # seconds for one certification before it counts as failed
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -114,7 +121,9 @@ need openssl openssl
 need python3 python3
 need timeout coreutils
 wants_dns() { wants quire-dns01 || wants lego-dns01; }
-if wants certbot || wants lego || wants quire || wants_dns; then need pebble pebble; fi
+# The clients of the http-01 Pebble.
+wants_pebble() { wants certbot || wants lego || wants quire || wants quire-fallback; }
+if wants_pebble || wants_dns; then need pebble pebble; fi
 if wants certbot; then need certbot certbot; fi
 if wants lego || wants lego-local || wants lego-dns01; then need lego lego; fi
 if wants_dns; then
@@ -164,8 +173,14 @@ trap 'exit 130' INT TERM
 
 # ---------------------------------------------------------------- quire
 QUIRE=""
-if wants quire || wants quire-local || wants lego-local || wants quire-dns01; then
+if wants quire || wants quire-local || wants lego-local || wants quire-dns01 ||
+    wants quire-fallback; then
     QUIRE="$(quire_binary "$REPO")"
+fi
+if wants quire-fallback &&
+    curl -s --max-time 2 -o /dev/null "http://127.0.0.1:$DOWN_CA_PORT/" 2>/dev/null; then
+    echo "something listens on 127.0.0.1:$DOWN_CA_PORT, where quire-fallback's first CA must be down; stop it" >&2
+    exit 1
 fi
 
 # ---------------------------------------------------------------- pebble
@@ -213,7 +228,7 @@ pebble_ready() {
     curl -sf --max-time 5 --cacert "$HTTPS_CA" -o "$TMP/$name-intermediate.pem" \
         "https://127.0.0.1:$4/intermediates/0"
 }
-if wants certbot || wants lego || wants quire || wants_dns; then
+if wants_pebble || wants_dns; then
     # A throwaway CA and a certificate for Pebble's HTTPS endpoints
     # (127.0.0.1, ::1, localhost); Debian's package ships no test certificate.
     (
@@ -238,7 +253,7 @@ EOF
     ) || { echo "making Pebble's HTTPS certificate failed" >&2; exit 1; }
     HTTPS_CA="$TMP/https-ca.pem"
 fi
-if wants certbot || wants lego || wants quire; then
+if wants_pebble; then
     pebble_start pebble "$PEBBLE_PORT" "$PEBBLE_MGMT" "$HTTP01_PORT" "$TLSALPN_PORT"
     PPID_PEBBLE=$!
     DIR_URL="https://127.0.0.1:$PEBBLE_PORT/dir"
@@ -385,6 +400,23 @@ https = "127.0.0.1:0"
 $(example_paths "$REPO" "$1/data")
 EOF
 }
+quire_fallback_config() { # quire_fallback_config DIR -> DIR/quire.toml, two CAs, the first down
+    cat >"$1/quire.toml" <<EOF
+[tls]
+mode = "acme"
+[[tls.issuers]]
+directory_url = "https://127.0.0.1:$DOWN_CA_PORT/dir"
+[[tls.issuers]]
+directory_url = $(toml_str "$DIR_URL")
+roots = $(toml_str "$HTTPS_CA")
+[domains]
+names = ["$DOMAIN"]
+[listen]
+http = "127.0.0.1:$HTTP01_PORT"
+https = "127.0.0.1:0"
+$(example_paths "$REPO" "$1/data")
+EOF
+}
 client_cmd() { # client_cmd DIR: sets CMD and ENVS (arrays) for one run of $CLIENT
     local dir="$1/state"
     mkdir -p "$dir"
@@ -419,6 +451,10 @@ client_cmd() { # client_cmd DIR: sets CMD and ENVS (arrays) for one run of $CLIE
             quire_dns01_config "$1"
             ENVS=(QUIRE_ACME_ROOTS="$HTTPS_CA" RUST_LOG="${RUST_LOG:-warn}")
             CMD=("$QUIRE" cert renew --dry-run --config "$1/quire.toml") ;;
+        quire-fallback)
+            quire_fallback_config "$1"
+            ENVS=(RUST_LOG="${RUST_LOG:-warn}")
+            CMD=("$QUIRE" cert renew --config "$1/quire.toml") ;;
         lego-dns01)
             # lego's best settings (see the header).
             ENVS=(LEGO_CA_CERTIFICATES="$HTTPS_CA"
@@ -438,6 +474,7 @@ issued_cert() { # issued_cert CLIENT DIR -> path of the downloaded chain, or ""
         certbot) echo "$2/state/config/live/$DOMAIN/fullchain.pem" ;;
         lego|lego-local) echo "$2/state/certificates/$DOMAIN.crt" ;;
         lego-dns01) echo "$2/state/certificates/${DNS_NAMES[0]}.crt" ;;
+        quire-fallback) echo "$2/data/certs/$DOMAIN/fullchain.pem" ;;
         *) echo "" ;;
     esac
 }
@@ -538,6 +575,13 @@ run() { # run CLIENT ROUND: one timed certification, appends to $TMP/times
         fi
     fi
     case "$CLIENT" in
+        quire-fallback)
+            # From the second CA, after the first failed.
+            if ! grep -qF "after https://127.0.0.1:$DOWN_CA_PORT/dir failed" "$dir/stdout"; then
+                echo "$CLIENT run $round: the certificate did not come by fallback:" >&2
+                cat "$dir/stdout" >&2
+                exit 1
+            fi ;;
         *-dns01)
             # Each client must delete the TXT records it added.
             local left
@@ -581,12 +625,14 @@ LABEL = {
     "quire-local": "quire (local CA)",
     "lego-local": "lego (local CA)",
     "quire-dns01": "quire (dns-01)",
+    "quire-fallback": "quire (1st CA down)",
     "lego-dns01": "lego (dns-01)",
 }
 # Each client is compared with quire against the same CA.
 BASE = {"certbot": "quire", "lego": "quire", "quire": "quire",
         "quire-local": "quire-local", "lego-local": "quire-local",
-        "quire-dns01": "quire-dns01", "lego-dns01": "quire-dns01"}
+        "quire-dns01": "quire-dns01", "lego-dns01": "quire-dns01",
+        "quire-fallback": "quire"}
 med = {c: statistics.median(v) for c, v in times.items()}
 dns = [c for c in clients if c.endswith("-dns01")]
 http = [c for c in clients if c not in dns]
@@ -614,6 +660,9 @@ print()
 print("x quire, same CA: this client's median / quire's median against the same CA and challenge\n"
       "  (Pebble: certbot/quire, lego/quire; local CA: lego/quire; dns-01: lego/quire); '-' when\n"
       "  that quire did not run.")
+if "quire-fallback" in med:
+    print("quire (1st CA down): [[tls.issuers]] lists a CA where nothing listens, then the Pebble;\n"
+          "  a real renewal (stores the certificate, writes a backup), compared with quire's dry run.")
 if "lego" in med and "lego-local" in med:
     print(f"lego: median {med['lego-local']:.0f} ms against quire's local CA, "
           f"{med['lego']:.0f} ms against Pebble")
@@ -646,5 +695,9 @@ for base, peer, what in (("quire", "certbot", "Pebble"), ("quire", "lego", "Pebb
         summary(f"certification against {what}, median of {n} (new account to certificate)",
                 f"{med[base]:,.0f} ms", "-", f"{peer.split('-')[0]} {med[peer]:,.0f} ms",
                 f"{peer.split('-')[0]}/quire {med[peer] / med[base]:.1f}x the time")
+if "quire" in med and "quire-fallback" in med:
+    summary(f"certification when the first of two CAs is down (connection refused), median of {n}",
+            f"{med['quire-fallback']:,.0f} ms", "-", f"quire, one CA {med['quire']:,.0f} ms",
+            f"fallback costs {med['quire-fallback'] - med['quire']:+,.0f} ms")
 EOF
 publish_summary "$TMP/summary.tsv"

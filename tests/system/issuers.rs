@@ -45,7 +45,9 @@ fn site_with_issuers(http: u16, issuers: &[&Pebble]) -> SiteDir {
     site
 }
 
-#[tokio::test]
+// Multi-threaded: `quire cert renew` talks to this in-process server while
+// the test waits for it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stopped_first_ca_hands_the_order_to_the_second_and_the_next_renewal_returns_to_it() {
     let http = free_port();
     let settings = || PebbleSettings {
@@ -54,7 +56,7 @@ async fn a_stopped_first_ca_hands_the_order_to_the_second_and_the_next_renewal_r
         dns: None,
     };
     let mut first = Pebble::start(settings());
-    let second = Pebble::start(settings());
+    let mut second = Pebble::start(settings());
     first.stop();
     let site = site_with_issuers(http, &[&first, &second]);
     let config = Config::load(
@@ -101,7 +103,8 @@ async fn a_stopped_first_ca_hands_the_order_to_the_second_and_the_next_renewal_r
         .unwrap();
     clock.set(renew_after + chrono::Duration::minutes(1));
     installed(&mut installs, "the renewal from the first CA").await;
-    served_serial(https, "localhost", &first.issuing_root())
+    let first_root = first.issuing_root();
+    served_serial(https, "localhost", &first_root)
         .await
         .unwrap();
     eventually("the status names the first CA", || async {
@@ -110,5 +113,21 @@ async fn a_stopped_first_ca_hands_the_order_to_the_second_and_the_next_renewal_r
     .await;
     let renewed = status(&site);
     assert_eq!(renewed["passed_over"], serde_json::json!([]), "{renewed}");
+
+    // With both down, a forced renewal fails saying what each CA did, and
+    // the certificate from the first keeps serving.
+    first.stop();
+    second.stop();
+    let (code, out, err) =
+        tokio::task::block_in_place(|| site.run(&["cert", "renew", "--config", "quire.toml"]));
+    assert_ne!(code, 0, "{out}{err}");
+    let said = format!("{out}{err}");
+    assert!(
+        said.contains("no CA issued a certificate (127.0.0.1:"),
+        "{said}"
+    );
+    assert_eq!(said.matches("Connection refused").count(), 2, "{said}");
+    assert_eq!(status(&site)["consecutive_failures"], 1);
+    assert!(served_serial(https, "localhost", &first_root).await.is_ok());
     server.stop().await;
 }

@@ -32,6 +32,25 @@ quire_binary() {
     printf '%s\n' "$bin"
 }
 
+# tls_rate_binary REPO: prints the open-loop load generator (bench/tls_rate.rs)
+# to use: $TLS_RATE_BIN if set, else a fresh release build of the example.
+tls_rate_binary() {
+    local bin
+    if [ -n "${TLS_RATE_BIN:-}" ]; then
+        bin="$TLS_RATE_BIN"
+    else
+        if ! command -v cargo >/dev/null 2>&1 && [ -f "$HOME/.cargo/env" ]; then
+            # shellcheck disable=SC1091
+            . "$HOME/.cargo/env"
+        fi
+        echo "building tls-rate (cargo build --release --example tls-rate) ..." >&2
+        (cd "$1" && cargo build --release --quiet --example tls-rate) >&2
+        bin="$1/target/release/examples/tls-rate"
+    fi
+    [ -x "$bin" ] || { echo "tls-rate binary not found: $bin" >&2; exit 1; }
+    printf '%s\n' "$bin"
+}
+
 # toml_str TEXT: TEXT as a TOML basic string.
 toml_str() {
     local s="${1//\\/\\\\}"

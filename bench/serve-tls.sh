@@ -7,13 +7,24 @@
 #   bench/serve-tls.sh [PATH]    PATH like /posts/hello/
 #                                (default: /posts/markdown-tour/)
 #
-# Four measurements, each alternating quire, nginx, Caddy, quire, ...:
+# Five measurements, each alternating quire, nginx, Caddy, quire, ...:
 #   h1 keep-alive   wrk -t2 -c64 --latency (HTTP/1.1, connections reused)
 #   h2              h2load -c64 -m10 -t2 (HTTP/2, 10 streams per connection)
 #   new connections wrk with `Connection: close`: one request per connection.
 #                   wrk keeps its TLS session across reconnects (SSL_shutdown
 #                   then SSL_clear), so these are TLS 1.3 resumptions (PSK with
 #                   ECDHE: no certificate, no signature), not full handshakes.
+#   resumed at a fixed rate
+#                   bench/tls_rate.rs: new connections at the same rate for
+#                   every server (open loop), each a TLS 1.3 resumption with
+#                   one GET, latency from when it was due to its last byte.
+#                   The rate is RATE_SHARE (60%) of the slowest server's
+#                   `new connections` figure in this run, so that no server
+#                   is saturated: this is the latency a reader sees, where
+#                   wrk's (above) is mostly wrk's own, as on 2 shared cores
+#                   wrk is the bottleneck (it takes ~60% of the CPU in a
+#                   quire run) and its event loop lags the more connections
+#                   the server completes.
 #   full handshakes HS_CLIENTS parallel `openssl s_time -new -www PATH`: a new
 #                   session per connection (full handshake with the ECDSA
 #                   signature), HTTP/1.0 GET of the article, server closes.
@@ -23,7 +34,10 @@
 #   THREADS=2 CONNECTIONS=64 STREAMS=10 client settings (the same for all)
 #   HS_CLIENTS=16                       parallel s_time processes
 #   H2_REQUESTS=200000                  h2load -n, only if it lacks -D
+#   RATE=n RATE_SHARE=0.6               the fixed rate (conn/s), or its share
+#                                       of the slowest `new connections` mean
 #   QUIRE_BIN=path    use this binary instead of running cargo build
+#   TLS_RATE_BIN=path the same for bench/tls_rate.rs (cargo build --example)
 #   KEEP=1            keep the temp dir (logs, outputs) and print its path
 #   SUMMARY_FILE=path append the summary line(s) to path (bench/all.sh's table)
 #
@@ -42,6 +56,8 @@ STREAMS="${STREAMS:-10}"
 ROUNDS="${ROUNDS:-2}"
 H2_REQUESTS="${H2_REQUESTS:-200000}"
 HS_CLIENTS="${HS_CLIENTS:-16}"
+RATE="${RATE:-}"
+RATE_SHARE="${RATE_SHARE:-0.6}"
 HOST=blog.test
 QPORT=18443
 QHTTP=18080
@@ -111,6 +127,11 @@ KEY="$TMP/privkey.pem"
 
 # ---------------------------------------------------------------- quire
 QUIRE="$(quire_binary "$REPO")"
+TLS_RATE="$(tls_rate_binary "$REPO")"
+case "$DURATION" in
+    *[0-9]s) ;;
+    *) echo "DURATION=$DURATION: give seconds, such as 10s (tls-rate takes whole seconds)" >&2; exit 1 ;;
+esac
 
 mkdir -p "$TMP/data"
 CFG="$TMP/quire.toml"
@@ -351,8 +372,12 @@ run() { # run KIND NAME ROUND
                 -H ":authority: $HOST" "$target" >"$out" 2>&1 ;;
         full)
             s_time_run "$(port_of "$name")" "$out" ;;
+        rate)
+            "$TLS_RATE" "127.0.0.1:$(port_of "$name")" "$HOST" "$ARTICLE" "$CA" \
+                "$RATE" "${DURATION%s}" >"$out" 2>&1 ;;
     esac || { cat "$out" >&2; echo "$kind run against $name failed" >&2; exit 1; }
-    check_out "$name" "$out"
+    # tls-rate fails the run itself on any error.
+    [ "$kind" = rate ] || check_out "$name" "$out"
     if ! kill -0 "$QPID" 2>/dev/null || ! kill -0 "$NPID" 2>/dev/null ||
         ! kill -0 "$CPID" 2>/dev/null; then
         echo "a server exited during the run; logs:" >&2
@@ -360,7 +385,23 @@ run() { # run KIND NAME ROUND
         exit 1
     fi
 }
-for kind in h1 h2 close full; do
+fixed_rate() { # fixed_rate: RATE_SHARE of the slowest server's mean `close` req/s
+    local n r sum min=""
+    for n in quire nginx caddy; do
+        sum=0
+        for r in $(seq "$ROUNDS"); do
+            sum="$(awk -v s="$sum" '/^Requests\/sec:/ {print s + $2}' "$TMP/close-$n-$r.txt")"
+        done
+        min="$(awk -v m="$min" -v x="$(awk -v s="$sum" -v r="$ROUNDS" 'BEGIN {print s / r}')" \
+            'BEGIN {print (m == "" || x < m) ? x : m}')"
+    done
+    awk -v m="$min" -v f="$RATE_SHARE" 'BEGIN {printf "%d\n", m * f}'
+}
+for kind in h1 h2 close rate full; do
+    if [ "$kind" = rate ] && [ -z "$RATE" ]; then
+        RATE="$(fixed_rate)"
+        echo "fixed rate: $RATE conn/s ($RATE_SHARE of the slowest server's resumed conn/s)" >&2
+    fi
     for r in $(seq "$ROUNDS"); do
         run "$kind" quire "$r"
         run "$kind" nginx "$r"
@@ -417,6 +458,16 @@ def parse_h2load(path, text):
         sys.exit(f"h2load: no request succeeded ({path}):\n{text}")
     return {"rps": float(fin.group(1)), "lat": mean, "max": hi, "bad": bad}
 
+def parse_tls_rate(path, text):
+    m = re.search(r"^rate=(\d+)/s due=(\d+) done=(\d+) failed=(\d+) resumed=(\d+) p50=([0-9.]+) "
+                  r"p90=([0-9.]+) p99=([0-9.]+) p999=([0-9.]+) max=([0-9.]+)", text, re.M)
+    if not m:
+        sys.exit(f"cannot parse tls-rate output {path}:\n{text}")
+    rate, due, done, failed, resumed = map(int, m.groups()[:5])
+    p50, p90, p99, p999, top = map(float, m.groups()[5:])
+    # tls-rate itself fails a run with more than 1% full handshakes.
+    return {"rps": rate * done / due, "lat": p99, "max": top, "p50": p50, "bad": failed}
+
 def parse_s_time(path, text):
     wall = re.search(r"^wall ([0-9.]+) ([0-9.]+) clients (\d+)", text, re.M)
     runs = re.findall(r"^(\d+) connections in \d+ real seconds, (\d+) bytes read per connection",
@@ -437,12 +488,14 @@ SUMMARY_LABEL = {
     "h1": f"HTTPS HTTP/1.1 keep-alive, {qsize} B article (wrk -t{t} -c{c})",
     "h2": f"HTTPS HTTP/2, {qsize} B article (h2load -c{c} -m{m})",
     "close": "HTTPS one request per resumed connection (wrk)",
+    "rate": "HTTPS resumed connections at a fixed rate, latency (tls-rate)",
     "full": f"HTTPS full handshakes ({hs} x openssl s_time)",
 }
 KINDS = [
     ("h1", "HTTP/1.1 keep-alive (wrk)", parse_wrk, "p99"),
     ("h2", f"HTTP/2 -m{m} (h2load)", parse_h2load, "mean(max)"),
     ("close", "conn/req, resumed (wrk)", parse_wrk, "p99"),
+    ("rate", "fixed rate, resumed", parse_tls_rate, "p99"),
     ("full", "full handshake (s_time)", parse_s_time, "-"),
 ]
 SERVERS = ("quire", "nginx", "caddy")
@@ -505,7 +558,12 @@ for kind, label, _, lat in KINDS:
                           if xs[0]["lat"] is not None else None),
                   "max": max(x["max"] for x in xs) if xs[0]["max"] is not None else None,
                   "bad": sum(x["bad"] for x in xs)}
-    ratio = {p: avg["quire"]["rps"] / avg[p]["rps"] for p in ("nginx", "caddy")}
+    # At a fixed rate every server does the same work: the figure is how
+    # fast, peer's p99 over quire's.
+    if kind == "rate":
+        ratio = {p: avg[p]["lat"] / avg["quire"]["lat"] for p in ("nginx", "caddy")}
+    else:
+        ratio = {p: avg["quire"]["rps"] / avg[p]["rps"] for p in ("nginx", "caddy")}
     for p in ("nginx", "caddy"):
         if ratio[p] < 1.0:
             missed.append(f"{label} vs {LABEL[p]}")
@@ -513,6 +571,12 @@ for kind, label, _, lat in KINDS:
           f"{avg['caddy']['rps']:>12.0f}{ratio['nginx']:>8.2f}{ratio['caddy']:>8.2f}"
           f"{lat:>11}{fmt_lat(avg['quire']):>17}{fmt_lat(avg['nginx']):>17}"
           f"{fmt_lat(avg['caddy']):>17}")
+    if kind == "rate":
+        cell = lambda x: f"p99 {x['lat']:.2f} ms at {x['rps']:,.0f} conn/s"
+        summary(SUMMARY_LABEL[kind], cell(avg["quire"]), cell(avg["nginx"]),
+                "Caddy " + cell(avg["caddy"]),
+                f"nginx p99/quire p99 {ratio['nginx']:.2f}, Caddy/quire {ratio['caddy']:.2f}")
+        continue
     summary(SUMMARY_LABEL[kind], summary_cell(avg["quire"], lat), summary_cell(avg["nginx"], lat),
             "Caddy " + summary_cell(avg["caddy"], lat),
             f"quire/nginx {ratio['nginx']:.2f}, quire/Caddy {ratio['caddy']:.2f}")
@@ -522,6 +586,10 @@ print("req/s: mean over rounds; wrk latency: p99, mean over rounds; h2load print
 print("conn/req: wrk -H 'Connection: close', one request per connection; wrk keeps its TLS session\n"
       "  across reconnects, so each is a TLS 1.3 resumption (PSK + ECDHE, no certificate or signature);\n"
       "  wrk's latency clock starts after the handshake, so that p99 leaves the handshake out.")
+print("fixed rate: bench/tls_rate.rs opens resumed connections (one GET each) at the same rate for\n"
+      "  every server, each timed from when it was due to its last byte; the rate is 60% (RATE_SHARE)\n"
+      "  of the slowest server's conn/req figure, and its q/nginx and q/Caddy columns are the peer's\n"
+      "  p99 over quire's (above 1.00: quire answers sooner).")
 print(f"full handshake: {hs} parallel `openssl s_time -new -www {article}` (HTTP/1.0, a new session\n"
       "  per connection: ECDHE + ECDSA P-256 signature), connections/s over the wall-clock time.")
 errors = {n: sum(x["bad"] for (k, s, r), x in res.items() if s == n) for n in SERVERS}

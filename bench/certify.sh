@@ -208,21 +208,28 @@ EOF
     PEBBLE_VA_NOSLEEP=1 PEBBLE_WFE_NONCEREJECT=0 PEBBLE_AUTHZREUSE=0 \
         pebble -config "$TMP/$name.json" "$@" >"$TMP/$name.log" 2>&1 &
 }
+# until_ready PID TRIES WHAT LOG PROBE...: runs PROBE every 0.1 s, at most
+# TRIES times and while PID lives, until it succeeds; otherwise says that WHAT
+# did not answer, shows LOG and exits.
+until_ready() {
+    local pid="$1" tries="$2" what="$3" log="$4"
+    shift 4
+    for _ in $(seq "$tries"); do
+        if "$@"; then return 0; fi
+        kill -0 "$pid" 2>/dev/null || break
+        sleep 0.1
+    done
+    echo "$what did not answer; its log:" >&2
+    cat "$log" >&2
+    exit 1
+}
 # pebble_ready NAME PID ACME MGMT: waits for that Pebble's directory, then
 # saves its issuing chain (new keys every start) as $TMP/NAME-root.pem and
 # $TMP/NAME-intermediate.pem, to check what the clients download.
 pebble_ready() {
-    local name="$1" pid="$2" url="https://127.0.0.1:$3/dir" up=0
-    for _ in $(seq 200); do # 20 s
-        if curl -sf --max-time 2 --cacert "$HTTPS_CA" -o /dev/null "$url"; then up=1; break; fi
-        kill -0 "$pid" 2>/dev/null || break
-        sleep 0.1
-    done
-    if [ "$up" != 1 ]; then
-        echo "pebble did not answer on $url ; its log:" >&2
-        cat "$TMP/$name.log" >&2
-        exit 1
-    fi
+    local name="$1" pid="$2" url="https://127.0.0.1:$3/dir"
+    until_ready "$pid" 200 "pebble on $url" "$TMP/$name.log" \
+        curl -sf --max-time 2 --cacert "$HTTPS_CA" -o /dev/null "$url"
     curl -sf --max-time 5 --cacert "$HTTPS_CA" -o "$TMP/$name-root.pem" \
         "https://127.0.0.1:$4/roots/0"
     curl -sf --max-time 5 --cacert "$HTTPS_CA" -o "$TMP/$name-intermediate.pem" \
@@ -310,20 +317,12 @@ EOF
     # started as, root included: it must write its journal in NAMED_DIR.
     named -g -c "$NAMED_DIR/named.conf" >"$TMP/named.log" 2>&1 &
     NAMED_PID=$!
-    up=0
-    for _ in $(seq 100); do # 10 s
-        if [ -n "$(dig @127.0.0.1 -p "$DNS_PORT" +short +norecurse +time=1 +tries=1 \
-                   "$DNS_ZONE" SOA 2>/dev/null)" ]; then
-            up=1; break
-        fi
-        kill -0 "$NAMED_PID" 2>/dev/null || break
-        sleep 0.1
-    done
-    if [ "$up" != 1 ]; then
-        echo "named did not answer for $DNS_ZONE on 127.0.0.1:$DNS_PORT ; its log:" >&2
-        cat "$TMP/named.log" >&2
-        exit 1
-    fi
+    named_answers() {
+        [ -n "$(dig @127.0.0.1 -p "$DNS_PORT" +short +norecurse +time=1 +tries=1 \
+                "$DNS_ZONE" SOA 2>/dev/null)" ]
+    }
+    until_ready "$NAMED_PID" 100 "named for $DNS_ZONE on 127.0.0.1:$DNS_PORT" \
+        "$TMP/named.log" named_answers
     # A second Pebble, resolving through named only (see the header).
     pebble_start pebble-dns "$DNS_PEBBLE_PORT" "$DNS_PEBBLE_MGMT" "$DNS_PEBBLE_HTTP" \
         "$DNS_PEBBLE_TLS" -dnsserver "127.0.0.1:$DNS_PORT"
@@ -343,20 +342,12 @@ if wants lego-local; then
     "$QUIRE" local-ca --data-dir "$LOCAL_CA_DIR" --listen "127.0.0.1:$LEGO_CA_PORT" \
         --http-port "$HTTP01_PORT" >"$TMP/local-ca.log" 2>&1 &
     LOCAL_CA_PID=$!
-    up=0
-    for _ in $(seq 100); do # 10 s
-        if [ -s "$LOCAL_ROOT" ] &&
-            curl -sf --max-time 2 --cacert "$LOCAL_ROOT" -o /dev/null "$LOCAL_DIR_URL"; then
-            up=1; break
-        fi
-        kill -0 "$LOCAL_CA_PID" 2>/dev/null || break
-        sleep 0.1
-    done
-    if [ "$up" != 1 ]; then
-        echo "quire local-ca did not answer on $LOCAL_DIR_URL ; its log:" >&2
-        cat "$TMP/local-ca.log" >&2
-        exit 1
-    fi
+    local_ca_answers() {
+        [ -s "$LOCAL_ROOT" ] &&
+            curl -sf --max-time 2 --cacert "$LOCAL_ROOT" -o /dev/null "$LOCAL_DIR_URL"
+    }
+    until_ready "$LOCAL_CA_PID" 100 "quire local-ca on $LOCAL_DIR_URL" "$TMP/local-ca.log" \
+        local_ca_answers
 fi
 
 # ---------------------------------------------------------------- clients

@@ -6,17 +6,8 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use quire::clock::{self, ManualClock};
-use quire::config::{Config, Overrides, no_env};
 
 use crate::support::*;
-
-fn load(site: &SiteDir) -> Config {
-    let overrides = Overrides {
-        config_file: Some(site.config()),
-        ..Default::default()
-    };
-    Config::load(&overrides, &no_env).unwrap()
-}
 
 #[tokio::test]
 async fn a_fresh_site_certifies_itself_against_the_local_ca() {
@@ -173,7 +164,7 @@ async fn renewal_follows_the_clock_and_swaps_while_connections_continue() {
     // in real time, which the TLS client checks.
     let start: DateTime<Utc> = Utc::now() - chrono::Duration::hours(17);
     let clock = ManualClock::new(start);
-    let server = quire::system::start(load(&site), clock.clone())
+    let server = quire::system::start(site.load_config(), clock.clone())
         .await
         .unwrap();
     let resolver = server.resolver.clone().unwrap();
@@ -261,7 +252,7 @@ async fn an_unreachable_ca_backs_off_and_the_old_certificate_keeps_serving() {
     let (site, ca) = site_with_unreachable_ca("");
     let start: DateTime<Utc> = UNREACHABLE_START.parse().unwrap();
     let clock = ManualClock::new(start);
-    let server = quire::system::start(load(&site), clock.clone())
+    let server = quire::system::start(site.load_config(), clock.clone())
         .await
         .unwrap();
     let https = server.https_addr.unwrap();
@@ -320,7 +311,7 @@ async fn the_alert_hook_runs_once_per_change_of_state() {
     ));
     let start: DateTime<Utc> = UNREACHABLE_START.parse().unwrap();
     let clock = ManualClock::new(start);
-    let server = quire::system::start(load(&site), clock.clone())
+    let server = quire::system::start(site.load_config(), clock.clone())
         .await
         .unwrap();
     let status = || status_json(&site);
@@ -377,7 +368,7 @@ async fn the_https_port_serves_a_temporary_certificate_before_the_first_one() {
         "[domains]\nnames = [\"blog.test\"]\n\n[listen]\nhttp = \"127.0.0.1:0\"\nmetrics = \"127.0.0.1:0\"\nhttps = \"127.0.0.1:0\"\n\n[tls]\nmode = \"acme\"\ndirectory_url = \"https://127.0.0.1:9/directory\"\n",
     )
     .unwrap();
-    let server = quire::system::start(load(&site), clock::system())
+    let server = quire::system::start(site.load_config(), clock::system())
         .await
         .unwrap();
     let chain = server.resolver.as_ref().unwrap().canonical();

@@ -13,7 +13,6 @@ use crate::support::{
     peer_certificate, peer_command, request, tls_connect, wait_for_log,
 };
 use quire::clock;
-use quire::config::{Config, Overrides, no_env};
 use quire::tls::CertBundle;
 
 #[tokio::test]
@@ -112,14 +111,7 @@ async fn request_bodies_are_refused() {
 async fn sni_picks_the_certificate_and_rsa_and_ecdsa_both_work() {
     let ca = TestCa::new();
     let site = manual_site(&ca, "");
-    let config = Config::load(
-        &Overrides {
-            config_file: Some(site.config()),
-            ..Default::default()
-        },
-        &no_env,
-    )
-    .unwrap();
+    let config = site.load_config();
     let server = quire::system::start(config, clock::system()).await.unwrap();
     let https = server.https_addr.unwrap();
 

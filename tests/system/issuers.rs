@@ -5,7 +5,6 @@
 
 use chrono::{DateTime, Utc};
 use quire::clock::ManualClock;
-use quire::config::{Config, Overrides, no_env};
 
 use crate::support::*;
 
@@ -59,14 +58,7 @@ async fn a_stopped_first_ca_hands_the_order_to_the_second_and_the_next_renewal_r
     let mut second = Pebble::start(settings());
     first.stop();
     let site = site_with_issuers(http, &[&first, &second]);
-    let config = Config::load(
-        &Overrides {
-            config_file: Some(site.config()),
-            ..Default::default()
-        },
-        &no_env,
-    )
-    .unwrap();
+    let config = site.load_config();
     let clock = ManualClock::new(Utc::now());
     let server = quire::system::start(config, clock.clone()).await.unwrap();
     let mut installs = server.resolver.clone().unwrap().subscribe();

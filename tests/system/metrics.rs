@@ -6,7 +6,6 @@
 use std::net::SocketAddr;
 
 use quire::clock;
-use quire::config::{Config, Overrides, no_env};
 use quire::tls::CertBundle;
 
 use crate::support::{
@@ -208,11 +207,7 @@ async fn ready_follows_the_certificate() {
         "[site]\ntitle = \"Test blog\"\n[domains]\nnames = [\"blog.test\"]\n\n[listen]\nhttp = \"127.0.0.1:0\"\nhttps = \"127.0.0.1:0\"\nmetrics = \"127.0.0.1:0\"\n\n[tls]\nmode = \"acme\"\ndirectory_url = \"https://127.0.0.1:9/directory\"\n",
     )
     .unwrap();
-    let overrides = Overrides {
-        config_file: Some(site.config()),
-        ..Default::default()
-    };
-    let config = Config::load(&overrides, &no_env).unwrap();
+    let config = site.load_config();
     let server = quire::system::start(config, clock::system()).await.unwrap();
     let metrics = server.metrics_addr.unwrap();
     let ready = internal(metrics, "/ready", &[]).await;

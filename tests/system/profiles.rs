@@ -9,19 +9,10 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, Utc};
 use instant_acme::{Account, AccountCredentials, CertificateIdentifier, Identifier, NewOrder};
 use quire::clock::{Clock, ManualClock};
-use quire::config::{Config, Overrides, no_env};
 use rustls::pki_types::{CertificateDer, Der};
 use x509_parser::prelude::*;
 
 use crate::support::*;
-
-fn load(site: &SiteDir) -> Config {
-    let overrides = Overrides {
-        config_file: Some(site.config()),
-        ..Default::default()
-    };
-    Config::load(&overrides, &no_env).unwrap()
-}
 
 fn status(site: &SiteDir) -> serde_json::Value {
     let file = site.path("data/certs/localhost/status.json");
@@ -97,7 +88,7 @@ async fn a_shortlived_certificate_renews_at_half_its_life_and_names_the_one_it_r
     // too, which the TLS client checks.
     let start = Utc::now() - chrono::Duration::minutes(5);
     let clock = ManualClock::new(start);
-    let server = quire::system::start(load(&site), clock.clone())
+    let server = quire::system::start(site.load_config(), clock.clone())
         .await
         .unwrap();
     let resolver = server.resolver.clone().unwrap();
@@ -184,7 +175,7 @@ async fn a_renewal_window_the_ca_moves_earlier_renews_before_the_lifetime_would(
     let site = local_site("local_ca_lifetime = \"30days\"\n");
     let start = Utc::now();
     let clock = ManualClock::new(start);
-    let server = quire::system::start(load(&site), clock.clone())
+    let server = quire::system::start(site.load_config(), clock.clone())
         .await
         .unwrap();
     let mut installs = server.resolver.clone().unwrap().subscribe();

@@ -6,7 +6,6 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use quire::clock::ManualClock;
-use quire::config::{Config, Overrides, no_env};
 
 use crate::support::{Binary, SiteDir, eventually, get, post, wait_for_log};
 
@@ -98,11 +97,7 @@ async fn scheduled_post_appears_when_the_clock_passes_its_date() {
     );
     let start: DateTime<Utc> = "2026-02-01T00:00:00Z".parse().unwrap();
     let clock = ManualClock::new(start);
-    let overrides = Overrides {
-        config_file: Some(site.config()),
-        ..Default::default()
-    };
-    let config = Config::load(&overrides, &no_env).unwrap();
+    let config = site.load_config();
     let server = quire::system::start(config, clock.clone()).await.unwrap();
     let addr = server.http_addr;
     assert_eq!(get(addr, "/posts/later/").await.status, 404);

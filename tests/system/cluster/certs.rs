@@ -13,7 +13,6 @@ use std::time::{Duration, Instant};
 use quire::acme::pg_store::{MAX_VALUE, PgStore};
 use quire::acme::store::{Storage, StorageError};
 use quire::cluster::Cluster;
-use quire::config::{Config, Overrides, no_env};
 
 use crate::support::*;
 
@@ -26,11 +25,7 @@ fn node(url: &str, name: &str) -> PgStore {
     let site = SiteDir::empty(&format!(
         "\n[cluster]\npostgres = \"{url}\"\nnode = \"{name}\"\n"
     ));
-    let overrides = Overrides {
-        config_file: Some(site.config()),
-        ..Default::default()
-    };
-    let config = Config::load(&overrides, &no_env).unwrap();
+    let config = site.load_config();
     PgStore::new(Cluster::start(
         config.cluster.as_ref().unwrap(),
         quire::clock::system(),

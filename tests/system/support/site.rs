@@ -45,6 +45,16 @@ impl SiteDir {
         self.path("quire.toml")
     }
 
+    /// The site's `quire.toml` as `quire serve` would load it (no flags,
+    /// no environment), for a server started in the test's process.
+    pub fn load_config(&self) -> quire::config::Config {
+        let overrides = quire::config::Overrides {
+            config_file: Some(self.config()),
+            ..Default::default()
+        };
+        quire::config::Config::load(&overrides, &quire::config::no_env).unwrap()
+    }
+
     pub fn write(&self, rel: &str, text: &str) {
         let path = self.path(rel);
         std::fs::create_dir_all(path.parent().unwrap()).unwrap();

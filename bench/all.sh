@@ -3,7 +3,8 @@
 # table of the results (for README.md's benchmark section):
 #   serve-article.sh  an article over plain HTTP/1.1: quire, nginx, Caddy
 #   serve-tls.sh      the same over HTTPS: HTTP/1.1, HTTP/2, resumed
-#                     connections, full handshakes
+#                     connections (closed loop, and latency at a fixed rate),
+#                     full handshakes
 #   certify.sh        one ACME certification: quire, certbot and lego against
 #                     Pebble; quire and lego against quire's local CA; quire
 #                     and lego by dns-01 through BIND

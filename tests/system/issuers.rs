@@ -14,13 +14,6 @@ fn status(site: &SiteDir) -> serde_json::Value {
         .unwrap_or(serde_json::Value::Null)
 }
 
-async fn installed(installs: &mut tokio::sync::watch::Receiver<u64>, what: &str) {
-    tokio::time::timeout(DEADLINE, installs.changed())
-        .await
-        .unwrap_or_else(|_| panic!("timed out waiting for {what}"))
-        .unwrap();
-}
-
 /// The site for `localhost` ordering from `issuers` in order, its http
 /// listener (where both Pebbles validate http-01) on `http`.
 fn site_with_issuers(http: u16, issuers: &[&Pebble]) -> SiteDir {
@@ -63,14 +56,12 @@ async fn a_stopped_first_ca_hands_the_order_to_the_second_and_the_next_renewal_r
     // minute ahead, so that each is already valid when it arrives.
     let clock = ManualClock::new(Utc::now() + chrono::Duration::minutes(1));
     let server = quire::system::start(config, clock.clone()).await.unwrap();
-    // On this runtime the manager may install the certificate before the
-    // test subscribes: the status says when it has.
-    let mut installs = server.resolver.clone().unwrap().subscribe();
-    eventually("the certificate from the second CA", || async {
-        status(&site)["issued_by"] == second.directory.as_str()
-    })
+    let mut installs = first_certificate(server.resolver.as_ref().unwrap()).await;
+    eventually(
+        "the status of the certificate from the second CA",
+        || async { status(&site)["issued_by"] == second.directory.as_str() },
+    )
     .await;
-    installs.borrow_and_update();
     let https = server.https_addr.unwrap();
 
     // Served under the second Pebble's root, not the first's.

@@ -74,13 +74,6 @@ async fn quire_account(site: &SiteDir) -> Account {
         .unwrap()
 }
 
-async fn installed(installs: &mut tokio::sync::watch::Receiver<u64>, what: &str) {
-    tokio::time::timeout(DEADLINE, installs.changed())
-        .await
-        .unwrap_or_else(|_| panic!("timed out waiting for {what}"))
-        .unwrap();
-}
-
 #[tokio::test]
 async fn a_shortlived_certificate_renews_at_half_its_life_and_names_the_one_it_replaces() {
     let site = local_site("profile = \"shortlived\"\nlocal_ca_shortlived_lifetime = \"10m\"\n");
@@ -91,9 +84,7 @@ async fn a_shortlived_certificate_renews_at_half_its_life_and_names_the_one_it_r
     let server = quire::system::start(site.load_config(), clock.clone())
         .await
         .unwrap();
-    let resolver = server.resolver.clone().unwrap();
-    let mut installs = resolver.subscribe();
-    installed(&mut installs, "the first certificate").await;
+    let mut installs = first_certificate(server.resolver.as_ref().unwrap()).await;
     let first = served(&server);
     assert_eq!(
         first.not_after - first.not_before,
@@ -178,8 +169,7 @@ async fn a_renewal_window_the_ca_moves_earlier_renews_before_the_lifetime_would(
     let server = quire::system::start(site.load_config(), clock.clone())
         .await
         .unwrap();
-    let mut installs = server.resolver.clone().unwrap().subscribe();
-    installed(&mut installs, "the first certificate").await;
+    let mut installs = first_certificate(server.resolver.as_ref().unwrap()).await;
     let first = served(&server);
 
     // The window, once asked for, opens 20 days in.

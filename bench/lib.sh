@@ -13,42 +13,34 @@ need() {
     fi
 }
 
-# quire_binary REPO: prints the quire binary to use: $QUIRE_BIN if set, else a
-# fresh `cargo build --release` of REPO.
-quire_binary() {
-    local bin
-    if [ -n "${QUIRE_BIN:-}" ]; then
-        bin="$QUIRE_BIN"
+# release_binary REPO VAR PATH [CARGO-ARG...]: prints the binary to use: the
+# one $VAR names if set, else REPO/PATH after `cargo build --release` of REPO
+# (with CARGO-ARGs).
+release_binary() {
+    local repo="$1" var="$2" path="$3" bin
+    shift 3
+    if [ -n "${!var:-}" ]; then
+        bin="${!var}"
     else
         if ! command -v cargo >/dev/null 2>&1 && [ -f "$HOME/.cargo/env" ]; then
             # shellcheck disable=SC1091
             . "$HOME/.cargo/env"
         fi
-        echo "building quire (cargo build --release) ..." >&2
-        (cd "$1" && cargo build --release --quiet) >&2
-        bin="$1/target/release/quire"
+        echo "building $path (cargo build --release $*) ..." >&2
+        (cd "$repo" && cargo build --release --quiet "$@") >&2
+        bin="$repo/$path"
     fi
-    [ -x "$bin" ] || { echo "quire binary not found: $bin" >&2; exit 1; }
+    [ -x "$bin" ] || { echo "binary not found: $bin (set $var, or check the build)" >&2; exit 1; }
     printf '%s\n' "$bin"
 }
 
-# tls_rate_binary REPO: prints the open-loop load generator (bench/tls_rate.rs)
-# to use: $TLS_RATE_BIN if set, else a fresh release build of the example.
+# quire_binary REPO: the quire binary ($QUIRE_BIN, or a release build).
+quire_binary() { release_binary "$1" QUIRE_BIN target/release/quire; }
+
+# tls_rate_binary REPO: the open-loop load generator bench/tls_rate.rs
+# ($TLS_RATE_BIN, or a release build of the example).
 tls_rate_binary() {
-    local bin
-    if [ -n "${TLS_RATE_BIN:-}" ]; then
-        bin="$TLS_RATE_BIN"
-    else
-        if ! command -v cargo >/dev/null 2>&1 && [ -f "$HOME/.cargo/env" ]; then
-            # shellcheck disable=SC1091
-            . "$HOME/.cargo/env"
-        fi
-        echo "building tls-rate (cargo build --release --example tls-rate) ..." >&2
-        (cd "$1" && cargo build --release --quiet --example tls-rate) >&2
-        bin="$1/target/release/examples/tls-rate"
-    fi
-    [ -x "$bin" ] || { echo "tls-rate binary not found: $bin" >&2; exit 1; }
-    printf '%s\n' "$bin"
+    release_binary "$1" TLS_RATE_BIN target/release/examples/tls-rate --example tls-rate
 }
 
 # toml_str TEXT: TEXT as a TOML basic string.

@@ -42,14 +42,25 @@ fn node_site(n: u8, http: u16, https: u16, pebble: &Pebble, challenge: &str, db:
     site
 }
 
+/// Copies the data directory of a running node: a file it is replacing at
+/// that moment (a temporary file renamed away) is skipped.
 fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
     std::fs::create_dir_all(to).unwrap();
     for entry in std::fs::read_dir(from).unwrap() {
         let entry = entry.unwrap();
-        if entry.file_type().unwrap().is_dir() {
-            copy_dir(&entry.path(), &to.join(entry.file_name()));
-        } else {
-            std::fs::copy(entry.path(), to.join(entry.file_name())).unwrap();
+        let copied = match entry.file_type() {
+            Ok(kind) if kind.is_dir() => {
+                copy_dir(&entry.path(), &to.join(entry.file_name()));
+                Ok(0)
+            }
+            Ok(_) => std::fs::copy(entry.path(), to.join(entry.file_name())),
+            Err(e) => Err(e),
+        };
+        match copied {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            other => {
+                other.unwrap();
+            }
         }
     }
 }
@@ -98,8 +109,9 @@ async fn renew_with_names_at_other_nodes(challenge: &str, databases: [&str; 3]) 
         .await
         .unwrap();
 
-    // Nodes 2 and 3 start with node 1's certificate, so that nothing but the
-    // forced renewal orders; and from now on the CA finds the names only at
+    // Nodes 2 and 3 start with node 1's certificate as their local copy; on
+    // node 1's database they find it current too, so that nothing but the
+    // forced renewal orders. From now on the CA finds the names only at
     // their addresses.
     for site in &sites[1..] {
         copy_dir(&sites[0].path("data/certs"), &site.path("data/certs"));
@@ -217,7 +229,7 @@ async fn nodes_on_separate_databases_fail_validation() {
         pg.database(db);
     }
     let renewed = renew_with_names_at_other_nodes("http-01", databases).await;
-    let [node1, node2, node3] = &renewed.nodes;
+    let node1 = &renewed.nodes[0];
     assert_ne!(renewed.code, 0, "{}", renewed.output);
     // The CA reached a node that did not order, and it knew no answer.
     assert!(
@@ -226,12 +238,13 @@ async fn nodes_on_separate_databases_fail_validation() {
         "{}",
         renewed.output
     );
+    // Node 1 found no other node to hand its answers to. Nodes 2 and 3 are
+    // not checked: alone in their databases they find no certificate there
+    // and order their own (which fails the same way), at a moment this test
+    // does not control.
     let log1 = node1.log();
     assert_eq!(count(&log1, OBTAINED), 1, "{log1}");
     assert!(log1.contains("no other node is live"), "{log1}");
-    for node in [node2, node3] {
-        assert!(!node.log().contains(ANSWERING), "{}", node.log());
-    }
     assert_eq!(
         served_serial(node1.https.unwrap(), NAMES[0], &renewed.root)
             .await

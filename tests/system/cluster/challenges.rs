@@ -42,26 +42,15 @@ fn node_site(n: u8, http: u16, https: u16, pebble: &Pebble, challenge: &str, db:
     site
 }
 
-/// Copies the data directory of a running node: a file it is replacing at
-/// that moment (a temporary file renamed away) is skipped.
-fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let copied = match entry.file_type() {
-            Ok(kind) if kind.is_dir() => {
-                copy_dir(&entry.path(), &to.join(entry.file_name()));
-                Ok(0)
-            }
-            Ok(_) => std::fs::copy(entry.path(), to.join(entry.file_name())),
-            Err(e) => Err(e),
-        };
-        match copied {
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            other => {
-                other.unwrap();
-            }
-        }
+/// Gives `to` the local copy of the live certificate pair of `from`, a
+/// running node that has written it. The two files are only ever replaced
+/// by a rename, so each read is whole.
+fn copy_live_pair(from: &SiteDir, to: &SiteDir) {
+    let dir = format!("data/certs/{}", NAMES[0]);
+    std::fs::create_dir_all(to.path(&dir)).unwrap();
+    for file in ["fullchain.pem", "privkey.pem"] {
+        let file = format!("{dir}/{file}");
+        std::fs::copy(from.path(&file), to.path(&file)).unwrap();
     }
 }
 
@@ -104,6 +93,8 @@ async fn renew_with_names_at_other_nodes(challenge: &str, databases: [&str; 3]) 
     });
     let node1 = Binary::serve_with_env(&sites[0], &[], &roots);
     wait_for_log(&node1, OBTAINED);
+    // Its local copy is written when the new version reaches its follower.
+    wait_for_log(&node1, "serving the cluster's certificate");
     let root = pebble.issuing_root();
     let first_serial = served_serial(node1.https.unwrap(), NAMES[0], &root)
         .await
@@ -114,7 +105,7 @@ async fn renew_with_names_at_other_nodes(challenge: &str, databases: [&str; 3]) 
     // forced renewal orders. From now on the CA finds the names only at
     // their addresses.
     for site in &sites[1..] {
-        copy_dir(&sites[0].path("data/certs"), &site.path("data/certs"));
+        copy_live_pair(&sites[0], site);
     }
     dns.set_a(NAMES[0], &["127.0.0.2"]);
     dns.set_a(NAMES[1], &["127.0.0.3"]);

@@ -8,6 +8,7 @@
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context;
 use tokio::net::TcpListener;
@@ -215,14 +216,8 @@ pub async fn prepare(
                     roots,
                 )
             };
-            let mut certifiers = Vec::new();
-            for issuer in &list {
-                let certifier = make(issuer)?;
-                if let Some(profile) = certifier.profile() {
-                    check_profile(&certifier, profile).await?;
-                }
-                certifiers.push(certifier);
-            }
+            let mut certifiers = list.iter().map(make).collect::<anyhow::Result<Vec<_>>>()?;
+            check_profiles(&certifiers).await?;
             let first = certifiers.remove(0);
             (None, Issuers::new(first, certifiers), make(&dry_run)?)
         }
@@ -293,28 +288,39 @@ pub async fn prepare(
     })
 }
 
-/// Refuses to start with a profile the CA does not offer, when its
-/// directory can be read; a CA that cannot be reached now is asked again
-/// before each order, and the server starts meanwhile.
-async fn check_profile(
-    certifier: &Certifier,
-    profile: &crate::config::ProfileName,
-) -> anyhow::Result<()> {
-    let offered = match certifier.offered_profiles().await {
-        Ok(offered) => offered,
-        Err(e) => {
+/// How long the start waits for the CAs' directories, all asked at once: a
+/// CA that hangs must not keep the site from serving its stored certificate.
+const PROFILE_CHECK_WAIT: Duration = Duration::from_secs(5);
+
+/// Refuses to start with a profile a CA does not offer, when its directory
+/// can be read within [`PROFILE_CHECK_WAIT`]; a CA that cannot be read now
+/// is asked again before each order, and the server starts meanwhile.
+async fn check_profiles(certifiers: &[Certifier]) -> anyhow::Result<()> {
+    let mut checks = tokio::task::JoinSet::new();
+    for certifier in certifiers {
+        let Some(profile) = certifier.profile().cloned() else {
+            continue;
+        };
+        let certifier = certifier.clone();
+        checks.spawn(async move {
+            let why = match tokio::time::timeout(PROFILE_CHECK_WAIT, certifier.offered_profiles()).await {
+                Ok(Ok(offered)) => {
+                    let offered = offered.iter().map(String::as_str);
+                    return Ok(check_offered(&profile, offered, certifier.directory())?);
+                }
+                Ok(Err(e)) => format!("{e:#}"),
+                Err(_) => format!("no answer within {PROFILE_CHECK_WAIT:?}"),
+            };
             tracing::warn!(
-                "cannot read the profiles {} offers ({e:#}); profile \"{profile}\" is checked again before each order",
+                "cannot read the profiles {} offers ({why}); profile \"{profile}\" is checked again before each order",
                 certifier.name()
             );
-            return Ok(());
-        }
-    };
-    check_offered(
-        profile,
-        offered.iter().map(String::as_str),
-        certifier.directory(),
-    )?;
+            anyhow::Ok(())
+        });
+    }
+    while let Some(checked) = checks.join_next().await {
+        checked.context("checking a CA's profiles")??;
+    }
     Ok(())
 }
 

@@ -2,7 +2,8 @@
 //! driven by the certificate (half of a short life, the CA's renewal window
 //! when it moves earlier), the renewal naming the certificate it replaces.
 //! The local CA offers profiles and renewal information; Debian's Pebble
-//! (2.4.0) offers neither, so against it quire must refuse a profile at start.
+//! (2.4.0) offers neither, so against it quire must refuse a profile at start;
+//! a CA that does not answer at all holds the start up for seconds only.
 
 use std::time::{Duration, Instant};
 
@@ -272,6 +273,37 @@ async fn a_profile_the_ca_does_not_offer_is_refused_at_start_with_what_it_offers
         err.contains("offers only classic, shortlived, tlsserver; change [tls] profile to one of them, or remove it"),
         "{err}"
     );
+}
+
+/// Two CAs that take the connection and never answer: the start reads both
+/// directories at once and gives up on them in seconds, where one request
+/// may otherwise wait 30 s (each), longer than a user waits for the site.
+#[tokio::test]
+async fn cas_that_never_answer_do_not_hold_up_the_start() {
+    let silent = [(); 2].map(|()| std::net::TcpListener::bind("127.0.0.1:0").unwrap());
+    let addrs = silent.each_ref().map(|l| l.local_addr().unwrap());
+    let tables: String = addrs
+        .iter()
+        .map(|addr| format!("[[tls.issuers]]\ndirectory_url = \"https://{addr}/dir\"\n"))
+        .collect();
+    let site = SiteDir::example("");
+    std::fs::write(
+        site.config(),
+        format!(
+            "[domains]\nnames = [\"localhost\"]\n\n[listen]\nhttp = \"127.0.0.1:0\"\nmetrics = \"127.0.0.1:0\"\nhttps = \"127.0.0.1:0\"\n\n[tls]\nmode = \"acme\"\nprofile = \"shortlived\"\n{tables}"
+        ),
+    )
+    .unwrap();
+    let server = Binary::serve(&site, &[]);
+    for addr in addrs {
+        wait_for_log(
+            &server,
+            &format!(
+                "cannot read the profiles {addr} offers (no answer within 5s); profile \"shortlived\" is checked again before each order"
+            ),
+        );
+    }
+    assert_eq!(get(server.addr, "/").await.status, 301);
 }
 
 #[tokio::test]

@@ -52,6 +52,7 @@
 //! settle-then-act file watcher), source_text (getting past a refused entry,
 //! so the config and front matter parsers list every problem in one run),
 //! serde_words (their refusals in the writer's words, not serde's types),
+//! error_chain (an HTTP client error with every cause, on one line),
 //! shutdown, supervisor, memory (the allocator kept small), priority
 //! (background threads below the serving cores)
 //! ```
@@ -65,6 +66,7 @@ pub mod commands;
 pub mod config;
 pub mod control;
 pub mod datadir;
+pub mod error_chain;
 pub mod import;
 pub mod memory;
 pub mod metrics;

@@ -17,6 +17,8 @@ use instant_acme::{BodyWrapper, BytesResponse, HttpClient};
 use rustls::pki_types::CertificateDer;
 use rustls::pki_types::pem::PemObject;
 
+use crate::error_chain::with_causes;
+
 /// One ACME request may take this long, connection included.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 /// The most [`AcmeHttp::get_small`] reads: a directory is a few hundred bytes.
@@ -229,19 +231,6 @@ impl AcmeHttp {
             .await
             .map_err(|_| anyhow::anyhow!("{url}: no answer within {REQUEST_TIMEOUT:?}"))?
     }
-}
-
-/// `error` and each of its causes: hyper's own message ("client error
-/// (Connect)") says little until the last one ("Connection refused").
-fn with_causes(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut cause = error.source();
-    while let Some(e) = cause {
-        text.push_str(": ");
-        text.push_str(&e.to_string());
-        cause = e.source();
-    }
-    text
 }
 
 fn parse_retry_after(value: &str) -> Option<SystemTime> {

@@ -13,6 +13,8 @@ use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use url::Url;
 
+use crate::error_chain::with_causes;
+
 const TIMEOUT: Duration = Duration::from_secs(30);
 const MAX_REDIRECTS: usize = 5;
 const MAX_BYTES: usize = 20 * 1024 * 1024;
@@ -95,7 +97,7 @@ async fn fetch(start: &Url, wanted: Wanted) -> Result<Vec<u8>, FetchError> {
         let response = client
             .request(request)
             .await
-            .map_err(|e| failed(error_chain(&e)))?;
+            .map_err(|e| failed(with_causes(&e)))?;
         let status = response.status();
         if status.is_redirection() {
             let location = response
@@ -170,15 +172,4 @@ where
         }
     }
     Ok(bytes)
-}
-
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }
